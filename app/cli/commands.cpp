@@ -1,0 +1,248 @@
+#include "commands.h"
+
+#include "compare.h"
+#include "dumpreader.h"
+#include "error.h"
+#include "progressbar.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+namespace qs::cli {
+
+namespace {
+
+// JSON has no infinity: non-finite metrics are written as the strings "inf", "-inf", "nan".
+nlohmann::json number(double v) {
+    if (std::isnan(v))
+        return "nan";
+    if (std::isinf(v))
+        return v > 0 ? "inf" : "-inf";
+    return v;
+}
+
+std::string shapeText(const std::vector<std::int64_t>& shape) {
+    std::string s;
+    for (std::size_t i = 0; i < shape.size(); ++i)
+        s += (i ? "x" : "") + std::to_string(shape[i]);
+    return s;
+}
+
+nlohmann::json layerJson(const LayerSummary& l) {
+    return {{"index", l.index},          {"name", l.name},
+            {"module", l.module},        {"call", l.call},
+            {"op", l.op},                {"quantized_name", l.quantizedName},
+            {"quantized_op", l.quantizedOp}, {"match", l.match},
+            {"shape", l.shape},          {"sqnr_db", number(l.metrics.sqnrDb)},
+            {"mse", number(l.metrics.mse)}, {"max_abs", number(l.metrics.maxAbs)},
+            {"mean_abs", number(l.metrics.meanAbs)}, {"rel_err", number(l.metrics.relErr)},
+            {"cosine", number(l.metrics.cosine)}};
+}
+
+void printTable(const std::vector<LayerSummary>& layers) {
+    std::size_t nameWidth = 5;
+    for (const auto& l : layers)
+        nameWidth = std::max(nameWidth, l.name.size());
+    nameWidth = std::min<std::size_t>(nameWidth, 48);
+    std::printf("%5s  %-*s  %-16s %9s %11s %10s %10s %9s %8s  %s\n", "#", static_cast<int>(nameWidth),
+                "layer", "shape", "SQNR dB", "MSE", "max|e|", "mean|e|", "rel", "cosine", "match");
+    for (const auto& l : layers) {
+        std::string name = l.name;
+        if (name.size() > nameWidth)
+            name = "..." + name.substr(name.size() - nameWidth + 3);
+        std::printf("%5d  %-*s  %-16s %9.2f %11.4g %10.4g %10.4g %9.4f %8.5f  %s\n", l.index,
+                    static_cast<int>(nameWidth), name.c_str(), shapeText(l.shape).c_str(),
+                    l.metrics.sqnrDb, l.metrics.mse, l.metrics.maxAbs, l.metrics.meanAbs,
+                    l.metrics.relErr, l.metrics.cosine, l.match.c_str());
+    }
+}
+
+// Worst first: lowest SQNR, or highest MSE / max abs error. NaN (no metric) goes last.
+std::vector<LayerSummary> sorted(std::vector<LayerSummary> layers, const std::string& key) {
+    auto value = [&](const LayerSummary& l) {
+        if (key == "mse")
+            return -l.metrics.mse;
+        if (key == "max_abs")
+            return -l.metrics.maxAbs;
+        if (key == "index")
+            return static_cast<double>(l.index);
+        return l.metrics.sqnrDb;
+    };
+    std::stable_sort(layers.begin(), layers.end(), [&](const LayerSummary& a, const LayerSummary& b) {
+        const double x = value(a), y = value(b);
+        if (std::isnan(x) != std::isnan(y))
+            return std::isnan(y);
+        return x < y;
+    });
+    return layers;
+}
+
+} // namespace
+
+void addCompare(CLI::App& app, CompareArgs& a) {
+    CLI::App* c = app.add_subcommand("compare", "Run images through both models with taps on every "
+                                                "convolution and write a dump (HDF5)");
+    c->add_option("--original", a.original, "Original (float) TorchScript model")->required();
+    c->add_option("--quantized", a.quantized, "Quantized TorchScript model")->required();
+    auto* img = c->add_option("--image", a.images, "Input image (repeatable)");
+    auto* dir = c->add_option("--images", a.imagesDir, "Directory of input images (.jpg .png .bmp)");
+    img->excludes(dir);
+    dir->excludes(img);
+    c->add_option("--out", a.out, "Output dump (.h5); written under a temporary name, renamed when complete")
+        ->required();
+    c->add_option("--layers", a.layers, "Keep only layers whose name matches this glob (repeatable)");
+    c->add_option("--dtype", a.dtype, "Storage type of activations")->check(CLI::IsMember({"f16", "f32"}));
+    c->add_option("--gzip", a.gzip, "Deflate level 1-9 (0: no compression)")->check(CLI::Range(0, 9));
+    c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
+    c->add_option("--engine", a.engine, "Quantized engine: onednn or qnnpack");
+    c->add_option("--ops", a.ops, "What to tap: conv, or conv,linear")
+        ->check(CLI::IsMember({"conv", "conv,linear", "linear,conv"}));
+    c->add_option("--tap-at", a.tapAt, "block: after the conv's batch norm and activation (default), "
+                                       "output: the conv's own output")
+        ->check(CLI::IsMember({"block", "output"}));
+    c->add_option("--size", a.size, "Resize inputs to WxH (default: the model's recorded size, "
+                                    "else the first image's size)");
+    c->add_option("--mean", a.mean, "Per-channel mean r,g,b subtracted from pixels in [0,1]");
+    c->add_option("--std", a.std, "Per-channel std r,g,b dividing pixels after the mean");
+    c->add_flag("--bgr", a.bgr, "Feed channels in B,G,R order");
+    c->add_flag("--quiet", a.quiet, "No progress output");
+    c->add_flag("--json", a.json, "Print the summary as JSON on stdout");
+}
+
+int runCompare(const CompareArgs& a) {
+    CompareOptions o;
+    o.originalPath = a.original;
+    o.quantizedPath = a.quantized;
+    o.outPath = a.out;
+    o.images = a.images;
+    if (!a.imagesDir.empty())
+        o.images = listImages(a.imagesDir);
+    if (o.images.empty())
+        throw Error(ErrorKind::Usage, "compare: give --image FILE (repeatable) or --images DIR");
+    if (!a.size.empty())
+        o.preprocess.size = parseSize(a.size);
+    if (!a.mean.empty())
+        o.preprocess.mean = parseTriple(a.mean, "--mean");
+    if (!a.std.empty()) {
+        o.preprocess.std = parseTriple(a.std, "--std");
+        for (float v : *o.preprocess.std)
+            if (!(v > 0))
+                throw Error(ErrorKind::Usage, "--std: every value must be positive");
+    }
+    o.preprocess.bgr = a.bgr;
+    o.model.threads = a.threads;
+    o.model.engine = a.engine;
+    o.model.storage = a.dtype == "f32" ? StorageType::F32 : StorageType::F16;
+    o.model.tapOps = static_cast<unsigned>(TapOps::Conv) |
+                     (a.ops.find("linear") != std::string::npos ? static_cast<unsigned>(TapOps::Linear) : 0u);
+    o.model.tapPoint = a.tapAt == "output" ? TapPoint::Output : TapPoint::Block;
+    o.layerGlobs = a.layers;
+    o.gzip = a.gzip;
+
+    ProgressBar bar(a.quiet);
+    CompareSummary s;
+    try {
+        s = compare(o, [&](const Progress& p) { return bar.update(p); });
+    } catch (const Error& e) {
+        bar.finish();
+        if (e.kind() == ErrorKind::Cancelled) {
+            std::fprintf(stderr, "quantscope-cli: cancelled; %s was not written\n", a.out.c_str());
+            return 1;
+        }
+        throw;
+    }
+    bar.finish();
+
+    DumpReader dump(s.outPath);
+    if (a.json) {
+        nlohmann::json j = {{"dump", s.outPath},
+                            {"images", s.images},
+                            {"layers", s.layers},
+                            {"original_calls", s.originalCalls},
+                            {"quantized_calls", s.quantizedCalls},
+                            {"unmatched", s.unmatchedNames}};
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("wrote %s: %d image(s), %d layers paired (%d original and %d quantized tap calls per image)\n",
+                s.outPath.c_str(), s.images, s.layers, s.originalCalls, s.quantizedCalls);
+    if (!s.unmatchedNames.empty()) {
+        std::printf("unmatched (%zu), not compared:\n", s.unmatchedNames.size());
+        for (const auto& n : s.unmatchedNames)
+            std::printf("  %s\n", n.c_str());
+    }
+    auto worst = sorted(dump.layers(), "sqnr");
+    if (worst.size() > 5)
+        worst.resize(5);
+    std::printf("worst layers by SQNR:\n");
+    printTable(worst);
+    return 0;
+}
+
+void addInspect(CLI::App& app, InspectArgs& a) {
+    CLI::App* c = app.add_subcommand("inspect", "Print the layer table of a dump, worst layers first");
+    c->add_option("dump", a.dump, "Dump file written by compare")->required();
+    c->add_option("--sort", a.sort, "Sort key: sqnr (lowest first), mse, max_abs (highest first), index")
+        ->check(CLI::IsMember({"sqnr", "mse", "max_abs", "index"}));
+    c->add_option("--top", a.top, "Show only the K worst layers")->check(CLI::NonNegativeNumber);
+    c->add_flag("--json", a.json, "Machine-readable output on stdout");
+}
+
+int runInspect(const InspectArgs& a) {
+    DumpReader dump(a.dump);
+    auto layers = sorted(dump.layers(), a.sort);
+    if (a.top > 0 && static_cast<std::size_t>(a.top) < layers.size())
+        layers.resize(static_cast<std::size_t>(a.top));
+    const auto unmatchedO = dump.unmatched(Side::Original);
+    const auto unmatchedQ = dump.unmatched(Side::Quantized);
+    if (a.json) {
+        nlohmann::json models = nlohmann::json::object();
+        for (int side = 0; side < 2; ++side) {
+            const auto& m = dump.model(Side(side));
+            models[toString(Side(side))] = {{"path", m.path},         {"sha256", m.sha256},
+                                            {"file_bytes", m.fileBytes}, {"parameter_bytes", m.parameterBytes},
+                                            {"quantized", m.quantized}, {"tapped_calls", m.tappedCalls},
+                                            {"input", m.input}};
+        }
+        nlohmann::json rows = nlohmann::json::array();
+        for (const auto& l : layers)
+            rows.push_back(layerJson(l));
+        nlohmann::json j = {{"dump", a.dump},
+                            {"format_version", dump.version()},
+                            {"created", dump.created()},
+                            {"producer", dump.producer()},
+                            {"images", dump.imageCount()},
+                            {"dtype", dump.dtype()},
+                            {"layer_count", dump.layers().size()},
+                            {"sort", a.sort},
+                            {"models", models},
+                            {"layers", rows},
+                            {"unmatched", {{"original", unmatchedO}, {"quantized", unmatchedQ}}}};
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("%s: format v%d, %d image(s), %zu layers, activations %s, created %s\n", a.dump.c_str(),
+                dump.version(), dump.imageCount(), dump.layers().size(), dump.dtype().c_str(),
+                dump.created().c_str());
+    for (int side = 0; side < 2; ++side) {
+        const auto& m = dump.model(Side(side));
+        std::printf("  %-9s %s (%.2f MB file, %.2f MB parameters, %lld tap calls)\n", toString(Side(side)),
+                    m.path.c_str(), static_cast<double>(m.fileBytes) / 1e6,
+                    static_cast<double>(m.parameterBytes) / 1e6, static_cast<long long>(m.tappedCalls));
+    }
+    printTable(layers);
+    if (!unmatchedO.empty() || !unmatchedQ.empty()) {
+        std::printf("unmatched: %zu original, %zu quantized\n", unmatchedO.size(), unmatchedQ.size());
+        for (const auto& n : unmatchedO)
+            std::printf("  original: %s\n", n.c_str());
+        for (const auto& n : unmatchedQ)
+            std::printf("  quantized: %s\n", n.c_str());
+    }
+    return 0;
+}
+
+} // namespace qs::cli

@@ -1,0 +1,29 @@
+#pragma once
+// Subcommands of quantscope-cli: options (CLI11) and what they run.
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace qs::cli {
+
+struct CompareArgs {
+    std::string original, quantized, out, imagesDir;
+    std::vector<std::string> images, layers;
+    std::string dtype = "f16", size, mean, std, engine = "onednn", ops = "conv", tapAt = "block";
+    bool bgr = false, quiet = false, json = false;
+    int threads = 0, gzip = 0;
+};
+void addCompare(CLI::App& app, CompareArgs& args);
+int runCompare(const CompareArgs& args);
+
+struct InspectArgs {
+    std::string dump, sort = "sqnr";
+    int top = 0;
+    bool json = false;
+};
+void addInspect(CLI::App& app, InspectArgs& args);
+int runInspect(const InspectArgs& args);
+
+} // namespace qs::cli

@@ -1,0 +1,50 @@
+// quantscope-cli: the command line. Exit codes: 0 success, 1 failure, 2 usage error.
+
+#include "commands.h"
+#include "error.h"
+#include "progressbar.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+int main(int argc, char** argv) {
+    CLI::App app{"QuantScope: where INT8 quantization hurts a CNN, layer by layer", "quantscope-cli"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("quantscope-cli ") + QS_VERSION);
+
+    qs::cli::CompareArgs compareArgs;
+    qs::cli::addCompare(app, compareArgs);
+    qs::cli::InspectArgs inspectArgs;
+    qs::cli::addInspect(app, inspectArgs);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e); // prints the message
+        return 2;
+    }
+
+    qs::cli::installSignalHandlers();
+    try {
+        if (app.got_subcommand("compare"))
+            return qs::cli::runCompare(compareArgs);
+        if (app.got_subcommand("inspect"))
+            return qs::cli::runInspect(inspectArgs);
+    } catch (const qs::Error& e) {
+        std::fprintf(stderr, "quantscope-cli: error: %s\n", e.what());
+        if (e.kind() == qs::ErrorKind::Usage)
+            return 2;
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "quantscope-cli: internal error: %s\n", e.what());
+        return 1;
+    }
+    return 2;
+}

@@ -1,0 +1,39 @@
+#pragma once
+// The comparison job: run images through the original and the quantized model with taps
+// on, stream every recorded activation into a dump, pair the layers, compute metrics.
+
+#include "image.h"
+#include "model.h"
+#include "progress.h"
+
+#include <string>
+#include <vector>
+
+namespace qs {
+
+struct CompareOptions {
+    std::string originalPath;
+    std::string quantizedPath;
+    std::vector<std::string> images;
+    std::string outPath;
+    Preprocess preprocess;
+    ModelOptions model;
+    std::vector<std::string> layerGlobs; // keep only layers whose name matches one (fnmatch)
+    int gzip = 0;
+    std::size_t queueBytes = 256u << 20;
+};
+
+struct CompareSummary {
+    std::string outPath;
+    int images = 0;
+    int layers = 0;                // matched and stored
+    int unmatchedOriginal = 0;
+    int unmatchedQuantized = 0;
+    int originalCalls = 0;         // tap calls per image
+    int quantizedCalls = 0;
+    std::vector<std::string> unmatchedNames; // "original: name" / "quantized: name"
+};
+
+CompareSummary compare(const CompareOptions& options, const ProgressFn& progress);
+
+} // namespace qs

@@ -1,0 +1,135 @@
+#include "dumpreader.h"
+
+#include "error.h"
+#include "h5util.h"
+
+#include <filesystem>
+#include <limits>
+
+namespace qs {
+
+namespace {
+
+Metrics readMetrics(const H5::H5Object& obj) {
+    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+    Metrics m;
+    m.sqnrDb = h5::doubleAttr(obj, "sqnr_db", nan);
+    m.mse = h5::doubleAttr(obj, "mse", nan);
+    m.maxAbs = h5::doubleAttr(obj, "max_abs", nan);
+    m.meanAbs = h5::doubleAttr(obj, "mean_abs", nan);
+    m.relErr = h5::doubleAttr(obj, "rel_err", nan);
+    m.cosine = h5::doubleAttr(obj, "cosine", nan);
+    return m;
+}
+
+// Iterates the member names of a group without opening them.
+std::vector<std::string> memberNames(const H5::Group& group) {
+    std::vector<std::string> names;
+    const hsize_t n = group.getNumObjs();
+    names.reserve(n);
+    for (hsize_t i = 0; i < n; ++i)
+        names.push_back(group.getObjnameByIdx(i));
+    return names;
+}
+
+} // namespace
+
+DumpReader::DumpReader(const std::string& path) : m_path(path) {
+    H5::Exception::dontPrint();
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        throw Error(ErrorKind::Input, path + ": no such dump file");
+    if (H5Fis_hdf5(path.c_str()) <= 0)
+        throw Error(ErrorKind::Input, path + ": not an HDF5 file (or its header is damaged)");
+    try {
+        m_file = H5::H5File(path, H5F_ACC_RDONLY);
+        H5::Group root = m_file.openGroup("/");
+        if (h5::stringAttr(root, "format") != kDumpFormatName)
+            throw Error(ErrorKind::Input, path + ": an HDF5 file, but not a QuantScope dump");
+        m_version = static_cast<int>(h5::intAttr(root, "version", 0));
+        if (m_version > kDumpFormatVersion)
+            throw Error(ErrorKind::Input, path + ": dump format version " + std::to_string(m_version) +
+                                              " is newer than this QuantScope reads (" +
+                                              std::to_string(kDumpFormatVersion) + "); update QuantScope");
+        if (m_version < 1)
+            throw Error(ErrorKind::Input, path + ": dump has no valid format version");
+        if (h5::intAttr(root, "complete", 0) != 1)
+            throw Error(ErrorKind::Input, path + ": the dump is incomplete (its writer did not finish)");
+        m_images = static_cast<int>(h5::intAttr(root, "image_count", 0));
+        m_dtype = h5::stringAttr(root, "dtype");
+        m_created = h5::stringAttr(root, "created");
+        m_producer = h5::stringAttr(root, "producer");
+        for (int side = 0; side < 2; ++side) {
+            const std::string p = std::string("/models/") + toString(Side(side));
+            if (!h5::exists(root, p.substr(1)))
+                continue;
+            H5::Group g = m_file.openGroup(p);
+            ModelSummary& m = m_models[side];
+            m.path = h5::stringAttr(g, "path");
+            m.sha256 = h5::stringAttr(g, "sha256");
+            m.format = h5::stringAttr(g, "format");
+            m.input = h5::stringAttr(g, "input");
+            m.engine = h5::stringAttr(g, "engine");
+            m.fileBytes = h5::intAttr(g, "file_bytes", 0);
+            m.parameterBytes = h5::intAttr(g, "parameter_bytes", 0);
+            m.tappedCalls = h5::intAttr(g, "tapped_calls", 0);
+            m.quantized = h5::intAttr(g, "quantized", 0) == 1;
+        }
+        if (!h5::exists(root, "layers"))
+            throw Error(ErrorKind::Input, path + ": the dump has no /layers group");
+        H5::Group layers = m_file.openGroup("/layers");
+        for (const auto& name : memberNames(layers)) {
+            H5::Group g = layers.openGroup(name);
+            LayerSummary s;
+            s.index = static_cast<int>(h5::intAttr(g, "index", static_cast<std::int64_t>(m_layers.size())));
+            s.name = h5::stringAttr(g, "name");
+            s.module = h5::stringAttr(g, "module");
+            s.call = static_cast<int>(h5::intAttr(g, "call", 0));
+            s.op = h5::stringAttr(g, "op");
+            s.quantizedName = h5::stringAttr(g, "quantized_name");
+            s.quantizedOp = h5::stringAttr(g, "quantized_op");
+            s.match = h5::stringAttr(g, "match");
+            s.shape = h5::intsAttr(g, "shape");
+            s.metrics = readMetrics(g);
+            m_layers.push_back(std::move(s));
+        }
+    } catch (const Error&) {
+        throw;
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, path + ": damaged or truncated dump (" + e.getDetailMsg() + ")");
+    }
+}
+
+std::vector<std::string> DumpReader::unmatched(Side side) const {
+    std::vector<std::string> names;
+    try {
+        const std::string p = std::string("/unmatched/") + toString(side);
+        if (!h5::exists(m_file.openGroup("/"), p.substr(1)))
+            return names;
+        H5::Group g = m_file.openGroup(p);
+        for (const auto& member : memberNames(g)) {
+            H5::DataSet ds = g.openDataSet(member);
+            const auto call = h5::intAttr(ds, "call", 0);
+            names.push_back(h5::stringAttr(ds, "module") + (call > 0 ? "#" + std::to_string(call) : ""));
+        }
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": damaged dump (" + e.getDetailMsg() + ")");
+    }
+    return names;
+}
+
+std::vector<float> DumpReader::activation(int layer, Side side, int image) const {
+    if (layer < 0 || layer >= static_cast<int>(m_layers.size()) || image < 0 || image >= m_images)
+        throw Error(ErrorKind::Usage, m_path + ": no layer " + std::to_string(layer) + " / image " +
+                                          std::to_string(image));
+    try {
+        char name[32];
+        std::snprintf(name, sizeof name, "/layers/%04d/", layer);
+        return h5::readImageSlab(m_file.openDataSet(std::string(name) + toString(side)), image);
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read layer " + std::to_string(layer) + " (" +
+                                          e.getDetailMsg() + ")");
+    }
+}
+
+} // namespace qs

@@ -1,0 +1,64 @@
+#pragma once
+// Lazy reader of a dump: opening it and listing its layers and metrics reads attributes
+// only, never a dataset, so a multi-GB dump opens at once. Activations are read on demand.
+
+#include "dumpwriter.h"
+#include "metrics.h"
+
+#include <H5Cpp.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+struct LayerSummary {
+    int index = 0;
+    std::string name;          // display name (original side)
+    std::string module;        // module path (original side)
+    int call = 0;
+    std::string op;            // original op
+    std::string quantizedName; // display name on the quantized side
+    std::string quantizedOp;
+    std::string match;         // "path" or "order+shape"
+    std::vector<std::int64_t> shape; // without the image dimension
+    Metrics metrics;
+};
+
+struct ModelSummary {
+    std::string path, sha256, format, input, engine;
+    std::int64_t fileBytes = 0, parameterBytes = 0, tappedCalls = 0;
+    bool quantized = false;
+};
+
+class DumpReader {
+public:
+    // Throws Error(Input) naming the file: missing, not HDF5, not a dump, incomplete,
+    // or of a newer format version.
+    explicit DumpReader(const std::string& path);
+
+    const std::string& path() const { return m_path; }
+    int version() const { return m_version; }
+    int imageCount() const { return m_images; }
+    const std::string& dtype() const { return m_dtype; }
+    const std::string& created() const { return m_created; }
+    const std::string& producer() const { return m_producer; }
+    const std::vector<LayerSummary>& layers() const { return m_layers; }
+    const ModelSummary& model(Side side) const { return m_models[static_cast<int>(side)]; }
+    std::vector<std::string> unmatched(Side side) const;
+
+    // One image of one layer's activation as float [C, H, W] (or the stored shape).
+    std::vector<float> activation(int layer, Side side, int image) const;
+
+private:
+    std::string m_path;
+    H5::H5File m_file;
+    int m_version = 0;
+    int m_images = 0;
+    std::string m_dtype, m_created, m_producer;
+    std::vector<LayerSummary> m_layers;
+    ModelSummary m_models[2];
+};
+
+} // namespace qs

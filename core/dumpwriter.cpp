@@ -1,0 +1,341 @@
+#include "dumpwriter.h"
+
+#include "error.h"
+#include "h5util.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+namespace qs {
+
+const char* toString(Side side) { return side == Side::Original ? "original" : "quantized"; }
+
+namespace {
+
+std::string shapeText(const std::vector<std::int64_t>& shape) {
+    std::ostringstream out;
+    out << '[';
+    for (std::size_t i = 0; i < shape.size(); ++i)
+        out << (i ? "," : "") << shape[i];
+    out << ']';
+    return out.str();
+}
+
+std::string seqName(int seq) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04d", seq);
+    return buf;
+}
+
+// Chunks of one channel (or of as many channels as make ~64 KiB when planes are small),
+// one image deep: reading one channel of one image touches one chunk.
+std::vector<hsize_t> chunkDims(const std::vector<hsize_t>& dims, std::size_t elementBytes) {
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = 1;
+    if (dims.size() >= 3) {
+        hsize_t plane = 1;
+        for (std::size_t i = 2; i < dims.size(); ++i)
+            plane *= dims[i];
+        const hsize_t target = std::max<hsize_t>(1, (64u << 10) / (plane * elementBytes));
+        chunk[1] = std::min<hsize_t>(dims[1], target);
+    }
+    return chunk;
+}
+
+} // namespace
+
+DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
+    : m_finalPath(std::move(finalPath)), m_options(options) {
+    H5::Exception::dontPrint();
+    m_tempPath = m_finalPath + ".partial-" + std::to_string(::getpid());
+    std::error_code ec;
+    const auto parent = std::filesystem::absolute(m_finalPath, ec).parent_path();
+    if (!std::filesystem::is_directory(parent, ec))
+        throw Error(ErrorKind::Output, m_finalPath + ": output directory " + parent.string() +
+                                           " does not exist");
+    if (std::filesystem::is_directory(m_finalPath, ec))
+        throw Error(ErrorKind::Output, m_finalPath + ": is a directory");
+    if (::access(parent.c_str(), W_OK) != 0)
+        throw Error(ErrorKind::Output, m_finalPath + ": output directory is not writable");
+    try {
+        m_file = H5::H5File(m_tempPath, H5F_ACC_TRUNC);
+        H5::Group root = m_file.openGroup("/");
+        h5::setAttr(root, "format", std::string(kDumpFormatName));
+        h5::setAttr(root, "version", std::int64_t{kDumpFormatVersion});
+        h5::setAttr(root, "complete", std::int64_t{0});
+        h5::setAttr(root, "dtype", std::string(m_options.storage == StorageType::F16 ? "f16" : "f32"));
+        h5::setAttr(root, "image_count", std::int64_t{m_options.images});
+        m_file.createGroup("/staging");
+        m_file.createGroup("/staging/original");
+        m_file.createGroup("/staging/quantized");
+    } catch (const H5::Exception& e) {
+        abandon();
+        throw Error(ErrorKind::Output, m_finalPath + ": cannot create dump (" + e.getDetailMsg() + ")");
+    }
+    m_thread = std::thread([this] { writerLoop(); });
+}
+
+DumpWriter::~DumpWriter() {
+    {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_stop = true;
+    }
+    m_changed.notify_all();
+    if (m_thread.joinable())
+        m_thread.join();
+    if (!m_committed)
+        abandon();
+}
+
+void DumpWriter::abandon() noexcept {
+    try {
+        m_file.close();
+    } catch (...) {
+    }
+    std::remove(m_tempPath.c_str());
+}
+
+std::exception_ptr DumpWriter::error() const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_error;
+}
+
+void DumpWriter::writerLoop() {
+    for (;;) {
+        Task task;
+        {
+            std::unique_lock<std::mutex> lock(m_mutex);
+            m_changed.wait(lock, [&] { return m_stop || !m_queue.empty(); });
+            if (m_queue.empty())
+                return; // stopping and nothing left
+            task = std::move(m_queue.front());
+            m_queue.pop_front();
+            m_busy = true;
+        }
+        bool failedBefore;
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            failedBefore = static_cast<bool>(m_error);
+        }
+        std::exception_ptr error;
+        if (!failedBefore) { // after an error, drop the rest: the dump is abandoned anyway
+            try {
+                task.fn(m_file);
+            } catch (const Error&) {
+                error = std::current_exception();
+            } catch (const H5::Exception& e) {
+                error = std::make_exception_ptr(Error(
+                    ErrorKind::Output, m_tempPath + ": write failed (" + e.getDetailMsg() +
+                                           "; disk full or file size limit?)"));
+            } catch (const std::exception& e) {
+                error = std::make_exception_ptr(
+                    Error(ErrorKind::Output, m_tempPath + ": write failed (" + e.what() + ")"));
+            }
+        }
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            if (error && !m_error)
+                m_error = error;
+            m_queuedBytes -= task.bytes;
+            m_busy = false;
+        }
+        m_changed.notify_all();
+    }
+}
+
+void DumpWriter::post(std::function<void(H5::H5File&)> fn, std::size_t bytes) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    // Wait for room, unless the queue is empty (one item larger than the bound still passes).
+    m_changed.wait(lock, [&] {
+        return m_error || m_queuedBytes == 0 || m_queuedBytes + bytes <= m_options.queueBytes;
+    });
+    if (m_error)
+        std::rethrow_exception(m_error);
+    m_queuedBytes += bytes;
+    m_queue.push_back({std::move(fn), bytes});
+    lock.unlock();
+    m_changed.notify_all();
+}
+
+void DumpWriter::drain() {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    m_changed.wait(lock, [&] { return m_error || (m_queue.empty() && !m_busy); });
+    if (m_error)
+        std::rethrow_exception(m_error);
+}
+
+void DumpWriter::beginPass(Side side, int image, std::function<void()> check) {
+    m_side = side;
+    m_image = image;
+    m_check = std::move(check);
+    m_records.clear();
+}
+
+void DumpWriter::push(Activation a) {
+    // Errors thrown here travel through the TorchScript interpreter, which rewraps them
+    // as plain runtime errors; keep the original so the caller can report it as it was.
+    try {
+        pushChecked(std::move(a));
+    } catch (...) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        if (!m_pushError)
+            m_pushError = std::current_exception();
+        throw;
+    }
+}
+
+std::exception_ptr DumpWriter::pushError() const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_pushError;
+}
+
+void DumpWriter::pushChecked(Activation a) {
+    if (m_check)
+        m_check();
+    const int seq = static_cast<int>(m_records.size());
+    TapRecord record{a.module, a.call, a.op, {}};
+    if (!a.shape.empty())
+        record.shape.assign(a.shape.begin() + 1, a.shape.end());
+    if (m_image > 0) { // later images must repeat the first image's layers exactly
+        const auto& first = m_firstRecords[static_cast<int>(m_side)];
+        if (seq >= static_cast<int>(first.size()) || first[static_cast<std::size_t>(seq)].module != record.module)
+            throw Error(ErrorKind::Input,
+                        std::string("the ") + toString(m_side) + " model ran a different sequence of " +
+                            "layers on image " + std::to_string(m_image + 1) + " than on the first image (at " +
+                            record.module + "); data-dependent control flow is not supported");
+        if (first[static_cast<std::size_t>(seq)].shape != record.shape)
+            throw Error(ErrorKind::Input,
+                        std::string("layer ") + record.module + " of the " + toString(m_side) +
+                            " model has shape " + shapeText(record.shape) + " on image " +
+                            std::to_string(m_image + 1) + " but " +
+                            shapeText(first[static_cast<std::size_t>(seq)].shape) +
+                            " on the first; give --size so that every image has the same size");
+    }
+    if (a.shape.empty() || a.shape[0] != 1)
+        throw Error(ErrorKind::Internal, "tap at " + record.module + " recorded shape " +
+                                             shapeText(a.shape) + ", expected a batch of one");
+    m_records.push_back(record);
+    const std::size_t bytes = a.bytes();
+    post([this, side = m_side, image = m_image, seq, act = std::move(a)](H5::H5File&) {
+        writeActivation(side, image, seq, act);
+    }, bytes);
+}
+
+std::vector<TapRecord> DumpWriter::endPass() {
+    m_check = nullptr;
+    if (m_image == 0) {
+        m_firstRecords[static_cast<int>(m_side)] = m_records;
+    } else if (m_records.size() != m_firstRecords[static_cast<int>(m_side)].size()) {
+        throw Error(ErrorKind::Input, std::string("the ") + toString(m_side) + " model ran " +
+                                          std::to_string(m_records.size()) + " layers on image " +
+                                          std::to_string(m_image + 1) + " but " +
+                                          std::to_string(m_firstRecords[static_cast<int>(m_side)].size()) +
+                                          " on the first");
+    }
+    return m_records;
+}
+
+void DumpWriter::writeActivation(Side side, int image, int seq, const Activation& a) {
+    auto& datasets = m_datasets[static_cast<int>(side)];
+    const bool half = a.type == StorageType::F16;
+    const H5::DataType& memType =
+        half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::NATIVE_FLOAT;
+    std::vector<hsize_t> dims(a.shape.begin(), a.shape.end());
+    dims[0] = static_cast<hsize_t>(m_options.images);
+    if (image == 0) {
+        H5::DSetCreatPropList props;
+        const auto chunk = chunkDims(dims, half ? 2 : 4);
+        props.setChunk(static_cast<int>(chunk.size()), chunk.data());
+        if (m_options.gzip > 0) {
+            props.setShuffle();
+            props.setDeflate(m_options.gzip);
+        }
+        H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
+        const H5::DataType& fileType =
+            half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
+        const std::string path = std::string("/staging/") + toString(side) + "/" + seqName(seq);
+        H5::DataSet ds = m_file.createDataSet(path, fileType, space, props);
+        h5::setAttr(ds, "module", a.module);
+        h5::setAttr(ds, "call", std::int64_t{a.call});
+        h5::setAttr(ds, "op", a.op);
+        h5::setAttr(ds, "epilogue", a.epilogue);
+        if (!std::isnan(a.scale)) {
+            h5::setAttr(ds, "scale", a.scale);
+            h5::setAttr(ds, "zero_point", std::int64_t{a.zeroPoint});
+        }
+        if (static_cast<int>(datasets.size()) <= seq)
+            datasets.resize(static_cast<std::size_t>(seq) + 1);
+        datasets[static_cast<std::size_t>(seq)] = ds;
+    }
+    H5::DataSet& ds = datasets.at(static_cast<std::size_t>(seq));
+    H5::DataSpace fileSpace = ds.getSpace();
+    std::vector<hsize_t> start(dims.size(), 0), count(a.shape.begin(), a.shape.end());
+    start[0] = static_cast<hsize_t>(image);
+    fileSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
+    H5::DataSpace memSpace(static_cast<int>(count.size()), count.data());
+    ds.write(a.data.get(), memType, memSpace, fileSpace);
+}
+
+void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs,
+                             const std::vector<std::string>& names) {
+    post([this, pairs, names](H5::H5File& file) {
+        file.createGroup("/layers");
+        std::vector<bool> moved[2];
+        moved[0].assign(m_datasets[0].size(), false);
+        moved[1].assign(m_datasets[1].size(), false);
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+            const std::string group = "/layers/" + seqName(static_cast<int>(k));
+            H5::Group g = file.createGroup(group);
+            h5::setAttr(g, "name", names.at(k));
+            h5::setAttr(g, "index", static_cast<std::int64_t>(k));
+            h5::setAttr(g, "match", std::string(toString(pairs[k].method)));
+            const int seqs[2] = {pairs[k].original, pairs[k].quantized};
+            for (int side = 0; side < 2; ++side) {
+                const std::string from = std::string("/staging/") + toString(Side(side)) + "/" + seqName(seqs[side]);
+                const std::string to = group + "/" + toString(Side(side));
+                if (H5Lmove(file.getId(), from.c_str(), file.getId(), to.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+                    throw Error(ErrorKind::Output, m_tempPath + ": cannot move " + from + " to " + to);
+                moved[side][static_cast<std::size_t>(seqs[side])] = true;
+            }
+        }
+        file.createGroup("/unmatched");
+        for (int side = 0; side < 2; ++side) {
+            const std::string dir = std::string("/unmatched/") + toString(Side(side));
+            file.createGroup(dir);
+            for (std::size_t seq = 0; seq < moved[side].size(); ++seq) {
+                if (moved[side][seq])
+                    continue;
+                const std::string from = std::string("/staging/") + toString(Side(side)) + "/" + seqName(static_cast<int>(seq));
+                const std::string to = dir + "/" + seqName(static_cast<int>(seq));
+                if (H5Lmove(file.getId(), from.c_str(), file.getId(), to.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+                    throw Error(ErrorKind::Output, m_tempPath + ": cannot move " + from);
+            }
+        }
+        H5Ldelete(file.getId(), "/staging", H5P_DEFAULT);
+    });
+}
+
+void DumpWriter::commit() {
+    drain();
+    try {
+        H5::Group root = m_file.openGroup("/");
+        h5::setAttr(root, "complete", std::int64_t{1});
+        m_file.flush(H5F_SCOPE_GLOBAL);
+        m_file.close();
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Output, m_tempPath + ": cannot finish the dump (" + e.getDetailMsg() + ")");
+    }
+    std::error_code ec;
+    std::filesystem::rename(m_tempPath, m_finalPath, ec);
+    if (ec)
+        throw Error(ErrorKind::Output, m_finalPath + ": cannot rename the finished dump from " +
+                                           m_tempPath + " (" + ec.message() + ")");
+    m_committed = true;
+}
+
+} // namespace qs

@@ -1,0 +1,109 @@
+#pragma once
+// Writes a dump (format in docs/dump-format.md). All HDF5 calls of a run happen on one
+// writer thread fed by a queue bounded in bytes, so memory stays flat however many
+// layers a model has, and the model thread only waits when the disk falls behind.
+// The file is written under a temporary name ("<out>.partial-<pid>") and renamed only
+// by commit(); destroying an uncommitted writer removes the temporary file.
+
+#include "activation.h"
+#include "matching.h"
+
+#include <H5Cpp.h>
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace qs {
+
+constexpr int kDumpFormatVersion = 1;
+constexpr const char* kDumpFormatName = "quantscope-dump";
+
+enum class Side { Original = 0, Quantized = 1 };
+const char* toString(Side side);
+
+struct DumpWriterOptions {
+    StorageType storage = StorageType::F16;
+    int gzip = 0;                            // 0 = no compression, 1..9 = deflate level
+    std::size_t queueBytes = 256u << 20;     // bound of the writer queue
+    int images = 1;                          // N, the first dimension of every activation
+};
+
+class DumpWriter : public ActivationSink {
+public:
+    DumpWriter(std::string finalPath, DumpWriterOptions options);
+    ~DumpWriter() override;
+    DumpWriter(const DumpWriter&) = delete;
+    DumpWriter& operator=(const DumpWriter&) = delete;
+
+    const std::string& temporaryPath() const { return m_tempPath; }
+
+    // One forward pass of one model on one image. `check` runs on every push (model
+    // thread) and may throw (cancel). Returns the pass's records in execution order.
+    void beginPass(Side side, int image, std::function<void()> check);
+    void push(Activation activation) override;
+    std::vector<TapRecord> endPass();
+
+    // Runs fn on the writer thread, in order with the activations pushed before it.
+    void post(std::function<void(H5::H5File&)> fn, std::size_t bytes = 0);
+    // Waits until everything posted is written; rethrows the writer's first error.
+    void drain();
+
+    // After the first image: moves each pair's datasets to /layers/<k>/{original,quantized},
+    // the rest to /unmatched/<side>/<seq>. Later passes write straight to those datasets.
+    void placeLayers(const std::vector<LayerPair>& pairs,
+                     const std::vector<std::string>& names);
+
+    // The file, for the caller's own reads and writes once drain() has returned.
+    H5::H5File& file() { return m_file; }
+
+    // Marks the dump complete, closes it and renames it to its final name.
+    void commit();
+
+    // Error recorded by the writer thread, if any (for errors that surface elsewhere first).
+    std::exception_ptr error() const;
+    // First error thrown by push() (cancel, shape mismatch, write failure), if any.
+    std::exception_ptr pushError() const;
+
+private:
+    struct Task {
+        std::function<void(H5::H5File&)> fn;
+        std::size_t bytes = 0;
+    };
+    void pushChecked(Activation activation);
+    void writerLoop();
+    void writeActivation(Side side, int image, int seq, const Activation& a);
+    void abandon() noexcept;
+
+    std::string m_finalPath, m_tempPath;
+    DumpWriterOptions m_options;
+    H5::H5File m_file;
+    bool m_committed = false;
+
+    // pass state (model thread)
+    Side m_side = Side::Original;
+    int m_image = 0;
+    std::function<void()> m_check;
+    std::vector<TapRecord> m_records;
+    std::vector<TapRecord> m_firstRecords[2]; // records of image 0, per side
+
+    // writer thread state
+    std::vector<H5::DataSet> m_datasets[2]; // by seq
+    std::thread m_thread;
+    mutable std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<Task> m_queue;
+    std::size_t m_queuedBytes = 0;
+    bool m_busy = false;
+    bool m_stop = false;
+    std::exception_ptr m_error;
+    std::exception_ptr m_pushError;
+};
+
+} // namespace qs

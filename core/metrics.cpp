@@ -1,0 +1,109 @@
+#include "metrics.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace qs {
+
+void MetricsAccumulator::add(const float* o, const float* q, std::size_t n) {
+    double sumRef2 = 0, sumErr2 = 0, sumAbsErr = 0, sumAbsRef = 0, dot = 0, sumQ2 = 0;
+    double maxAbs = m_maxAbs;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double a = o[i];
+        const double b = q[i];
+        const double e = b - a;
+        sumRef2 += a * a;
+        sumErr2 += e * e;
+        sumAbsErr += std::fabs(e);
+        sumAbsRef += std::fabs(a);
+        dot += a * b;
+        sumQ2 += b * b;
+        maxAbs = std::max(maxAbs, std::fabs(e));
+    }
+    m_sumRef2 += sumRef2;
+    m_sumErr2 += sumErr2;
+    m_sumAbsErr += sumAbsErr;
+    m_sumAbsRef += sumAbsRef;
+    m_dot += dot;
+    m_sumQ2 += sumQ2;
+    m_maxAbs = maxAbs;
+    m_count += static_cast<std::int64_t>(n);
+}
+
+void MetricsAccumulator::merge(const MetricsAccumulator& other) {
+    m_sumRef2 += other.m_sumRef2;
+    m_sumErr2 += other.m_sumErr2;
+    m_sumAbsErr += other.m_sumAbsErr;
+    m_sumAbsRef += other.m_sumAbsRef;
+    m_dot += other.m_dot;
+    m_sumQ2 += other.m_sumQ2;
+    m_maxAbs = std::max(m_maxAbs, other.m_maxAbs);
+    m_count += other.m_count;
+}
+
+Metrics MetricsAccumulator::finish() const {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    Metrics m;
+    m.count = m_count;
+    if (m_count == 0)
+        return m;
+    const double n = static_cast<double>(m_count);
+    m.mse = m_sumErr2 / n;
+    m.meanAbs = m_sumAbsErr / n;
+    m.maxAbs = m_maxAbs;
+    if (m_sumErr2 == 0)
+        m.sqnrDb = inf; // identical: no noise at all
+    else if (m_sumRef2 == 0)
+        m.sqnrDb = -inf; // noise without signal
+    else
+        m.sqnrDb = 10.0 * std::log10(m_sumRef2 / m_sumErr2);
+    if (m_sumAbsErr == 0)
+        m.relErr = 0;
+    else if (m_sumAbsRef == 0)
+        m.relErr = inf;
+    else
+        m.relErr = m_sumAbsErr / m_sumAbsRef;
+    if (m_sumRef2 == 0 && m_sumQ2 == 0)
+        m.cosine = 1;
+    else if (m_sumRef2 == 0 || m_sumQ2 == 0)
+        m.cosine = 0;
+    else
+        m.cosine = std::clamp(m_dot / std::sqrt(m_sumRef2 * m_sumQ2), -1.0, 1.0);
+    return m;
+}
+
+Metrics computeMetrics(const float* original, const float* quantized, std::size_t n) {
+    MetricsAccumulator acc;
+    acc.add(original, quantized, n);
+    return acc.finish();
+}
+
+DiffMaps diffMaps(const float* o, const float* q, std::size_t channels, std::size_t plane) {
+    DiffMaps maps;
+    maps.absMean.assign(plane, 0.0f);
+    maps.relMean.assign(plane, 0.0f);
+    const std::size_t n = channels * plane;
+    float maxRef = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        maxRef = std::max(maxRef, std::fabs(o[i]));
+    const float tau = maxRef > 0 ? static_cast<float>(kRelFloor) * maxRef : 1.0f;
+    std::vector<double> absSum(plane, 0.0), relSum(plane, 0.0);
+    for (std::size_t c = 0; c < channels; ++c) {
+        const float* oc = o + c * plane;
+        const float* qc = q + c * plane;
+        for (std::size_t p = 0; p < plane; ++p) {
+            const float e = std::fabs(qc[p] - oc[p]);
+            absSum[p] += e;
+            relSum[p] += e / std::max(std::fabs(oc[p]), tau);
+        }
+    }
+    if (channels > 0) {
+        for (std::size_t p = 0; p < plane; ++p) {
+            maps.absMean[p] = static_cast<float>(absSum[p] / static_cast<double>(channels));
+            maps.relMean[p] = static_cast<float>(relSum[p] / static_cast<double>(channels));
+        }
+    }
+    return maps;
+}
+
+} // namespace qs

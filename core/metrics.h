@@ -1,0 +1,50 @@
+#pragma once
+// Error metrics between an original (reference) tensor o and a quantized one q.
+// Definitions, edge cases included, are in docs/metrics.md; keep the two in step.
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace qs {
+
+struct Metrics {
+    double sqnrDb = 0;  // 10 log10(sum o^2 / sum (q-o)^2); +inf when q == o
+    double mse = 0;     // mean (q-o)^2
+    double maxAbs = 0;  // max |q-o|
+    double meanAbs = 0; // mean |q-o|
+    double relErr = 0;  // sum |q-o| / sum |o|; 0 when q == o, +inf when o == 0 != q
+    double cosine = 0;  // <o,q> / (|o| |q|); 1 when both are zero, 0 when only one is
+    std::int64_t count = 0;
+};
+
+// Streaming accumulator: add element pairs in any number of pieces, then finish().
+// Sums are kept in double, so the result does not depend on how the data was split
+// beyond rounding.
+class MetricsAccumulator {
+public:
+    void add(const float* original, const float* quantized, std::size_t n);
+    void merge(const MetricsAccumulator& other);
+    Metrics finish() const;
+
+private:
+    double m_sumRef2 = 0, m_sumErr2 = 0, m_sumAbsErr = 0, m_sumAbsRef = 0;
+    double m_dot = 0, m_sumQ2 = 0, m_maxAbs = 0;
+    std::int64_t m_count = 0;
+};
+
+Metrics computeMetrics(const float* original, const float* quantized, std::size_t n);
+
+// Difference maps for heatmaps, reduced over channels: for an activation laid out as
+// [C, H*W], out[p] = mean over c of |q-o| (abs) and of |q-o| / max(|o|, tau) (rel),
+// where tau = relFloor * max|o| over the whole [C, H*W] tensor (1 if that max is 0).
+struct DiffMaps {
+    std::vector<float> absMean; // [H*W]
+    std::vector<float> relMean; // [H*W]
+};
+constexpr double kRelFloor = 0.01;
+DiffMaps diffMaps(const float* original, const float* quantized, std::size_t channels,
+                  std::size_t plane);
+
+} // namespace qs

@@ -1,0 +1,100 @@
+#pragma once
+// A loaded network behind a backend-neutral interface. TorchScript is the backend today
+// (torchscriptmodel.cpp, the only file that sees LibTorch); ONNX comes behind the same
+// interface. No LibTorch type appears here, so this header is cheap to include.
+
+#include "activation.h"
+#include "image.h"
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+// How inputs are fed and outputs decoded.
+enum class InputKind {
+    ImageList,   // torchvision detector: forward(List[Tensor[3,H,W]]) in [0,1]
+    BatchTensor, // forward(Tensor[N,3,H,W])
+};
+
+enum class OutputKind {
+    Detections, // boxes/scores/labels (torchvision dict outputs)
+    Logits,     // Tensor[N, K]
+    Raw,        // any other tensor (first tensor found in the output)
+};
+
+const char* toString(InputKind kind);
+const char* toString(OutputKind kind);
+
+struct Detection {
+    float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+    float score = 0;
+    std::int64_t label = 0;
+};
+
+// The decoded output of a model for one image.
+struct ModelOutput {
+    OutputKind kind = OutputKind::Raw;
+    std::vector<Detection> detections;  // Detections
+    std::vector<float> values;          // Logits / Raw (row-major)
+    std::vector<std::int64_t> shape;    // Logits / Raw shape, batch dimension dropped
+};
+
+enum class TapOps { Conv = 1, Linear = 2 };
+
+// Where a convolution is recorded: its own output, or the end of its block (after the
+// batch norm and activation that quantization fuses into it; the default).
+enum class TapPoint { Output, Block };
+
+struct ModelOptions {
+    int threads = 0;                // intra-op threads; 0 = library default
+    std::string engine = "onednn";  // quantized engine: onednn | qnnpack
+    unsigned tapOps = static_cast<unsigned>(TapOps::Conv);
+    TapPoint tapPoint = TapPoint::Block;
+    StorageType storage = StorageType::F16; // what taps convert recorded tensors to
+};
+
+struct TapSite {
+    std::string module; // module path recovered from the inlined call stack
+    std::string op;     // e.g. aten::conv2d
+    std::string epilogue; // ops the tap was moved past, e.g. "batch_norm+relu_" or "[bn]+relu"
+};
+
+struct ModelInfo {
+    std::string path;
+    std::string format = "torchscript";
+    std::string sha256;
+    std::int64_t fileBytes = 0;
+    std::int64_t parameterBytes = 0; // float parameters + packed quantized weights
+    InputKind input = InputKind::BatchTensor;
+    std::optional<Size2> recordedInputSize; // from a traced graph, when it records one
+    bool quantized = false;                 // holds quantized ops
+    std::vector<TapSite> sites;             // in graph order (not execution order)
+};
+
+class Model {
+public:
+    virtual ~Model() = default;
+    virtual const ModelInfo& info() const = 0;
+    // Runs one image. While it runs, every tap site hands its tensor to `sink` (may be null).
+    virtual ModelOutput run(const Image& image, ActivationSink* sink) = 0;
+};
+
+// Loads a model file; throws Error(Input) naming the file and the problem.
+std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& options);
+
+// Applies process-wide runtime settings (threads, quantized engine). Throws Error(Usage)
+// for an engine this LibTorch lacks.
+void configureRuntime(const ModelOptions& options);
+
+// Loads torchvision's operator library (torchvision::nms, roi_align). Throws Error(Input)
+// with the places searched when it cannot be found. Safe to call more than once.
+void loadTorchvisionOps();
+
+std::string sha256File(const std::string& path);
+
+} // namespace qs

@@ -1,0 +1,623 @@
+// The TorchScript backend: loading, graph taps, running and output decoding.
+// This is the one translation unit of the engine that includes LibTorch headers
+// (~15 s to compile), so everything LibTorch-specific lives here.
+
+#include "error.h"
+#include "model.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/ir/scope.h>
+#include <torch/csrc/jit/passes/inliner.h>
+#include <torch/library.h>
+#include <torch/script.h>
+
+#include <dlfcn.h>
+#include <glob.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+namespace qs {
+
+const char* toString(InputKind kind) {
+    return kind == InputKind::ImageList ? "image-list" : "batch-tensor";
+}
+
+const char* toString(OutputKind kind) {
+    switch (kind) {
+    case OutputKind::Detections:
+        return "detections";
+    case OutputKind::Logits:
+        return "logits";
+    case OutputKind::Raw:
+        return "raw";
+    }
+    return "raw";
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// The tap op and the recorder it reports to
+
+// Tap sites of every instrumented model in this process; append-only, so an index
+// stays valid for the life of the process.
+struct SiteRegistry {
+    std::mutex mutex;
+    std::deque<TapSite> sites;
+
+    int add(TapSite site) {
+        std::lock_guard<std::mutex> lock(mutex);
+        sites.push_back(std::move(site));
+        return static_cast<int>(sites.size() - 1);
+    }
+    TapSite get(int index) {
+        std::lock_guard<std::mutex> lock(mutex);
+        return sites.at(static_cast<std::size_t>(index));
+    }
+};
+
+SiteRegistry& siteRegistry() {
+    static SiteRegistry registry;
+    return registry;
+}
+
+// Receives the tensors of one forward pass. Active only while Model::run is running.
+class Recorder {
+public:
+    Recorder(ActivationSink* sink, StorageType storage) : m_sink(sink), m_storage(storage) {}
+
+    void record(const at::Tensor& x, int site) {
+        if (!m_sink)
+            return;
+        TapSite info = siteRegistry().get(site);
+        Activation a;
+        a.site = site;
+        a.call = m_calls[info.module]++;
+        a.module = std::move(info.module);
+        a.op = std::move(info.op);
+        a.epilogue = std::move(info.epilogue);
+        at::Tensor value = x;
+        if (x.is_quantized()) {
+            if (x.qscheme() == at::kPerTensorAffine || x.qscheme() == at::kPerTensorSymmetric) {
+                a.scale = x.q_scale();
+                a.zeroPoint = x.q_zero_point();
+            }
+            value = x.dequantize();
+        }
+        // Always a fresh contiguous copy: the model may later modify x in place
+        // (e.g. relu_), and the sink reads the buffer on another thread.
+        const auto dtype = m_storage == StorageType::F16 ? at::kHalf : at::kFloat;
+        const bool mustCopy = value.is_same(x);
+        value = value.to(dtype, /*non_blocking=*/false, /*copy=*/mustCopy,
+                         at::MemoryFormat::Contiguous);
+        a.type = m_storage;
+        a.shape.assign(value.sizes().begin(), value.sizes().end());
+        const void* data = value.data_ptr();
+        a.data = std::shared_ptr<const void>(data, [keep = value](const void*) {});
+        m_sink->push(std::move(a));
+    }
+
+private:
+    ActivationSink* m_sink;
+    StorageType m_storage;
+    std::unordered_map<std::string, int> m_calls;
+};
+
+std::atomic<Recorder*> g_recorder{nullptr};
+std::mutex g_runMutex; // one instrumented forward pass at a time per process
+
+at::Tensor tapKernel(const at::Tensor& x, int64_t site, c10::string_view /*layer*/) {
+    if (Recorder* r = g_recorder.load())
+        r->record(x, static_cast<int>(site));
+    return x;
+}
+
+TORCH_LIBRARY(quantscope, m) {
+    // The output aliases the input: the op is an identity with a side effect.
+    m.def(torch::schema("quantscope::tap(Tensor(a) x, int site, str layer) -> Tensor(a)",
+                        c10::AliasAnalysisKind::FROM_SCHEMA));
+}
+
+TORCH_LIBRARY_IMPL(quantscope, CatchAll, m) {
+    m.impl("tap", tapKernel);
+}
+
+// ---------------------------------------------------------------------------------------
+// Graph instrumentation
+
+const std::set<std::string>& convOps() {
+    static const std::set<std::string> ops = {
+        "aten::conv1d",           "aten::conv2d",           "aten::conv3d",
+        "aten::_convolution",     "aten::convolution",      "aten::conv_transpose1d",
+        "aten::conv_transpose2d", "aten::conv_transpose3d", "quantized::conv1d",
+        "quantized::conv2d",      "quantized::conv3d",      "quantized::conv1d_relu",
+        "quantized::conv2d_relu", "quantized::conv3d_relu", "quantized::conv_transpose1d",
+        "quantized::conv_transpose2d", "quantized::conv2d_add", "quantized::conv2d_add_relu",
+    };
+    return ops;
+}
+
+const std::set<std::string>& linearOps() {
+    static const std::set<std::string> ops = {
+        "aten::linear", "quantized::linear", "quantized::linear_relu",
+        "quantized::linear_dynamic", "quantized::linear_relu_dynamic",
+    };
+    return ops;
+}
+
+// Module path of a node from its inlined call stack: the instance names of the
+// module methods it was inlined through, outermost first.
+std::string modulePath(const torch::jit::Node* node) {
+    std::string path;
+    auto cs = node->callstack();
+    if (!cs)
+        return path;
+    for (const auto& entry : (*cs)->vec()) {
+        const auto& instance = std::get<2>(entry);
+        if (!instance)
+            continue;
+        std::string name = instance->instance_name();
+        if (name == "SELF")
+            continue; // a method called on the same module (e.g. _conv_forward)
+        if (name == "INSTANCE_NAME_UNKNOWN") {
+            auto type = instance->class_type();
+            name = "<" + (type && type->name() ? type->name()->name() : std::string("?")) + ">";
+        }
+        if (!path.empty())
+            path += '.';
+        path += name;
+    }
+    return path;
+}
+
+void collectTargets(torch::jit::Block* block, unsigned ops,
+                    std::vector<torch::jit::Node*>& targets) {
+    for (torch::jit::Node* node : block->nodes()) {
+        const std::string kind = node->kind().toQualString();
+        const bool conv = (ops & static_cast<unsigned>(TapOps::Conv)) && convOps().count(kind);
+        const bool linear =
+            (ops & static_cast<unsigned>(TapOps::Linear)) && linearOps().count(kind);
+        if ((conv || linear) && node->outputs().size() == 1)
+            targets.push_back(node);
+        for (torch::jit::Block* sub : node->blocks())
+            collectTargets(sub, ops, targets); // loops and ifs: the RPN head runs in one
+    }
+}
+
+bool hasQuantizedOps(torch::jit::Block* block) {
+    for (torch::jit::Node* node : block->nodes()) {
+        if (node->kind().is_aten() == false &&
+            std::string(node->kind().ns().toUnqualString()) == "quantized")
+            return true;
+        if (node->kind() == c10::Symbol::fromQualString("aten::quantize_per_tensor"))
+            return true;
+        for (torch::jit::Block* sub : node->blocks())
+            if (hasQuantizedOps(sub))
+                return true;
+    }
+    return false;
+}
+
+// Ops that a quantization route fuses into the convolution before it (batch norm, then an
+// activation). With TapPoint::Block the tap moves past them, so that a float conv+bn+relu
+// and a fused quantized conv2d_relu are recorded at the same point of the network.
+bool isEpilogueOp(const std::string& kind) {
+    static const std::set<std::string> ops = {
+        "aten::batch_norm", "aten::relu",      "aten::relu_",     "aten::relu6",
+        "aten::relu6_",     "aten::hardtanh",  "aten::hardtanh_", "aten::hardswish",
+        "aten::hardswish_", "aten::silu",      "aten::silu_",     "aten::leaky_relu",
+        "aten::leaky_relu_", "quantized::batch_norm2d", "quantized::batch_norm2d_relu",
+        "quantized::relu6", "quantized::hardswish", "quantized::leaky_relu",
+    };
+    return ops.count(kind) > 0;
+}
+
+// A node of a batch-norm module's own forward (torchvision's FrozenBatchNorm2d is written
+// as x * scale + bias rather than aten::batch_norm).
+bool insideBatchNormModule(const torch::jit::Node* node) {
+    auto cs = node->callstack();
+    if (!cs)
+        return false;
+    const auto entries = (*cs)->vec();
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+        const auto& instance = std::get<2>(*it);
+        if (!instance || instance->instance_name() == "SELF")
+            continue;
+        auto type = instance->class_type();
+        return type && type->name() && type->name()->name().find("BatchNorm") != std::string::npos;
+    }
+    return false;
+}
+
+// Follows the single-use chain from a convolution through its fused epilogue.
+torch::jit::Node* blockEnd(torch::jit::Node* conv, std::string& epilogue) {
+    torch::jit::Node* last = conv;
+    torch::jit::Value* v = conv->output(0);
+    for (;;) {
+        // the one use that consumes the value; shape queries (a module's input checks) aside
+        const torch::jit::Use* only = nullptr;
+        int consumers = 0;
+        for (const auto& use : v->uses()) {
+            const std::string k = use.user->kind().toQualString();
+            if (k == "aten::dim" || k == "aten::size" || k == "aten::len" || k == "prim::dtype" ||
+                k == "prim::device" || k == "aten::__is__" || k == "aten::__isnot__")
+                continue;
+            ++consumers;
+            only = &use;
+        }
+        if (consumers != 1)
+            break;
+        torch::jit::Node* user = only->user;
+        if (user->owningBlock() != conv->owningBlock() || user->outputs().size() != 1)
+            break;
+        const std::string kind = user->kind().toQualString();
+        const bool bnArithmetic = insideBatchNormModule(user) &&
+                                  (kind == "aten::mul" || kind == "aten::add" ||
+                                   kind == "aten::sub" || kind == "aten::div");
+        if (!(isEpilogueOp(kind) && only->offset == 0) && !bnArithmetic)
+            break;
+        if (!bnArithmetic || epilogue.empty() || epilogue.back() != ']')
+            epilogue += (epilogue.empty() ? "" : "+") +
+                        (bnArithmetic ? std::string("[bn]") : std::string(user->kind().toUnqualString()));
+        last = user;
+        v = user->output(0);
+    }
+    return last;
+}
+
+std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph, unsigned ops,
+                                TapPoint point) {
+    std::vector<torch::jit::Node*> targets;
+    collectTargets(graph->block(), ops, targets);
+    const auto tapSymbol = c10::Symbol::fromQualString("quantscope::tap");
+    std::vector<TapSite> sites;
+    int anonymous = 0;
+    for (torch::jit::Node* node : targets) {
+        TapSite site;
+        site.op = node->kind().toQualString();
+        site.module = modulePath(node);
+        if (site.module.empty()) // a functional call in the top-level forward
+            site.module = "forward." + std::string(node->kind().toUnqualString()) + "_" +
+                          std::to_string(anonymous++);
+        torch::jit::Node* last = point == TapPoint::Block ? blockEnd(node, site.epilogue) : node;
+        const int index = siteRegistry().add(site);
+        torch::jit::Value* out = last->output(0);
+        torch::jit::WithInsertPoint guard(last->next());
+        torch::jit::Value* siteValue = graph->insertConstant(static_cast<int64_t>(index));
+        torch::jit::Value* nameValue = graph->insertConstant(site.module);
+        torch::jit::Node* tap = graph->create(tapSymbol, {out, siteValue, nameValue}, 1);
+        graph->insertNode(tap);
+        tap->output()->setType(out->type());
+        out->replaceAllUsesWith(tap->output());
+        tap->replaceInput(0, out);
+        sites.push_back(std::move(site));
+    }
+    return sites;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sizes
+
+std::int64_t tensorBytes(const at::Tensor& t) {
+    return t.defined() ? static_cast<std::int64_t>(t.numel() * t.element_size()) : 0;
+}
+
+std::int64_t ivalueTensorBytes(const c10::IValue& v, int depth = 0) {
+    if (depth > 8)
+        return 0;
+    if (v.isTensor())
+        return tensorBytes(v.toTensor());
+    std::int64_t sum = 0;
+    if (v.isTuple()) {
+        for (const auto& e : v.toTupleRef().elements())
+            sum += ivalueTensorBytes(e, depth + 1);
+    } else if (v.isList()) {
+        for (const auto& e : v.toListRef())
+            sum += ivalueTensorBytes(e, depth + 1);
+    } else if (v.isTensorList()) {
+        for (const auto& t : v.toTensorVector())
+            sum += tensorBytes(t);
+    }
+    return sum;
+}
+
+// Packed quantized weights are custom-class attributes, not parameters; their
+// __getstate__ returns the int8 weight and the bias.
+std::int64_t packedParamBytes(const c10::IValue& value) {
+    try {
+        const auto& type = value.toObjectRef().type();
+        torch::jit::Function* getstate = type->findMethod("__getstate__");
+        if (!getstate)
+            return 0;
+        std::vector<c10::IValue> stack{value};
+        getstate->run(stack);
+        return stack.empty() ? 0 : ivalueTensorBytes(stack.back());
+    } catch (const std::exception&) {
+        return 0; // unknown packed format: counted as 0, documented
+    }
+}
+
+std::int64_t parameterBytes(const torch::jit::Module& module) {
+    std::int64_t bytes = 0;
+    for (const auto& p : module.named_parameters(true))
+        bytes += tensorBytes(p.value);
+    for (const auto& b : module.named_buffers(true))
+        bytes += tensorBytes(b.value);
+    for (const auto& a : module.named_attributes(true))
+        if (a.value.isCustomClass())
+            bytes += packedParamBytes(a.value);
+    return bytes;
+}
+
+// ---------------------------------------------------------------------------------------
+// Output decoding
+
+bool isDetectionDict(const c10::IValue& v) {
+    if (!v.isGenericDict())
+        return false;
+    const auto dict = v.toGenericDict();
+    return dict.contains(c10::IValue("boxes")) && dict.contains(c10::IValue("scores"));
+}
+
+std::vector<Detection> decodeDetectionDict(const c10::IValue& v) {
+    const auto dict = v.toGenericDict();
+    const at::Tensor boxes = dict.at(c10::IValue("boxes")).toTensor().to(at::kFloat).contiguous();
+    const at::Tensor scores = dict.at(c10::IValue("scores")).toTensor().to(at::kFloat).contiguous();
+    at::Tensor labels;
+    if (dict.contains(c10::IValue("labels")))
+        labels = dict.at(c10::IValue("labels")).toTensor().to(at::kLong).contiguous();
+    TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, "boxes must have shape [K, 4]");
+    TORCH_CHECK(scores.numel() == boxes.size(0), "scores must have one entry per box");
+    std::vector<Detection> out(static_cast<std::size_t>(boxes.size(0)));
+    const float* b = boxes.data_ptr<float>();
+    const float* s = scores.data_ptr<float>();
+    const std::int64_t* l = labels.defined() ? labels.data_ptr<std::int64_t>() : nullptr;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i] = {b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3], s[i], l ? l[i] : 0};
+    }
+    return out;
+}
+
+// Finds the first tensor in a nested output, for raw outputs.
+at::Tensor firstTensor(const c10::IValue& v, int depth = 0) {
+    if (depth > 8)
+        return {};
+    if (v.isTensor())
+        return v.toTensor();
+    if (v.isTuple()) {
+        for (const auto& e : v.toTupleRef().elements())
+            if (auto t = firstTensor(e, depth + 1); t.defined())
+                return t;
+    } else if (v.isList()) {
+        for (const auto& e : v.toListRef())
+            if (auto t = firstTensor(e, depth + 1); t.defined())
+                return t;
+    } else if (v.isGenericDict()) {
+        for (const auto& e : v.toGenericDict())
+            if (auto t = firstTensor(e.value(), depth + 1); t.defined())
+                return t;
+    }
+    return {};
+}
+
+ModelOutput decodeOutput(const c10::IValue& out) {
+    ModelOutput result;
+    // torchvision detectors: (losses, detections) when scripted, or detections alone
+    std::vector<c10::IValue> candidates;
+    if (out.isTuple()) {
+        for (const auto& e : out.toTupleRef().elements())
+            candidates.push_back(e);
+    } else {
+        candidates.push_back(out);
+    }
+    for (const auto& c : candidates) {
+        if (c.isList() && c.toListRef().size() >= 1 && isDetectionDict(c.toListRef()[0])) {
+            result.kind = OutputKind::Detections;
+            result.detections = decodeDetectionDict(c.toListRef()[0]);
+            return result;
+        }
+        if (isDetectionDict(c)) {
+            result.kind = OutputKind::Detections;
+            result.detections = decodeDetectionDict(c);
+            return result;
+        }
+    }
+    at::Tensor t = firstTensor(out);
+    if (!t.defined())
+        throw Error(ErrorKind::Input, "the model's output holds no tensor");
+    if (t.is_quantized())
+        t = t.dequantize();
+    t = t.to(at::kFloat).contiguous();
+    result.kind = (t.dim() == 2 && t.size(0) == 1) ? OutputKind::Logits : OutputKind::Raw;
+    for (std::int64_t d = 1; d < t.dim(); ++d)
+        result.shape.push_back(t.size(d));
+    if (t.dim() <= 1)
+        result.shape.assign(t.sizes().begin(), t.sizes().end());
+    const float* p = t.data_ptr<float>();
+    const std::int64_t perImage = t.dim() >= 1 && t.size(0) > 0 ? t.numel() / t.size(0) : t.numel();
+    result.values.assign(p, p + (t.dim() <= 1 ? t.numel() : perImage));
+    return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// The model
+
+class TorchScriptModel final : public Model {
+public:
+    TorchScriptModel(torch::jit::Module module, ModelInfo info, StorageType storage)
+        : m_module(std::move(module)), m_info(std::move(info)), m_storage(storage) {}
+
+    const ModelInfo& info() const override { return m_info; }
+
+    ModelOutput run(const Image& image, ActivationSink* sink) override {
+        std::lock_guard<std::mutex> lock(g_runMutex);
+        torch::NoGradGuard noGrad;
+        at::Tensor chw = torch::from_blob(const_cast<float*>(image.chw.data()),
+                                          {3, image.height, image.width}, at::kFloat)
+                             .clone();
+        c10::IValue input;
+        if (m_info.input == InputKind::ImageList) {
+            c10::List<at::Tensor> list;
+            list.push_back(chw);
+            input = list;
+        } else {
+            input = chw.unsqueeze(0);
+        }
+        Recorder recorder(sink, m_storage);
+        g_recorder.store(&recorder);
+        struct Reset {
+            ~Reset() { g_recorder.store(nullptr); }
+        } reset;
+        c10::IValue out;
+        try {
+            out = m_module.forward({input});
+        } catch (const Error&) {
+            throw; // a sink error (write failure, cancel) passes through unchanged
+        } catch (const c10::Error& e) {
+            throw Error(ErrorKind::Input, m_info.path + ": forward pass failed on " + image.source +
+                                              ": " + firstLine(e.what_without_backtrace()));
+        }
+        try {
+            return decodeOutput(out);
+        } catch (const c10::Error& e) {
+            throw Error(ErrorKind::Input, m_info.path + ": cannot decode the output: " +
+                                              firstLine(e.what_without_backtrace()));
+        }
+    }
+
+private:
+    torch::jit::Module m_module;
+    ModelInfo m_info;
+    StorageType m_storage;
+};
+
+std::optional<Size2> recordedSize(const std::shared_ptr<torch::jit::Graph>& graph) {
+    if (graph->inputs().size() < 2)
+        return std::nullopt;
+    auto type = graph->inputs()[1]->type()->cast<c10::TensorType>();
+    if (!type)
+        return std::nullopt;
+    auto sizes = type->sizes().concrete_sizes();
+    if (!sizes || sizes->size() != 4)
+        return std::nullopt;
+    return Size2{static_cast<int>((*sizes)[3]), static_cast<int>((*sizes)[2])};
+}
+
+} // namespace
+
+void configureRuntime(const ModelOptions& options) {
+    if (options.threads > 0)
+        at::set_num_threads(options.threads);
+    at::QEngine engine;
+    if (options.engine == "onednn")
+        engine = at::QEngine::ONEDNN;
+    else if (options.engine == "qnnpack")
+        engine = at::QEngine::QNNPACK;
+    else if (options.engine == "fbgemm")
+        engine = at::QEngine::FBGEMM;
+    else if (options.engine == "x86")
+        engine = at::QEngine::X86;
+    else
+        throw Error(ErrorKind::Usage, "--engine: unknown quantized engine '" + options.engine +
+                                          "' (expected onednn or qnnpack)");
+    const auto& supported = at::globalContext().supportedQEngines();
+    if (std::find(supported.begin(), supported.end(), engine) == supported.end()) {
+        std::string list;
+        for (auto e : supported)
+            if (e != at::QEngine::NoQEngine)
+                list += (list.empty() ? "" : ", ") + c10::toString(e);
+        throw Error(ErrorKind::Usage, "--engine: this LibTorch has no '" + options.engine +
+                                          "' quantized engine (it has: " + list + ")");
+    }
+    at::globalContext().setQEngine(engine);
+}
+
+void loadTorchvisionOps() {
+    static std::once_flag once;
+    static std::string failure;
+    std::call_once(once, [] {
+        if (c10::Dispatcher::singleton().findSchema({"torchvision::nms", ""}))
+            return; // already linked in
+        std::vector<std::string> candidates;
+        if (const char* env = std::getenv("QS_TORCHVISION_LIB"))
+            candidates.emplace_back(env);
+        glob_t g{};
+        if (glob("/usr/lib/python3/dist-packages/torchvision/_C*.so", 0, nullptr, &g) == 0) {
+            for (std::size_t i = 0; i < g.gl_pathc; ++i)
+                candidates.emplace_back(g.gl_pathv[i]);
+        }
+        globfree(&g);
+        std::string tried;
+        for (const auto& path : candidates) {
+            if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL))
+                return;
+            const char* why = dlerror();
+            tried += "\n  " + path + ": " + (why ? why : "cannot load");
+        }
+        failure = "torchvision's operator library (torchvision::nms, roi_align) was not found; "
+                  "install Debian's python3-torchvision or set QS_TORCHVISION_LIB" +
+                  (tried.empty() ? std::string(" (searched /usr/lib/python3/dist-packages/torchvision)")
+                                 : ":" + tried);
+    });
+    if (!failure.empty())
+        throw Error(ErrorKind::Input, failure);
+}
+
+std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& options) {
+    {
+        std::ifstream probe(path, std::ios::binary);
+        if (!probe)
+            throw Error(ErrorKind::Input, path + ": cannot open model file (missing or unreadable)");
+    }
+    ModelInfo info;
+    info.path = path;
+    torch::jit::Module module;
+    try {
+        module = torch::jit::load(path, torch::kCPU);
+    } catch (const c10::Error& e) {
+        throw Error(ErrorKind::Input, path + ": not a loadable TorchScript model (" +
+                                          firstLine(e.what_without_backtrace()) + ")");
+    } catch (const std::exception& e) {
+        throw Error(ErrorKind::Input,
+                    path + ": not a loadable TorchScript model (" + firstLine(e.what()) + ")");
+    }
+    try {
+        module.eval();
+        auto forward = module.find_method("forward");
+        if (!forward)
+            throw Error(ErrorKind::Input, path + ": the TorchScript module has no forward method");
+        const auto& schema = forward->function().getSchema();
+        if (schema.arguments().size() >= 2) {
+            auto type = schema.arguments()[1].type();
+            if (auto list = type->cast<c10::ListType>();
+                list && list->getElementType()->kind() == c10::TypeKind::TensorType)
+                info.input = InputKind::ImageList;
+        }
+        auto graph = forward->graph();
+        info.recordedInputSize = recordedSize(graph);
+        torch::jit::Inline(*graph);
+        info.quantized = hasQuantizedOps(graph->block());
+        info.sites = instrument(graph, options.tapOps, options.tapPoint);
+        info.parameterBytes = parameterBytes(module);
+    } catch (const Error&) {
+        throw;
+    } catch (const c10::Error& e) {
+        throw Error(ErrorKind::Input, path + ": cannot instrument the TorchScript graph (" +
+                                          firstLine(e.what_without_backtrace()) + ")");
+    }
+    std::ifstream f(path, std::ios::binary | std::ios::ate);
+    info.fileBytes = static_cast<std::int64_t>(f.tellg());
+    info.sha256 = sha256File(path);
+    return std::make_unique<TorchScriptModel>(std::move(module), std::move(info), options.storage);
+}
+
+} // namespace qs
