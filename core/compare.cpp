@@ -140,6 +140,11 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         }
     };
 
+    using Clock = std::chrono::steady_clock;
+    auto seconds = [](Clock::time_point since) {
+        return std::chrono::duration<double>(Clock::now() - since).count();
+    };
+    const auto loadStart = Clock::now();
     report({"loading", 0, 2, options.originalPath});
     auto original = loadModel(options.originalPath, options.model);
     report({"loading", 1, 2, options.quantizedPath});
@@ -165,6 +170,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     DumpWriter writer(options.outPath, wopts);
 
     CompareSummary summary;
+    summary.loadSeconds = seconds(loadStart);
     summary.outPath = options.outPath;
     summary.images = wopts.images;
     const int n = wopts.images;
@@ -173,6 +179,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     std::int64_t doneCalls = 0;
 
     for (int i = 0; i < n; ++i) {
+        const auto imageStart = Clock::now();
         Image image = i == 0 ? std::move(first) : loadImage(options.images[static_cast<std::size_t>(i)], pre);
         writer.post([i, image](H5::H5File& file) {
             if (i == 0)
@@ -215,8 +222,11 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                                                   toString(outputs[0].kind) + " vs " +
                                                   toString(outputs[1].kind) + "): not the same network");
             const MatchResult match = matchLayers(records[0], records[1]);
-            const std::size_t smaller = std::min(records[0].size(), records[1].size());
-            if (match.pairs.empty() || match.pairs.size() * 2 < smaller)
+            if (outputs[0].kind != OutputKind::Detections && outputs[0].shape != outputs[1].shape)
+                throw Error(ErrorKind::Input, options.originalPath + " and " + options.quantizedPath +
+                                                  " produce outputs of different shapes: not the same network");
+            const std::size_t larger = std::max(records[0].size(), records[1].size());
+            if (match.pairs.empty() || match.pairs.size() * 2 < larger)
                 throw Error(ErrorKind::Input,
                             options.originalPath + " and " + options.quantizedPath +
                                 " do not look like the same network: only " +
@@ -281,7 +291,9 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                 h5::setAttr(ds, "min_iou", 0.5);
             }
         });
+        summary.imageSeconds.push_back(seconds(imageStart));
     }
+    const auto finishStart = Clock::now();
     writer.drain();
 
     // Metrics: read each layer back, one image slab at a time (memory: one layer slab).
@@ -310,6 +322,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     }
     report({"metrics", summary.layers, summary.layers, ""});
     writer.commit();
+    summary.finishSeconds = seconds(finishStart);
     return summary;
 }
 

@@ -32,6 +32,10 @@ struct CompareSummary {
     int originalCalls = 0;         // tap calls per image
     int quantizedCalls = 0;
     std::vector<std::string> unmatchedNames; // "original: name" / "quantized: name"
+    // wall-clock seconds, for `bench_recording` and --json
+    double loadSeconds = 0;
+    std::vector<double> imageSeconds; // both models' passes on one image, with recording
+    double finishSeconds = 0;         // drain + metrics + commit
 };
 
 CompareSummary compare(const CompareOptions& options, const ProgressFn& progress);

@@ -3,6 +3,9 @@
 #include "error.h"
 #include "h5util.h"
 
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +50,27 @@ std::vector<hsize_t> chunkDims(const std::vector<hsize_t>& dims, std::size_t ele
     return chunk;
 }
 
+// Refuses a write that cannot fit (free disk space, or the process's file size limit)
+// before HDF5 tries it: HDF5 1.10 cannot close a file cleanly after a failed write.
+void ensureRoom(const std::string& path, std::size_t bytes) {
+    constexpr unsigned long long margin = 16ull << 20; // metadata, chunk index, attributes
+    struct stat st {};
+    const unsigned long long size = ::stat(path.c_str(), &st) == 0 ? static_cast<unsigned long long>(st.st_size) : 0;
+    struct rlimit limit {};
+    if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+        size + bytes + margin > limit.rlim_cur)
+        throw Error(ErrorKind::Output, path + ": write failed: the process's file size limit (" +
+                                           std::to_string(limit.rlim_cur >> 20) + " MiB) would be exceeded");
+    struct statvfs fs {};
+    if (::statvfs(path.c_str(), &fs) == 0) {
+        const unsigned long long free = static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize;
+        if (free < bytes + margin)
+            throw Error(ErrorKind::Output, path + ": write failed: disk full (" + std::to_string(free >> 20) +
+                                               " MiB free, the next write needs " +
+                                               std::to_string((bytes + margin) >> 20) + " MiB)");
+    }
+}
+
 } // namespace
 
 DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
@@ -63,16 +87,16 @@ DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
     if (::access(parent.c_str(), W_OK) != 0)
         throw Error(ErrorKind::Output, m_finalPath + ": output directory is not writable");
     try {
-        m_file = H5::H5File(m_tempPath, H5F_ACC_TRUNC);
-        H5::Group root = m_file.openGroup("/");
+        m_file = std::make_unique<H5::H5File>(m_tempPath, H5F_ACC_TRUNC);
+        H5::Group root = m_file->openGroup("/");
         h5::setAttr(root, "format", std::string(kDumpFormatName));
         h5::setAttr(root, "version", std::int64_t{kDumpFormatVersion});
         h5::setAttr(root, "complete", std::int64_t{0});
         h5::setAttr(root, "dtype", std::string(m_options.storage == StorageType::F16 ? "f16" : "f32"));
         h5::setAttr(root, "image_count", std::int64_t{m_options.images});
-        m_file.createGroup("/staging");
-        m_file.createGroup("/staging/original");
-        m_file.createGroup("/staging/quantized");
+        m_file->createGroup("/staging");
+        m_file->createGroup("/staging/original");
+        m_file->createGroup("/staging/quantized");
     } catch (const H5::Exception& e) {
         abandon();
         throw Error(ErrorKind::Output, m_finalPath + ": cannot create dump (" + e.getDetailMsg() + ")");
@@ -93,9 +117,22 @@ DumpWriter::~DumpWriter() {
 }
 
 void DumpWriter::abandon() noexcept {
-    try {
-        m_file.close();
-    } catch (...) {
+    if (m_error) {
+        // After a failed write (disk full) HDF5 cannot flush, a failed H5Fclose leaves the
+        // file half closed, and closing it again crashes inside HDF5 1.10. So the handles
+        // are deliberately left open (the descriptor goes with the process) and only the
+        // file name is removed.
+        new std::vector<H5::DataSet>[2]{std::move(m_datasets[0]), std::move(m_datasets[1])};
+        m_file.release();
+    } else {
+        for (auto& side : m_datasets)
+            side.clear();
+        try {
+            if (m_file)
+                m_file->close();
+        } catch (...) {
+            m_file.release(); // same reason as above
+        }
     }
     std::remove(m_tempPath.c_str());
 }
@@ -106,6 +143,7 @@ std::exception_ptr DumpWriter::error() const {
 }
 
 void DumpWriter::writerLoop() {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); // errors become exceptions, not prints
     for (;;) {
         Task task;
         {
@@ -125,7 +163,7 @@ void DumpWriter::writerLoop() {
         std::exception_ptr error;
         if (!failedBefore) { // after an error, drop the rest: the dump is abandoned anyway
             try {
-                task.fn(m_file);
+                task.fn(*m_file);
             } catch (const Error&) {
                 error = std::current_exception();
             } catch (const H5::Exception& e) {
@@ -259,7 +297,7 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
         const H5::DataType& fileType =
             half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
         const std::string path = std::string("/staging/") + toString(side) + "/" + seqName(seq);
-        H5::DataSet ds = m_file.createDataSet(path, fileType, space, props);
+        H5::DataSet ds = m_file->createDataSet(path, fileType, space, props);
         h5::setAttr(ds, "module", a.module);
         h5::setAttr(ds, "call", std::int64_t{a.call});
         h5::setAttr(ds, "op", a.op);
@@ -272,6 +310,7 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
             datasets.resize(static_cast<std::size_t>(seq) + 1);
         datasets[static_cast<std::size_t>(seq)] = ds;
     }
+    ensureRoom(m_tempPath, a.bytes());
     H5::DataSet& ds = datasets.at(static_cast<std::size_t>(seq));
     H5::DataSpace fileSpace = ds.getSpace();
     std::vector<hsize_t> start(dims.size(), 0), count(a.shape.begin(), a.shape.end());
@@ -323,10 +362,13 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs,
 void DumpWriter::commit() {
     drain();
     try {
-        H5::Group root = m_file.openGroup("/");
+        for (auto& side : m_datasets)
+            side.clear();
+        H5::Group root = m_file->openGroup("/");
         h5::setAttr(root, "complete", std::int64_t{1});
-        m_file.flush(H5F_SCOPE_GLOBAL);
-        m_file.close();
+        root.close();
+        m_file->flush(H5F_SCOPE_GLOBAL);
+        m_file->close();
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Output, m_tempPath + ": cannot finish the dump (" + e.getDetailMsg() + ")");
     }

@@ -61,7 +61,7 @@ public:
                      const std::vector<std::string>& names);
 
     // The file, for the caller's own reads and writes once drain() has returned.
-    H5::H5File& file() { return m_file; }
+    H5::H5File& file() { return *m_file; }
 
     // Marks the dump complete, closes it and renames it to its final name.
     void commit();
@@ -83,7 +83,7 @@ private:
 
     std::string m_finalPath, m_tempPath;
     DumpWriterOptions m_options;
-    H5::H5File m_file;
+    std::unique_ptr<H5::H5File> m_file;
     bool m_committed = false;
 
     // pass state (model thread)

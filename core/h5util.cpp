@@ -4,6 +4,8 @@
 
 namespace qs::h5 {
 
+void prepareLibrary() { H5dont_atexit(); }
+
 const H5::FloatType& halfType() {
     static const H5::FloatType type = [] {
         H5::FloatType t(H5::PredType::IEEE_F32LE);
@@ -25,9 +27,10 @@ H5::Attribute recreate(H5::H5Object& obj, const std::string& name, const H5::Dat
 } // namespace
 
 void setAttr(H5::H5Object& obj, const std::string& name, const std::string& value) {
-    H5::StrType type(H5::PredType::C_S1, value.empty() ? 1 : value.size());
+    // variable-length UTF-8: h5py reads it as str, h5dump prints it
+    H5::StrType type(H5::PredType::C_S1, H5T_VARIABLE);
     type.setCset(H5T_CSET_UTF8);
-    recreate(obj, name, type, H5::DataSpace(H5S_SCALAR)).write(type, value.c_str());
+    recreate(obj, name, type, H5::DataSpace(H5S_SCALAR)).write(type, value);
 }
 
 void setAttr(H5::H5Object& obj, const std::string& name, double value) {

@@ -9,6 +9,11 @@
 
 namespace qs::h5 {
 
+// Call first thing in main(), before any other HDF5 call: keeps HDF5 from closing
+// still-open files at exit. After a failed write (disk full) HDF5 1.10 cannot close a
+// file cleanly, and its exit-time cleanup would crash on it.
+void prepareLibrary();
+
 // IEEE binary16, little endian: h5py reads it as numpy float16, h5dump prints it.
 const H5::FloatType& halfType();
 

@@ -154,8 +154,36 @@ const std::set<std::string>& linearOps() {
     return ops;
 }
 
-// Module path of a node from its inlined call stack: the instance names of the
-// module methods it was inlined through, outermost first.
+// Module path of the module that owns a convolution's weight (or packed quantized
+// weight): the chain of prim::GetAttr from the graph's `self` to that module, e.g.
+// self.backbone -> .fpn -> .inner_blocks -> .3 -> .0 -> weight. This is exactly the path
+// a Python forward hook reports, ModuleList containers included; the inlined call stack
+// knows only the names of modules whose methods were called (not of ModuleLists) and
+// loses outer names for code inlined from loops.
+std::optional<std::string> weightOwnerPath(const torch::jit::Node* node,
+                                           const torch::jit::Value* self) {
+    if (node->inputs().size() < 2)
+        return std::nullopt;
+    const torch::jit::Node* weight = node->input(1)->node();
+    if (weight->kind() != c10::prim::GetAttr)
+        return std::nullopt;
+    std::vector<std::string> parts;
+    const torch::jit::Value* v = weight->input(0);
+    while (v != self) {
+        const torch::jit::Node* n = v->node();
+        if (n->kind() != c10::prim::GetAttr)
+            return std::nullopt;
+        parts.push_back(n->s(c10::attr::name));
+        v = n->input(0);
+    }
+    std::string path;
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it)
+        path += (path.empty() ? "" : ".") + *it;
+    return path;
+}
+
+// Fallback for convolutions whose weight is computed: the instance names of the module
+// methods the node was inlined through, outermost first.
 std::string modulePath(const torch::jit::Node* node) {
     std::string path;
     auto cs = node->callstack();
@@ -238,6 +266,17 @@ bool insideBatchNormModule(const torch::jit::Node* node) {
     return false;
 }
 
+// Uses of a tensor that only look at its metadata (input checks in a module's forward).
+bool isMetadataQuery(const std::string& kind) {
+    static const std::set<std::string> ops = {
+        "aten::dim",      "aten::size",     "aten::len",          "aten::numel",
+        "prim::dtype",    "prim::device",   "prim::is_quantized", "prim::is_cuda",
+        "prim::layout",   "prim::shape",    "aten::__is__",       "aten::__isnot__",
+        "aten::is_floating_point",
+    };
+    return ops.count(kind) > 0;
+}
+
 // Follows the single-use chain from a convolution through its fused epilogue.
 torch::jit::Node* blockEnd(torch::jit::Node* conv, std::string& epilogue) {
     torch::jit::Node* last = conv;
@@ -247,9 +286,7 @@ torch::jit::Node* blockEnd(torch::jit::Node* conv, std::string& epilogue) {
         const torch::jit::Use* only = nullptr;
         int consumers = 0;
         for (const auto& use : v->uses()) {
-            const std::string k = use.user->kind().toQualString();
-            if (k == "aten::dim" || k == "aten::size" || k == "aten::len" || k == "prim::dtype" ||
-                k == "prim::device" || k == "aten::__is__" || k == "aten::__isnot__")
+            if (isMetadataQuery(use.user->kind().toQualString()))
                 continue;
             ++consumers;
             only = &use;
@@ -284,7 +321,7 @@ std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph,
     for (torch::jit::Node* node : targets) {
         TapSite site;
         site.op = node->kind().toQualString();
-        site.module = modulePath(node);
+        site.module = weightOwnerPath(node, graph->inputs()[0]).value_or(modulePath(node));
         if (site.module.empty()) // a functional call in the top-level forward
             site.module = "forward." + std::string(node->kind().toUnqualString()) + "_" +
                           std::to_string(anonymous++);

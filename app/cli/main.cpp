@@ -2,13 +2,26 @@
 
 #include "commands.h"
 #include "error.h"
+#include "h5util.h"
 #include "progressbar.h"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+
+namespace {
+// Leaves without running library exit handlers: after a failed write, HDF5 1.10's own
+// clean-up of the abandoned file handle can crash (see DumpWriter::abandon).
+int exitNow(int code) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(code);
+}
+} // namespace
 
 int main(int argc, char** argv) {
+    qs::h5::prepareLibrary();
     CLI::App app{"QuantScope: where INT8 quantization hurts a CNN, layer by layer", "quantscope-cli"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("quantscope-cli ") + QS_VERSION);
@@ -39,12 +52,10 @@ int main(int argc, char** argv) {
             return qs::cli::runInspect(inspectArgs);
     } catch (const qs::Error& e) {
         std::fprintf(stderr, "quantscope-cli: error: %s\n", e.what());
-        if (e.kind() == qs::ErrorKind::Usage)
-            return 2;
-        return 1;
+        return exitNow(e.kind() == qs::ErrorKind::Usage ? 2 : 1);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "quantscope-cli: internal error: %s\n", e.what());
-        return 1;
+        return exitNow(1);
     }
     return 2;
 }

@@ -1,0 +1,415 @@
+#!/usr/bin/python3
+"""End-to-end tests of quantscope-cli on real TorchScript models, with the dumps read back
+by the real h5dump and h5py.
+
+Models come from tools/make_models.py (built by the `test_models` target); their sidecar
+JSON files hold counts made independently in Python (forward hooks before scripting).
+"""
+import argparse
+import glob
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+
+ARGS = None
+
+
+def run(*args, timeout=900, **kw):
+    return subprocess.run([ARGS.cli, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def model(name):
+    path = os.path.join(ARGS.models, name)
+    if not os.path.exists(path):
+        raise AssertionError(f"test model {path} is missing: build the test_models target")
+    return path
+
+
+def sidecar(name):
+    with open(os.path.join(ARGS.models, os.path.splitext(name)[0] + ".json")) as f:
+        return json.load(f)
+
+
+def demo_images():
+    return sorted(glob.glob(os.path.join(ARGS.models, "images", "demo_*.png")))
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="qs-test-")
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def out(self, name="run.h5"):
+        return os.path.join(self.dir, name)
+
+    def assertNoDump(self, path):
+        self.assertFalse(os.path.exists(path), f"{path} must not exist after a failure")
+        leftovers = glob.glob(path + ".partial*")
+        self.assertEqual(leftovers, [], "temporary files left behind")
+
+    def compare(self, original, quantized, images, out, *extra, expect=0):
+        args = ["compare", "--original", original, "--quantized", quantized, "--out", out, "--threads", "2"]
+        for im in images:
+            args += ["--image", im]
+        r = run(*args, *extra)
+        self.assertEqual(r.returncode, expect, f"exit {r.returncode}\nstdout:{r.stdout}\nstderr:{r.stderr}")
+        return r
+
+
+class DemoDump(Base):
+    """The demo pair: dump structure as documented in docs/dump-format.md."""
+
+    def test_structure_h5py(self):
+        out = self.out()
+        images = demo_images()
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), images, out)
+        with h5py.File(out, "r") as f:
+            self.assertEqual(f.attrs["format"], "quantscope-dump")
+            self.assertEqual(int(f.attrs["version"]), 1)
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            self.assertEqual(int(f.attrs["image_count"]), len(images))
+            ref = sidecar("demo_cnn_float.pt")
+            self.assertEqual(int(f.attrs["layer_count"]), ref["conv_calls"])
+            self.assertEqual(len(f["layers"]), ref["conv_calls"])
+            for i in range(len(images)):
+                img = f[f"inputs/{i:04d}/image"]
+                self.assertEqual(img.dtype, np.uint8)
+                self.assertEqual(img.shape[2], 3)
+            for k, name in enumerate(sorted(f["layers"])):
+                g = f["layers"][name]
+                self.assertEqual(int(g.attrs["index"]), k)
+                o, q = g["original"], g["quantized"]
+                self.assertEqual(o.dtype, np.float16)
+                self.assertEqual(o.shape, q.shape)
+                self.assertEqual(o.shape[0], len(images))
+                self.assertEqual(list(o.shape[1:]), list(g.attrs["shape"]))
+                self.assertEqual(o.chunks[0], 1)  # one image per chunk
+                self.assertIsNone(o.compression)
+                self.assertEqual(g["abs_diff"].shape, (len(images),) + o.shape[2:])
+                self.assertEqual(g["channels/sqnr_db"].shape, (o.shape[1],))
+                # metrics recomputed here from the stored values
+                a = o[...].astype(np.float64)
+                b = q[...].astype(np.float64)
+                sqnr = 10 * np.log10((a * a).sum() / ((b - a) ** 2).sum())
+                self.assertAlmostEqual(float(g.attrs["sqnr_db"]), sqnr, places=4)
+                self.assertAlmostEqual(float(g.attrs["max_abs"]), np.abs(b - a).max(), places=5)
+                cos = (a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())
+                self.assertAlmostEqual(float(g.attrs["cosine"]), cos, places=6)
+                np.testing.assert_allclose(g["abs_diff"][...], np.abs(b - a).mean(axis=1), rtol=1e-5, atol=1e-7)
+                self.assertIn("scale", q.attrs)  # quantized output scale is recorded
+            out0 = f["outputs/0000"]
+            self.assertEqual(out0.attrs["kind"], "logits")
+            self.assertEqual(out0["original"].shape, (4,))
+
+    def test_h5dump_reads_it(self):
+        out = self.out()
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], out, "--dtype", "f32")
+        r = subprocess.run(["h5dump", "-H", out], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('GROUP "layers"', r.stdout)
+        self.assertIn('GROUP "0000"', r.stdout)
+        self.assertIn('DATASET "original"', r.stdout)
+        self.assertIn("H5T_IEEE_F32LE", r.stdout)
+        r = subprocess.run(["h5dump", "-a", "/format", out], capture_output=True, text=True)
+        self.assertIn('"quantscope-dump"', r.stdout)
+        # the float16 variant is a plain IEEE half that h5dump can print without plugins
+        out16 = self.out("f16.h5")
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], out16, "--gzip", "4")
+        r = subprocess.run(["h5dump", "-d", "/layers/0000/quantized", "-c", "1,1,1,4", out16], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("16-bit little-endian floating-point", r.stdout)  # IEEE half, no plugin
+        self.assertIn("DATA {", r.stdout)
+        with h5py.File(out16) as f:
+            self.assertEqual(f["layers/0000/original"].compression, "gzip")
+
+    def test_inspect(self):
+        out = self.out()
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images(), out)
+        r = run("inspect", out, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = json.loads(r.stdout)
+        sq = [l["sqnr_db"] for l in j["layers"]]
+        self.assertEqual(sq, sorted(sq), "worst (lowest SQNR) first")
+        self.assertEqual(j["format_version"], 1)
+        self.assertEqual(j["models"]["quantized"]["quantized"], True)
+        self.assertEqual(j["models"]["original"]["quantized"], False)
+        self.assertLess(j["models"]["quantized"]["parameter_bytes"], j["models"]["original"]["parameter_bytes"])
+        r = run("inspect", out, "--sort", "mse", "--top", "2", "--json")
+        j = json.loads(r.stdout)
+        self.assertEqual(len(j["layers"]), 2)
+        self.assertGreaterEqual(j["layers"][0]["mse"], j["layers"][1]["mse"])
+        r = run("inspect", out, "--top", "3")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("SQNR dB", r.stdout)
+        self.assertEqual(len([l for l in r.stdout.splitlines() if l.strip().split(" ")[0].isdigit()]), 3)
+
+    def test_layers_glob_and_linear(self):
+        out = self.out()
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], out,
+                     "--layers", "features.0", "--layers", "classifier*", "--ops", "conv,linear")
+        with h5py.File(out) as f:
+            names = sorted(f["layers"][k].attrs["name"] for k in f["layers"])
+        self.assertEqual(names, ["classifier", "features.0"])
+
+    def test_tap_correctness(self):
+        """A recorded activation equals running the submodules directly in Python."""
+        image = demo_images()[0]
+        for dtype in ("f32", "f16"):
+            out = self.out(f"{dtype}.h5")
+            self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), [image], out, "--dtype", dtype)
+            r = subprocess.run([sys.executable, ARGS.checker, out, model("demo_cnn_float.pt"),
+                                model("demo_cnn_int8.pt"), image], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, f"{dtype}:\n{r.stdout}\n{r.stderr}")
+
+
+class Completeness(Base):
+    """Tapped calls equal an independent count made in Python with forward hooks."""
+
+    def count(self, name, image_args):
+        out = self.out()
+        r = self.compare(model(name), model(name), [], out, *image_args, "--json", "--quiet")
+        return json.loads(r.stdout), out
+
+    def test_resnet50_fpn_detector(self):
+        ref = sidecar("frcnn_r50_fpn.pt")
+        img = os.path.join(self.dir, "r50.png")
+        make_image(img, 640, 480)
+        j, out = self.count("frcnn_r50_fpn.pt", ["--image", img])
+        self.assertEqual(j["original_calls"], ref["conv_calls"])
+        with h5py.File(out) as f:
+            modules = [f["layers"][k].attrs["module"] for k in f["layers"]]
+            names = [f["layers"][k].attrs["name"] for k in f["layers"]]
+            self.assertEqual(f["outputs/0000"].attrs["kind"], "detections")
+            self.assertEqual(f["outputs/0000/original"].shape[1], 6)
+        self.assertEqual(sum(m.startswith("backbone.body.") for m in modules), 53)
+        self.assertIn("backbone.body.layer1.0.conv1", modules)
+        self.assertEqual(len(set(names)), len(names), "every call has its own name")
+        rpn = [n for n in names if n.startswith("rpn.head.conv")]
+        self.assertEqual(len(rpn), 5, rpn)  # once per FPN level
+        self.assertTrue(all("#" in n for n in rpn))
+        # module path of every call, in execution order, as Python's hooks saw it
+        self.assertEqual(modules, ref["call_names"])
+
+    def test_mobilenet_v3_fpn_detector_fx_quantized(self):
+        ref = sidecar("frcnn_mnv3_fpn.pt")
+        img = os.path.join(self.dir, "m.png")
+        make_image(img, 320, 320)
+        out = self.out()
+        r = self.compare(model("frcnn_mnv3_fpn.pt"), model("frcnn_mnv3_fpn_fx_int8.pt"), [img], out, "--json", "--quiet")
+        j = json.loads(r.stdout)
+        self.assertEqual(j["original_calls"], ref["conv_calls"])
+        qref = sidecar("frcnn_mnv3_fpn_fx_int8.pt")
+        self.assertEqual(j["quantized_calls"], qref["conv_calls"])
+        self.assertGreater(j["layers"], 0.9 * min(j["original_calls"], j["quantized_calls"]))
+        with h5py.File(out) as f:
+            layers = [f["layers"][k] for k in f["layers"]]
+            self.assertEqual([g.attrs["module"] for g in layers], ref["call_names"])
+            # names come from weight ownership, so FX-converted modules keep their paths
+            self.assertTrue(all(g.attrs["match"] == "path" for g in layers))
+            ops = {g.attrs["quantized_op"] for g in layers}
+            self.assertTrue(any(op.startswith("quantized::") for op in ops), ops)
+            # the same point of the network on both sides: conv + bn + hardswish
+            first = layers[0]
+            self.assertEqual(first["original"].attrs["epilogue"], "batch_norm+hardswish_")
+            self.assertEqual(first["quantized"].attrs["epilogue"], "hardswish")
+            self.assertGreater(float(first.attrs["sqnr_db"]), 10.0)
+
+    def test_eager_quantized_resnet18(self):
+        ref = sidecar("resnet18_float.pt")
+        qref = sidecar("resnet18_int8.pt")
+        img = os.path.join(self.dir, "r.png")
+        make_image(img, 224, 224)
+        out = self.out()
+        r = self.compare(model("resnet18_float.pt"), model("resnet18_int8.pt"), [img], out, "--json", "--quiet")
+        j = json.loads(r.stdout)
+        self.assertEqual(j["original_calls"], ref["conv_calls"])
+        self.assertEqual(j["quantized_calls"], qref["conv_calls"])
+        self.assertEqual(j["layers"], ref["conv_calls"])
+        self.assertEqual(j["unmatched"], [])
+        with h5py.File(out) as f:
+            sq = [float(f["layers"][k].attrs["sqnr_db"]) for k in f["layers"]]
+        self.assertTrue(all(np.isfinite(sq)), sq)
+
+    def test_traced_model(self):
+        """Traced and scripted models alike. LibTorch 1.13 keeps no traced input shape in
+        the file, so the first image's size is used (documented in docs/cli.md)."""
+        ref = sidecar("demo_cnn_traced.pt")
+        img = os.path.join(self.dir, "big.png")
+        make_image(img, 100, 80)
+        out = self.out()
+        r = self.compare(model("demo_cnn_traced.pt"), model("demo_cnn_int8.pt"), [img], out, "--json", "--quiet")
+        j = json.loads(r.stdout)
+        self.assertEqual(j["original_calls"], ref["conv_calls"])
+        self.assertEqual(j["layers"], ref["conv_calls"])
+        with h5py.File(out) as f:
+            self.assertEqual((int(f.attrs["input_width"]), int(f.attrs["input_height"])), (100, 80))
+            self.assertEqual([f["layers"][k].attrs["module"] for k in f["layers"]], ref["call_names"])
+
+
+def make_image(path, w, h, seed=0):
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(path)
+
+
+class BadInput(Base):
+    def expect_error(self, args, code, *needles, out=None):
+        r = run(*args)
+        self.assertEqual(r.returncode, code, f"stdout:{r.stdout}\nstderr:{r.stderr}")
+        err = r.stderr.strip().splitlines()
+        self.assertTrue(err, "an error message is expected")
+        for n in needles:
+            self.assertIn(n, r.stderr)
+        if out:
+            self.assertNoDump(out)
+        return r
+
+    def base(self, out, original=None, quantized=None, image=None):
+        return ["compare", "--original", original or model("demo_cnn_float.pt"),
+                "--quantized", quantized or model("demo_cnn_int8.pt"),
+                "--image", image or demo_images()[0], "--out", out, "--quiet"]
+
+    def test_missing_model(self):
+        out = self.out()
+        self.expect_error(self.base(out, original="/nonexistent/m.pt"), 1, "/nonexistent/m.pt", out=out)
+
+    def test_corrupt_model(self):
+        bad = os.path.join(self.dir, "corrupt.pt")
+        with open(model("demo_cnn_float.pt"), "rb") as f:
+            data = f.read()
+        with open(bad, "wb") as f:
+            f.write(data[: len(data) // 2])  # truncated archive
+        out = self.out()
+        self.expect_error(self.base(out, quantized=bad), 1, bad, out=out)
+        garbage = os.path.join(self.dir, "garbage.pt")
+        with open(garbage, "wb") as f:
+            f.write(os.urandom(4096))
+        self.expect_error(self.base(out, original=garbage), 1, garbage, "TorchScript", out=out)
+
+    def test_not_torchscript(self):
+        sd = os.path.join(self.dir, "state_dict.pt")
+        subprocess.run([sys.executable, "-c", f"import torch; torch.save({{'w': torch.zeros(3)}}, '{sd}')"], check=True)
+        out = self.out()
+        self.expect_error(self.base(out, original=sd), 1, sd, "TorchScript", out=out)
+
+    def test_unreadable_image(self):
+        bad = os.path.join(self.dir, "notanimage.png")
+        with open(bad, "w") as f:
+            f.write("hello")
+        out = self.out()
+        self.expect_error(self.base(out, image=bad), 1, bad, out=out)
+        self.expect_error(self.base(out, image="/nonexistent.png"), 1, "/nonexistent.png", out=out)
+        empty = os.path.join(self.dir, "empty")
+        os.mkdir(empty)
+        args = self.base(out)
+        i = args.index("--image")
+        args[i:i + 2] = ["--images", empty]
+        self.expect_error(args, 1, empty, out=out)
+
+    def test_different_architectures(self):
+        out = self.out()
+        img = os.path.join(self.dir, "x.png")
+        make_image(img, 64, 64)
+        self.expect_error(self.base(out, quantized=model("resnet18_int8.pt"), image=img), 1,
+                          "not the same network", out=out)
+
+    def test_unwritable_output(self):
+        out = "/nonexistent-dir/run.h5"
+        self.expect_error(self.base(out), 1, "/nonexistent-dir", out=out)
+        self.expect_error(self.base(self.dir), 1, self.dir)  # a directory
+
+    def test_file_size_limit_acts_as_disk_full(self):
+        out = self.out()
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+        args = self.base(out, model("frcnn_r50_fpn.pt"), model("frcnn_r50_fpn.pt"))
+        img = os.path.join(self.dir, "r.png")
+        make_image(img, 320, 240)
+        args[args.index("--image") + 1] = img
+        r = subprocess.run([ARGS.cli, *args], capture_output=True, text=True, preexec_fn=limit, timeout=600)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("write failed", r.stderr)
+        self.assertNoDump(out)
+
+    def test_interrupt_leaves_no_dump_and_keeps_old_one(self):
+        out = self.out()
+        with open(out, "w") as f:
+            f.write("an earlier result the user saved")
+        img = os.path.join(self.dir, "r.png")
+        make_image(img, 640, 480)
+        args = self.base(out, model("frcnn_r50_fpn.pt"), model("frcnn_r50_fpn.pt"), img)
+        p = subprocess.Popen([ARGS.cli, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(6)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=300)
+        self.assertEqual(p.returncode, 1, stderr)
+        self.assertIn("cancelled", stderr)
+        with open(out) as f:
+            self.assertEqual(f.read(), "an earlier result the user saved")
+        self.assertEqual(glob.glob(out + ".partial*"), [])
+
+    def test_usage_errors(self):
+        out = self.out()
+        self.expect_error(["compare", "--original", "a.pt"], 2, "required")
+        self.expect_error(self.base(out) + ["--dtype", "f64"], 2, "f64")
+        self.expect_error(self.base(out) + ["--size", "12by3"], 2, "--size")
+        self.expect_error(self.base(out) + ["--mean", "1,2"], 2, "--mean")
+        self.expect_error(self.base(out) + ["--engine", "fbgemm"], 2, "fbgemm")
+        self.expect_error(["frobnicate"], 2)
+        self.assertNoDump(out)
+
+    def test_bad_dumps(self):
+        r = run("inspect", "/nonexistent.h5")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/nonexistent.h5", r.stderr)
+        notdump = os.path.join(self.dir, "other.h5")
+        with h5py.File(notdump, "w") as f:
+            f["x"] = np.zeros(3)
+        r = run("inspect", notdump)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not a QuantScope dump", r.stderr)
+        good = self.out()
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], good)
+        newer = os.path.join(self.dir, "newer.h5")
+        with open(good, "rb") as f, open(newer, "wb") as g:
+            g.write(f.read())
+        with h5py.File(newer, "a") as f:
+            f.attrs["version"] = 7
+        r = run("inspect", newer)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("version 7 is newer", r.stderr)
+        truncated = os.path.join(self.dir, "trunc.h5")
+        with open(good, "rb") as f, open(truncated, "wb") as g:
+            g.write(f.read()[:2000])
+        r = run("inspect", truncated)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(truncated, r.stderr)
+
+    def test_help_everywhere(self):
+        for sub in ([], ["compare"], ["inspect"]):
+            r = run(*sub, "--help")
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("--help", r.stdout)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cli", required=True)
+    parser.add_argument("--models", required=True)
+    parser.add_argument("--checker", required=True)
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0]] + rest)

@@ -1,0 +1,152 @@
+// Metrics, difference maps and float16 conversion against hand-computed values.
+
+#include "detection.h"
+#include "halffloat.h"
+#include "metrics.h"
+
+#include <QtTest>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+using namespace qs;
+
+class TestMetrics : public QObject {
+    Q_OBJECT
+
+private slots:
+    void handComputed() {
+        // o = [1, 2, 3, 4], q = [1, 2.5, 2, 4]: e = [0, 0.5, -1, 0]
+        const std::vector<float> o{1, 2, 3, 4}, q{1, 2.5f, 2, 4};
+        const Metrics m = computeMetrics(o.data(), q.data(), o.size());
+        // sum o^2 = 30, sum e^2 = 1.25 -> SQNR = 10 log10(24)
+        QCOMPARE(m.count, 4);
+        QVERIFY(std::fabs(m.sqnrDb - 10.0 * std::log10(24.0)) < 1e-9);
+        QVERIFY(std::fabs(m.mse - 1.25 / 4) < 1e-12);
+        QCOMPARE(m.maxAbs, 1.0);
+        QVERIFY(std::fabs(m.meanAbs - 1.5 / 4) < 1e-12);
+        QVERIFY(std::fabs(m.relErr - 1.5 / 10) < 1e-12);
+        // <o,q> = 1 + 5 + 6 + 16 = 28; |q|^2 = 1 + 6.25 + 4 + 16 = 27.25
+        QVERIFY(std::fabs(m.cosine - 28.0 / std::sqrt(30.0 * 27.25)) < 1e-12);
+    }
+
+    void identical() {
+        const std::vector<float> o{0.5f, -1, 3};
+        const Metrics m = computeMetrics(o.data(), o.data(), o.size());
+        QVERIFY(std::isinf(m.sqnrDb) && m.sqnrDb > 0);
+        QCOMPARE(m.mse, 0.0);
+        QCOMPARE(m.maxAbs, 0.0);
+        QCOMPARE(m.relErr, 0.0);
+        QVERIFY(std::fabs(m.cosine - 1.0) < 1e-12);
+    }
+
+    void allZeroReference() {
+        const std::vector<float> o{0, 0, 0}, q{0, 1, -1};
+        const Metrics m = computeMetrics(o.data(), q.data(), o.size());
+        QVERIFY(std::isinf(m.sqnrDb) && m.sqnrDb < 0);
+        QVERIFY(std::isinf(m.relErr));
+        QCOMPARE(m.cosine, 0.0);
+        QVERIFY(std::fabs(m.mse - 2.0 / 3) < 1e-12);
+        const Metrics z = computeMetrics(o.data(), o.data(), o.size());
+        QVERIFY(std::isinf(z.sqnrDb) && z.sqnrDb > 0);
+        QCOMPARE(z.relErr, 0.0);
+        QCOMPARE(z.cosine, 1.0);
+    }
+
+    void splitInvariance() {
+        std::mt19937 rng(42);
+        std::normal_distribution<float> dist;
+        std::vector<float> o(1000), q(1000);
+        for (std::size_t i = 0; i < o.size(); ++i) {
+            o[i] = dist(rng);
+            q[i] = o[i] + 0.05f * dist(rng);
+        }
+        const Metrics whole = computeMetrics(o.data(), q.data(), o.size());
+        MetricsAccumulator a, b;
+        a.add(o.data(), q.data(), 300);
+        b.add(o.data() + 300, q.data() + 300, 700);
+        a.merge(b);
+        const Metrics parts = a.finish();
+        if (std::fabs(whole.sqnrDb - parts.sqnrDb) > 1e-9)
+            qWarning("seed 42: whole %.12f parts %.12f", whole.sqnrDb, parts.sqnrDb);
+        QVERIFY(std::fabs(whole.sqnrDb - parts.sqnrDb) < 1e-9);
+        QCOMPARE(whole.maxAbs, parts.maxAbs);
+        QCOMPARE(whole.count, parts.count);
+        // noise std 0.05 on unit signal: SQNR near 26 dB
+        QVERIFY(whole.sqnrDb > 24 && whole.sqnrDb < 28);
+    }
+
+    void diffMapsHandComputed() {
+        // 2 channels, 2 pixels. o = [[1, 0], [2, -4]], q = [[1.5, 0], [2, -3]]
+        const std::vector<float> o{1, 0, 2, -4}, q{1.5f, 0, 2, -3};
+        const DiffMaps d = diffMaps(o.data(), q.data(), 2, 2);
+        QCOMPARE(d.absMean.size(), std::size_t{2});
+        QVERIFY(std::fabs(d.absMean[0] - 0.25f) < 1e-7f); // (0.5 + 0) / 2
+        QVERIFY(std::fabs(d.absMean[1] - 0.5f) < 1e-7f);  // (0 + 1) / 2
+        // tau = 0.01 * 4 = 0.04: rel = (0.5/1 + 0/2)/2 and (0/0.04 + 1/4)/2
+        QVERIFY(std::fabs(d.relMean[0] - 0.25f) < 1e-7f);
+        QVERIFY(std::fabs(d.relMean[1] - 0.125f) < 1e-7f);
+        // an all-zero reference uses tau = 1
+        const std::vector<float> z{0, 0}, e{0.5f, 0};
+        const DiffMaps dz = diffMaps(z.data(), e.data(), 1, 2);
+        QVERIFY(std::fabs(dz.relMean[0] - 0.5f) < 1e-7f);
+    }
+
+    void halfConversion_data() {
+        QTest::addColumn<float>("value");
+        QTest::addColumn<int>("bits");
+        QTest::addRow("one") << 1.0f << 0x3c00;
+        QTest::addRow("minus two") << -2.0f << 0xc000;
+        QTest::addRow("max") << 65504.0f << 0x7bff;
+        QTest::addRow("overflow") << 70000.0f << 0x7c00;
+        QTest::addRow("smallest subnormal") << 5.960464477539063e-08f << 0x0001;
+        QTest::addRow("tie to even, down") << 2049.0f << 0x6800; // 2048 exactly representable
+        QTest::addRow("tie to even, up") << 2051.0f << 0x6802;   // -> 2052
+        QTest::addRow("zero") << 0.0f << 0x0000;
+        QTest::addRow("third") << (1.0f / 3.0f) << 0x3555;
+    }
+    void halfConversion() {
+        QFETCH(float, value);
+        QFETCH(int, bits);
+        QCOMPARE(int(floatToHalf(value)), bits);
+    }
+
+    void halfRoundTrip() {
+        // every finite half survives half -> float -> half
+        for (int b = 0; b < 0x10000; ++b) {
+            if ((b & 0x7c00) == 0x7c00)
+                continue;
+            const auto h = static_cast<std::uint16_t>(b);
+            QCOMPARE(int(floatToHalf(halfToFloat(h))), b);
+        }
+        // relative rounding error of normal values is at most 2^-11
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> dist(-1000.0f, 1000.0f);
+        for (int i = 0; i < 10000; ++i) {
+            const float v = dist(rng);
+            if (std::fabs(v) < 1e-3f)
+                continue;
+            const float r = halfToFloat(floatToHalf(v));
+            QVERIFY2(std::fabs(r - v) <= std::fabs(v) * (1.0f / 2048.0f), qPrintable(QString::number(v)));
+        }
+    }
+
+    void detectionMatching() {
+        const std::vector<Detection> o{{0, 0, 10, 10, 0.9f, 1}, {20, 20, 30, 30, 0.8f, 2}, {50, 50, 60, 60, 0.7f, 1}};
+        const std::vector<Detection> q{{21, 21, 31, 31, 0.75f, 2}, {0, 0, 10, 9, 0.95f, 1}, {50, 50, 60, 60, 0.6f, 3}};
+        QVERIFY(std::fabs(iou(o[0], q[1]) - 0.9f) < 1e-6f);
+        const auto m = matchDetections(o, q);
+        QCOMPARE(m.size(), std::size_t{2}); // the third differs in label
+        QCOMPARE(m[0].original, 0);
+        QCOMPARE(m[0].quantized, 1);
+        QVERIFY(std::fabs(m[0].scoreDelta - 0.05f) < 1e-6f);
+        QCOMPARE(m[1].original, 1);
+        QCOMPARE(m[1].quantized, 0);
+        QVERIFY(std::fabs(m[1].iou - 81.0f / 119.0f) < 1e-6f);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestMetrics)
+#include "test_metrics.moc"
