@@ -8,7 +8,9 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 #include <ctime>
 #include <optional>
 
@@ -83,7 +85,7 @@ void writeMetricAttrs(H5::H5Object& obj, const Metrics& m) {
 }
 
 // Metrics of one layer over all images, per channel, and its difference maps.
-void computeLayerMetrics(H5::Group& layer, int images) {
+void computeLayerMetrics(H5::Group& layer, int images, int threads) {
     H5::DataSet o = layer.openDataSet("original");
     H5::DataSet q = layer.openDataSet("quantized");
     const auto dims = h5::dims(o);
@@ -97,13 +99,11 @@ void computeLayerMetrics(H5::Group& layer, int images) {
     for (int i = 0; i < images; ++i) {
         const std::vector<float> a = h5::readImageSlab(o, i);
         const std::vector<float> b = h5::readImageSlab(q, i);
-        for (std::size_t c = 0; c < channels; ++c)
-            perChannel[c].add(a.data() + c * plane, b.data() + c * plane, plane);
-        if (dims.size() == 4) {
-            DiffMaps maps = diffMaps(a.data(), b.data(), channels, plane);
-            absMaps.insert(absMaps.end(), maps.absMean.begin(), maps.absMean.end());
-            relMaps.insert(relMaps.end(), maps.relMean.begin(), maps.relMean.end());
-        }
+        DiffMaps maps;
+        accumulateImage(a.data(), b.data(), channels, plane, perChannel,
+                        dims.size() == 4 ? &maps : nullptr, threads);
+        absMaps.insert(absMaps.end(), maps.absMean.begin(), maps.absMean.end());
+        relMaps.insert(relMaps.end(), maps.relMean.begin(), maps.relMean.end());
     }
     std::vector<float> columns[6];
     for (auto& acc : perChannel) {
@@ -298,11 +298,14 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
 
     // Metrics: read each layer back, one image slab at a time (memory: one layer slab).
     H5::H5File& file = writer.file();
+    const int metricThreads = options.model.threads > 0
+                                  ? options.model.threads
+                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     try {
         for (int k = 0; k < summary.layers; ++k) {
             report({"metrics", k, summary.layers, ""});
             H5::Group layer = file.openGroup("/layers/" + index4(k));
-            computeLayerMetrics(layer, n);
+            computeLayerMetrics(layer, n, metricThreads);
         }
         file.createGroup("/models");
         writeModelGroup(file, Side::Original, original->info(), options.model, summary.originalCalls);

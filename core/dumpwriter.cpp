@@ -297,7 +297,11 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
         const H5::DataType& fileType =
             half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
         const std::string path = std::string("/staging/") + toString(side) + "/" + seqName(seq);
-        H5::DataSet ds = m_file->createDataSet(path, fileType, space, props);
+        // Whole chunks are always written at once, so HDF5's chunk cache (1 MiB per open
+        // dataset by default, ~150 MiB for a detector) would only hold memory.
+        H5::DSetAccPropList access;
+        access.setChunkCache(0, 0, 1.0);
+        H5::DataSet ds = m_file->createDataSet(path, fileType, space, props, access);
         h5::setAttr(ds, "module", a.module);
         h5::setAttr(ds, "call", std::int64_t{a.call});
         h5::setAttr(ds, "op", a.op);

@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace qs {
 
 std::uint16_t floatToHalf(float value) {
@@ -61,7 +65,29 @@ float halfToFloat(std::uint16_t bits) {
     return out;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+// F16C converts 8 halves per instruction; chosen at run time, so the binary still runs
+// on a CPU without it.
+__attribute__((target("f16c,avx"))) static void halfToFloatF16c(const std::uint16_t* in, float* out,
+                                                                 std::size_t n) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; ++i)
+        out[i] = halfToFloat(in[i]);
+}
+#endif
+
 void halfToFloat(const std::uint16_t* in, float* out, std::size_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+    static const bool f16c = __builtin_cpu_supports("f16c");
+    if (f16c) {
+        halfToFloatF16c(in, out, n);
+        return;
+    }
+#endif
     for (std::size_t i = 0; i < n; ++i)
         out[i] = halfToFloat(in[i]);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
 
 namespace qs {
 
@@ -78,32 +79,73 @@ Metrics computeMetrics(const float* original, const float* quantized, std::size_
     return acc.finish();
 }
 
-DiffMaps diffMaps(const float* o, const float* q, std::size_t channels, std::size_t plane) {
+namespace {
+
+std::size_t threadCount(int threads, std::size_t work) {
+    return std::max<std::size_t>(1, std::min<std::size_t>(static_cast<std::size_t>(std::max(threads, 1)), work));
+}
+
+// Runs fn(k, begin, end) for the k-th of t contiguous ranges of [0, n), k = 0 on this thread.
+template <typename Fn>
+void parallelRanges(std::size_t n, std::size_t t, Fn fn) {
+    std::vector<std::thread> workers;
+    for (std::size_t k = 1; k < t; ++k)
+        workers.emplace_back(fn, k, n * k / t, n * (k + 1) / t);
+    fn(std::size_t{0}, std::size_t{0}, n / t);
+    for (auto& w : workers)
+        w.join();
+}
+
+} // namespace
+
+DiffMaps diffMaps(const float* o, const float* q, std::size_t channels, std::size_t plane, int threads) {
     DiffMaps maps;
     maps.absMean.assign(plane, 0.0f);
     maps.relMean.assign(plane, 0.0f);
+    if (channels == 0)
+        return maps;
     const std::size_t n = channels * plane;
     float maxRef = 0;
     for (std::size_t i = 0; i < n; ++i)
         maxRef = std::max(maxRef, std::fabs(o[i]));
     const float tau = maxRef > 0 ? static_cast<float>(kRelFloor) * maxRef : 1.0f;
-    std::vector<double> absSum(plane, 0.0), relSum(plane, 0.0);
-    for (std::size_t c = 0; c < channels; ++c) {
-        const float* oc = o + c * plane;
-        const float* qc = q + c * plane;
-        for (std::size_t p = 0; p < plane; ++p) {
-            const float e = std::fabs(qc[p] - oc[p]);
-            absSum[p] += e;
-            relSum[p] += e / std::max(std::fabs(oc[p]), tau);
+    // each thread sums its channel range into its own partial maps
+    const std::size_t t = threadCount(threads, channels);
+    std::vector<std::vector<double>> absSum(t, std::vector<double>(plane, 0.0));
+    std::vector<std::vector<double>> relSum(t, std::vector<double>(plane, 0.0));
+    parallelRanges(channels, t, [&](std::size_t k, std::size_t c0, std::size_t c1) {
+        auto& as = absSum[k];
+        auto& rs = relSum[k];
+        for (std::size_t c = c0; c < c1; ++c) {
+            const float* oc = o + c * plane;
+            const float* qc = q + c * plane;
+            for (std::size_t p = 0; p < plane; ++p) {
+                const float e = std::fabs(qc[p] - oc[p]);
+                as[p] += e;
+                rs[p] += e / std::max(std::fabs(oc[p]), tau);
+            }
         }
-    }
-    if (channels > 0) {
-        for (std::size_t p = 0; p < plane; ++p) {
-            maps.absMean[p] = static_cast<float>(absSum[p] / static_cast<double>(channels));
-            maps.relMean[p] = static_cast<float>(relSum[p] / static_cast<double>(channels));
+    });
+    for (std::size_t p = 0; p < plane; ++p) {
+        double a = 0, r = 0;
+        for (std::size_t k = 0; k < t; ++k) {
+            a += absSum[k][p];
+            r += relSum[k][p];
         }
+        maps.absMean[p] = static_cast<float>(a / static_cast<double>(channels));
+        maps.relMean[p] = static_cast<float>(r / static_cast<double>(channels));
     }
     return maps;
+}
+
+void accumulateImage(const float* o, const float* q, std::size_t channels, std::size_t plane,
+                     std::vector<MetricsAccumulator>& perChannel, DiffMaps* maps, int threads) {
+    parallelRanges(channels, threadCount(threads, channels), [&](std::size_t, std::size_t c0, std::size_t c1) {
+        for (std::size_t c = c0; c < c1; ++c)
+            perChannel[c].add(o + c * plane, q + c * plane, plane);
+    });
+    if (maps)
+        *maps = diffMaps(o, q, channels, plane, threads);
 }
 
 } // namespace qs

@@ -155,6 +155,33 @@ class DemoDump(Base):
         self.assertIn("SQNR dB", r.stdout)
         self.assertEqual(len([l for l in r.stdout.splitlines() if l.strip().split(" ")[0].isdigit()]), 3)
 
+    def test_inspect_reads_no_dataset(self):
+        """Listing layers and metrics must not read activation data: wipe every chunk of
+        every activation dataset, and inspect still works (while h5py reading fails)."""
+        out = self.out()
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images(), out, "--gzip", "1")
+        before = json.loads(run("inspect", out, "--json").stdout)
+        wiped = 0
+        with h5py.File(out, "r") as f:
+            spans = []
+            for k in f["layers"]:
+                for side in ("original", "quantized"):
+                    dsid = f["layers"][k][side].id
+                    for i in range(dsid.get_num_chunks()):
+                        info = dsid.get_chunk_info(i)
+                        spans.append((info.byte_offset, info.size))
+        with open(out, "r+b") as raw:
+            for offset, size in spans:
+                raw.seek(offset)
+                raw.write(b"\xff" * size)
+                wiped += size
+        self.assertGreater(wiped, 100_000)
+        r = run("inspect", out, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["layers"], before["layers"])
+        with h5py.File(out, "r") as f, self.assertRaises(Exception):
+            f["layers/0000/original"][...]
+
     def test_layers_glob_and_linear(self):
         out = self.out()
         self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], out,
