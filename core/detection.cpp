@@ -1,5 +1,7 @@
 #include "detection.h"
 
+#include "error.h"
+
 #include <algorithm>
 #include <numeric>
 
@@ -43,6 +45,60 @@ std::vector<DetectionMatch> matchDetections(const std::vector<Detection>& origin
         }
     }
     return matches;
+}
+
+std::vector<Detection> nms(std::vector<Detection> boxes, float iouThreshold, std::size_t maxDetections) {
+    std::stable_sort(boxes.begin(), boxes.end(),
+                     [](const Detection& a, const Detection& b) { return a.score > b.score; });
+    std::vector<Detection> kept;
+    std::vector<bool> dropped(boxes.size(), false);
+    for (std::size_t i = 0; i < boxes.size() && kept.size() < maxDetections; ++i) {
+        if (dropped[i])
+            continue;
+        kept.push_back(boxes[i]);
+        for (std::size_t j = i + 1; j < boxes.size(); ++j)
+            if (!dropped[j] && boxes[j].label == boxes[i].label && iou(boxes[i], boxes[j]) > iouThreshold)
+                dropped[j] = true;
+    }
+    return kept;
+}
+
+ModelOutput decodeYolo(const ModelOutput& raw, const YoloDecode& options) {
+    if (raw.shape.size() != 2)
+        throw Error(ErrorKind::Input, "YOLO decoding needs a [boxes, 5+C] or [4+C, boxes] output, got " +
+                                          std::to_string(raw.shape.size()) + " dimensions");
+    const auto rows = static_cast<std::size_t>(raw.shape[0]);
+    const auto cols = static_cast<std::size_t>(raw.shape[1]);
+    YoloLayout layout = options.layout;
+    if (layout == YoloLayout::Auto)
+        layout = rows > cols ? YoloLayout::V5 : YoloLayout::V8;
+    const std::size_t boxes = layout == YoloLayout::V5 ? rows : cols;
+    const std::size_t fields = layout == YoloLayout::V5 ? cols : rows;
+    const std::size_t first = layout == YoloLayout::V5 ? 5 : 4; // first class column
+    if (fields <= first)
+        throw Error(ErrorKind::Input, std::string("YOLO ") + (layout == YoloLayout::V5 ? "v5" : "v8") +
+                                          " output has " + std::to_string(fields) + " values per box, too few");
+    // value f of box b
+    auto at = [&](std::size_t b, std::size_t f) {
+        return layout == YoloLayout::V5 ? raw.values[b * cols + f] : raw.values[f * cols + b];
+    };
+    std::vector<Detection> candidates;
+    for (std::size_t b = 0; b < boxes; ++b) {
+        std::size_t best = first;
+        for (std::size_t f = first + 1; f < fields; ++f)
+            if (at(b, f) > at(b, best))
+                best = f;
+        const float score = layout == YoloLayout::V5 ? at(b, 4) * at(b, best) : at(b, best);
+        if (!(score >= options.confidence))
+            continue;
+        const float cx = at(b, 0), cy = at(b, 1), w = at(b, 2), h = at(b, 3);
+        candidates.push_back({cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, score,
+                              static_cast<std::int64_t>(best - first) + options.labelOffset});
+    }
+    ModelOutput out;
+    out.kind = OutputKind::Detections;
+    out.detections = nms(std::move(candidates), options.nmsIou, options.maxDetections);
+    return out;
 }
 
 } // namespace qs

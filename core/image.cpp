@@ -27,6 +27,7 @@ Image loadImage(const std::string& path, const Preprocess& pre) {
     if (bgr.empty())
         throw Error(ErrorKind::Input, path + ": not a readable JPEG/PNG/BMP image");
 
+    const int originalWidth = bgr.cols, originalHeight = bgr.rows;
     if (pre.size && (pre.size->width != bgr.cols || pre.size->height != bgr.rows)) {
         cv::Mat resized;
         const bool shrinking = pre.size->width < bgr.cols && pre.size->height < bgr.rows;
@@ -38,6 +39,8 @@ Image loadImage(const std::string& path, const Preprocess& pre) {
     img.source = path;
     img.width = bgr.cols;
     img.height = bgr.rows;
+    img.originalWidth = originalWidth;
+    img.originalHeight = originalHeight;
     cv::Mat rgb;
     cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
     img.rgb.assign(rgb.data, rgb.data + static_cast<std::size_t>(rgb.total()) * 3);

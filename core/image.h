@@ -24,6 +24,7 @@ struct Preprocess {
 struct Image {
     std::string source;                 // path it was read from
     int width = 0, height = 0;          // after resizing
+    int originalWidth = 0, originalHeight = 0; // as read from the file
     std::vector<std::uint8_t> rgb;      // [H, W, 3] RGB, as fed (after resize)
     std::vector<float> chw;             // [3, H, W], scaled, normalised, channel order applied
 };

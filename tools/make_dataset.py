@@ -208,15 +208,15 @@ def draw_background(rng, size):
             w = hgt * rng.uniform(0.2, 0.5)
             d.rectangle([px - w, base - w * 1.2, px + w, base], fill=jitter(rng, (140, 110, 80), 50))
     # Shadows: translucent dark polygons on the ground.
-    arr = np.asarray(img, dtype=np.float64)
     for _ in range(rng.randint(0, 3)):
         m = Image.new("L", (s, s), 0)
-        md = ImageDraw.Draw(m)
         cx, cy = rng.uniform(0, s), rng.uniform(horizon, s)
         pts = [(cx + rng.uniform(-60, 60), cy + rng.uniform(-25, 25)) for _ in range(5)]
-        md.polygon(pts, fill=255)
-        mask = np.asarray(m, dtype=np.float64)[:, :, None] / 255.0
-        arr = arr * (1 - mask * rng.uniform(0.2, 0.45))
+        ImageDraw.Draw(m).polygon(pts, fill=255)
+        k = 1.0 - rng.uniform(0.2, 0.45)
+        dark = img.point([int(v * k) for v in range(256)] * 3)
+        img = Image.composite(dark, img, m)
+    arr = np.array(img)
     return arr, horizon
 
 
@@ -551,11 +551,8 @@ def render_image(rng, size):
     ang = rng.uniform(0, 2 * math.pi)
     ramp = (np.arange(size, dtype=np.float32) / size - 0.5)
     grad = 1.0 + rng.uniform(0, 0.35) * (np.cos(ang) * ramp[None, :] + np.sin(ang) * ramp[:, None])
-    out = out.astype(np.float32)
-    np.maximum(out, 0, out=out)
-    np.minimum(out, 255, out=out)
-    out *= np.float32(1.0 / 255.0)
-    out = np.power(out, np.float32(gamma)) * (np.float32(gain * 255.0) * grad[:, :, None].astype(np.float32))
+    lut = (np.arange(256, dtype=np.float64) / 255.0) ** gamma * (gain * 255.0)
+    out = lut.astype(np.float32)[out] * grad[:, :, None].astype(np.float32)
     sigma = np.float32(rng.uniform(2.0, 9.0))
     out += NORMAL_TABLE[rng.randint(0, 256, size=out.shape, dtype=np.uint8)] * sigma
     np.rint(out, out=out)

@@ -3,6 +3,7 @@
 #include "compare.h"
 #include "dumpreader.h"
 #include "error.h"
+#include "evaluate.h"
 #include "progressbar.h"
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 namespace qs::cli {
@@ -81,6 +83,46 @@ std::vector<LayerSummary> sorted(std::vector<LayerSummary> layers, const std::st
     return layers;
 }
 
+// --size/--mean/--std/--bgr, shared by compare and eval
+Preprocess parsePreprocess(const std::string& size, const std::string& mean, const std::string& stdev, bool bgr) {
+    Preprocess p;
+    if (!size.empty())
+        p.size = parseSize(size);
+    if (!mean.empty())
+        p.mean = parseTriple(mean, "--mean");
+    if (!stdev.empty()) {
+        p.std = parseTriple(stdev, "--std");
+        for (float v : *p.std)
+            if (!(v > 0))
+                throw Error(ErrorKind::Usage, "--std: every value must be positive");
+    }
+    p.bgr = bgr;
+    return p;
+}
+
+void addPreprocessOptions(CLI::App* c, std::string& size, std::string& mean, std::string& stdev, bool& bgr) {
+    c->add_option("--size", size, "Resize inputs to WxH (default: the first image's size)");
+    c->add_option("--mean", mean, "Per-channel mean r,g,b subtracted from pixels in [0,1]");
+    c->add_option("--std", stdev, "Per-channel std r,g,b dividing pixels after the mean");
+    c->add_flag("--bgr", bgr, "Feed channels in B,G,R order");
+}
+
+std::string percent(double fraction) {
+    if (fraction < 0)
+        return "n/a";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", 100.0 * fraction);
+    return buf;
+}
+
+nlohmann::json cocoJson(const CocoResult& r) {
+    nlohmann::json classes = nlohmann::json::array();
+    for (const auto& c : r.classes)
+        classes.push_back({{"category_id", c.categoryId}, {"name", c.name}, {"ground_truth", c.groundTruth},
+                           {"ap", c.ap}, {"ap50", c.ap50}, {"recall", c.recall}});
+    return {{"map", r.map}, {"map50", r.map50}, {"map75", r.map75}, {"recall", r.recall}, {"classes", classes}};
+}
+
 } // namespace
 
 void addCompare(CLI::App& app, CompareArgs& a) {
@@ -104,11 +146,7 @@ void addCompare(CLI::App& app, CompareArgs& a) {
     c->add_option("--tap-at", a.tapAt, "block: after the conv's batch norm and activation (default), "
                                        "output: the conv's own output")
         ->check(CLI::IsMember({"block", "output"}));
-    c->add_option("--size", a.size, "Resize inputs to WxH (default: the model's recorded size, "
-                                    "else the first image's size)");
-    c->add_option("--mean", a.mean, "Per-channel mean r,g,b subtracted from pixels in [0,1]");
-    c->add_option("--std", a.std, "Per-channel std r,g,b dividing pixels after the mean");
-    c->add_flag("--bgr", a.bgr, "Feed channels in B,G,R order");
+    addPreprocessOptions(c, a.size, a.mean, a.std, a.bgr);
     c->add_flag("--quiet", a.quiet, "No progress output");
     c->add_flag("--json", a.json, "Print the summary as JSON on stdout");
 }
@@ -123,17 +161,7 @@ int runCompare(const CompareArgs& a) {
         o.images = listImages(a.imagesDir);
     if (o.images.empty())
         throw Error(ErrorKind::Usage, "compare: give --image FILE (repeatable) or --images DIR");
-    if (!a.size.empty())
-        o.preprocess.size = parseSize(a.size);
-    if (!a.mean.empty())
-        o.preprocess.mean = parseTriple(a.mean, "--mean");
-    if (!a.std.empty()) {
-        o.preprocess.std = parseTriple(a.std, "--std");
-        for (float v : *o.preprocess.std)
-            if (!(v > 0))
-                throw Error(ErrorKind::Usage, "--std: every value must be positive");
-    }
-    o.preprocess.bgr = a.bgr;
+    o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
     o.model.threads = a.threads;
     o.model.engine = a.engine;
     o.model.storage = a.dtype == "f32" ? StorageType::F32 : StorageType::F16;
@@ -241,6 +269,104 @@ int runInspect(const InspectArgs& a) {
             std::printf("  original: %s\n", n.c_str());
         for (const auto& n : unmatchedQ)
             std::printf("  quantized: %s\n", n.c_str());
+    }
+    return 0;
+}
+
+void addEval(CLI::App& app, EvalArgs& a) {
+    CLI::App* c = app.add_subcommand("eval", "COCO detection accuracy of both models on an annotated image set");
+    c->add_option("--original", a.original, "Original (float) TorchScript detector")->required();
+    c->add_option("--quantized", a.quantized, "Quantized TorchScript detector")->required();
+    c->add_option("--coco", a.coco, "COCO annotation JSON")->required();
+    c->add_option("--images", a.images, "Directory the annotation's file_name entries are relative to")->required();
+    c->add_option("--json", a.json, "Also write the results as JSON to this file");
+    c->add_option("--save-detections", a.saveDetections,
+                  "Write original.json and quantized.json (COCO results format) into this directory");
+    c->add_option("--decode", a.decode, "How outputs become detections: auto (torchvision dicts, or YOLO "
+                                        "when the output is a raw [boxes, fields] tensor), torchvision, yolov5, yolov8")
+        ->check(CLI::IsMember({"auto", "torchvision", "yolov5", "yolov8"}));
+    c->add_option("--conf", a.conf, "YOLO: minimum box score (default 0.001, as for mAP)");
+    c->add_option("--nms-iou", a.nmsIou, "YOLO: IoU above which NMS drops a box (default 0.6)");
+    c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
+    c->add_option("--engine", a.engine, "Quantized engine: onednn or qnnpack");
+    addPreprocessOptions(c, a.size, a.mean, a.std, a.bgr);
+    c->add_flag("--quiet", a.quiet, "No progress output");
+}
+
+int runEval(const EvalArgs& a) {
+    EvalOptions o;
+    o.originalPath = a.original;
+    o.quantizedPath = a.quantized;
+    o.annotationsPath = a.coco;
+    o.imagesDir = a.images;
+    o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
+    o.model.threads = a.threads;
+    o.model.engine = a.engine;
+    o.decode = a.decode == "torchvision" ? DecodeKind::Torchvision
+               : a.decode == "yolov5"    ? DecodeKind::YoloV5
+               : a.decode == "yolov8"    ? DecodeKind::YoloV8
+                                         : DecodeKind::Auto;
+    o.yolo.confidence = a.conf;
+    o.yolo.nmsIou = a.nmsIou;
+    o.saveDetectionsDir = a.saveDetections;
+    ProgressBar bar(a.quiet);
+    EvalReport r;
+    try {
+        r = evaluatePair(o, [&](const Progress& p) { return bar.update(p); });
+    } catch (const Error& e) {
+        bar.finish();
+        if (e.kind() == ErrorKind::Cancelled) {
+            std::fprintf(stderr, "quantscope-cli: cancelled\n");
+            return 1;
+        }
+        throw;
+    }
+    bar.finish();
+    for (const auto& w : r.warnings)
+        std::fprintf(stderr, "quantscope-cli: warning: %s\n", w.c_str());
+
+    const auto& ro = r.original.coco;
+    const auto& rq = r.quantized.coco;
+    std::printf("%-28s %10s %10s %10s\n", "COCO bbox", "original", "quantized", "drop");
+    auto row = [](const char* name, double o, double q) {
+        std::printf("%-28s %10s %10s %10s\n", name, percent(o).c_str(), percent(q).c_str(),
+                    o < 0 || q < 0 ? "n/a" : percent(o - q).c_str());
+    };
+    row("mAP@[.5:.95]", ro.map, rq.map);
+    row("mAP@.5", ro.map50, rq.map50);
+    row("mAP@.75", ro.map75, rq.map75);
+    row("AR@100", ro.recall, rq.recall);
+    std::printf("per class (AP@[.5:.95], AR@100):\n");
+    for (std::size_t k = 0; k < ro.classes.size(); ++k) {
+        const auto& co = ro.classes[k];
+        const auto& cq = rq.classes[k];
+        std::printf("  %-26s %10s %10s %10s   recall %s -> %s  (%d objects)\n",
+                    (std::to_string(co.categoryId) + " " + co.name).c_str(), percent(co.ap).c_str(),
+                    percent(cq.ap).c_str(), co.ap < 0 ? "n/a" : percent(co.ap - cq.ap).c_str(),
+                    percent(co.recall).c_str(), percent(cq.recall).c_str(), co.groundTruth);
+    }
+    std::printf("per-image mAP@[.5:.95] change (quantized - original), %zu images: %+.2f +/- %.2f points; "
+                "relative %+.2f%% +/- %.2f%% (%d images with mAP > 0)\n",
+                r.imageIds.size(), r.deltaMean, r.deltaStd, r.relMean, r.relStd, r.relCount);
+    std::printf("detections: %zu original, %zu quantized; inference %.2f s vs %.2f s\n",
+                r.original.detections.size(), r.quantized.detections.size(), r.original.seconds,
+                r.quantized.seconds);
+    if (!a.json.empty()) {
+        nlohmann::json j = {{"annotations", a.coco},
+                            {"images", a.images},
+                            {"original", {{"model", a.original}, {"coco", cocoJson(ro)}, {"seconds", r.original.seconds},
+                                          {"detections", r.original.detections.size()}}},
+                            {"quantized", {{"model", a.quantized}, {"coco", cocoJson(rq)}, {"seconds", r.quantized.seconds},
+                                           {"detections", r.quantized.detections.size()}}},
+                            {"drop", {{"map", ro.map - rq.map}, {"map50", ro.map50 - rq.map50}}},
+                            {"per_image", {{"images", r.imageIds.size()}, {"delta_points_mean", r.deltaMean},
+                                           {"delta_points_std", r.deltaStd}, {"relative_percent_mean", r.relMean},
+                                           {"relative_percent_std", r.relStd}, {"relative_images", r.relCount}}},
+                            {"warnings", r.warnings}};
+        std::ofstream out(a.json);
+        out << j.dump(2) << "\n";
+        if (!out)
+            throw Error(ErrorKind::Output, a.json + ": cannot write");
     }
     return 0;
 }

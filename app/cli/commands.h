@@ -26,4 +26,14 @@ struct InspectArgs {
 void addInspect(CLI::App& app, InspectArgs& args);
 int runInspect(const InspectArgs& args);
 
+struct EvalArgs {
+    std::string original, quantized, coco, images, json, saveDetections;
+    std::string size, mean, std, engine = "onednn", decode = "auto";
+    bool bgr = false, quiet = false;
+    int threads = 0;
+    float conf = 0.001f, nmsIou = 0.6f;
+};
+void addEval(CLI::App& app, EvalArgs& args);
+int runEval(const EvalArgs& args);
+
 } // namespace qs::cli

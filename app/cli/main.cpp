@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
     qs::cli::addCompare(app, compareArgs);
     qs::cli::InspectArgs inspectArgs;
     qs::cli::addInspect(app, inspectArgs);
+    qs::cli::EvalArgs evalArgs;
+    qs::cli::addEval(app, evalArgs);
 
     try {
         app.parse(argc, argv);
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
             return qs::cli::runCompare(compareArgs);
         if (app.got_subcommand("inspect"))
             return qs::cli::runInspect(inspectArgs);
+        if (app.got_subcommand("eval"))
+            return qs::cli::runEval(evalArgs);
     } catch (const qs::Error& e) {
         std::fprintf(stderr, "quantscope-cli: error: %s\n", e.what());
         return exitNow(e.kind() == qs::ErrorKind::Usage ? 2 : 1);

@@ -1,0 +1,192 @@
+#include "evaluate.h"
+
+#include "error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+namespace qs {
+
+namespace fs = std::filesystem;
+
+ModelOutput toDetections(const ModelOutput& out, DecodeKind decode, const YoloDecode& yolo,
+                         const std::string& modelPath) {
+    if (out.kind == OutputKind::Detections && decode != DecodeKind::YoloV5 && decode != DecodeKind::YoloV8)
+        return out;
+    if (decode == DecodeKind::Torchvision)
+        throw Error(ErrorKind::Input, modelPath + ": --decode torchvision, but the model returns no detection dicts");
+    if (out.kind == OutputKind::Raw || (out.kind == OutputKind::Logits && decode != DecodeKind::Auto)) {
+        YoloDecode y = yolo;
+        if (decode == DecodeKind::YoloV5)
+            y.layout = YoloLayout::V5;
+        else if (decode == DecodeKind::YoloV8)
+            y.layout = YoloLayout::V8;
+        try {
+            return decodeYolo(out, y);
+        } catch (const Error& e) {
+            throw Error(ErrorKind::Input, modelPath + ": " + e.what());
+        }
+    }
+    throw Error(ErrorKind::Input, modelPath + ": the model returns " + toString(out.kind) +
+                                      ", not detections (eval needs a detector)");
+}
+
+void writeCocoResults(const std::string& path, const std::vector<CocoBox>& detections) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& d : detections)
+        j.push_back({{"image_id", d.imageId}, {"category_id", d.categoryId},
+                     {"bbox", {d.x, d.y, d.w, d.h}}, {"score", d.score}});
+    const std::string temp = path + ".partial";
+    {
+        std::ofstream out(temp);
+        out << j.dump() << "\n";
+        if (!out)
+            throw Error(ErrorKind::Output, path + ": cannot write detections");
+    }
+    std::error_code ec;
+    fs::rename(temp, path, ec);
+    if (ec)
+        throw Error(ErrorKind::Output, path + ": cannot write detections (" + ec.message() + ")");
+}
+
+namespace {
+
+void meanStd(const std::vector<double>& v, double& mean, double& stdev) {
+    mean = stdev = 0;
+    if (v.empty())
+        return;
+    for (double x : v)
+        mean += x;
+    mean /= static_cast<double>(v.size());
+    if (v.size() < 2)
+        return;
+    double ss = 0;
+    for (double x : v)
+        ss += (x - mean) * (x - mean);
+    stdev = std::sqrt(ss / static_cast<double>(v.size() - 1));
+}
+
+} // namespace
+
+EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) {
+    auto report = [&](const Progress& p) {
+        if (progress && !progress(p))
+            throw Error(ErrorKind::Cancelled, "cancelled");
+    };
+    const CocoDataset gt = loadCocoAnnotations(options.annotationsPath);
+    // every image must be there before any model runs
+    std::vector<std::string> files;
+    int missing = 0;
+    std::string firstMissing;
+    for (const auto& im : gt.images) {
+        const fs::path p = fs::path(options.imagesDir) / im.fileName;
+        std::error_code ec;
+        if (!fs::is_regular_file(p, ec)) {
+            if (missing++ == 0)
+                firstMissing = p.string();
+        }
+        files.push_back(p.string());
+    }
+    if (missing)
+        throw Error(ErrorKind::Input, options.annotationsPath + " refers to " + std::to_string(missing) +
+                                          " image(s) not found in " + options.imagesDir + " (first: " +
+                                          firstMissing + ")");
+    configureRuntime(options.model);
+    loadTorchvisionOps();
+    ModelOptions mo = options.model;
+    mo.tapOps = 0; // no taps: accuracy only
+    std::unique_ptr<Model> models[2] = {loadModel(options.originalPath, mo), loadModel(options.quantizedPath, mo)};
+    const std::string paths[2] = {options.originalPath, options.quantizedPath};
+    std::set<std::int64_t> categoryIds;
+    for (const auto& c : gt.categories)
+        categoryIds.insert(c.id);
+
+    EvalReport rep;
+    ModelEval* evals[2] = {&rep.original, &rep.quantized};
+    for (std::size_t i = 0; i < gt.images.size(); ++i) {
+        report({"eval", static_cast<std::int64_t>(i), static_cast<std::int64_t>(gt.images.size()), files[i]});
+        const Image image = loadImage(files[i], options.preprocess);
+        const double sx = static_cast<double>(image.originalWidth) / image.width;
+        const double sy = static_cast<double>(image.originalHeight) / image.height;
+        for (int side = 0; side < 2; ++side) {
+            const auto start = std::chrono::steady_clock::now();
+            const ModelOutput out = toDetections(models[side]->run(image, nullptr), options.decode,
+                                                 options.yolo, paths[side]);
+            evals[side]->seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            for (const auto& d : out.detections) {
+                if (!categoryIds.count(d.label)) {
+                    ++evals[side]->ignoredLabels;
+                    continue;
+                }
+                CocoBox b;
+                b.imageId = gt.images[i].id;
+                b.categoryId = d.label;
+                b.x = d.x1 * sx;
+                b.y = d.y1 * sy;
+                b.w = (d.x2 - d.x1) * sx;
+                b.h = (d.y2 - d.y1) * sy;
+                b.score = d.score;
+                evals[side]->detections.push_back(b);
+            }
+        }
+    }
+    report({"scoring", 0, 1, ""});
+    std::set<std::int64_t> withGt;
+    for (const auto& a : gt.annotations)
+        if (!a.crowd)
+            withGt.insert(a.imageId);
+    rep.imageIds.assign(withGt.begin(), withGt.end());
+    std::vector<double> deltas, rel;
+    for (int side = 0; side < 2; ++side) {
+        evals[side]->coco = evaluateCoco(gt, evals[side]->detections);
+        for (auto id : rep.imageIds)
+            evals[side]->perImageMap.push_back(evaluateCoco(gt, evals[side]->detections, {id}).map);
+    }
+    for (std::size_t k = 0; k < rep.imageIds.size(); ++k) {
+        const double o = rep.original.perImageMap[k], q = rep.quantized.perImageMap[k];
+        deltas.push_back(100.0 * (q - o));
+        if (o > 0)
+            rel.push_back(100.0 * (q - o) / o);
+    }
+    meanStd(deltas, rep.deltaMean, rep.deltaStd);
+    meanStd(rel, rep.relMean, rep.relStd);
+    rep.relCount = static_cast<int>(rel.size());
+
+    for (int side = 0; side < 2; ++side)
+        if (evals[side]->ignoredLabels > 0)
+            rep.warnings.push_back(paths[side] + ": " + std::to_string(evals[side]->ignoredLabels) +
+                                   " detections had a label that is no category of " +
+                                   options.annotationsPath + "; they were not scored");
+    for (const auto& c : gt.categories) {
+        bool predicted = false;
+        for (int side = 0; side < 2 && !predicted; ++side)
+            for (const auto& d : evals[side]->detections)
+                if (d.categoryId == c.id) {
+                    predicted = true;
+                    break;
+                }
+        if (!predicted)
+            rep.warnings.push_back("category " + std::to_string(c.id) + " (" + c.name +
+                                   ") was never predicted by either model: its AP is 0 (or undefined without ground truth)");
+    }
+    if (rep.imageIds.size() < gt.images.size())
+        rep.warnings.push_back(std::to_string(gt.images.size() - rep.imageIds.size()) +
+                               " image(s) have no ground truth: their detections count as false positives, "
+                               "and they are left out of the per-image change");
+    if (!options.saveDetectionsDir.empty()) {
+        std::error_code ec;
+        fs::create_directories(options.saveDetectionsDir, ec);
+        if (ec)
+            throw Error(ErrorKind::Output, options.saveDetectionsDir + ": cannot create directory (" + ec.message() + ")");
+        writeCocoResults((fs::path(options.saveDetectionsDir) / "original.json").string(), rep.original.detections);
+        writeCocoResults((fs::path(options.saveDetectionsDir) / "quantized.json").string(), rep.quantized.detections);
+    }
+    return rep;
+}
+
+} // namespace qs
