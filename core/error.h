@@ -13,6 +13,7 @@ enum class ErrorKind {
     Input,     // a model, image or dump given by the user is missing or unusable
     Output,    // the output cannot be written (permissions, disk full)
     Cancelled, // the user cancelled (progress callback returned false, Ctrl-C)
+    OutOfMemory, // an allocation failed (a batch too large for the machine)
     Internal,  // a bug or an unexpected library failure
 };
 
@@ -28,5 +29,7 @@ private:
 
 // First line of a library message, trimmed: c10::Error carries whole backtraces.
 std::string firstLine(const std::string& text);
+// Last non-empty line: the TorchScript interpreter puts the actual error last.
+std::string lastLine(const std::string& text);
 
 } // namespace qs

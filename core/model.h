@@ -82,6 +82,9 @@ public:
     virtual const ModelInfo& info() const = 0;
     // Runs one image. While it runs, every tap site hands its tensor to `sink` (may be null).
     virtual ModelOutput run(const Image& image, ActivationSink* sink) = 0;
+    // Runs one forward pass on `batch` copies of the image (no taps, output discarded),
+    // for benchmarks. Throws Error(OutOfMemory) when an allocation fails.
+    virtual void runBatch(const Image& image, int batch) = 0;
 };
 
 // Loads a model file; throws Error(Input) naming the file and the problem.

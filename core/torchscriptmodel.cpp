@@ -522,12 +522,42 @@ public:
         } catch (const c10::Error& e) {
             throw Error(ErrorKind::Input, m_info.path + ": forward pass failed on " + image.source +
                                               ": " + firstLine(e.what_without_backtrace()));
+        } catch (const std::exception& e) { // the interpreter rewraps errors as runtime_error
+            throw Error(ErrorKind::Input, m_info.path + ": forward pass failed on " + image.source +
+                                              ": " + lastLine(e.what()));
         }
         try {
             return decodeOutput(out);
         } catch (const c10::Error& e) {
             throw Error(ErrorKind::Input, m_info.path + ": cannot decode the output: " +
                                               firstLine(e.what_without_backtrace()));
+        }
+    }
+
+    void runBatch(const Image& image, int batch) override {
+        std::lock_guard<std::mutex> lock(g_runMutex);
+        torch::NoGradGuard noGrad;
+        try {
+            at::Tensor chw = torch::from_blob(const_cast<float*>(image.chw.data()),
+                                              {3, image.height, image.width}, at::kFloat);
+            c10::IValue input;
+            if (m_info.input == InputKind::ImageList) {
+                c10::List<at::Tensor> list;
+                for (int i = 0; i < batch; ++i)
+                    list.push_back(chw.clone());
+                input = list;
+            } else {
+                input = chw.unsqueeze(0).expand({batch, 3, image.height, image.width}).contiguous();
+            }
+            m_module.forward({input});
+        } catch (const std::bad_alloc&) {
+            throw Error(ErrorKind::OutOfMemory, m_info.path + ": out of memory at batch " + std::to_string(batch));
+        } catch (const std::exception& e) {
+            const std::string what = e.what();
+            if (what.find("allocate") != std::string::npos || what.find("bad_alloc") != std::string::npos)
+                throw Error(ErrorKind::OutOfMemory, m_info.path + ": out of memory at batch " + std::to_string(batch));
+            throw Error(ErrorKind::Input, m_info.path + ": forward pass failed at batch " + std::to_string(batch) +
+                                              ": " + firstLine(what));
         }
     }
 

@@ -1,5 +1,6 @@
 #include "commands.h"
 
+#include "benchmark.h"
 #include "compare.h"
 #include "dumpreader.h"
 #include "error.h"
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 namespace qs::cli {
 
@@ -369,6 +371,136 @@ int runEval(const EvalArgs& a) {
             throw Error(ErrorKind::Output, a.json + ": cannot write");
     }
     return 0;
+}
+
+void addBench(CLI::App& app, BenchArgs& a) {
+    CLI::App* c = app.add_subcommand("bench", "Size, latency and peak memory of both models per batch size");
+    c->add_option("--original", a.original, "Original (float) TorchScript model")->required();
+    c->add_option("--quantized", a.quantized, "Quantized TorchScript model")->required();
+    auto* img = c->add_option("--image", a.image, "Input image (resized to --size when given)");
+    c->add_option("--size", a.size, "Input size WxH (default: the image's size, or 640x480 without --image)");
+    c->add_option("--batch", a.batch, "Comma-separated batch sizes (default 1,2,4,32,64)");
+    c->add_option("--runs", a.runs, "Timed runs per model and batch (default 5)")->check(CLI::Range(1, 1000));
+    c->add_option("--warmup", a.warmup, "Untimed runs first (default 1)")->check(CLI::Range(0, 100));
+    c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
+    c->add_option("--engine", a.engine, "Quantized engine: onednn or qnnpack");
+    c->add_option("--memory-limit-mib", a.memoryLimitMiB,
+                  "Memory a probe may use before its batch counts as not fitting (default: 85% of available)");
+    c->add_option("--json", a.json, "Also write the results as JSON to this file");
+    c->add_option("--into", a.into, "Also store the results in this dump (/bench), for the GUI");
+    c->add_flag("--quiet", a.quiet, "No progress output");
+    (void)img;
+}
+
+int runBench(const BenchArgs& a) {
+    BenchOptions o;
+    o.originalPath = a.original;
+    o.quantizedPath = a.quantized;
+    o.imagePath = a.image;
+    if (!a.size.empty()) {
+        o.size = parseSize(a.size);
+    } else if (!a.image.empty()) {
+        const Image probe = loadImage(a.image, {});
+        o.size = {probe.width, probe.height};
+    }
+    o.batches.clear();
+    std::istringstream in(a.batch);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        try {
+            std::size_t used = 0;
+            const int b = std::stoi(item, &used);
+            if (used != item.size())
+                throw std::invalid_argument(item);
+            o.batches.push_back(b);
+        } catch (const std::exception&) {
+            throw Error(ErrorKind::Usage, "--batch: expected comma-separated integers, got '" + a.batch + "'");
+        }
+    }
+    o.runs = a.runs;
+    o.warmup = a.warmup;
+    o.model.threads = a.threads;
+    o.model.engine = a.engine;
+    o.memoryLimitMiB = a.memoryLimitMiB;
+    o.childExecutable = "/proc/self/exe";
+    ProgressBar bar(a.quiet);
+    BenchReport r;
+    try {
+        r = runBenchmark(o, [&](const Progress& p) { return bar.update(p); });
+    } catch (const Error& e) {
+        bar.finish();
+        if (e.kind() == ErrorKind::Cancelled) {
+            std::fprintf(stderr, "quantscope-cli: cancelled\n");
+            return 1;
+        }
+        throw;
+    }
+    bar.finish();
+    auto change = [](double o, double q) { return o > 0 ? 100.0 * (q - o) / o : 0.0; };
+    std::printf("input %dx%d, %s threads, engine %s\n", r.width, r.height,
+                r.threads > 0 ? std::to_string(r.threads).c_str() : "default", r.engine.c_str());
+    std::printf("%-22s %12s %12s %9s\n", "size", "original", "quantized", "change");
+    std::printf("%-22s %12.2f %12.2f %+8.1f%%\n", "file (MB)", r.fileBytes[0] / 1e6, r.fileBytes[1] / 1e6,
+                change(static_cast<double>(r.fileBytes[0]), static_cast<double>(r.fileBytes[1])));
+    std::printf("%-22s %12.2f %12.2f %+8.1f%%\n", "parameters (MB)", r.parameterBytes[0] / 1e6,
+                r.parameterBytes[1] / 1e6,
+                change(static_cast<double>(r.parameterBytes[0]), static_cast<double>(r.parameterBytes[1])));
+    std::printf("%-6s %26s %26s %9s %12s %12s\n", "batch", "original ms (min-max)", "quantized ms (min-max)",
+                "time", "peak MiB o", "peak MiB q");
+    for (const auto& b : r.batches) {
+        if (!b.measured) {
+            std::printf("%-6d skipped: %s\n", b.batch, b.skipped.c_str());
+            continue;
+        }
+        char lo[64], hi[64];
+        std::snprintf(lo, sizeof lo, "%.1f (%.1f-%.1f)", b.medianMs[0], b.minMs[0], b.maxMs[0]);
+        std::snprintf(hi, sizeof hi, "%.1f (%.1f-%.1f)", b.medianMs[1], b.minMs[1], b.maxMs[1]);
+        std::printf("%-6d %26s %26s %+8.1f%% %12.0f %12.0f\n", b.batch, lo, hi, change(b.medianMs[0], b.medianMs[1]),
+                    b.peakMiB[0], b.peakMiB[1]);
+    }
+    std::printf("memory growth: %.1f MiB per image (original), %.1f MiB per image (quantized); probe limit %.0f MiB\n",
+                r.mibPerImage[0], r.mibPerImage[1], r.memoryLimitMiB);
+    if (!a.json.empty()) {
+        nlohmann::json rows = nlohmann::json::array();
+        for (const auto& b : r.batches)
+            rows.push_back({{"batch", b.batch}, {"measured", b.measured}, {"skipped", b.skipped},
+                            {"median_ms", {b.medianMs[0], b.medianMs[1]}}, {"min_ms", {b.minMs[0], b.minMs[1]}},
+                            {"max_ms", {b.maxMs[0], b.maxMs[1]}}, {"peak_mib", {b.peakMiB[0], b.peakMiB[1]}},
+                            {"model_mib", {b.modelMiB[0], b.modelMiB[1]}},
+                            {"time_change_percent", b.measured ? change(b.medianMs[0], b.medianMs[1]) : 0.0}});
+        nlohmann::json j = {{"original", {{"path", r.paths[0]}, {"file_bytes", r.fileBytes[0]}, {"parameter_bytes", r.parameterBytes[0]}, {"mib_per_image", r.mibPerImage[0]}}},
+                            {"quantized", {{"path", r.paths[1]}, {"file_bytes", r.fileBytes[1]}, {"parameter_bytes", r.parameterBytes[1]}, {"mib_per_image", r.mibPerImage[1]}}},
+                            {"file_change_percent", change(static_cast<double>(r.fileBytes[0]), static_cast<double>(r.fileBytes[1]))},
+                            {"input", {r.width, r.height}}, {"threads", r.threads}, {"engine", r.engine},
+                            {"memory_limit_mib", r.memoryLimitMiB}, {"batches", rows}};
+        std::ofstream out(a.json);
+        out << j.dump(2) << "\n";
+        if (!out)
+            throw Error(ErrorKind::Output, a.json + ": cannot write");
+    }
+    if (!a.into.empty()) {
+        storeBenchmark(a.into, r);
+        std::printf("stored in %s (/bench)\n", a.into.c_str());
+    }
+    return 0;
+}
+
+void addBenchChild(CLI::App& app, BenchChildArgs& a) {
+    CLI::App* c = app.add_subcommand("_bench-child", "internal: one memory probe of bench");
+    c->group(""); // hidden from --help
+    c->add_option("--model", a.model)->required();
+    c->add_option("--batch", a.batch)->required();
+    c->add_option("--image", a.image);
+    c->add_option("--size", a.size)->required();
+    c->add_option("--threads", a.threads);
+    c->add_option("--engine", a.engine);
+}
+
+int runBenchChild(const BenchChildArgs& a) {
+    ModelOptions mo;
+    mo.threads = a.threads;
+    mo.engine = a.engine;
+    return benchChild(a.model, a.batch, a.image, parseSize(a.size), mo);
 }
 
 } // namespace qs::cli

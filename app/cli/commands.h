@@ -36,4 +36,20 @@ struct EvalArgs {
 void addEval(CLI::App& app, EvalArgs& args);
 int runEval(const EvalArgs& args);
 
+struct BenchArgs {
+    std::string original, quantized, image, size, batch = "1,2,4,32,64", json, into, engine = "onednn";
+    int runs = 5, warmup = 1, threads = 0;
+    long long memoryLimitMiB = 0;
+    bool quiet = false;
+};
+void addBench(CLI::App& app, BenchArgs& args);
+int runBench(const BenchArgs& args);
+
+struct BenchChildArgs {
+    std::string model, image, size, engine = "onednn";
+    int batch = 1, threads = 0;
+};
+void addBenchChild(CLI::App& app, BenchChildArgs& args);
+int runBenchChild(const BenchChildArgs& args);
+
 } // namespace qs::cli

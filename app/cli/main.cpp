@@ -32,6 +32,10 @@ int main(int argc, char** argv) {
     qs::cli::addInspect(app, inspectArgs);
     qs::cli::EvalArgs evalArgs;
     qs::cli::addEval(app, evalArgs);
+    qs::cli::BenchArgs benchArgs;
+    qs::cli::addBench(app, benchArgs);
+    qs::cli::BenchChildArgs benchChildArgs;
+    qs::cli::addBenchChild(app, benchChildArgs);
 
     try {
         app.parse(argc, argv);
@@ -54,6 +58,10 @@ int main(int argc, char** argv) {
             return qs::cli::runInspect(inspectArgs);
         if (app.got_subcommand("eval"))
             return qs::cli::runEval(evalArgs);
+        if (app.got_subcommand("bench"))
+            return qs::cli::runBench(benchArgs);
+        if (app.got_subcommand("_bench-child"))
+            return qs::cli::runBenchChild(benchChildArgs);
     } catch (const qs::Error& e) {
         std::fprintf(stderr, "quantscope-cli: error: %s\n", e.what());
         return exitNow(e.kind() == qs::ErrorKind::Usage ? 2 : 1);

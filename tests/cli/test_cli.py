@@ -285,6 +285,43 @@ class Completeness(Base):
             self.assertEqual([f["layers"][k].attrs["module"] for k in f["layers"]], ref["call_names"])
 
 
+class Bench(Base):
+    def test_sizes_latency_memory_and_skip(self):
+        out = self.out()
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], out)
+        js = os.path.join(self.dir, "bench.json")
+        r = run("bench", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
+                "--image", demo_images()[0], "--batch", "1,2,4096", "--runs", "3", "--threads", "1",
+                "--memory-limit-mib", "1500", "--json", js, "--into", out, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("skipped", r.stdout)
+        with open(js) as f:
+            j = json.load(f)
+        sizes = [os.path.getsize(model("demo_cnn_float.pt")), os.path.getsize(model("demo_cnn_int8.pt"))]
+        self.assertEqual([j["original"]["file_bytes"], j["quantized"]["file_bytes"]], sizes)
+        self.assertAlmostEqual(j["file_change_percent"], 100.0 * (sizes[1] - sizes[0]) / sizes[0], places=6)
+        rows = {b["batch"]: b for b in j["batches"]}
+        for b in (1, 2):
+            self.assertTrue(rows[b]["measured"])
+            for side in (0, 1):
+                self.assertLessEqual(rows[b]["min_ms"][side], rows[b]["median_ms"][side])
+                self.assertLessEqual(rows[b]["median_ms"][side], rows[b]["max_ms"][side])
+                self.assertGreater(rows[b]["peak_mib"][side], rows[b]["model_mib"][side] * 0.5)
+        self.assertFalse(rows[4096]["measured"])  # 4096 images of 64x64 do not fit in 1.5 GB
+        self.assertIn("out of memory", rows[4096]["skipped"])
+        with h5py.File(out) as f:  # the dump stays complete and gains /bench
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            self.assertEqual(list(f["bench/batch"][...]), [1, 2, 4096])
+            self.assertAlmostEqual(float(f["bench/median_ms_original"][0]), rows[1]["median_ms"][0], places=3)
+        self.assertEqual(run("inspect", out).returncode, 0)
+
+    def test_bad_batch(self):
+        r = run("bench", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
+                "--batch", "1,x")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--batch", r.stderr)
+
+
 def make_image(path, w, h, seed=0):
     from PIL import Image
     rng = np.random.default_rng(seed)
@@ -427,7 +464,7 @@ class BadInput(Base):
         self.assertIn(truncated, r.stderr)
 
     def test_help_everywhere(self):
-        for sub in ([], ["compare"], ["inspect"]):
+        for sub in ([], ["compare"], ["inspect"], ["eval"], ["bench"]):
             r = run(*sub, "--help")
             self.assertEqual(r.returncode, 0)
             self.assertIn("--help", r.stdout)

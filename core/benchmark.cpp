@@ -1,0 +1,354 @@
+#include "benchmark.h"
+
+#include "dumpreader.h"
+#include "error.h"
+#include "h5util.h"
+
+#include <nlohmann/json.hpp>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace qs {
+
+namespace {
+
+long long memAvailableKiB() {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    long long value = 0;
+    std::string unit;
+    while (in >> key >> value >> unit)
+        if (key == "MemAvailable:")
+            return value;
+    return 0;
+}
+
+long long rssKiB() {
+    std::ifstream in("/proc/self/status");
+    std::string key;
+    while (in >> key) {
+        if (key == "VmRSS:") {
+            long long kib = 0;
+            in >> kib;
+            return kib;
+        }
+        in.ignore(1 << 12, '\n');
+    }
+    return 0;
+}
+
+Image benchImage(const std::string& path, Size2 size) {
+    Preprocess pre;
+    pre.size = size;
+    if (!path.empty())
+        return loadImage(path, pre);
+    Image img; // mid-grey
+    img.source = "<grey>";
+    img.width = img.originalWidth = size.width;
+    img.height = img.originalHeight = size.height;
+    img.rgb.assign(static_cast<std::size_t>(size.width) * size.height * 3, 128);
+    img.chw.assign(static_cast<std::size_t>(size.width) * size.height * 3, 128.0f / 255.0f);
+    return img;
+}
+
+struct ChildOutcome {
+    bool ok = false;
+    bool outOfMemory = false;
+    std::string message;
+    double modelMiB = 0, peakMiB = 0;
+};
+
+ChildOutcome runChild(const std::vector<std::string>& args, long long limitBytes) {
+    int out[2], err[2];
+    if (pipe(out) != 0 || pipe(err) != 0)
+        throw Error(ErrorKind::Internal, "bench: cannot create a pipe");
+    std::vector<char*> argv;
+    for (const auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid < 0)
+        throw Error(ErrorKind::Internal, "bench: cannot fork");
+    if (pid == 0) { // only async-signal-safe calls until exec
+        struct rlimit lim;
+        lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(limitBytes);
+        setrlimit(RLIMIT_DATA, &lim);
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        close(out[0]);
+        close(out[1]);
+        close(err[0]);
+        close(err[1]);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    auto drain = [](int fd) {
+        std::string text;
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+            text.append(buf, static_cast<std::size_t>(n));
+        close(fd);
+        return text;
+    };
+    const std::string stdoutText = drain(out[0]);
+    const std::string stderrText = drain(err[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ChildOutcome r;
+    if (WIFSIGNALED(status)) {
+        r.outOfMemory = WTERMSIG(status) == SIGKILL;
+        r.message = "child killed by signal " + std::to_string(WTERMSIG(status)) +
+                    (r.outOfMemory ? " (out of memory)" : "");
+        return r;
+    }
+    const int code = WEXITSTATUS(status);
+    if (code == 3) {
+        r.outOfMemory = true;
+        r.message = "out of memory";
+        return r;
+    }
+    if (code != 0) {
+        r.message = code == 127 ? "cannot run " + args[0] : lastLine(stderrText);
+        return r;
+    }
+    const auto j = nlohmann::json::parse(stdoutText, nullptr, false);
+    if (j.is_discarded() || !j.contains("peak_kib")) {
+        r.message = "memory probe printed no result";
+        return r;
+    }
+    r.ok = true;
+    r.modelMiB = j["model_kib"].get<double>() / 1024.0;
+    r.peakMiB = j["peak_kib"].get<double>() / 1024.0;
+    return r;
+}
+
+double slope(const std::vector<double>& x, const std::vector<double>& y) {
+    if (x.size() < 2)
+        return 0;
+    double mx = 0, my = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        mx += x[i];
+        my += y[i];
+    }
+    mx /= static_cast<double>(x.size());
+    my /= static_cast<double>(x.size());
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        num += (x[i] - mx) * (y[i] - my);
+        den += (x[i] - mx) * (x[i] - mx);
+    }
+    return den > 0 ? num / den : 0;
+}
+
+} // namespace
+
+int benchChild(const std::string& modelPath, int batch, const std::string& imagePath, Size2 size,
+               const ModelOptions& options) {
+    try {
+        configureRuntime(options);
+        loadTorchvisionOps();
+        ModelOptions mo = options;
+        mo.tapOps = 0;
+        const Image image = benchImage(imagePath, size);
+        auto model = loadModel(modelPath, mo);
+        const long long modelKiB = rssKiB();
+        model->runBatch(image, batch);
+        model->runBatch(image, batch);
+        struct rusage usage {};
+        getrusage(RUSAGE_SELF, &usage);
+        std::printf("{\"model_kib\": %lld, \"peak_kib\": %ld}\n", modelKiB, usage.ru_maxrss);
+        return 0;
+    } catch (const Error& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return e.kind() == ErrorKind::OutOfMemory ? 3 : 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "out of memory\n");
+        return 3;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    }
+}
+
+BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
+    auto report = [&](const Progress& p) {
+        if (progress && !progress(p))
+            throw Error(ErrorKind::Cancelled, "cancelled");
+    };
+    if (o.batches.empty())
+        throw Error(ErrorKind::Usage, "--batch: give at least one batch size");
+    for (int b : o.batches)
+        if (b <= 0 || b > 4096)
+            throw Error(ErrorKind::Usage, "--batch: sizes must be between 1 and 4096");
+    if (o.runs < 1)
+        throw Error(ErrorKind::Usage, "--runs: at least 1");
+    configureRuntime(o.model);
+    loadTorchvisionOps();
+    ModelOptions mo = o.model;
+    mo.tapOps = 0;
+    BenchReport rep;
+    std::unique_ptr<Model> models[2] = {loadModel(o.originalPath, mo), loadModel(o.quantizedPath, mo)};
+    const Image image = benchImage(o.imagePath, o.size);
+    for (int s = 0; s < 2; ++s) {
+        rep.paths[s] = models[s]->info().path;
+        rep.fileBytes[s] = models[s]->info().fileBytes;
+        rep.parameterBytes[s] = models[s]->info().parameterBytes;
+    }
+    rep.width = image.width;
+    rep.height = image.height;
+    rep.threads = o.model.threads;
+    rep.engine = o.model.engine;
+    const long long limitMiB = o.memoryLimitMiB > 0 ? o.memoryLimitMiB : memAvailableKiB() * 85 / 100 / 1024;
+    rep.memoryLimitMiB = static_cast<double>(limitMiB);
+
+    std::vector<int> batches = o.batches;
+    std::sort(batches.begin(), batches.end());
+    batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+    const std::int64_t total = static_cast<std::int64_t>(batches.size()) * (2 + 2 * (o.warmup + o.runs));
+    std::int64_t done = 0;
+
+    // 1. memory, each (model, batch) alone in a child process
+    bool tooBig = false;
+    for (int b : batches) {
+        BatchResult r;
+        r.batch = b;
+        for (int s = 0; s < 2; ++s) {
+            report({"memory", done++, total, "batch " + std::to_string(b)});
+            if (tooBig || !r.skipped.empty())
+                continue;
+            std::vector<std::string> args = {o.childExecutable, "_bench-child", "--model", rep.paths[s],
+                                             "--batch", std::to_string(b), "--threads", std::to_string(o.model.threads),
+                                             "--engine", o.model.engine};
+            if (!o.imagePath.empty())
+                args.insert(args.end(), {"--image", o.imagePath});
+            args.insert(args.end(), {"--size", std::to_string(image.width) + "x" + std::to_string(image.height)});
+            const ChildOutcome c = runChild(args, limitMiB << 20);
+            if (!c.ok) {
+                r.skipped = std::string(s == 0 ? "original" : "quantized") + ": " + c.message;
+                if (c.outOfMemory)
+                    tooBig = true; // larger batches will not fit either
+                continue;
+            }
+            r.peakMiB[s] = c.peakMiB;
+            r.modelMiB[s] = c.modelMiB;
+        }
+        if (r.skipped.empty() && tooBig)
+            r.skipped = "larger than a batch that did not fit";
+        rep.batches.push_back(r);
+    }
+
+    // 2. latency, interleaved: o, q, q, o, o, q ... so that drift hits both alike
+    for (auto& r : rep.batches) {
+        if (!r.skipped.empty()) {
+            done += 2 * (o.warmup + o.runs);
+            continue;
+        }
+        std::vector<double> ms[2];
+        try {
+            for (int w = 0; w < o.warmup; ++w)
+                for (int s = 0; s < 2; ++s) {
+                    report({"latency", done++, total, "batch " + std::to_string(r.batch) + " warm-up"});
+                    models[s]->runBatch(image, r.batch);
+                }
+            for (int run = 0; run < o.runs; ++run)
+                for (int k = 0; k < 2; ++k) {
+                    const int s = (run % 2 == 0) ? k : 1 - k;
+                    report({"latency", done++, total, "batch " + std::to_string(r.batch)});
+                    const auto t = std::chrono::steady_clock::now();
+                    models[s]->runBatch(image, r.batch);
+                    ms[s].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+                }
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::OutOfMemory)
+                throw;
+            r.skipped = e.what();
+            continue;
+        }
+        for (int s = 0; s < 2; ++s) {
+            std::sort(ms[s].begin(), ms[s].end());
+            const std::size_t n = ms[s].size();
+            r.medianMs[s] = n % 2 ? ms[s][n / 2] : 0.5 * (ms[s][n / 2 - 1] + ms[s][n / 2]);
+            r.minMs[s] = ms[s].front();
+            r.maxMs[s] = ms[s].back();
+        }
+        r.measured = true;
+    }
+    for (int s = 0; s < 2; ++s) {
+        std::vector<double> x, y;
+        for (const auto& r : rep.batches)
+            if (r.peakMiB[s] > 0) {
+                x.push_back(r.batch);
+                y.push_back(r.peakMiB[s]);
+            }
+        rep.mibPerImage[s] = slope(x, y);
+    }
+    report({"latency", total, total, ""});
+    return rep;
+}
+
+void storeBenchmark(const std::string& dumpPath, const BenchReport& rep) {
+    DumpReader check(dumpPath); // refuses anything that is not a complete dump
+    const std::string temp = dumpPath + ".partial-" + std::to_string(::getpid());
+    std::error_code ec;
+    std::filesystem::copy_file(dumpPath, temp, std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec)
+        throw Error(ErrorKind::Output, dumpPath + ": cannot copy for writing (" + ec.message() + ")");
+    try {
+        H5::H5File file(temp, H5F_ACC_RDWR);
+        if (H5Lexists(file.getId(), "bench", H5P_DEFAULT) > 0)
+            H5Ldelete(file.getId(), "/bench", H5P_DEFAULT);
+        H5::Group g = file.createGroup("/bench");
+        const char* sides[2] = {"original", "quantized"};
+        for (int s = 0; s < 2; ++s) {
+            h5::setAttr(g, std::string(sides[s]) + "_path", rep.paths[s]);
+            h5::setAttr(g, std::string(sides[s]) + "_file_bytes", rep.fileBytes[s]);
+            h5::setAttr(g, std::string(sides[s]) + "_parameter_bytes", rep.parameterBytes[s]);
+            h5::setAttr(g, std::string(sides[s]) + "_mib_per_image", rep.mibPerImage[s]);
+        }
+        h5::setAttr(g, "width", std::int64_t{rep.width});
+        h5::setAttr(g, "height", std::int64_t{rep.height});
+        h5::setAttr(g, "threads", std::int64_t{rep.threads});
+        h5::setAttr(g, "engine", rep.engine);
+        h5::setAttr(g, "memory_limit_mib", rep.memoryLimitMiB);
+        const hsize_t n = rep.batches.size();
+        std::vector<std::int64_t> batch;
+        std::vector<float> cols[10];
+        for (const auto& r : rep.batches) {
+            batch.push_back(r.batch);
+            const double v[10] = {r.medianMs[0], r.medianMs[1], r.minMs[0], r.minMs[1], r.maxMs[0],
+                                  r.maxMs[1], r.peakMiB[0], r.peakMiB[1], r.modelMiB[0], r.modelMiB[1]};
+            for (int k = 0; k < 10; ++k)
+                cols[k].push_back(r.measured || k >= 6 ? static_cast<float>(v[k]) : std::nanf(""));
+        }
+        H5::DataSet b = g.createDataSet("batch", H5::PredType::STD_I64LE, H5::DataSpace(1, &n));
+        b.write(batch.data(), H5::PredType::NATIVE_INT64);
+        const char* names[10] = {"median_ms_original", "median_ms_quantized", "min_ms_original", "min_ms_quantized",
+                                 "max_ms_original", "max_ms_quantized", "peak_mib_original", "peak_mib_quantized",
+                                 "model_mib_original", "model_mib_quantized"};
+        for (int k = 0; k < 10; ++k)
+            h5::writeFloats(g, names[k], cols[k], {n});
+        file.close();
+    } catch (const H5::Exception& e) {
+        std::remove(temp.c_str());
+        throw Error(ErrorKind::Output, dumpPath + ": cannot store the benchmark (" + e.getDetailMsg() + ")");
+    }
+    std::filesystem::rename(temp, dumpPath, ec);
+    if (ec) {
+        std::remove(temp.c_str());
+        throw Error(ErrorKind::Output, dumpPath + ": cannot replace with the updated copy (" + ec.message() + ")");
+    }
+}
+
+} // namespace qs
