@@ -305,6 +305,7 @@ void storeBenchmark(const std::string& dumpPath, const BenchReport& rep) {
     std::filesystem::copy_file(dumpPath, temp, std::filesystem::copy_options::overwrite_existing, ec);
     if (ec)
         throw Error(ErrorKind::Output, dumpPath + ": cannot copy for writing (" + ec.message() + ")");
+    h5::Lock lock(h5::libraryMutex());
     try {
         H5::H5File file(temp, H5F_ACC_RDWR);
         if (H5Lexists(file.getId(), "bench", H5P_DEFAULT) > 0)

@@ -297,6 +297,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     writer.drain();
 
     // Metrics: read each layer back, one image slab at a time (memory: one layer slab).
+    h5::Lock h5lock(h5::libraryMutex()); // the writer thread is idle now; other readers are not
     H5::H5File& file = writer.file();
     const int metricThreads = options.model.threads > 0
                                   ? options.model.threads

@@ -34,7 +34,13 @@ std::vector<std::string> memberNames(const H5::Group& group) {
 
 } // namespace
 
+DumpReader::~DumpReader() {
+    h5::Lock lock(h5::libraryMutex());
+    m_file.reset();
+}
+
 DumpReader::DumpReader(const std::string& path) : m_path(path) {
+    h5::Lock lock(h5::libraryMutex());
     H5::Exception::dontPrint();
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
@@ -42,8 +48,8 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
     if (H5Fis_hdf5(path.c_str()) <= 0)
         throw Error(ErrorKind::Input, path + ": not an HDF5 file (or its header is damaged)");
     try {
-        m_file = H5::H5File(path, H5F_ACC_RDONLY);
-        H5::Group root = m_file.openGroup("/");
+        m_file = std::make_unique<H5::H5File>(path, H5F_ACC_RDONLY);
+        H5::Group root = m_file->openGroup("/");
         if (h5::stringAttr(root, "format") != kDumpFormatName)
             throw Error(ErrorKind::Input, path + ": an HDF5 file, but not a QuantScope dump");
         m_version = static_cast<int>(h5::intAttr(root, "version", 0));
@@ -63,7 +69,7 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
             const std::string p = std::string("/models/") + toString(Side(side));
             if (!h5::exists(root, p.substr(1)))
                 continue;
-            H5::Group g = m_file.openGroup(p);
+            H5::Group g = m_file->openGroup(p);
             ModelSummary& m = m_models[side];
             m.path = h5::stringAttr(g, "path");
             m.sha256 = h5::stringAttr(g, "sha256");
@@ -77,7 +83,7 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
         }
         if (!h5::exists(root, "layers"))
             throw Error(ErrorKind::Input, path + ": the dump has no /layers group");
-        H5::Group layers = m_file.openGroup("/layers");
+        H5::Group layers = m_file->openGroup("/layers");
         for (const auto& name : memberNames(layers)) {
             H5::Group g = layers.openGroup(name);
             LayerSummary s;
@@ -101,12 +107,13 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
 }
 
 std::vector<std::string> DumpReader::unmatched(Side side) const {
+    h5::Lock lock(h5::libraryMutex());
     std::vector<std::string> names;
     try {
         const std::string p = std::string("/unmatched/") + toString(side);
-        if (!h5::exists(m_file.openGroup("/"), p.substr(1)))
+        if (!h5::exists(m_file->openGroup("/"), p.substr(1)))
             return names;
-        H5::Group g = m_file.openGroup(p);
+        H5::Group g = m_file->openGroup(p);
         for (const auto& member : memberNames(g)) {
             H5::DataSet ds = g.openDataSet(member);
             const auto call = h5::intAttr(ds, "call", 0);
@@ -119,17 +126,123 @@ std::vector<std::string> DumpReader::unmatched(Side side) const {
 }
 
 std::vector<float> DumpReader::activation(int layer, Side side, int image) const {
-    if (layer < 0 || layer >= static_cast<int>(m_layers.size()) || image < 0 || image >= m_images)
-        throw Error(ErrorKind::Usage, m_path + ": no layer " + std::to_string(layer) + " / image " +
-                                          std::to_string(image));
+    h5::Lock lock(h5::libraryMutex());
+    if (image < 0 || image >= m_images)
+        throw Error(ErrorKind::Usage, m_path + ": no image " + std::to_string(image));
+    const std::string path = layerGroup(layer) + "/" + toString(side);
     try {
-        char name[32];
-        std::snprintf(name, sizeof name, "/layers/%04d/", layer);
-        return h5::readImageSlab(m_file.openDataSet(std::string(name) + toString(side)), image);
+        return h5::readImageSlab(m_file->openDataSet(path), image);
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, m_path + ": cannot read layer " + std::to_string(layer) + " (" +
+        throw Error(ErrorKind::Input, m_path + ": cannot read " + path + " (" + e.getDetailMsg() + ")");
+    }
+}
+
+std::string DumpReader::layerGroup(int layer) const {
+    if (layer < 0 || layer >= static_cast<int>(m_layers.size()))
+        throw Error(ErrorKind::Usage, m_path + ": no layer " + std::to_string(layer));
+    char name[32];
+    std::snprintf(name, sizeof name, "/layers/%04d", layer);
+    return name;
+}
+
+std::vector<float> DumpReader::diffMap(int layer, bool relative, int image) const {
+    h5::Lock lock(h5::libraryMutex());
+    const std::string g = layerGroup(layer) + (relative ? "/rel_diff" : "/abs_diff");
+    try {
+        if (H5Lexists(m_file->getId(), g.c_str(), H5P_DEFAULT) <= 0)
+            return {};
+        return h5::readImageSlab(m_file->openDataSet(g), image);
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read " + g + " (" + e.getDetailMsg() + ")");
+    }
+}
+
+std::vector<float> DumpReader::channelMetric(int layer, const std::string& metric) const {
+    h5::Lock lock(h5::libraryMutex());
+    const std::string g = layerGroup(layer) + "/channels/" + metric;
+    try {
+        if (!h5::exists(m_file->openGroup("/"), g.substr(1)))
+            return {};
+        return h5::readFloats(m_file->openDataSet(g));
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read " + g + " (" + e.getDetailMsg() + ")");
+    }
+}
+
+InputImage DumpReader::input(int image) const {
+    h5::Lock lock(h5::libraryMutex());
+    char name[32];
+    std::snprintf(name, sizeof name, "/inputs/%04d", image);
+    InputImage img;
+    try {
+        if (!h5::exists(m_file->openGroup("/"), std::string(name).substr(1) + "/image"))
+            throw Error(ErrorKind::Input, m_path + ": the dump has no input image " + std::to_string(image));
+        H5::Group g = m_file->openGroup(name);
+        img.source = h5::stringAttr(g, "source");
+        H5::DataSet ds = g.openDataSet("image");
+        const auto d = h5::dims(ds);
+        if (d.size() != 3 || d[2] != 3)
+            throw Error(ErrorKind::Input, m_path + ": input image " + std::to_string(image) + " is not [H, W, 3]");
+        img.height = static_cast<int>(d[0]);
+        img.width = static_cast<int>(d[1]);
+        img.rgb.resize(d[0] * d[1] * 3);
+        ds.read(img.rgb.data(), H5::PredType::NATIVE_UINT8);
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read input " + std::to_string(image) + " (" + e.getDetailMsg() + ")");
+    }
+    return img;
+}
+
+OutputPair DumpReader::outputs(int image) const {
+    h5::Lock lock(h5::libraryMutex());
+    char name[32];
+    std::snprintf(name, sizeof name, "outputs/%04d", image);
+    OutputPair out;
+    try {
+        H5::Group root = m_file->openGroup("/");
+        if (!h5::exists(root, name))
+            return out;
+        H5::Group g = m_file->openGroup(std::string("/") + name);
+        out.kind = h5::stringAttr(g, "kind");
+        out.original = h5::readFloats(g.openDataSet("original"));
+        out.quantized = h5::readFloats(g.openDataSet("quantized"));
+        if (h5::exists(g, "matches"))
+            out.matches = h5::readFloats(g.openDataSet("matches"));
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read outputs of image " + std::to_string(image) + " (" +
                                           e.getDetailMsg() + ")");
     }
+    return out;
+}
+
+bool DumpReader::hasBench() const {
+    h5::Lock lock(h5::libraryMutex());
+    return H5Lexists(m_file->getId(), "bench", H5P_DEFAULT) > 0;
+}
+
+BenchData DumpReader::bench() const {
+    h5::Lock lock(h5::libraryMutex());
+    BenchData b;
+    try {
+        H5::Group g = m_file->openGroup("/bench");
+        const char* sides[2] = {"original", "quantized"};
+        for (int s = 0; s < 2; ++s) {
+            b.fileBytes[s] = h5::intAttr(g, std::string(sides[s]) + "_file_bytes", 0);
+            b.parameterBytes[s] = h5::intAttr(g, std::string(sides[s]) + "_parameter_bytes", 0);
+            b.medianMs[s] = h5::readFloats(g.openDataSet(std::string("median_ms_") + sides[s]));
+            b.peakMiB[s] = h5::readFloats(g.openDataSet(std::string("peak_mib_") + sides[s]));
+        }
+        b.width = static_cast<int>(h5::intAttr(g, "width", 0));
+        b.height = static_cast<int>(h5::intAttr(g, "height", 0));
+        b.threads = static_cast<int>(h5::intAttr(g, "threads", 0));
+        H5::DataSet ds = g.openDataSet("batch");
+        b.batch.resize(static_cast<std::size_t>(ds.getSpace().getSimpleExtentNpoints()));
+        if (!b.batch.empty())
+            ds.read(b.batch.data(), H5::PredType::NATIVE_INT64);
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read /bench (" + e.getDetailMsg() + ")");
+    }
+    return b;
 }
 
 } // namespace qs

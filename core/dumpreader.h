@@ -8,6 +8,7 @@
 #include <H5Cpp.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,25 @@ struct LayerSummary {
     Metrics metrics;
 };
 
+struct InputImage {
+    std::string source;
+    int width = 0, height = 0;
+    std::vector<std::uint8_t> rgb; // [H, W, 3]
+};
+
+struct OutputPair {
+    std::string kind;                    // "detections", "logits", "raw"
+    std::vector<float> original, quantized; // detections: rows of 6 (x1,y1,x2,y2,score,label)
+    std::vector<float> matches;          // detections: rows of 4 (orig, quant, iou, score delta)
+};
+
+struct BenchData {
+    std::int64_t fileBytes[2] = {0, 0}, parameterBytes[2] = {0, 0};
+    int width = 0, height = 0, threads = 0;
+    std::vector<std::int64_t> batch;
+    std::vector<float> medianMs[2], peakMiB[2];
+};
+
 struct ModelSummary {
     std::string path, sha256, format, input, engine;
     std::int64_t fileBytes = 0, parameterBytes = 0, tappedCalls = 0;
@@ -37,6 +57,9 @@ public:
     // Throws Error(Input) naming the file: missing, not HDF5, not a dump, incomplete,
     // or of a newer format version.
     explicit DumpReader(const std::string& path);
+    ~DumpReader();
+    DumpReader(const DumpReader&) = delete;
+    DumpReader& operator=(const DumpReader&) = delete;
 
     const std::string& path() const { return m_path; }
     int version() const { return m_version; }
@@ -50,10 +73,20 @@ public:
 
     // One image of one layer's activation as float [C, H, W] (or the stored shape).
     std::vector<float> activation(int layer, Side side, int image) const;
+    // One image of a layer's difference map ([H, W]; empty for layers that are not 4-D).
+    std::vector<float> diffMap(int layer, bool relative, int image) const;
+    // A per-channel metric of a layer ("sqnr_db", "mse", "max_abs", ...), [C].
+    std::vector<float> channelMetric(int layer, const std::string& metric) const;
+    InputImage input(int image) const;
+    OutputPair outputs(int image) const;
+    bool hasBench() const;
+    BenchData bench() const;
 
 private:
+    std::string layerGroup(int layer) const;
+
     std::string m_path;
-    H5::H5File m_file;
+    std::unique_ptr<H5::H5File> m_file;
     int m_version = 0;
     int m_images = 0;
     std::string m_dtype, m_created, m_producer;

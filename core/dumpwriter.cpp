@@ -86,6 +86,7 @@ DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
         throw Error(ErrorKind::Output, m_finalPath + ": is a directory");
     if (::access(parent.c_str(), W_OK) != 0)
         throw Error(ErrorKind::Output, m_finalPath + ": output directory is not writable");
+    h5::Lock lock(h5::libraryMutex());
     try {
         m_file = std::make_unique<H5::H5File>(m_tempPath, H5F_ACC_TRUNC);
         H5::Group root = m_file->openGroup("/");
@@ -117,6 +118,7 @@ DumpWriter::~DumpWriter() {
 }
 
 void DumpWriter::abandon() noexcept {
+    h5::Lock lock(h5::libraryMutex());
     if (m_error) {
         // After a failed write (disk full) HDF5 cannot flush, a failed H5Fclose leaves the
         // file half closed, and closing it again crashes inside HDF5 1.10. So the handles
@@ -163,6 +165,7 @@ void DumpWriter::writerLoop() {
         std::exception_ptr error;
         if (!failedBefore) { // after an error, drop the rest: the dump is abandoned anyway
             try {
+                h5::Lock lock(h5::libraryMutex());
                 task.fn(*m_file);
             } catch (const Error&) {
                 error = std::current_exception();
@@ -365,6 +368,7 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs,
 
 void DumpWriter::commit() {
     drain();
+    h5::Lock lock(h5::libraryMutex());
     try {
         for (auto& side : m_datasets)
             side.clear();

@@ -6,6 +6,11 @@ namespace qs::h5 {
 
 void prepareLibrary() { H5dont_atexit(); }
 
+std::recursive_mutex& libraryMutex() {
+    static std::recursive_mutex mutex;
+    return mutex;
+}
+
 const H5::FloatType& halfType() {
     static const H5::FloatType type = [] {
         H5::FloatType t(H5::PredType::IEEE_F32LE);

@@ -4,6 +4,7 @@
 #include <H5Cpp.h>
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,12 @@ namespace qs::h5 {
 // still-open files at exit. After a failed write (disk full) HDF5 1.10 cannot close a
 // file cleanly, and its exit-time cleanup would crash on it.
 void prepareLibrary();
+
+// Debian's libhdf5 is the serial build: no two threads may be inside the library at once.
+// Every HDF5 call of ours runs under this lock (the writer thread per task, readers per
+// call), so a dump can be read while another is being written.
+std::recursive_mutex& libraryMutex();
+using Lock = std::lock_guard<std::recursive_mutex>;
 
 // IEEE binary16, little endian: h5py reads it as numpy float16, h5dump prints it.
 const H5::FloatType& halfType();
