@@ -1,0 +1,191 @@
+#include "headless.h"
+
+#include "detectionview.h"
+#include "figureexport.h"
+#include "heatmapplot.h"
+#include "hexbinplottable.h"
+#include "layerdata.h"
+
+#include <QDir>
+#include <QPainter>
+#include <QPdfWriter>
+#include <QSvgGenerator>
+
+#include <cstdio>
+
+namespace qs {
+
+namespace {
+
+QString safeName(const QString& name) {
+    QString s = name;
+    for (QChar& c : s)
+        if (!c.isLetterOrNumber() && c != QLatin1Char('.') && c != QLatin1Char('_') && c != QLatin1Char('-'))
+            c = QLatin1Char('_');
+    return s;
+}
+
+QString exportHeatmap(const DumpReader& dump, int layer, const ExportRequest& r, const QString& file) {
+    const LayerMaps maps = loadLayerMaps(dump, layer, 0, ChannelMode::Mean, 0);
+    if (!maps.error.isEmpty())
+        return maps.error;
+    HeatmapPlot plot;
+    plot.resize(r.width, r.height);
+    const auto& l = dump.layers().at(static_cast<std::size_t>(layer));
+    const std::vector<float>* data = r.kind == QLatin1String("original")    ? &maps.original
+                                     : r.kind == QLatin1String("quantized") ? &maps.quantized
+                                     : r.kind == QLatin1String("rel")       ? &maps.relDiff
+                                                                            : &maps.absDiff;
+    const QString what = r.kind == QLatin1String("original")    ? QObject::tr("original, mean over channels")
+                         : r.kind == QLatin1String("quantized") ? QObject::tr("quantized, mean over channels")
+                         : r.kind == QLatin1String("rel")       ? QObject::tr("relative difference")
+                                                                : QObject::tr("|quantized − original|");
+    plot.setTitle(QStringLiteral("%1 — %2 (SQNR %3 dB)").arg(QString::fromStdString(l.name), what).arg(l.metrics.sqnrDb, 0, 'f', 2));
+    plot.setGradient(QCPColorGradient(r.kind == QLatin1String("original") || r.kind == QLatin1String("quantized")
+                                          ? QCPColorGradient::gpSpectrum
+                                          : QCPColorGradient::gpThermal));
+    plot.setColorLabel(what);
+    plot.setMatrix(maps.width, maps.height, *data);
+    plot.setColorRange(plot.dataBounds());
+    plot.resetView();
+    FigureFormat f;
+    f.size = QSize(r.width, r.height);
+    f.dpi = r.dpi;
+    return exportFigure({&plot}, 1, file, f);
+}
+
+QString exportHexbin(const DumpReader& dump, const ExportRequest& r, const QString& file) {
+    OutputSamples s = loadOutputSamples(dump, OutputQuantity::Scores, -1);
+    if (!s.error.isEmpty())
+        return s.error;
+    QCustomPlot plot;
+    plot.resize(r.width, r.height);
+    plot.plotLayout()->insertRow(0);
+    plot.plotLayout()->addElement(0, 0, new QCPTextElement(&plot, QObject::tr("Output error, all images")));
+    auto* hex = new HexbinPlottable(plot.xAxis, plot.yAxis);
+    auto* scale = new QCPColorScale(&plot);
+    scale->axis()->setLabel(QObject::tr("count"));
+    plot.plotLayout()->addElement(1, 1, scale);
+    hex->setColorScale(scale);
+    HexBins bins = hexbin(s.x, s.y, 40);
+    hex->setBins(hexbin(s.x, s.y, 40, bins.xMin, bins.xMax, bins.yMin, bins.yMax, static_cast<double>(r.height) / r.width));
+    plot.xAxis->setLabel(s.xLabel);
+    plot.yAxis->setLabel(s.yLabel);
+    plot.rescaleAxes();
+    FigureFormat f;
+    f.size = QSize(r.width, r.height);
+    f.dpi = r.dpi;
+    return exportFigure({&plot}, 1, file, f);
+}
+
+QString exportDetections(const DumpReader& dump, int image, const ExportRequest& r, const QString& file) {
+    const OutputPair out = dump.outputs(image);
+    if (out.kind != "detections")
+        return QObject::tr("%1: image %2 has no detections").arg(QString::fromStdString(dump.path())).arg(image);
+    auto boxes = [](const std::vector<float>& rows) {
+        std::vector<DrawnBox> b;
+        for (std::size_t i = 0; 6 * i + 5 < rows.size(); ++i)
+            b.push_back({QRectF(QPointF(rows[6 * i], rows[6 * i + 1]), QPointF(rows[6 * i + 2], rows[6 * i + 3])),
+                         rows[6 * i + 4], static_cast<int>(rows[6 * i + 5])});
+        return b;
+    };
+    std::vector<std::pair<int, int>> matches;
+    for (std::size_t m = 0; 4 * m + 3 < out.matches.size(); ++m)
+        matches.emplace_back(static_cast<int>(out.matches[4 * m]), static_cast<int>(out.matches[4 * m + 1]));
+    DetectionView view;
+    const QImage input = inputImage(dump, image);
+    view.setContent(input, boxes(out.original), boxes(out.quantized), matches);
+    const QRectF target(0, 0, r.width, r.width * (input.isNull() ? 0.75 : static_cast<double>(input.height()) / input.width()));
+    if (r.format == QLatin1String("png")) {
+        QImage img(target.size().toSize(), QImage::Format_ARGB32_Premultiplied);
+        img.fill(Qt::white);
+        QPainter p(&img);
+        p.setRenderHint(QPainter::Antialiasing);
+        view.paintTo(p, target);
+        p.end();
+        return img.save(file) ? QString() : QObject::tr("%1: cannot write").arg(file);
+    }
+    if (r.format == QLatin1String("svg")) {
+        QSvgGenerator svg;
+        svg.setFileName(file);
+        svg.setSize(target.size().toSize());
+        svg.setViewBox(target);
+        QPainter p(&svg);
+        view.paintTo(p, target);
+        return {};
+    }
+    QPdfWriter pdf(file);
+    pdf.setResolution(r.dpi);
+    pdf.setPageSize(QPageSize(target.size() * 72.0 / r.dpi, QPageSize::Point));
+    pdf.setPageMargins(QMarginsF(0, 0, 0, 0));
+    QPainter p(&pdf);
+    view.paintTo(p, target);
+    return {};
+}
+
+} // namespace
+
+int runExport(const ExportRequest& r) {
+    static const QStringList kinds = {QStringLiteral("abs"), QStringLiteral("rel"), QStringLiteral("original"),
+                                      QStringLiteral("quantized"), QStringLiteral("hexbin"), QStringLiteral("detections")};
+    static const QStringList formats = {QStringLiteral("png"), QStringLiteral("svg"), QStringLiteral("pdf")};
+    if (!kinds.contains(r.kind) || !formats.contains(r.format) || r.outDir.isEmpty() ||
+        (r.layers.isEmpty() && !r.all && r.kind != QLatin1String("hexbin") && r.kind != QLatin1String("detections"))) {
+        std::fprintf(stderr, "quantscope: export: give --out DIR, --layer NAME or --all, --kind %s, --format png|svg|pdf\n",
+                     qPrintable(kinds.join(QLatin1Char('|'))));
+        return 2;
+    }
+    if (!QDir().mkpath(r.outDir)) {
+        std::fprintf(stderr, "quantscope: %s: cannot create the output directory\n", qPrintable(r.outDir));
+        return 1;
+    }
+    try {
+        DumpReader dump(r.dump.toStdString());
+        std::vector<QString> files;
+        std::vector<int> targets;
+        if (r.kind == QLatin1String("hexbin")) {
+            targets.push_back(-1);
+        } else if (r.kind == QLatin1String("detections")) {
+            for (int i = 0; i < dump.imageCount(); ++i)
+                targets.push_back(i);
+        } else {
+            for (const auto& l : dump.layers())
+                if (r.all || r.layers.contains(QString::fromStdString(l.name)))
+                    targets.push_back(l.index);
+            if (targets.empty()) {
+                std::fprintf(stderr, "quantscope: %s: no layer named %s\n", qPrintable(r.dump), qPrintable(r.layers.join(QStringLiteral(", "))));
+                return 1;
+            }
+        }
+        int k = 0;
+        for (int t : targets) {
+            QString file;
+            QString error;
+            if (r.kind == QLatin1String("hexbin")) {
+                file = QDir(r.outDir).filePath(QStringLiteral("hexbin.") + r.format);
+                error = exportHexbin(dump, r, file);
+            } else if (r.kind == QLatin1String("detections")) {
+                file = QDir(r.outDir).filePath(QStringLiteral("detections_%1.%2").arg(t, 4, 10, QLatin1Char('0')).arg(r.format));
+                error = exportDetections(dump, t, r, file);
+            } else {
+                const auto& l = dump.layers().at(static_cast<std::size_t>(t));
+                file = QDir(r.outDir).filePath(QStringLiteral("%1_%2_%3.%4")
+                                                   .arg(t, 4, 10, QLatin1Char('0'))
+                                                   .arg(safeName(QString::fromStdString(l.name)), r.kind, r.format));
+                error = exportHeatmap(dump, t, r, file);
+            }
+            if (!error.isEmpty()) {
+                std::fprintf(stderr, "quantscope: %s\n", qPrintable(error));
+                return 1;
+            }
+            std::printf("exported %d/%zu: %s\n", ++k, targets.size(), qPrintable(file));
+            std::fflush(stdout);
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "quantscope: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
+
+} // namespace qs

@@ -1,0 +1,41 @@
+#pragma once
+// What the layer view shows, computed from a dump off the GUI thread: the original and
+// quantized activation and the absolute and relative difference, each reduced to one
+// [H, W] map (mean over channels, max over channels, or one channel).
+
+#include "dumpreader.h"
+
+#include <QImage>
+#include <QString>
+
+#include <memory>
+#include <vector>
+
+namespace qs {
+
+enum class ChannelMode { Mean, Max, Single };
+
+struct LayerMaps {
+    int layer = -1, image = 0, channel = 0;
+    ChannelMode mode = ChannelMode::Mean;
+    int width = 0, height = 0;   // of each map
+    int channels = 0;
+    std::vector<float> original, quantized, absDiff, relDiff;
+    std::vector<float> channelSqnr, channelMse; // per channel, over all images
+    QImage input;                // the input image, for the overlay
+    QString error;               // set when reading failed
+};
+
+LayerMaps loadLayerMaps(const DumpReader& dump, int layer, int image, ChannelMode mode, int channel);
+QImage inputImage(const DumpReader& dump, int image); // null when the dump has none
+
+// Samples for the output-error hexbin: x = original value, y = quantized value.
+enum class OutputQuantity { Values, Scores, Boxes, IouVsScore };
+struct OutputSamples {
+    std::vector<double> x, y;
+    QString xLabel, yLabel;
+    QString error;
+};
+OutputSamples loadOutputSamples(const DumpReader& dump, OutputQuantity quantity, int image /* -1: all */);
+
+} // namespace qs

@@ -1,0 +1,268 @@
+#include "layerview.h"
+
+#include "heatmapplot.h"
+#include "qcp.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QGridLayout>
+#include <QLabel>
+#include <QSpinBox>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include <cmath>
+
+namespace qs {
+
+LayerView::LayerView(QWidget* parent) : QWidget(parent) {
+    auto* controls = new QHBoxLayout;
+    m_image = new QSpinBox;
+    m_image->setPrefix(tr("image "));
+    m_channelMode = new QComboBox;
+    m_channelMode->addItems({tr("Mean over channels"), tr("Max over channels"), tr("One channel")});
+    m_channel = new QSpinBox;
+    m_channel->setPrefix(tr("channel "));
+    m_channel->setEnabled(false);
+    m_rangeMode = new QComboBox;
+    m_rangeMode->addItems({tr("Auto range (each map)"), tr("Shared range (original = quantized)"), tr("Manual range")});
+    m_min = new QDoubleSpinBox;
+    m_max = new QDoubleSpinBox;
+    for (auto* s : {m_min, m_max}) {
+        s->setRange(-1e9, 1e9);
+        s->setDecimals(4);
+        s->setEnabled(false);
+    }
+    m_scale = new QComboBox;
+    m_scale->addItems({tr("Linear"), tr("Log")});
+    m_overlay = new QCheckBox(tr("Overlay on input"));
+    for (QWidget* w : std::initializer_list<QWidget*>{m_image, m_channelMode, m_channel, m_rangeMode, m_min, m_max,
+                                                      m_scale, m_overlay})
+        controls->addWidget(w);
+    controls->addStretch();
+
+    auto* grid = new QGridLayout;
+    const QString titles[4] = {tr("Original"), tr("Quantized"), tr("|Quantized − original|"),
+                               tr("Relative difference")};
+    for (int i = 0; i < 4; ++i) {
+        m_plots[i] = new HeatmapPlot;
+        m_plots[i]->setTitle(titles[i]);
+        m_plots[i]->setGradient(QCPColorGradient(i < 2 ? QCPColorGradient::gpSpectrum : QCPColorGradient::gpThermal));
+        m_plots[i]->setMinimumSize(240, 200);
+        grid->addWidget(m_plots[i], i / 2, i % 2);
+        connect(m_plots[i], &HeatmapPlot::cellHovered, this, &LayerView::hover);
+        connect(m_plots[i], &HeatmapPlot::hoverLeft, this, [this] { emit readout(QString()); });
+        // synchronised zoom and pan
+        connect(m_plots[i]->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this, i](const QCPRange& r) {
+            if (m_syncing)
+                return;
+            m_syncing = true;
+            for (int k = 0; k < 4; ++k)
+                if (k != i) {
+                    m_plots[k]->xAxis->setRange(r);
+                    m_plots[k]->replot(QCustomPlot::rpQueuedReplot);
+                }
+            m_syncing = false;
+        });
+        connect(m_plots[i]->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this, i](const QCPRange& r) {
+            if (m_syncing)
+                return;
+            m_syncing = true;
+            for (int k = 0; k < 4; ++k)
+                if (k != i) {
+                    m_plots[k]->yAxis->setRange(r);
+                    m_plots[k]->replot(QCustomPlot::rpQueuedReplot);
+                }
+            m_syncing = false;
+        });
+    }
+
+    m_channels = new QCustomPlot;
+    m_channels->setMinimumHeight(140);
+    m_channels->setMaximumHeight(200);
+    m_channels->xAxis->setLabel(tr("channel"));
+    QSharedPointer<QCPAxisTickerFixed> integerTicks(new QCPAxisTickerFixed);
+    integerTicks->setTickStep(1.0);
+    integerTicks->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+    m_channels->xAxis->setTicker(integerTicks);
+    m_channelMetric = new QComboBox;
+    m_channelMetric->addItems({tr("SQNR dB per channel (low = hurt)"), tr("MSE per channel (high = hurt)")});
+    auto* bars = new QCPBars(m_channels->xAxis, m_channels->yAxis);
+    bars->setWidth(0.8);
+    bars->setPen(Qt::NoPen);
+    bars->setBrush(QColor(70, 110, 180));
+    bars->setSelectable(QCP::stSingleData);
+    connect(m_channels, &QCustomPlot::plottableClick, this, [this](QCPAbstractPlottable*, int dataIndex, QMouseEvent*) {
+        m_channelMode->setCurrentIndex(2);
+        m_channel->setValue(dataIndex);
+    });
+
+    m_status = new QLabel;
+    auto* chartRow = new QHBoxLayout;
+    chartRow->addWidget(m_channels, 1);
+    chartRow->addWidget(m_channelMetric, 0, Qt::AlignTop);
+
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(controls);
+    layout->addLayout(grid, 1);
+    layout->addLayout(chartRow);
+    layout->addWidget(m_status);
+
+    connect(&m_watcher, &QFutureWatcher<LayerMaps>::finished, this, [this] {
+        m_loading = false;
+        present(m_watcher.result());
+    });
+    connect(m_image, qOverload<int>(&QSpinBox::valueChanged), this, &LayerView::request);
+    connect(m_channelMode, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int mode) {
+        m_channel->setEnabled(mode == 2);
+        request();
+    });
+    connect(m_channel, qOverload<int>(&QSpinBox::valueChanged), this, [this] {
+        if (m_channelMode->currentIndex() == 2)
+            request();
+    });
+    connect(m_rangeMode, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int mode) {
+        m_min->setEnabled(mode == 2);
+        m_max->setEnabled(mode == 2);
+        applyRanges();
+    });
+    connect(m_min, qOverload<double>(&QDoubleSpinBox::valueChanged), this, &LayerView::applyRanges);
+    connect(m_max, qOverload<double>(&QDoubleSpinBox::valueChanged), this, &LayerView::applyRanges);
+    connect(m_scale, qOverload<int>(&QComboBox::currentIndexChanged), this, &LayerView::applyRanges);
+    connect(m_overlay, &QCheckBox::toggled, this, [this] { present(m_maps); });
+    connect(m_channelMetric, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] { present(m_maps); });
+}
+
+void LayerView::setDump(std::shared_ptr<DumpReader> dump) {
+    m_dump = std::move(dump);
+    m_layer = -1;
+    m_maps = LayerMaps();
+    for (auto* p : m_plots) {
+        p->clearMatrix();
+        p->clearUnderlay();
+        p->replot();
+    }
+    m_image->blockSignals(true);
+    m_image->setRange(0, m_dump ? std::max(0, m_dump->imageCount() - 1) : 0);
+    m_image->setValue(0);
+    m_image->setVisible(m_dump && m_dump->imageCount() > 1);
+    m_image->blockSignals(false);
+}
+
+void LayerView::showLayer(int layer) {
+    if (layer == m_layer)
+        return;
+    m_layer = layer;
+    request();
+}
+
+void LayerView::request() {
+    if (!m_dump || m_layer < 0)
+        return;
+    m_loading = true;
+    m_status->setText(tr("Loading layer %1…").arg(m_layer));
+    const auto mode = static_cast<ChannelMode>(m_channelMode->currentIndex());
+    m_watcher.setFuture(QtConcurrent::run([dump = m_dump, layer = m_layer, image = m_image->value(), mode,
+                                           channel = m_channel->value()] {
+        return loadLayerMaps(*dump, layer, image, mode, channel);
+    }));
+}
+
+void LayerView::present(const LayerMaps& maps) {
+    if (!maps.error.isEmpty()) {
+        m_status->setText(maps.error);
+        emit failed(maps.error);
+        return;
+    }
+    if (maps.layer < 0)
+        return;
+    const bool newLayer = maps.layer != m_maps.layer;
+    m_maps = maps;
+    const auto& summary = m_dump->layers().at(static_cast<std::size_t>(maps.layer));
+    const QString name = QString::fromStdString(summary.name);
+    const std::vector<float>* data[4] = {&maps.original, &maps.quantized, &maps.absDiff, &maps.relDiff};
+    const QString titles[4] = {tr("Original — %1").arg(name), tr("Quantized — %1").arg(QString::fromStdString(summary.quantizedName)),
+                               tr("|Quantized − original|"), tr("Relative difference")};
+    const bool overlay = m_overlay->isChecked() && !maps.input.isNull() && maps.height > 1;
+    for (int i = 0; i < 4; ++i) {
+        m_plots[i]->setTitle(titles[i]);
+        m_plots[i]->setMatrix(maps.width, maps.height, *data[i]);
+        if (overlay)
+            m_plots[i]->setUnderlay(maps.input);
+        else
+            m_plots[i]->clearUnderlay();
+        if (newLayer || overlay != m_overlayShown)
+            m_plots[i]->resetView();
+    }
+    m_overlayShown = overlay;
+    m_channel->blockSignals(true);
+    m_channel->setRange(0, std::max(0, maps.channels - 1));
+    m_channel->blockSignals(false);
+    // per-channel chart
+    auto* bars = static_cast<QCPBars*>(m_channels->plottable(0));
+    const bool sqnr = m_channelMetric->currentIndex() == 0;
+    const auto& values = sqnr ? maps.channelSqnr : maps.channelMse;
+    QVector<double> keys, vals;
+    for (std::size_t c = 0; c < values.size(); ++c) {
+        keys << static_cast<double>(c);
+        vals << (std::isfinite(values[c]) ? values[c] : 0.0);
+    }
+    bars->setData(keys, vals, true);
+    m_channels->yAxis->setLabel(sqnr ? tr("SQNR dB") : tr("MSE"));
+    m_channels->rescaleAxes();
+    m_channels->replot();
+    applyRanges();
+    QString where = tr("%1 — %2×%3, %4 channels").arg(name).arg(maps.width).arg(maps.height).arg(maps.channels);
+    if (!std::isnan(summary.metrics.sqnrDb))
+        where += tr(", SQNR %1 dB").arg(summary.metrics.sqnrDb, 0, 'f', 2);
+    m_status->setText(where);
+    emit loaded(maps.layer);
+}
+
+void LayerView::applyRanges() {
+    if (m_maps.layer < 0)
+        return;
+    const int mode = m_rangeMode->currentIndex();
+    const bool log = m_scale->currentIndex() == 1;
+    QCPRange shared = m_plots[0]->dataBounds();
+    shared.expand(m_plots[1]->dataBounds());
+    for (int i = 0; i < 4; ++i) {
+        QCPRange r = m_plots[i]->dataBounds();
+        if (mode == 1 && i < 2)
+            r = shared;
+        else if (mode == 2)
+            r = QCPRange(m_min->value(), std::max(m_max->value(), m_min->value() + 1e-9));
+        if (log && r.lower <= 0)
+            r.lower = r.upper > 0 ? r.upper * 1e-4 : 1e-6;
+        m_plots[i]->setLogScale(log);
+        m_plots[i]->setColorRange(r);
+        m_plots[i]->replot();
+    }
+    if (mode != 2) { // seed the manual fields with what is shown
+        m_min->blockSignals(true);
+        m_max->blockSignals(true);
+        m_min->setValue(shared.lower);
+        m_max->setValue(shared.upper);
+        m_min->blockSignals(false);
+        m_max->blockSignals(false);
+    }
+}
+
+void LayerView::hover(int col, int row) {
+    float v[4];
+    for (int i = 0; i < 4; ++i)
+        v[i] = m_plots[i]->valueAt(col, row);
+    emit readout(tr("x %1, y %2: original %3, quantized %4, |diff| %5, relative %6")
+                     .arg(col)
+                     .arg(row)
+                     .arg(v[0], 0, 'g', 5)
+                     .arg(v[1], 0, 'g', 5)
+                     .arg(v[2], 0, 'g', 5)
+                     .arg(v[3], 0, 'g', 5));
+}
+
+QList<QCustomPlot*> LayerView::figures() const { return {m_plots[0], m_plots[1], m_plots[2], m_plots[3]}; }
+
+QCustomPlot* LayerView::channelChart() const { return m_channels; }
+
+} // namespace qs

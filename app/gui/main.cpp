@@ -1,0 +1,119 @@
+// quantscope: the desktop application, plus its headless modes
+//   quantscope [run.h5]                      open a dump
+//   quantscope --screenshot out.png [run.h5] render the main window to a PNG and exit
+//   quantscope --export run.h5 ...           figures without a window (see headless.h)
+
+#include "h5util.h"
+#include "headless.h"
+#include "layerview.h"
+#include "mainwindow.h"
+#include "model.h"
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QMessageBox>
+#include <QTimer>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace {
+
+bool wantsHeadless(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        const QByteArray a(argv[i]);
+        if (a == "--export" || a == "--screenshot")
+            return true;
+    }
+    return false;
+}
+
+int screenshot(qs::MainWindow& window, const QString& out, const QString& dump) {
+    window.resize(1440, 900);
+    window.show();
+    auto save = [&window, out] {
+        // let queued replots land before grabbing
+        QTimer::singleShot(300, &window, [&window, out] {
+            const QPixmap shot = window.grab();
+            if (!shot.save(out)) {
+                std::fprintf(stderr, "quantscope: %s: cannot write the screenshot\n", qPrintable(out));
+                QCoreApplication::exit(1);
+                return;
+            }
+            std::printf("wrote %s (%dx%d)\n", qPrintable(out), shot.width(), shot.height());
+            QCoreApplication::exit(0);
+        });
+    };
+    if (dump.isEmpty()) {
+        QTimer::singleShot(0, &window, save);
+    } else {
+        QObject::connect(window.layerView(), &qs::LayerView::loaded, &window, save, Qt::SingleShotConnection);
+        QObject::connect(&window, &qs::MainWindow::openFailed, &window, [](const QString&) { QCoreApplication::exit(1); });
+        window.openDump(dump);
+    }
+    QTimer::singleShot(120000, &window, [] {
+        std::fprintf(stderr, "quantscope: screenshot timed out\n");
+        QCoreApplication::exit(1);
+    });
+    return QApplication::exec();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    qs::h5::prepareLibrary();
+    if (wantsHeadless(argc, argv) && qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM") &&
+        qEnvironmentVariableIsEmpty("DISPLAY") && qEnvironmentVariableIsEmpty("WAYLAND_DISPLAY"))
+        qputenv("QT_QPA_PLATFORM", "offscreen");
+    QApplication app(argc, argv);
+    QApplication::setApplicationName(QStringLiteral("QuantScope"));
+    QApplication::setOrganizationName(QStringLiteral("QuantScope"));
+    QApplication::setApplicationVersion(QStringLiteral(QS_VERSION));
+    QApplication::setWindowIcon(QIcon(QStringLiteral(":/quantscope.svg")));
+
+    QCommandLineParser parser;
+    parser.setApplicationDescription(QStringLiteral("QuantScope: where INT8 quantization hurts a CNN, layer by layer"));
+    parser.addHelpOption();
+    parser.addVersionOption();
+    parser.addPositionalArgument(QStringLiteral("dump"), QStringLiteral("A dump to open (.h5)"), QStringLiteral("[run.h5]"));
+    QCommandLineOption screenshotOpt(QStringLiteral("screenshot"), QStringLiteral("Render the main window to FILE and exit"), QStringLiteral("FILE"));
+    QCommandLineOption exportOpt(QStringLiteral("export"), QStringLiteral("Export figures of DUMP without a window"), QStringLiteral("DUMP"));
+    QCommandLineOption layerOpt(QStringLiteral("layer"), QStringLiteral("Export this layer (repeatable)"), QStringLiteral("NAME"));
+    QCommandLineOption allOpt(QStringLiteral("all"), QStringLiteral("Export every layer"));
+    QCommandLineOption kindOpt(QStringLiteral("kind"), QStringLiteral("abs|rel|original|quantized|hexbin|detections"), QStringLiteral("KIND"), QStringLiteral("abs"));
+    QCommandLineOption formatOpt(QStringLiteral("format"), QStringLiteral("png|svg|pdf"), QStringLiteral("FORMAT"), QStringLiteral("png"));
+    QCommandLineOption outOpt(QStringLiteral("out"), QStringLiteral("Output directory"), QStringLiteral("DIR"));
+    QCommandLineOption widthOpt(QStringLiteral("width"), QStringLiteral("Figure width (px)"), QStringLiteral("W"), QStringLiteral("1200"));
+    QCommandLineOption heightOpt(QStringLiteral("height"), QStringLiteral("Figure height (px)"), QStringLiteral("H"), QStringLiteral("900"));
+    QCommandLineOption dpiOpt(QStringLiteral("dpi"), QStringLiteral("Resolution"), QStringLiteral("DPI"), QStringLiteral("150"));
+    parser.addOptions({screenshotOpt, exportOpt, layerOpt, allOpt, kindOpt, formatOpt, outOpt, widthOpt, heightOpt, dpiOpt});
+    parser.process(app);
+
+    if (parser.isSet(exportOpt)) {
+        qs::ExportRequest r;
+        r.dump = parser.value(exportOpt);
+        r.outDir = parser.value(outOpt);
+        r.layers = parser.values(layerOpt);
+        r.all = parser.isSet(allOpt);
+        r.kind = parser.value(kindOpt);
+        r.format = parser.value(formatOpt);
+        r.width = parser.value(widthOpt).toInt();
+        r.height = parser.value(heightOpt).toInt();
+        r.dpi = parser.value(dpiOpt).toInt();
+        if (r.width < 100 || r.height < 100 || r.dpi < 30) {
+            std::fprintf(stderr, "quantscope: export: --width/--height at least 100, --dpi at least 30\n");
+            return 2;
+        }
+        return qs::runExport(r);
+    }
+
+    qs::MainWindow window;
+    const QStringList args = parser.positionalArguments();
+    const QString dump = args.isEmpty() ? QString() : args.first();
+    if (parser.isSet(screenshotOpt))
+        return screenshot(window, parser.value(screenshotOpt), dump);
+    window.show();
+    if (!dump.isEmpty())
+        window.openDump(dump);
+    return QApplication::exec();
+}

@@ -1,0 +1,107 @@
+#include "outputview.h"
+
+#include "hexbinplottable.h"
+
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSpinBox>
+#include <QtConcurrent/QtConcurrentRun>
+
+namespace qs {
+
+OutputView::OutputView(QWidget* parent) : QWidget(parent) {
+    m_quantity = new QComboBox;
+    m_quantity->addItem(tr("Scores of matched detections / values"), static_cast<int>(OutputQuantity::Scores));
+    m_quantity->addItem(tr("Box coordinates of matched detections"), static_cast<int>(OutputQuantity::Boxes));
+    m_quantity->addItem(tr("IoU of matched detections vs score"), static_cast<int>(OutputQuantity::IouVsScore));
+    m_yMode = new QComboBox;
+    m_yMode->addItems({tr("y = quantized"), tr("y = quantized − original")});
+    m_scope = new QComboBox;
+    m_scope->addItems({tr("All images"), tr("One image")});
+    m_image = new QSpinBox;
+    m_image->setPrefix(tr("image "));
+    m_image->setEnabled(false);
+    m_grid = new QSpinBox;
+    m_grid->setRange(5, 200);
+    m_grid->setValue(40);
+    m_grid->setPrefix(tr("hexagons across: "));
+    auto* controls = new QHBoxLayout;
+    for (QWidget* w : std::initializer_list<QWidget*>{m_quantity, m_yMode, m_scope, m_image, m_grid})
+        controls->addWidget(w);
+    controls->addStretch();
+
+    m_plot = new QCustomPlot;
+    m_plot->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+    m_plot->plotLayout()->insertRow(0);
+    m_plot->plotLayout()->addElement(0, 0, new QCPTextElement(m_plot, tr("Output error"), QFont(font().family(), 10, QFont::Bold)));
+    m_hex = new HexbinPlottable(m_plot->xAxis, m_plot->yAxis);
+    auto* scale = new QCPColorScale(m_plot);
+    scale->axis()->setLabel(tr("count"));
+    m_plot->plotLayout()->addElement(1, 1, scale);
+    m_hex->setColorScale(scale);
+    auto* margins = new QCPMarginGroup(m_plot);
+    m_plot->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    scale->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    m_status = new QLabel;
+
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(controls);
+    layout->addWidget(m_plot, 1);
+    layout->addWidget(m_status);
+
+    connect(&m_watcher, &QFutureWatcher<OutputSamples>::finished, this, [this] { present(m_watcher.result()); });
+    for (auto* c : {m_quantity, m_yMode, m_scope})
+        connect(c, qOverload<int>(&QComboBox::currentIndexChanged), this, &OutputView::request);
+    connect(m_scope, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this](int i) { m_image->setEnabled(i == 1); });
+    connect(m_image, qOverload<int>(&QSpinBox::valueChanged), this, &OutputView::request);
+    connect(m_grid, qOverload<int>(&QSpinBox::valueChanged), this, &OutputView::request);
+}
+
+void OutputView::setDump(std::shared_ptr<DumpReader> dump) {
+    m_dump = std::move(dump);
+    m_image->blockSignals(true);
+    m_image->setRange(0, m_dump ? std::max(0, m_dump->imageCount() - 1) : 0);
+    m_image->blockSignals(false);
+    request();
+}
+
+void OutputView::request() {
+    if (!m_dump)
+        return;
+    m_status->setText(tr("Reading outputs…"));
+    const auto quantity = static_cast<OutputQuantity>(m_quantity->currentData().toInt());
+    const int image = m_scope->currentIndex() == 0 ? -1 : m_image->value();
+    m_watcher.setFuture(QtConcurrent::run([dump = m_dump, quantity, image] { return loadOutputSamples(*dump, quantity, image); }));
+}
+
+void OutputView::present(const OutputSamples& samples) {
+    if (!samples.error.isEmpty()) {
+        m_status->setText(samples.error);
+        return;
+    }
+    std::vector<double> y = samples.y;
+    const bool error = m_yMode->currentIndex() == 1;
+    if (error)
+        for (std::size_t i = 0; i < y.size() && i < samples.x.size(); ++i)
+            y[i] -= samples.x[i];
+    const double aspect = m_plot->axisRect()->height() > 0
+                              ? static_cast<double>(m_plot->axisRect()->height()) / std::max(1, m_plot->axisRect()->width())
+                              : 0.75;
+    HexBins bins = hexbin(samples.x, y, m_grid->value());
+    if (!samples.x.empty())
+        bins = hexbin(samples.x, y, m_grid->value(), bins.xMin, bins.xMax, bins.yMin, bins.yMax, aspect);
+    m_hex->setBins(bins);
+    m_plot->xAxis->setLabel(samples.xLabel);
+    m_plot->yAxis->setLabel(error ? tr("quantized − original") : samples.yLabel);
+    m_plot->rescaleAxes();
+    m_plot->replot();
+    m_status->setText(samples.x.empty() ? tr("No output pairs in this dump")
+                                        : tr("%1 samples in %2 bins, at most %3 per bin")
+                                              .arg(samples.x.size())
+                                              .arg(bins.counts.size())
+                                              .arg(bins.maxCount()));
+}
+
+} // namespace qs

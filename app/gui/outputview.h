@@ -1,0 +1,45 @@
+#pragma once
+// The output-error tab: a hexbin of original vs quantized outputs (logits, raw outputs,
+// or for detections the scores, box coordinates or IoU of matched pairs), over one image
+// or all, with a colour scale of counts. Samples are read on a worker thread.
+
+#include "layerdata.h"
+
+#include <QFutureWatcher>
+#include <QWidget>
+
+#include <memory>
+
+class QComboBox;
+class QSpinBox;
+class QLabel;
+class QCustomPlot;
+
+namespace qs {
+
+class HexbinPlottable;
+
+class OutputView : public QWidget {
+    Q_OBJECT
+public:
+    explicit OutputView(QWidget* parent = nullptr);
+    void setDump(std::shared_ptr<DumpReader> dump);
+    QCustomPlot* figure() const { return m_plot; }
+
+private:
+    void request();
+    void present(const OutputSamples& samples);
+
+    std::shared_ptr<DumpReader> m_dump;
+    QComboBox* m_quantity = nullptr;
+    QComboBox* m_yMode = nullptr;
+    QComboBox* m_scope = nullptr;
+    QSpinBox* m_image = nullptr;
+    QSpinBox* m_grid = nullptr;
+    QLabel* m_status = nullptr;
+    QCustomPlot* m_plot = nullptr;
+    HexbinPlottable* m_hex = nullptr;
+    QFutureWatcher<OutputSamples> m_watcher;
+};
+
+} // namespace qs

@@ -1,0 +1,87 @@
+#include "summaryview.h"
+
+#include "layertablemodel.h"
+
+#include <QFileInfo>
+
+#include <algorithm>
+#include <cmath>
+
+namespace qs {
+
+SummaryView::SummaryView(QWidget* parent) : QTextBrowser(parent) { setOpenLinks(false); }
+
+void SummaryView::setDump(const std::shared_ptr<DumpReader>& dump) {
+    setHtml(dump ? html(*dump) : QString());
+}
+
+namespace {
+QString mb(std::int64_t bytes) { return QString::number(static_cast<double>(bytes) / 1e6, 'f', 2); }
+QString change(double o, double q) {
+    return o > 0 ? QString::asprintf("%+.1f %%", 100.0 * (q - o) / o) : QStringLiteral("–");
+}
+} // namespace
+
+QString SummaryView::html(const DumpReader& dump) {
+    QString h;
+    h += QStringLiteral("<h2>%1</h2>").arg(QFileInfo(QString::fromStdString(dump.path())).fileName().toHtmlEscaped());
+    h += QObject::tr("<p>Format v%1, %2 image(s), %3 paired layers, activations %4, created %5 by %6.</p>")
+             .arg(dump.version())
+             .arg(dump.imageCount())
+             .arg(dump.layers().size())
+             .arg(QString::fromStdString(dump.dtype()), QString::fromStdString(dump.created()),
+                  QString::fromStdString(dump.producer()).toHtmlEscaped());
+    const auto& o = dump.model(Side::Original);
+    const auto& q = dump.model(Side::Quantized);
+    h += QObject::tr("<h3>Models</h3><table border=1 cellspacing=0 cellpadding=4>"
+                     "<tr><th></th><th>original</th><th>quantized</th><th>change</th></tr>");
+    h += QStringLiteral("<tr><td>%1</td><td>%2</td><td>%3</td><td></td></tr>")
+             .arg(QObject::tr("file"), QString::fromStdString(o.path).toHtmlEscaped(), QString::fromStdString(q.path).toHtmlEscaped());
+    h += QStringLiteral("<tr><td>%1</td><td>%2</td><td>%3</td><td>%4</td></tr>")
+             .arg(QObject::tr("file size (MB)"), mb(o.fileBytes), mb(q.fileBytes),
+                  change(static_cast<double>(o.fileBytes), static_cast<double>(q.fileBytes)));
+    h += QStringLiteral("<tr><td>%1</td><td>%2</td><td>%3</td><td>%4</td></tr>")
+             .arg(QObject::tr("parameters (MB)"), mb(o.parameterBytes), mb(q.parameterBytes),
+                  change(static_cast<double>(o.parameterBytes), static_cast<double>(q.parameterBytes)));
+    h += QStringLiteral("<tr><td>%1</td><td>%2</td><td>%3</td><td></td></tr></table>")
+             .arg(QObject::tr("tap calls per image")).arg(o.tappedCalls).arg(q.tappedCalls);
+
+    int severity[4] = {0, 0, 0, 0};
+    double worst = INFINITY;
+    QString worstName;
+    for (const auto& l : dump.layers()) {
+        ++severity[LayerTableModel::severity(l.metrics.sqnrDb)];
+        if (l.metrics.sqnrDb < worst) {
+            worst = l.metrics.sqnrDb;
+            worstName = QString::fromStdString(l.name);
+        }
+    }
+    h += QObject::tr("<h3>Layers</h3><p>SQNR ≥ 30 dB: %1, 20–30 dB: %2, 10–20 dB: %3, below 10 dB: %4. "
+                     "Worst: %5 (%6 dB).</p>")
+             .arg(severity[0]).arg(severity[1]).arg(severity[2]).arg(severity[3])
+             .arg(worstName.toHtmlEscaped()).arg(worst, 0, 'f', 2);
+    if (dump.hasBench()) {
+        const BenchData b = dump.bench();
+        h += QObject::tr("<h3>Latency and memory</h3><p>Input %1×%2, %3 threads.</p>"
+                         "<table border=1 cellspacing=0 cellpadding=4><tr><th>batch</th><th>original ms</th>"
+                         "<th>quantized ms</th><th>time</th><th>peak MiB original</th><th>peak MiB quantized</th></tr>")
+                 .arg(b.width).arg(b.height).arg(b.threads);
+        for (std::size_t i = 0; i < b.batch.size(); ++i) {
+            const double mo = b.medianMs[0][i], mq = b.medianMs[1][i];
+            h += QStringLiteral("<tr><td>%1</td><td>%2</td><td>%3</td><td>%4</td><td>%5</td><td>%6</td></tr>")
+                     .arg(b.batch[i])
+                     .arg(std::isnan(mo) ? QObject::tr("skipped") : QString::number(mo, 'f', 1))
+                     .arg(std::isnan(mq) ? QObject::tr("skipped") : QString::number(mq, 'f', 1))
+                     .arg(std::isnan(mo) ? QString() : change(mo, mq))
+                     .arg(b.peakMiB[0][i], 0, 'f', 0)
+                     .arg(b.peakMiB[1][i], 0, 'f', 0);
+        }
+        h += QStringLiteral("</table>");
+    } else {
+        h += QObject::tr("<p>No latency or memory figures in this dump (add them with "
+                         "<code>quantscope-cli bench … --into this.h5</code>).</p>");
+    }
+    return h;
+}
+
+} // namespace qs

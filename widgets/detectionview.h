@@ -1,0 +1,45 @@
+#pragma once
+// An input image with the original model's and the quantized model's detections drawn
+// in distinct styles: matched pairs (solid green / dashed blue), missed by the quantized
+// model (solid red), extra in the quantized model (dashed orange); labels with scores.
+
+#include <QImage>
+#include <QWidget>
+
+#include <vector>
+
+namespace qs {
+
+struct DrawnBox {
+    QRectF rect;   // image pixels
+    float score = 0;
+    int label = 0;
+};
+
+class DetectionView : public QWidget {
+    Q_OBJECT
+public:
+    explicit DetectionView(QWidget* parent = nullptr);
+    // matches: (original index, quantized index) pairs
+    void setContent(const QImage& image, std::vector<DrawnBox> original, std::vector<DrawnBox> quantized,
+                    std::vector<std::pair<int, int>> matches);
+    void setMinScore(float score);
+    void clear();
+    QSize sizeHint() const override;
+    // Renders at the image's own resolution times `scale`, for export.
+    QImage render(double scale) const;
+    // Paints image and boxes into `target` (for PNG, SVG and PDF export).
+    void paintTo(QPainter& painter, const QRectF& target) const;
+
+protected:
+    void paintEvent(QPaintEvent* event) override;
+
+private:
+
+    QImage m_image;
+    std::vector<DrawnBox> m_original, m_quantized;
+    std::vector<int> m_matchOfOriginal, m_matchOfQuantized;
+    float m_minScore = 0.3f;
+};
+
+} // namespace qs

@@ -1,0 +1,169 @@
+#include "heatmapplot.h"
+
+#include <cmath>
+#include <limits>
+
+namespace qs {
+
+HeatmapPlot::HeatmapPlot(QWidget* parent) : QCustomPlot(parent) {
+    setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+    plotLayout()->insertRow(0);
+    m_title = new QCPTextElement(this, QString(), QFont(font().family(), 10, QFont::Bold));
+    plotLayout()->addElement(0, 0, m_title);
+    m_map = new QCPColorMap(xAxis, yAxis);
+    m_map->setInterpolate(false);
+    m_scale = new QCPColorScale(this);
+    plotLayout()->addElement(1, 1, m_scale);
+    m_scale->setType(QCPAxis::atRight);
+    m_map->setColorScale(m_scale);
+    m_gradient = QCPColorGradient(QCPColorGradient::gpThermal);
+    m_gradient.setNanHandling(QCPColorGradient::nhTransparent);
+    m_map->setGradient(m_gradient);
+    auto* margins = new QCPMarginGroup(this);
+    axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    m_scale->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    yAxis->setRangeReversed(true); // image rows grow downwards
+    xAxis->setLabel(QStringLiteral("x"));
+    yAxis->setLabel(QStringLiteral("y"));
+    setMouseTracking(true);
+}
+
+void HeatmapPlot::setTitle(const QString& title) { m_title->setText(title); }
+QString HeatmapPlot::title() const { return m_title->text(); }
+void HeatmapPlot::setColorLabel(const QString& label) { m_scale->axis()->setLabel(label); }
+
+void HeatmapPlot::setMatrix(int width, int height, std::vector<float> values) {
+    m_width = width;
+    m_height = height;
+    m_values = std::move(values);
+    m_map->data()->setSize(width, height);
+    for (int r = 0; r < height; ++r)
+        for (int c = 0; c < width; ++c)
+            m_map->data()->setCell(c, r, m_values[static_cast<std::size_t>(r) * width + c]);
+    updateGeometry();
+}
+
+void HeatmapPlot::clearMatrix() {
+    m_values.clear();
+    m_width = m_height = 0;
+    m_map->data()->clear();
+}
+
+void HeatmapPlot::updateGeometry() {
+    // cells centred on integer coordinates; with an underlay, stretched over the image
+    if (m_imageSize.isValid() && m_width > 0 && m_height > 0) {
+        const double sx = static_cast<double>(m_imageSize.width()) / m_width;
+        const double sy = static_cast<double>(m_imageSize.height()) / m_height;
+        m_map->data()->setRange(QCPRange(sx / 2, m_imageSize.width() - sx / 2),
+                                 QCPRange(sy / 2, m_imageSize.height() - sy / 2));
+    } else {
+        m_map->data()->setRange(QCPRange(0, std::max(0, m_width - 1)), QCPRange(0, std::max(0, m_height - 1)));
+    }
+}
+
+float HeatmapPlot::valueAt(int col, int row) const {
+    if (col < 0 || row < 0 || col >= m_width || row >= m_height)
+        return std::numeric_limits<float>::quiet_NaN();
+    return m_values[static_cast<std::size_t>(row) * m_width + col];
+}
+
+QCPRange HeatmapPlot::dataBounds() const {
+    float lo = std::numeric_limits<float>::max(), hi = std::numeric_limits<float>::lowest();
+    for (float v : m_values)
+        if (std::isfinite(v)) {
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+        }
+    if (lo > hi)
+        return QCPRange(0, 1);
+    if (lo == hi)
+        return QCPRange(lo - 0.5, hi + 0.5);
+    return QCPRange(lo, hi);
+}
+
+void HeatmapPlot::setColorRange(const QCPRange& range) { m_map->setDataRange(range); }
+QCPRange HeatmapPlot::colorRange() const { return m_map->dataRange(); }
+
+void HeatmapPlot::setLogScale(bool log) {
+    m_map->setDataScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+}
+
+void HeatmapPlot::setGradient(const QCPColorGradient& gradient) {
+    m_gradient = gradient;
+    m_gradient.setNanHandling(QCPColorGradient::nhTransparent);
+    if (m_underlay) { // translucent over the image
+        QCPColorGradient g = m_gradient;
+        QMap<double, QColor> stops = g.colorStops();
+        for (auto it = stops.begin(); it != stops.end(); ++it)
+            it.value().setAlpha(150);
+        g.setColorStops(stops);
+        m_map->setGradient(g);
+    } else {
+        m_map->setGradient(m_gradient);
+    }
+}
+
+void HeatmapPlot::setUnderlay(const QImage& image) {
+    if (!m_underlay) {
+        m_underlay = new QCPItemPixmap(this);
+        m_underlay->setLayer(QStringLiteral("background"));
+        m_underlay->setScaled(true, Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
+    }
+    m_underlay->setPixmap(QPixmap::fromImage(image));
+    m_underlay->topLeft->setCoords(0, 0);
+    m_underlay->bottomRight->setCoords(image.width(), image.height());
+    m_imageSize = image.size();
+    updateGeometry();
+    setGradient(m_gradient);
+}
+
+void HeatmapPlot::clearUnderlay() {
+    if (m_underlay) {
+        removeItem(m_underlay);
+        m_underlay = nullptr;
+    }
+    m_imageSize = QSize();
+    updateGeometry();
+    setGradient(m_gradient);
+}
+
+void HeatmapPlot::resetView() {
+    if (m_imageSize.isValid()) {
+        xAxis->setRange(0, m_imageSize.width());
+        yAxis->setRange(0, m_imageSize.height());
+    } else {
+        xAxis->setRange(-0.5, m_width - 0.5);
+        yAxis->setRange(-0.5, m_height - 0.5);
+    }
+    // square cells: widen whichever axis has room to spare
+    if (axisRect()->width() > 0 && axisRect()->height() > 0) {
+        const double xPerPixel = xAxis->range().size() / axisRect()->width();
+        const double yPerPixel = yAxis->range().size() / axisRect()->height();
+        if (xPerPixel < yPerPixel)
+            xAxis->setScaleRatio(yAxis, 1.0);
+        else
+            yAxis->setScaleRatio(xAxis, 1.0);
+    }
+}
+
+void HeatmapPlot::mouseMoveEvent(QMouseEvent* event) {
+    QCustomPlot::mouseMoveEvent(event);
+    if (m_width == 0 || !axisRect()->rect().contains(event->pos())) {
+        emit hoverLeft();
+        return;
+    }
+    int col = 0, row = 0;
+    m_map->data()->coordToCell(xAxis->pixelToCoord(event->pos().x()), yAxis->pixelToCoord(event->pos().y()), &col,
+                               &row);
+    if (col >= 0 && row >= 0 && col < m_width && row < m_height)
+        emit cellHovered(col, row);
+    else
+        emit hoverLeft();
+}
+
+void HeatmapPlot::leaveEvent(QEvent* event) {
+    QCustomPlot::leaveEvent(event);
+    emit hoverLeft();
+}
+
+} // namespace qs

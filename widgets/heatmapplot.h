@@ -1,0 +1,58 @@
+#pragma once
+// One heatmap: a QCustomPlot colour map with a colour scale, image orientation (row 0 at
+// the top), drag and wheel zoom, and the cell under the mouse reported as a signal.
+
+#include "qcp.h"
+
+#include <QImage>
+
+#include <vector>
+
+namespace qs {
+
+class HeatmapPlot : public QCustomPlot {
+    Q_OBJECT
+public:
+    explicit HeatmapPlot(QWidget* parent = nullptr);
+
+    void setTitle(const QString& title);
+    QString title() const;
+    // values: row-major [height][width]; NaN cells are drawn transparent.
+    void setMatrix(int width, int height, std::vector<float> values);
+    void clearMatrix();
+    int matrixWidth() const { return m_width; }
+    int matrixHeight() const { return m_height; }
+    float valueAt(int col, int row) const; // NaN outside
+    QCPRange dataBounds() const;           // finite min and max (0..1 when empty)
+    void setColorRange(const QCPRange& range);
+    QCPRange colorRange() const;
+    void setLogScale(bool log);
+    void setGradient(const QCPColorGradient& gradient);
+    void setColorLabel(const QString& label);
+    // Draws `image` under the map, which then covers the image's extent translucently.
+    void setUnderlay(const QImage& image);
+    void clearUnderlay();
+    void resetView();
+
+signals:
+    void cellHovered(int col, int row);
+    void hoverLeft();
+
+protected:
+    void mouseMoveEvent(QMouseEvent* event) override;
+    void leaveEvent(QEvent* event) override;
+
+private:
+    void updateGeometry();
+
+    QCPColorMap* m_map = nullptr;
+    QCPColorScale* m_scale = nullptr;
+    QCPTextElement* m_title = nullptr;
+    QCPItemPixmap* m_underlay = nullptr;
+    QCPColorGradient m_gradient;
+    std::vector<float> m_values;
+    int m_width = 0, m_height = 0;
+    QSize m_imageSize; // underlay size, or empty
+};
+
+} // namespace qs
