@@ -208,6 +208,9 @@ void MainWindow::fillDepthPlot() {
     m_depth->graph(0)->setData(x, y, true);
     m_depth->graph(1)->data()->clear();
     m_depth->rescaleAxes();
+    // keep the extreme points inside the frame, where they can be clicked
+    m_depth->xAxis->setRange(-0.5, std::max(0.5, x.isEmpty() ? 0.5 : x.last() + 0.5));
+    m_depth->yAxis->scaleRange(1.2, m_depth->yAxis->range().center());
     m_depth->replot();
 }
 

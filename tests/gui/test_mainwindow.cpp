@@ -1,0 +1,212 @@
+// The real main window on the offscreen platform, over a real dump written by
+// quantscope-cli (the gui_dump fixture): opening, browsing with keys and clicks,
+// filtering, hover read-out, export, and what a bad dump does.
+
+#include "comparisondialog.h"
+#include "h5util.h"
+#include "layertablemodel.h"
+#include "layerview.h"
+#include "mainwindow.h"
+#include "qcp.h"
+
+#include <QFile>
+#include <QLineEdit>
+#include <QMessageBox>
+#include <QSignalSpy>
+#include <QSortFilterProxyModel>
+#include <QTableView>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace qs;
+
+namespace {
+QString dumpPath() { return qEnvironmentVariable("QS_TEST_DUMP"); }
+
+QMessageBox* errorBox(QWidget* window) { return window->findChild<QMessageBox*>(QStringLiteral("errorBox")); }
+} // namespace
+
+class TestMainWindow : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase() {
+        QVERIFY2(QFile::exists(dumpPath()), "QS_TEST_DUMP must name a dump (CTest fixture gui_dump)");
+        QCoreApplication::setOrganizationName(QStringLiteral("QuantScopeTests"));
+        QStandardPaths::setTestModeEnabled(true); // QSettings away from the user's
+    }
+
+    void opensAndShowsWorstLayer() {
+        MainWindow w;
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 10000);
+        QCOMPARE(w.layerTable()->model()->rowCount(), static_cast<int>(w.dump()->layers().size()));
+        QTRY_VERIFY_WITH_TIMEOUT(loaded.count() >= 1, 10000);
+        int worst = 0;
+        for (const auto& l : w.dump()->layers())
+            if (l.metrics.sqnrDb < w.dump()->layers()[static_cast<std::size_t>(worst)].metrics.sqnrDb)
+                worst = l.index;
+        QCOMPARE(w.layerView()->currentLayer(), worst);
+        QVERIFY(w.windowTitle().contains(QFileInfo(dumpPath()).fileName()));
+    }
+
+    void keyboardAndClickNavigation() {
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 10000);
+        w.selectLayer(0);
+        QTRY_COMPARE(w.layerView()->currentLayer(), 0);
+        w.layerTable()->setFocus();
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        QTest::keyClick(w.layerTable(), Qt::Key_Down);
+        QTRY_COMPARE(w.layerView()->currentLayer(), 1);
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty() && loaded.last().at(0).toInt() == 1, 10000);
+        // a click on the SQNR-by-depth plot selects that layer
+        QCustomPlot* depth = w.depthPlot();
+        depth->replot();
+        const auto point = depth->graph(0)->coordsToPixels(2, depth->graph(0)->data()->at(2)->value);
+        QTest::mouseClick(depth, Qt::LeftButton, Qt::NoModifier, point.toPoint());
+        QTRY_COMPARE(w.layerView()->currentLayer(), 2);
+    }
+
+    void filterAndSort() {
+        MainWindow w;
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 10000);
+        QTest::keyClicks(w.filterEdit(), QStringLiteral("features.1"));
+        QCOMPARE(w.layerProxy()->rowCount(), 1); // features.11 only
+        w.filterEdit()->clear();
+        QCOMPARE(w.layerProxy()->rowCount(), static_cast<int>(w.dump()->layers().size()));
+        w.layerTable()->sortByColumn(LayerTableModel::Sqnr, Qt::AscendingOrder);
+        const double first = w.layerProxy()->index(0, LayerTableModel::Sqnr).data(LayerTableModel::SortRole).toDouble();
+        for (const auto& l : w.dump()->layers())
+            QVERIFY(first <= l.metrics.sqnrDb);
+    }
+
+    void hoverReadout() {
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.openDump(dumpPath());
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 10000);
+        QSignalSpy readout(w.layerView(), &LayerView::readout);
+        QCustomPlot* plot = w.layerView()->figures().first();
+        plot->replot();
+        const QPoint centre = plot->axisRect()->rect().center();
+        QMouseEvent move(QEvent::MouseMove, centre, plot->mapToGlobal(centre), Qt::NoButton, Qt::NoButton, Qt::NoModifier);
+        QCoreApplication::sendEvent(plot, &move);
+        QTRY_VERIFY(!readout.isEmpty());
+        const QString text = readout.last().at(0).toString();
+        QVERIFY2(text.contains(QStringLiteral("original")) && text.contains(QStringLiteral("relative")), qPrintable(text));
+    }
+
+    void exportFigures_data() {
+        QTest::addColumn<QString>("suffix");
+        QTest::addRow("png") << QStringLiteral("png");
+        QTest::addRow("svg") << QStringLiteral("svg");
+        QTest::addRow("pdf") << QStringLiteral("pdf");
+    }
+    void exportFigures() {
+        QFETCH(QString, suffix);
+        MainWindow w;
+        w.show();
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.openDump(dumpPath());
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 10000);
+        QTemporaryDir dir;
+        const QString file = dir.filePath(QStringLiteral("figure.") + suffix);
+        QCOMPARE(w.exportCurrentFigure(file, QSize(1000, 800), 120), QString());
+        QVERIFY(QFileInfo(file).size() > 1000);
+        if (suffix == QLatin1String("png")) {
+            const QImage image(file);
+            QCOMPARE(image.size(), QSize(1000, 800));
+        } else {
+            QFile f(file);
+            QVERIFY(f.open(QIODevice::ReadOnly));
+            const QByteArray head = f.read(64);
+            QVERIFY(suffix == QLatin1String("pdf") ? head.startsWith("%PDF") : head.contains("<?xml"));
+        }
+        QVERIFY(!w.exportCurrentFigure(dir.filePath(QStringLiteral("figure.bmpx")), QSize(100, 100), 100).isEmpty());
+    }
+
+    void corruptDumpShowsMessage() {
+        QTemporaryDir dir;
+        const QString bad = dir.filePath(QStringLiteral("broken.h5"));
+        QFile src(dumpPath());
+        QVERIFY(src.open(QIODevice::ReadOnly));
+        QFile dst(bad);
+        QVERIFY(dst.open(QIODevice::WriteOnly));
+        dst.write(src.read(3000)); // truncated
+        dst.close();
+        MainWindow w;
+        w.show();
+        QSignalSpy failed(&w, &MainWindow::openFailed);
+        w.openDump(bad);
+        QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 10000);
+        QMessageBox* box = errorBox(&w);
+        QVERIFY(box);
+        QTRY_VERIFY(box->isVisible());
+        QVERIFY2(box->text().contains(bad), qPrintable(box->text()));
+        QVERIFY(!w.dump()); // nothing half-open
+    }
+
+    void newerVersionIsRefused() {
+        QTemporaryDir dir;
+        const QString newer = dir.filePath(QStringLiteral("newer.h5"));
+        QVERIFY(QFile::copy(dumpPath(), newer));
+        {
+            h5::Lock lock(h5::libraryMutex());
+            H5::H5File f(newer.toStdString(), H5F_ACC_RDWR);
+            H5::Group root = f.openGroup("/");
+            h5::setAttr(root, "version", std::int64_t{99});
+        }
+        MainWindow w;
+        w.show();
+        QSignalSpy failed(&w, &MainWindow::openFailed);
+        w.openDump(newer);
+        QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 10000);
+        QVERIFY2(failed.first().at(0).toString().contains(QStringLiteral("newer")), qPrintable(failed.first().at(0).toString()));
+    }
+
+    void newComparisonRunsOnAWorker() {
+        const QString models = qEnvironmentVariable("QS_TEST_MODELS");
+        QTemporaryDir dir;
+        const QString out = dir.filePath(QStringLiteral("fromgui.h5"));
+        ComparisonDialog dialog;
+        dialog.show();
+        auto edits = dialog.findChildren<QLineEdit*>();
+        // the dialog's line edits in form order: original, quantized, output, size
+        QVERIFY(edits.size() >= 4);
+        edits[0]->setText(models + QStringLiteral("/demo_cnn_float.pt"));
+        edits[1]->setText(models + QStringLiteral("/demo_cnn_int8.pt"));
+        edits[2]->setText(out);
+        auto* images = dialog.findChild<QListWidget*>();
+        images->clear();
+        images->addItem(models + QStringLiteral("/images/demo_0.png"));
+        QSignalSpy written(&dialog, &ComparisonDialog::dumpWritten);
+        QPushButton* run = nullptr;
+        for (auto* b : dialog.findChildren<QPushButton*>())
+            if (b->text() == QStringLiteral("Run"))
+                run = b;
+        QVERIFY(run);
+        QTest::mouseClick(run, Qt::LeftButton);
+        QVERIFY(dialog.isRunning());
+        QTRY_COMPARE_WITH_TIMEOUT(written.count(), 1, 60000);
+        QCOMPARE(written.first().at(0).toString(), out);
+        QVERIFY(QFile::exists(out));
+    }
+};
+
+QTEST_MAIN(TestMainWindow)
+#include "test_mainwindow.moc"
