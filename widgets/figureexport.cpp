@@ -10,6 +10,8 @@ namespace qs {
 
 namespace {
 
+constexpr int kLayoutDpi = 96;
+
 void paintGrid(QCPPainter& painter, const QList<QCustomPlot*>& plots, int columns, QSize size) {
     const int n = static_cast<int>(plots.size());
     const int cols = std::max(1, std::min(columns, n));
@@ -34,13 +36,15 @@ QString exportFigure(const QList<QCustomPlot*>& plots, int columns, const QStrin
     if (suffix == QLatin1String("png")) {
         QImage image(size, QImage::Format_ARGB32_Premultiplied);
         image.fill(Qt::white);
-        image.setDotsPerMeterX(static_cast<int>(format.dpi / 0.0254));
-        image.setDotsPerMeterY(static_cast<int>(format.dpi / 0.0254));
         {
             QCPPainter painter(&image);
             painter.setRenderHint(QPainter::Antialiasing);
             paintGrid(painter, plots, columns, size);
         }
+        // the resolution is metadata (print size): set after painting, so that text is laid
+        // out and drawn at the same size QCustomPlot measured it
+        image.setDotsPerMeterX(static_cast<int>(format.dpi / 0.0254));
+        image.setDotsPerMeterY(static_cast<int>(format.dpi / 0.0254));
         if (!image.save(fileName))
             return QObject::tr("%1: cannot write the PNG file").arg(fileName);
         return {};
@@ -50,7 +54,7 @@ QString exportFigure(const QList<QCustomPlot*>& plots, int columns, const QStrin
         svg.setFileName(fileName);
         svg.setSize(size);
         svg.setViewBox(QRect(QPoint(0, 0), size));
-        svg.setResolution(format.dpi);
+        svg.setResolution(kLayoutDpi);
         svg.setTitle(QFileInfo(fileName).baseName());
         QCPPainter painter;
         if (!painter.begin(&svg))
@@ -60,9 +64,10 @@ QString exportFigure(const QList<QCustomPlot*>& plots, int columns, const QStrin
         return QFileInfo(fileName).size() > 0 ? QString() : QObject::tr("%1: cannot write the SVG file").arg(fileName);
     }
     if (suffix == QLatin1String("pdf")) {
+        // vector output: laid out at the screen resolution QCustomPlot measures text with
         QPdfWriter pdf(fileName);
-        pdf.setResolution(format.dpi);
-        pdf.setPageSize(QPageSize(QSizeF(size.width() * 72.0 / format.dpi, size.height() * 72.0 / format.dpi),
+        pdf.setResolution(kLayoutDpi);
+        pdf.setPageSize(QPageSize(QSizeF(size.width() * 72.0 / kLayoutDpi, size.height() * 72.0 / kLayoutDpi),
                                   QPageSize::Point));
         pdf.setPageMargins(QMarginsF(0, 0, 0, 0));
         pdf.setCreator(QStringLiteral("QuantScope"));

@@ -11,8 +11,8 @@ class QCustomPlot;
 namespace qs {
 
 struct FigureFormat {
-    QSize size{1600, 1200}; // pixels (PNG) or points at `dpi` (SVG/PDF)
-    int dpi = 150;
+    QSize size{1600, 1200}; // pixels; SVG and PDF pages get the same size at 96 DPI
+    int dpi = 150;          // recorded in PNG files (their print size)
 };
 
 // Returns an empty string on success, otherwise what went wrong (naming the file).

@@ -9,7 +9,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -501,6 +507,66 @@ int runBenchChild(const BenchChildArgs& a) {
     mo.threads = a.threads;
     mo.engine = a.engine;
     return benchChild(a.model, a.batch, a.image, parseSize(a.size), mo);
+}
+
+void addExport(CLI::App& app, ExportArgs& a) {
+    CLI::App* c = app.add_subcommand("export", "Figures of a dump as PNG, SVG or PDF, without a window "
+                                               "(rendered by the quantscope application, headless)");
+    c->add_option("dump", a.dump, "Dump file")->required();
+    auto* layer = c->add_option("--layer", a.layers, "Layer name (repeatable)");
+    auto* all = c->add_flag("--all", a.all, "Every layer");
+    layer->excludes(all);
+    c->add_option("--kind", a.kind, "abs, rel, original, quantized (per layer), hexbin (output error), "
+                                    "detections (per image)")
+        ->check(CLI::IsMember({"abs", "rel", "original", "quantized", "hexbin", "detections"}));
+    c->add_option("--format", a.format, "png, svg or pdf")->check(CLI::IsMember({"png", "svg", "pdf"}));
+    c->add_option("--out", a.out, "Output directory")->required();
+    c->add_option("--width", a.width, "Figure width in pixels")->check(CLI::Range(100, 20000));
+    c->add_option("--height", a.height, "Figure height in pixels")->check(CLI::Range(100, 20000));
+    c->add_option("--dpi", a.dpi, "Resolution")->check(CLI::Range(30, 2400));
+}
+
+int runExport(const ExportArgs& a, const char* argv0) {
+    if (a.layers.empty() && !a.all && a.kind != "hexbin" && a.kind != "detections")
+        throw Error(ErrorKind::Usage, "export: give --layer NAME or --all for --kind " + a.kind);
+    DumpReader check(a.dump); // a clear error for a bad dump before starting the renderer
+    // The renderer is the GUI program's headless mode: keeps Qt out of this executable.
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    std::vector<fs::path> candidates;
+    if (const char* env = std::getenv("QS_GUI"))
+        candidates.emplace_back(env);
+    if (!ec) {
+        candidates.push_back(self.parent_path() / "quantscope");
+        candidates.push_back(self.parent_path().parent_path() / "gui" / "quantscope"); // build tree
+    }
+    (void)argv0;
+    std::string program;
+    for (const auto& c : candidates)
+        if (fs::is_regular_file(c, ec) && ::access(c.c_str(), X_OK) == 0) {
+            program = c.string();
+            break;
+        }
+    if (program.empty())
+        throw Error(ErrorKind::Input, "export needs the quantscope program next to quantscope-cli (or QS_GUI=path)");
+    std::vector<std::string> args = {program, "--export", a.dump, "--kind", a.kind, "--format", a.format,
+                                     "--out", a.out, "--width", std::to_string(a.width), "--height",
+                                     std::to_string(a.height), "--dpi", std::to_string(a.dpi)};
+    if (a.all)
+        args.push_back("--all");
+    for (const auto& l : a.layers)
+        args.insert(args.end(), {"--layer", l});
+    std::vector<char*> argv;
+    for (auto& s : args)
+        argv.push_back(s.data());
+    argv.push_back(nullptr);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    if (!std::getenv("DISPLAY") && !std::getenv("WAYLAND_DISPLAY"))
+        setenv("QT_QPA_PLATFORM", "offscreen", 0);
+    execv(program.c_str(), argv.data());
+    throw Error(ErrorKind::Input, program + ": cannot run (" + std::string(std::strerror(errno)) + ")");
 }
 
 } // namespace qs::cli

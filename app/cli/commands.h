@@ -52,4 +52,13 @@ struct BenchChildArgs {
 void addBenchChild(CLI::App& app, BenchChildArgs& args);
 int runBenchChild(const BenchChildArgs& args);
 
+struct ExportArgs {
+    std::string dump, kind = "abs", format = "png", out;
+    std::vector<std::string> layers;
+    bool all = false;
+    int width = 1200, height = 900, dpi = 150;
+};
+void addExport(CLI::App& app, ExportArgs& args);
+int runExport(const ExportArgs& args, const char* argv0);
+
 } // namespace qs::cli

@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
     qs::cli::addEval(app, evalArgs);
     qs::cli::BenchArgs benchArgs;
     qs::cli::addBench(app, benchArgs);
+    qs::cli::ExportArgs exportArgs;
+    qs::cli::addExport(app, exportArgs);
     qs::cli::BenchChildArgs benchChildArgs;
     qs::cli::addBenchChild(app, benchChildArgs);
 
@@ -60,6 +62,8 @@ int main(int argc, char** argv) {
             return qs::cli::runEval(evalArgs);
         if (app.got_subcommand("bench"))
             return qs::cli::runBench(benchArgs);
+        if (app.got_subcommand("export"))
+            return qs::cli::runExport(exportArgs, argv[0]);
         if (app.got_subcommand("_bench-child"))
             return qs::cli::runBenchChild(benchChildArgs);
     } catch (const qs::Error& e) {

@@ -47,6 +47,7 @@ QString exportHeatmap(const DumpReader& dump, int layer, const ExportRequest& r,
     plot.setColorLabel(what);
     plot.setMatrix(maps.width, maps.height, *data);
     plot.setColorRange(plot.dataBounds());
+    plot.replot(); // lay out once at the figure size, so that margins fit the labels
     plot.resetView();
     FigureFormat f;
     f.size = QSize(r.width, r.height);
@@ -72,6 +73,7 @@ QString exportHexbin(const DumpReader& dump, const ExportRequest& r, const QStri
     plot.xAxis->setLabel(s.xLabel);
     plot.yAxis->setLabel(s.yLabel);
     plot.rescaleAxes();
+    plot.replot();
     FigureFormat f;
     f.size = QSize(r.width, r.height);
     f.dpi = r.dpi;
