@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian 12 machine:
-#   ./run.sh demo   install dependencies, build, compare the bundled demo pair
+#   ./run.sh demo   install dependencies, build, compare the bundled demo pair, export its
+#                   figures, and open the GUI on it when a display is available
 #   ./run.sh test   install dependencies, build, run the whole test suite
 # Build directory: build/dev (CMake preset "dev"); reused when present.
 set -euo pipefail
@@ -15,17 +16,27 @@ esac
 bash packaging/install-deps.sh
 cmake --preset dev >/dev/null
 build=build/dev
+cli=$build/app/cli/quantscope-cli
 
 if [ "$what" = demo ]; then
-  cmake --build --preset dev --target quantscope-cli demo_models
+  cmake --build --preset dev --target quantscope-cli quantscope demo_models
   models=$build/models
   out=$build/demo-run.h5
-  "$build/app/cli/quantscope-cli" compare \
-      --original "$models/demo_cnn_float.pt" --quantized "$models/demo_cnn_int8.pt" \
+  figures=$build/demo-figures
+  "$cli" compare --original "$models/demo_cnn_float.pt" --quantized "$models/demo_cnn_int8.pt" \
       --images "$models/images" --out "$out" --threads 2
-  "$build/app/cli/quantscope-cli" inspect "$out" --top 10
+  "$cli" inspect "$out" --top 10
+  "$cli" export "$out" --all --kind abs --format png --out "$figures" >/dev/null
+  "$cli" export "$out" --kind hexbin --format png --out "$figures" >/dev/null
   echo
-  echo "dump: $out   (reopen with: $build/app/cli/quantscope-cli inspect $out)"
+  echo "dump:    $out"
+  echo "figures: $figures"
+  if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+    echo "opening the GUI…"
+    exec "$build/app/gui/quantscope" "$out"
+  else
+    echo "(no display: open it later with $build/app/gui/quantscope $out)"
+  fi
 else
   cmake --build --preset dev
   ctest --test-dir "$build" --output-on-failure --timeout 1800

@@ -95,7 +95,7 @@ void computeLayerMetrics(H5::Group& layer, int images, int threads) {
         plane *= dims[i];
     std::vector<MetricsAccumulator> perChannel(channels);
     MetricsAccumulator total;
-    std::vector<float> absMaps, relMaps;
+    std::vector<float> absMaps, relMaps, meanO, meanQ;
     for (int i = 0; i < images; ++i) {
         const std::vector<float> a = h5::readImageSlab(o, i);
         const std::vector<float> b = h5::readImageSlab(q, i);
@@ -104,6 +104,12 @@ void computeLayerMetrics(H5::Group& layer, int images, int threads) {
                         dims.size() == 4 ? &maps : nullptr, threads);
         absMaps.insert(absMaps.end(), maps.absMean.begin(), maps.absMean.end());
         relMaps.insert(relMaps.end(), maps.relMean.begin(), maps.relMean.end());
+        if (dims.size() == 4) { // channel means, so that viewers need not read whole activations
+            const std::vector<float> ma = channelMean(a.data(), channels, plane);
+            const std::vector<float> mb = channelMean(b.data(), channels, plane);
+            meanO.insert(meanO.end(), ma.begin(), ma.end());
+            meanQ.insert(meanQ.end(), mb.begin(), mb.end());
+        }
     }
     std::vector<float> columns[6];
     for (auto& acc : perChannel) {
@@ -121,6 +127,8 @@ void computeLayerMetrics(H5::Group& layer, int images, int threads) {
     if (dims.size() == 4) {
         h5::writeFloats(layer, "abs_diff", absMaps, {static_cast<hsize_t>(images), dims[2], dims[3]});
         h5::writeFloats(layer, "rel_diff", relMaps, {static_cast<hsize_t>(images), dims[2], dims[3]});
+        h5::writeFloats(layer, "mean_original", meanO, {static_cast<hsize_t>(images), dims[2], dims[3]});
+        h5::writeFloats(layer, "mean_quantized", meanQ, {static_cast<hsize_t>(images), dims[2], dims[3]});
     }
 }
 

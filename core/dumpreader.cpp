@@ -157,6 +157,28 @@ std::vector<float> DumpReader::diffMap(int layer, bool relative, int image) cons
     }
 }
 
+std::vector<float> DumpReader::meanMap(int layer, Side side, int image) const {
+    h5::Lock lock(h5::libraryMutex());
+    const std::string g = layerGroup(layer) + "/mean_" + toString(side);
+    try {
+        if (H5Lexists(m_file->getId(), g.c_str(), H5P_DEFAULT) <= 0)
+            return {};
+        return h5::readImageSlab(m_file->openDataSet(g), image);
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read " + g + " (" + e.getDetailMsg() + ")");
+    }
+}
+
+std::vector<float> DumpReader::activationChannel(int layer, Side side, int image, int channel) const {
+    h5::Lock lock(h5::libraryMutex());
+    const std::string path = layerGroup(layer) + "/" + toString(side);
+    try {
+        return h5::readSlab(m_file->openDataSet(path), image, channel);
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read " + path + " (" + e.getDetailMsg() + ")");
+    }
+}
+
 std::vector<float> DumpReader::channelMetric(int layer, const std::string& metric) const {
     h5::Lock lock(h5::libraryMutex());
     const std::string g = layerGroup(layer) + "/channels/" + metric;

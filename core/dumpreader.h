@@ -73,8 +73,12 @@ public:
 
     // One image of one layer's activation as float [C, H, W] (or the stored shape).
     std::vector<float> activation(int layer, Side side, int image) const;
+    // One channel of one image of a layer's activation, [H, W] (reads that channel only).
+    std::vector<float> activationChannel(int layer, Side side, int image, int channel) const;
     // One image of a layer's difference map ([H, W]; empty for layers that are not 4-D).
     std::vector<float> diffMap(int layer, bool relative, int image) const;
+    // One image of a layer's mean over channels, [H, W]; empty when the dump has none.
+    std::vector<float> meanMap(int layer, Side side, int image) const;
     // A per-channel metric of a layer ("sqnr_db", "mse", "max_abs", ...), [C].
     std::vector<float> channelMetric(int layer, const std::string& metric) const;
     InputImage input(int image) const;

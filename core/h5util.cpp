@@ -146,11 +146,9 @@ bool exists(const H5::Group& group, const std::string& path) {
     return true;
 }
 
-std::vector<float> readImageSlab(const H5::DataSet& dataset, int image) {
-    const auto d = dims(dataset);
-    std::vector<hsize_t> start(d.size(), 0), count = d;
-    start[0] = static_cast<hsize_t>(image);
-    count[0] = 1;
+namespace {
+std::vector<float> readHyperslab(const H5::DataSet& dataset, const std::vector<hsize_t>& start,
+                                 const std::vector<hsize_t>& count) {
     H5::DataSpace fileSpace = dataset.getSpace();
     fileSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
     H5::DataSpace memSpace(static_cast<int>(count.size()), count.data());
@@ -166,6 +164,27 @@ std::vector<float> readImageSlab(const H5::DataSet& dataset, int image) {
         dataset.read(out.data(), H5::PredType::NATIVE_FLOAT, memSpace, fileSpace);
     }
     return out;
+}
+} // namespace
+
+std::vector<float> readImageSlab(const H5::DataSet& dataset, int image) {
+    const auto d = dims(dataset);
+    std::vector<hsize_t> start(d.size(), 0), count = d;
+    start[0] = static_cast<hsize_t>(image);
+    count[0] = 1;
+    return readHyperslab(dataset, start, count);
+}
+
+std::vector<float> readSlab(const H5::DataSet& dataset, int image, int channel) {
+    const auto d = dims(dataset);
+    std::vector<hsize_t> start(d.size(), 0), count = d;
+    start[0] = static_cast<hsize_t>(image);
+    count[0] = 1;
+    if (d.size() >= 2) {
+        start[1] = static_cast<hsize_t>(channel);
+        count[1] = 1;
+    }
+    return readHyperslab(dataset, start, count);
 }
 
 } // namespace qs::h5

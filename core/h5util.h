@@ -45,5 +45,7 @@ bool exists(const H5::Group& group, const std::string& path);
 
 // Image `image` (index along the first dimension) of a float16 or float32 dataset, as float.
 std::vector<float> readImageSlab(const H5::DataSet& dataset, int image);
+// Image `image`, channel `channel` (second dimension) of a dataset of rank >= 2, as float.
+std::vector<float> readSlab(const H5::DataSet& dataset, int image, int channel);
 
 } // namespace qs::h5

@@ -138,6 +138,18 @@ DiffMaps diffMaps(const float* o, const float* q, std::size_t channels, std::siz
     return maps;
 }
 
+std::vector<float> channelMean(const float* values, std::size_t channels, std::size_t plane) {
+    std::vector<double> sum(plane, 0.0);
+    for (std::size_t c = 0; c < channels; ++c)
+        for (std::size_t p = 0; p < plane; ++p)
+            sum[p] += values[c * plane + p];
+    std::vector<float> mean(plane, 0.0f);
+    if (channels > 0)
+        for (std::size_t p = 0; p < plane; ++p)
+            mean[p] = static_cast<float>(sum[p] / static_cast<double>(channels));
+    return mean;
+}
+
 void accumulateImage(const float* o, const float* q, std::size_t channels, std::size_t plane,
                      std::vector<MetricsAccumulator>& perChannel, DiffMaps* maps, int threads) {
     parallelRanges(channels, threadCount(threads, channels), [&](std::size_t, std::size_t c0, std::size_t c1) {

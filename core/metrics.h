@@ -47,6 +47,9 @@ constexpr double kRelFloor = 0.01;
 DiffMaps diffMaps(const float* original, const float* quantized, std::size_t channels,
                   std::size_t plane, int threads = 1);
 
+// Mean over channels of a [C, plane] tensor.
+std::vector<float> channelMean(const float* values, std::size_t channels, std::size_t plane);
+
 // One image of one layer, [C, plane] each: adds channel c's elements to perChannel[c]
 // (size C) and, when maps is given, computes its difference maps. Channels are split
 // over `threads` threads; results do not depend on the thread count beyond rounding.

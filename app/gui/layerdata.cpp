@@ -54,16 +54,34 @@ LayerMaps loadLayerMaps(const DumpReader& dump, int layer, int image, ChannelMod
             m.channels = 1;
         }
         const std::size_t plane = static_cast<std::size_t>(m.width) * m.height;
-        const std::vector<float> o = dump.activation(layer, Side::Original, image);
-        const std::vector<float> q = dump.activation(layer, Side::Quantized, image);
-        m.original = reduce(o, m.channels, plane, mode, channel);
-        m.quantized = reduce(q, m.channels, plane, mode, channel);
-        if (mode == ChannelMode::Mean && shape.size() >= 3) {
-            m.absDiff = dump.diffMap(layer, false, image); // as stored (docs/metrics.md)
+        const bool spatial = shape.size() >= 3;
+        if (spatial && mode == ChannelMode::Mean) {
+            // stored per-image maps: four [H, W] reads, whatever the number of channels
+            m.original = dump.meanMap(layer, Side::Original, image);
+            m.quantized = dump.meanMap(layer, Side::Quantized, image);
+            m.absDiff = dump.diffMap(layer, false, image);
             m.relDiff = dump.diffMap(layer, true, image);
         }
-        if (m.absDiff.size() != plane || m.relDiff.size() != plane) {
-            // max over channels, one channel, or no stored map: computed here, same definition
+        const bool stored = m.original.size() == plane && m.quantized.size() == plane &&
+                            m.absDiff.size() == plane && m.relDiff.size() == plane;
+        if (!stored) {
+            std::vector<float> o, q;
+            int channels = m.channels;
+            if (spatial && mode == ChannelMode::Single) { // one channel: read just that chunk
+                const int c = std::clamp(channel, 0, m.channels - 1);
+                o = dump.activationChannel(layer, Side::Original, image, c);
+                q = dump.activationChannel(layer, Side::Quantized, image, c);
+                channels = 1;
+            } else {
+                o = dump.activation(layer, Side::Original, image);
+                q = dump.activation(layer, Side::Quantized, image);
+            }
+            const ChannelMode reduceMode = channels == 1 ? ChannelMode::Mean : mode;
+            m.original = reduce(o, channels, plane, reduceMode, channel);
+            m.quantized = reduce(q, channels, plane, reduceMode, channel);
+            // the difference maps, with the definitions of docs/metrics.md (tau from the
+            // layer's whole activation for the relative map, as stored maps do, except for
+            // one channel, where it comes from that channel)
             std::vector<float> err(o.size()), rel(o.size());
             float maxRef = 0;
             for (float v : o)
@@ -73,8 +91,8 @@ LayerMaps loadLayerMaps(const DumpReader& dump, int layer, int image, ChannelMod
                 err[i] = std::fabs(q[i] - o[i]);
                 rel[i] = err[i] / std::max(std::fabs(o[i]), tau);
             }
-            m.absDiff = reduce(err, m.channels, plane, mode, channel);
-            m.relDiff = reduce(rel, m.channels, plane, mode, channel);
+            m.absDiff = reduce(err, channels, plane, reduceMode, channel);
+            m.relDiff = reduce(rel, channels, plane, reduceMode, channel);
         }
         m.input = inputImage(dump, image);
         m.channelSqnr = dump.channelMetric(layer, "sqnr_db");

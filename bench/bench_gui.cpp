@@ -1,0 +1,72 @@
+// bench_gui: opening a large dump to the first painted layer, and switching layers, in
+// the real main window (offscreen platform). Prints figures; asserts nothing.
+//   bench_gui DUMP [--switches N]
+
+#include "layerview.h"
+#include "mainwindow.h"
+#include "qcp.h"
+
+#include <QApplication>
+#include <QElapsedTimer>
+#include <QFileInfo>
+#include <QSignalSpy>
+#include <QTest>
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+int main(int argc, char** argv) {
+    if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
+        qputenv("QT_QPA_PLATFORM", "offscreen");
+    QApplication app(argc, argv);
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: bench_gui DUMP [SWITCHES]\n");
+        return 2;
+    }
+    const QString dump = QString::fromLocal8Bit(argv[1]);
+    const int switches = argc > 2 ? std::atoi(argv[2]) : 20;
+    qs::MainWindow w;
+    w.resize(1440, 900);
+    w.show();
+    QTest::qWaitForWindowExposed(&w);
+
+    QElapsedTimer t;
+    QSignalSpy loaded(w.layerView(), &qs::LayerView::loaded);
+    t.start();
+    w.openDump(dump);
+    if (!loaded.wait(60000)) {
+        std::fprintf(stderr, "bench_gui: the first layer never loaded\n");
+        return 1;
+    }
+    for (auto* p : w.layerView()->figures())
+        p->replot(); // painted
+    const double first = t.nsecsElapsed() / 1e6;
+    const auto& layers = w.dump()->layers();
+    std::vector<double> ms;
+    for (int i = 0; i < switches; ++i) {
+        const int layer = (i * 7 + 3) % static_cast<int>(layers.size());
+        if (layer == w.layerView()->currentLayer())
+            continue;
+        loaded.clear();
+        t.restart();
+        w.selectLayer(layer);
+        if (!loaded.wait(30000)) {
+            std::fprintf(stderr, "bench_gui: layer %d never loaded\n", layer);
+            return 1;
+        }
+        for (auto* p : w.layerView()->figures())
+            p->replot();
+        ms.push_back(t.nsecsElapsed() / 1e6);
+    }
+    std::sort(ms.begin(), ms.end());
+    const auto& l = layers.front();
+    std::printf("bench_gui: %s, %.2f GB, %zu layers of %lldx%lldx%lld\n", qPrintable(dump),
+                QFileInfo(dump).size() / 1e9, layers.size(), static_cast<long long>(l.shape[0]),
+                static_cast<long long>(l.shape[1]), static_cast<long long>(l.shape[2]));
+    std::printf("  open to first painted layer: %.0f ms (target < 1000)\n", first);
+    std::printf("  switch layer, mean over channels (4 stored maps, 4 heatmaps): median %.0f ms, min %.0f, max %.0f "
+                "over %zu switches (target < 100)\n",
+                ms[ms.size() / 2], ms.front(), ms.back(), ms.size());
+    return 0;
+}
