@@ -322,6 +322,103 @@ class Bench(Base):
         self.assertIn("--batch", r.stderr)
 
 
+class Eval(Base):
+    """eval against the independent Python COCO evaluator (tools/coco_eval.py) on the
+    trained demo detector, plus the bad inputs."""
+
+    def weights(self, name):
+        return os.path.join(ARGS.weights, name)
+
+    def subset(self, n=40, extra_images=(), extra_categories=(), extra_annotations=()):
+        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
+            gt = json.load(f)
+        keep = {im["id"] for im in gt["images"][:n]}
+        gt["images"] = [im for im in gt["images"] if im["id"] in keep] + list(extra_images)
+        gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep] + list(extra_annotations)
+        gt["categories"] += list(extra_categories)
+        path = os.path.join(self.dir, "gt.json")
+        with open(path, "w") as f:
+            json.dump(gt, f)
+        return path
+
+    def run_eval(self, gt, *extra, expect=0):
+        js = os.path.join(self.dir, "eval.json")
+        dets = os.path.join(self.dir, "dets")
+        r = run("eval", "--original", self.weights("demo_frcnn_float.pt"), "--quantized",
+                self.weights("demo_frcnn_int8_fx.pt"), "--coco", gt, "--images", os.path.join(ARGS.data, "test"),
+                "--json", js, "--save-detections", dets, "--threads", "2", "--quiet", *extra)
+        self.assertEqual(r.returncode, expect, f"stdout:{r.stdout}\nstderr:{r.stderr}")
+        if expect != 0:
+            return r, None, dets
+        with open(js) as f:
+            return r, json.load(f), dets
+
+    def python_eval(self, gt, dets):
+        r = subprocess.run([sys.executable, os.path.join(ARGS.tools, "coco_eval.py"), gt, dets],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_agrees_with_python_within_1e4(self):
+        gt = self.subset(40)
+        _, ours, dets = self.run_eval(gt)
+        for side in ("original", "quantized"):
+            ref = self.python_eval(gt, os.path.join(dets, side + ".json"))
+            coco = ours[side]["coco"]
+            self.assertAlmostEqual(coco["map"], ref["map"], delta=1e-4)
+            self.assertAlmostEqual(coco["map50"], ref["map50"], delta=1e-4)
+            self.assertAlmostEqual(coco["map75"], ref["map75"], delta=1e-4)
+            self.assertAlmostEqual(coco["recall"], ref["mar100"], delta=1e-4)
+            for c in coco["classes"]:
+                pc = ref["per_class"][c["name"]]
+                self.assertAlmostEqual(c["ap"], pc["ap"], delta=1e-4, msg=c["name"])
+                self.assertAlmostEqual(c["ap50"], pc["ap50"], delta=1e-4, msg=c["name"])
+        # the trained demo detector is a real detector
+        self.assertGreater(ours["original"]["coco"]["map50"], 0.85)
+        self.assertLess(abs(ours["drop"]["map"]), 0.05)
+        self.assertEqual(ours["per_image"]["images"], 40)
+
+    def test_images_without_ground_truth_and_unknown_category(self):
+        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
+            first = json.load(f)["images"][40]
+        extra_image = dict(first, id=99999)  # a real image, listed without annotations
+        bus = {"id": 9, "name": "bus"}
+        ann = {"id": 999999, "image_id": 99999, "category_id": 9, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0}
+        gt = self.subset(10, [extra_image], [bus], [ann])
+        r, ours, _ = self.run_eval(gt)
+        self.assertIn("category 9 (bus) was never predicted", r.stderr)
+        bus_row = [c for c in ours["original"]["coco"]["classes"] if c["category_id"] == 9][0]
+        self.assertEqual(bus_row["ap"], 0.0)
+        gt2 = self.subset(10, [extra_image])
+        r, ours, _ = self.run_eval(gt2)
+        self.assertIn("have no ground truth", r.stderr)
+        self.assertEqual(ours["per_image"]["images"], 10)
+
+    def test_bad_annotations(self):
+        bad = os.path.join(self.dir, "bad.json")
+        with open(bad, "w") as f:
+            f.write('{"images": [ {"id": 1, ')
+        r, _, dets = self.run_eval(bad, expect=1)
+        self.assertIn("malformed JSON", r.stderr)
+        self.assertIn(bad, r.stderr)
+        self.assertFalse(os.path.exists(dets))
+        missing = self.subset(3, [{"id": 5555, "file_name": "not-there.png", "width": 320, "height": 320}])
+        r, _, _ = self.run_eval(missing, expect=1)
+        self.assertIn("not-there.png", r.stderr)
+        self.assertIn("not found", r.stderr)
+        dangling = self.subset(3, extra_annotations=[{"id": 7, "image_id": 424242, "category_id": 1,
+                                                      "bbox": [0, 0, 5, 5], "iscrowd": 0}])
+        r, _, _ = self.run_eval(dangling, expect=1)
+        self.assertIn("image id 424242", r.stderr)
+
+    def test_classifier_is_not_a_detector(self):
+        gt = self.subset(2)
+        r = run("eval", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
+                "--coco", gt, "--images", os.path.join(ARGS.data, "test"), "--quiet")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not detections", r.stderr)
+
+
 def make_image(path, w, h, seed=0):
     from PIL import Image
     rng = np.random.default_rng(seed)
@@ -475,5 +572,8 @@ if __name__ == "__main__":
     parser.add_argument("--cli", required=True)
     parser.add_argument("--models", required=True)
     parser.add_argument("--checker", required=True)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--tools", required=True)
     ARGS, rest = parser.parse_known_args()
     unittest.main(argv=[sys.argv[0]] + rest)
