@@ -19,14 +19,17 @@ build=build/dev
 cli=$build/app/cli/quantscope-cli
 
 if [ "$what" = demo ]; then
-  cmake --build --preset dev --target quantscope-cli quantscope demo_models
-  models=$build/models
+  # the bundled demo: the trained demo Faster R-CNN and its PyTorch FX INT8 counterpart
+  # (tools/weights, made by tools/train_detector.py) on a demo traffic scene
+  cmake --build --preset dev --target quantscope-cli quantscope
+  weights=tools/weights
   out=$build/demo-run.h5
   figures=$build/demo-figures
-  "$cli" compare --original "$models/demo_cnn_float.pt" --quantized "$models/demo_cnn_int8.pt" \
-      --images "$models/images" --out "$out" --threads 2
+  "$cli" compare --original "$weights/demo_frcnn_float.pt" --quantized "$weights/demo_frcnn_int8_fx.pt" \
+      --image "$weights/images/scene_test_0.png" --out "$out" --threads 2
   "$cli" inspect "$out" --top 10
   "$cli" export "$out" --all --kind abs --format png --out "$figures" >/dev/null
+  "$cli" export "$out" --kind detections --format png --out "$figures" >/dev/null
   "$cli" export "$out" --kind hexbin --format png --out "$figures" >/dev/null
   echo
   echo "dump:    $out"

@@ -4,13 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build/dev}
+export XDG_CONFIG_HOME=$(mktemp -d)  # default window layout, not the user's saved one
 cli=$build/app/cli/quantscope-cli
 gui=$build/app/gui/quantscope
 models=$build/models
 dump=$build/docs-demo.h5
-"$cli" compare --original "$models/demo_cnn_float.pt" --quantized "$models/demo_cnn_int8.pt" \
-    --images "$models/images" --out "$dump" --quiet >/dev/null
+"$cli" compare --original tools/weights/demo_frcnn_float.pt --quantized tools/weights/demo_frcnn_int8_fx.pt \
+    --image tools/weights/images/scene_test_0.png --out "$dump" --quiet >/dev/null
 QT_QPA_PLATFORM=offscreen "$gui" --screenshot docs/images/main-window.png "$dump"
-"$cli" export "$dump" --layer features.0 --kind abs --format png --width 900 --height 700 --out docs/images >/dev/null
-mv docs/images/0000_features.0_abs.png docs/images/demo-features0-abs.png
+QT_QPA_PLATFORM=offscreen "$gui" --screenshot docs/images/detections.png --tab detections "$dump"
+QT_QPA_PLATFORM=offscreen "$gui" --screenshot docs/images/output-error.png --tab output "$dump"
+rm -rf "$build/docs-export"
+"$cli" export "$dump" --kind hexbin --format png --width 900 --height 700 --out "$build/docs-export" >/dev/null
+cp "$build/docs-export/hexbin.png" docs/images/demo-hexbin.png
 echo "figures written to docs/images"

@@ -12,6 +12,7 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QMessageBox>
+#include <QTabWidget>
 #include <QTimer>
 
 #include <cstdio>
@@ -85,8 +86,9 @@ int main(int argc, char** argv) {
     QCommandLineOption outOpt(QStringLiteral("out"), QStringLiteral("Output directory"), QStringLiteral("DIR"));
     QCommandLineOption widthOpt(QStringLiteral("width"), QStringLiteral("Figure width (px)"), QStringLiteral("W"), QStringLiteral("1200"));
     QCommandLineOption heightOpt(QStringLiteral("height"), QStringLiteral("Figure height (px)"), QStringLiteral("H"), QStringLiteral("900"));
+    QCommandLineOption tabOpt(QStringLiteral("tab"), QStringLiteral("Start on this tab: layer, output, detections, summary"), QStringLiteral("TAB"), QStringLiteral("layer"));
     QCommandLineOption dpiOpt(QStringLiteral("dpi"), QStringLiteral("Resolution"), QStringLiteral("DPI"), QStringLiteral("150"));
-    parser.addOptions({screenshotOpt, exportOpt, layerOpt, allOpt, kindOpt, formatOpt, outOpt, widthOpt, heightOpt, dpiOpt});
+    parser.addOptions({screenshotOpt, exportOpt, layerOpt, allOpt, kindOpt, formatOpt, outOpt, widthOpt, heightOpt, dpiOpt, tabOpt});
     parser.process(app);
 
     if (parser.isSet(exportOpt)) {
@@ -108,6 +110,12 @@ int main(int argc, char** argv) {
     }
 
     qs::MainWindow window;
+    static const QStringList tabs = {QStringLiteral("layer"), QStringLiteral("output"), QStringLiteral("detections"), QStringLiteral("summary")};
+    if (!tabs.contains(parser.value(tabOpt))) {
+        std::fprintf(stderr, "quantscope: --tab: one of layer, output, detections, summary\n");
+        return 2;
+    }
+    window.tabs()->setCurrentIndex(static_cast<int>(tabs.indexOf(parser.value(tabOpt))));
     const QStringList args = parser.positionalArguments();
     const QString dump = args.isEmpty() ? QString() : args.first();
     if (parser.isSet(screenshotOpt))
