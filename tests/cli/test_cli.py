@@ -411,12 +411,36 @@ class Eval(Base):
         r, _, _ = self.run_eval(dangling, expect=1)
         self.assertIn("image id 424242", r.stderr)
 
+    def test_yolo_v5_and_v8_layouts_decode_alike(self):
+        """The same trained YOLO-style weights exported with both output layouts: our C++
+        decoder must find the same detections, so the 'drop' is exactly zero."""
+        gt = self.subset(30)
+        js = os.path.join(self.dir, "yolo.json")
+        r = run("eval", "--original", self.weights("demo_yolo_v5.pt"), "--quantized", self.weights("demo_yolo_v8.pt"),
+                "--coco", gt, "--images", os.path.join(ARGS.data, "test"), "--json", js, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = load_json(js)
+        self.assertAlmostEqual(j["original"]["coco"]["map"], j["quantized"]["coco"]["map"], places=9)
+        self.assertEqual(j["original"]["detections"], j["quantized"]["detections"])
+        self.assertGreater(j["original"]["coco"]["map50"], 0.6)
+        # forcing the wrong layout is caught or changes the result, never silently equal
+        r = run("eval", "--original", self.weights("demo_yolo_v5.pt"), "--quantized", self.weights("demo_yolo_v8.pt"),
+                "--coco", gt, "--images", os.path.join(ARGS.data, "test"), "--decode", "yolov8", "--json", js, "--quiet")
+        if r.returncode == 0:
+            j = load_json(js)
+            self.assertNotAlmostEqual(j["original"]["coco"]["map"], j["quantized"]["coco"]["map"], places=3)
+
     def test_classifier_is_not_a_detector(self):
         gt = self.subset(2)
         r = run("eval", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
                 "--coco", gt, "--images", os.path.join(ARGS.data, "test"), "--quiet")
         self.assertEqual(r.returncode, 1)
         self.assertIn("not detections", r.stderr)
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 def make_image(path, w, h, seed=0):
