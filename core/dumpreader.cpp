@@ -145,9 +145,9 @@ std::string DumpReader::layerGroup(int layer) const {
     return name;
 }
 
-std::vector<float> DumpReader::diffMap(int layer, bool relative, int image) const {
+std::vector<float> DumpReader::optionalMap(int layer, const std::string& name, int image) const {
     h5::Lock lock(h5::libraryMutex());
-    const std::string g = layerGroup(layer) + (relative ? "/rel_diff" : "/abs_diff");
+    const std::string g = layerGroup(layer) + "/" + name;
     try {
         if (H5Lexists(m_file->getId(), g.c_str(), H5P_DEFAULT) <= 0)
             return {};
@@ -157,16 +157,12 @@ std::vector<float> DumpReader::diffMap(int layer, bool relative, int image) cons
     }
 }
 
+std::vector<float> DumpReader::diffMap(int layer, bool relative, int image) const {
+    return optionalMap(layer, relative ? "rel_diff" : "abs_diff", image);
+}
+
 std::vector<float> DumpReader::meanMap(int layer, Side side, int image) const {
-    h5::Lock lock(h5::libraryMutex());
-    const std::string g = layerGroup(layer) + "/mean_" + toString(side);
-    try {
-        if (H5Lexists(m_file->getId(), g.c_str(), H5P_DEFAULT) <= 0)
-            return {};
-        return h5::readImageSlab(m_file->openDataSet(g), image);
-    } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, m_path + ": cannot read " + g + " (" + e.getDetailMsg() + ")");
-    }
+    return optionalMap(layer, std::string("mean_") + toString(side), image);
 }
 
 std::vector<float> DumpReader::activationChannel(int layer, Side side, int image, int channel) const {

@@ -88,6 +88,7 @@ public:
 
 private:
     std::string layerGroup(int layer) const;
+    std::vector<float> optionalMap(int layer, const std::string& name, int image) const;
 
     std::string m_path;
     std::unique_ptr<H5::H5File> m_file;

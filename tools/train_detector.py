@@ -330,7 +330,7 @@ def main(argv=None):
     ap.add_argument("--wd", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val-every", type=int, default=2, help="val mAP every N epochs (0: never)")
+    ap.add_argument("--val-every", type=int, default=1, help="val mAP every N epochs (0: never)")
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--bench", type=int, default=0, help="time N iterations and stop")
     args = ap.parse_args(argv)

@@ -477,6 +477,9 @@ YOLO_OUTPUT_DOC = {
                "+1)" % NMS_IOU,
         "max_det": "%d per image, highest scores first" % MAX_DET,
         "coco_bbox": "[x1, y1, x2 - x1, y2 - y1]",
+        "rounding": "the scored detections were rounded (bbox to 3 decimals, score to 6; "
+                    "det_common.xyxy_to_coco); an unrounded decode of the same outputs "
+                    "scores within about 2e-4 mAP",
     },
 }
 
@@ -721,7 +724,7 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val-every", type=int, default=2)
+    ap.add_argument("--val-every", type=int, default=1)
     ap.add_argument("--crops-epochs", type=int, default=6)
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--bench", type=int, default=0)

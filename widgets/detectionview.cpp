@@ -4,6 +4,21 @@
 
 namespace qs {
 
+std::vector<DrawnBox> DetectionView::boxesFromRows(const std::vector<float>& rows) {
+    std::vector<DrawnBox> boxes;
+    for (std::size_t i = 0; 6 * i + 5 < rows.size(); ++i)
+        boxes.push_back({QRectF(QPointF(rows[6 * i], rows[6 * i + 1]), QPointF(rows[6 * i + 2], rows[6 * i + 3])),
+                         rows[6 * i + 4], static_cast<int>(rows[6 * i + 5])});
+    return boxes;
+}
+
+std::vector<std::pair<int, int>> DetectionView::pairsFromRows(const std::vector<float>& matches) {
+    std::vector<std::pair<int, int>> pairs;
+    for (std::size_t m = 0; 4 * m + 3 < matches.size(); ++m)
+        pairs.emplace_back(static_cast<int>(matches[4 * m]), static_cast<int>(matches[4 * m + 1]));
+    return pairs;
+}
+
 DetectionView::DetectionView(QWidget* parent) : QWidget(parent) { setMinimumSize(200, 150); }
 
 void DetectionView::setContent(const QImage& image, std::vector<DrawnBox> original, std::vector<DrawnBox> quantized,

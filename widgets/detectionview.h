@@ -19,6 +19,11 @@ struct DrawnBox {
 class DetectionView : public QWidget {
     Q_OBJECT
 public:
+    // From the dump's layouts: rows of (x1, y1, x2, y2, score, label) and of
+    // (original index, quantized index, IoU, score delta).
+    static std::vector<DrawnBox> boxesFromRows(const std::vector<float>& rows);
+    static std::vector<std::pair<int, int>> pairsFromRows(const std::vector<float>& matches);
+
     explicit DetectionView(QWidget* parent = nullptr);
     // matches: (original index, quantized index) pairs
     void setContent(const QImage& image, std::vector<DrawnBox> original, std::vector<DrawnBox> quantized,

@@ -91,6 +91,21 @@ std::vector<LayerSummary> sorted(std::vector<LayerSummary> layers, const std::st
     return layers;
 }
 
+// Runs a long core job with the progress bar; the bar is cleared whatever happens.
+// Cancellation (Ctrl-C) surfaces as Error(Cancelled), reported by main().
+template <typename Job>
+auto withProgress(bool quiet, Job&& job) {
+    ProgressBar bar(quiet);
+    try {
+        auto result = job([&](const Progress& p) { return bar.update(p); });
+        bar.finish();
+        return result;
+    } catch (...) {
+        bar.finish();
+        throw;
+    }
+}
+
 // --size/--mean/--std/--bgr, shared by compare and eval
 Preprocess parsePreprocess(const std::string& size, const std::string& mean, const std::string& stdev, bool bgr) {
     Preprocess p;
@@ -179,19 +194,14 @@ int runCompare(const CompareArgs& a) {
     o.layerGlobs = a.layers;
     o.gzip = a.gzip;
 
-    ProgressBar bar(a.quiet);
     CompareSummary s;
     try {
-        s = compare(o, [&](const Progress& p) { return bar.update(p); });
+        s = withProgress(a.quiet, [&](const ProgressFn& progress) { return compare(o, progress); });
     } catch (const Error& e) {
-        bar.finish();
-        if (e.kind() == ErrorKind::Cancelled) {
-            std::fprintf(stderr, "quantscope-cli: cancelled; %s was not written\n", a.out.c_str());
-            return 1;
-        }
+        if (e.kind() == ErrorKind::Cancelled)
+            throw Error(ErrorKind::Cancelled, "cancelled; " + a.out + " was not written");
         throw;
     }
-    bar.finish();
 
     DumpReader dump(s.outPath);
     if (a.json) {
@@ -317,19 +327,7 @@ int runEval(const EvalArgs& a) {
     o.yolo.confidence = a.conf;
     o.yolo.nmsIou = a.nmsIou;
     o.saveDetectionsDir = a.saveDetections;
-    ProgressBar bar(a.quiet);
-    EvalReport r;
-    try {
-        r = evaluatePair(o, [&](const Progress& p) { return bar.update(p); });
-    } catch (const Error& e) {
-        bar.finish();
-        if (e.kind() == ErrorKind::Cancelled) {
-            std::fprintf(stderr, "quantscope-cli: cancelled\n");
-            return 1;
-        }
-        throw;
-    }
-    bar.finish();
+    const EvalReport r = withProgress(a.quiet, [&](const ProgressFn& progress) { return evaluatePair(o, progress); });
     for (const auto& w : r.warnings)
         std::fprintf(stderr, "quantscope-cli: warning: %s\n", w.c_str());
 
@@ -429,19 +427,7 @@ int runBench(const BenchArgs& a) {
     o.model.engine = a.engine;
     o.memoryLimitMiB = a.memoryLimitMiB;
     o.childExecutable = "/proc/self/exe";
-    ProgressBar bar(a.quiet);
-    BenchReport r;
-    try {
-        r = runBenchmark(o, [&](const Progress& p) { return bar.update(p); });
-    } catch (const Error& e) {
-        bar.finish();
-        if (e.kind() == ErrorKind::Cancelled) {
-            std::fprintf(stderr, "quantscope-cli: cancelled\n");
-            return 1;
-        }
-        throw;
-    }
-    bar.finish();
+    const BenchReport r = withProgress(a.quiet, [&](const ProgressFn& progress) { return runBenchmark(o, progress); });
     auto change = [](double o, double q) { return o > 0 ? 100.0 * (q - o) / o : 0.0; };
     std::printf("input %dx%d, %s threads, engine %s\n", r.width, r.height,
                 r.threads > 0 ? std::to_string(r.threads).c_str() : "default", r.engine.c_str());

@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("_bench-child"))
             return qs::cli::runBenchChild(benchChildArgs);
     } catch (const qs::Error& e) {
+        if (e.kind() == qs::ErrorKind::Cancelled) {
+            std::fprintf(stderr, "quantscope-cli: %s\n", e.what());
+            return exitNow(1);
+        }
         std::fprintf(stderr, "quantscope-cli: error: %s\n", e.what());
         return exitNow(e.kind() == qs::ErrorKind::Usage ? 2 : 1);
     } catch (const std::exception& e) {

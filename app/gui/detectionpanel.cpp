@@ -84,26 +84,20 @@ void DetectionPanel::showImage(int image) {
         m_summary->setText(out.kind.empty() ? tr("No outputs stored") : tr("Outputs are %1, not detections").arg(QString::fromStdString(out.kind)));
         return;
     }
-    auto boxes = [](const std::vector<float>& rows) {
-        std::vector<DrawnBox> b;
-        for (std::size_t i = 0; 6 * i + 5 < rows.size(); ++i)
-            b.push_back({QRectF(QPointF(rows[6 * i], rows[6 * i + 1]), QPointF(rows[6 * i + 2], rows[6 * i + 3])),
-                         rows[6 * i + 4], static_cast<int>(rows[6 * i + 5])});
-        return b;
+    auto original = DetectionView::boxesFromRows(out.original);
+    auto quantized = DetectionView::boxesFromRows(out.quantized);
+    auto matches = DetectionView::pairsFromRows(out.matches);
+    auto num = [](double v) {
+        auto* item = new QTableWidgetItem;
+        item->setData(Qt::DisplayRole, v);
+        return item;
     };
-    auto original = boxes(out.original);
-    auto quantized = boxes(out.quantized);
-    std::vector<std::pair<int, int>> matches;
-    for (std::size_t m = 0; 4 * m + 3 < out.matches.size(); ++m) {
-        const int o = static_cast<int>(out.matches[4 * m]), q = static_cast<int>(out.matches[4 * m + 1]);
-        matches.emplace_back(o, q);
+    for (std::size_t m = 0; m < matches.size(); ++m) {
+        const auto [o, q] = matches[m];
+        if (o < 0 || q < 0 || o >= static_cast<int>(original.size()) || q >= static_cast<int>(quantized.size()))
+            continue;
         const int row = m_table->rowCount();
         m_table->insertRow(row);
-        auto num = [](double v) {
-            auto* item = new QTableWidgetItem;
-            item->setData(Qt::DisplayRole, v);
-            return item;
-        };
         m_table->setItem(row, 0, num(o));
         m_table->setItem(row, 1, num(q));
         m_table->setItem(row, 2, num(original[static_cast<std::size_t>(o)].label));

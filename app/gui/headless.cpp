@@ -84,19 +84,10 @@ QString exportDetections(const DumpReader& dump, int image, const ExportRequest&
     const OutputPair out = dump.outputs(image);
     if (out.kind != "detections")
         return QObject::tr("%1: image %2 has no detections").arg(QString::fromStdString(dump.path())).arg(image);
-    auto boxes = [](const std::vector<float>& rows) {
-        std::vector<DrawnBox> b;
-        for (std::size_t i = 0; 6 * i + 5 < rows.size(); ++i)
-            b.push_back({QRectF(QPointF(rows[6 * i], rows[6 * i + 1]), QPointF(rows[6 * i + 2], rows[6 * i + 3])),
-                         rows[6 * i + 4], static_cast<int>(rows[6 * i + 5])});
-        return b;
-    };
-    std::vector<std::pair<int, int>> matches;
-    for (std::size_t m = 0; 4 * m + 3 < out.matches.size(); ++m)
-        matches.emplace_back(static_cast<int>(out.matches[4 * m]), static_cast<int>(out.matches[4 * m + 1]));
     DetectionView view;
     const QImage input = inputImage(dump, image);
-    view.setContent(input, boxes(out.original), boxes(out.quantized), matches);
+    view.setContent(input, DetectionView::boxesFromRows(out.original), DetectionView::boxesFromRows(out.quantized),
+                    DetectionView::pairsFromRows(out.matches));
     const QRectF target(0, 0, r.width, r.width * (input.isNull() ? 0.75 : static_cast<double>(input.height()) / input.width()));
     if (r.format == QLatin1String("png")) {
         QImage img(target.size().toSize(), QImage::Format_ARGB32_Premultiplied);
