@@ -159,7 +159,6 @@ int main(int argc, char** argv) {
     // 1. plain passes, no taps
     ChildResult plain = inChild([&] {
         qs::configureRuntime(mo);
-        qs::loadTorchvisionOps();
         qs::ModelOptions noTaps = mo;
         noTaps.tapOps = 0;
         auto a = qs::loadModel(original, noTaps);

@@ -1,6 +1,6 @@
 #include "benchmark.h"
 
-#include "dumpreader.h"
+#include "dumpwriter.h"
 #include "error.h"
 #include "h5util.h"
 
@@ -158,7 +158,6 @@ int benchChild(const std::string& modelPath, int batch, const std::string& image
                const ModelOptions& options) {
     try {
         configureRuntime(options);
-        loadTorchvisionOps();
         ModelOptions mo = options;
         mo.tapOps = 0;
         const Image image = benchImage(imagePath, size);
@@ -195,7 +194,6 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
     if (o.runs < 1)
         throw Error(ErrorKind::Usage, "--runs: at least 1");
     configureRuntime(o.model);
-    loadTorchvisionOps();
     ModelOptions mo = o.model;
     mo.tapOps = 0;
     BenchReport rep;
@@ -299,15 +297,7 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
 }
 
 void storeBenchmark(const std::string& dumpPath, const BenchReport& rep) {
-    DumpReader check(dumpPath); // refuses anything that is not a complete dump
-    const std::string temp = dumpPath + ".partial-" + std::to_string(::getpid());
-    std::error_code ec;
-    std::filesystem::copy_file(dumpPath, temp, std::filesystem::copy_options::overwrite_existing, ec);
-    if (ec)
-        throw Error(ErrorKind::Output, dumpPath + ": cannot copy for writing (" + ec.message() + ")");
-    h5::Lock lock(h5::libraryMutex());
-    try {
-        H5::H5File file(temp, H5F_ACC_RDWR);
+    updateDump(dumpPath, [&rep](H5::H5File& file) {
         if (H5Lexists(file.getId(), "bench", H5P_DEFAULT) > 0)
             H5Ldelete(file.getId(), "/bench", H5P_DEFAULT);
         H5::Group g = file.createGroup("/bench");
@@ -340,16 +330,7 @@ void storeBenchmark(const std::string& dumpPath, const BenchReport& rep) {
                                  "model_mib_original", "model_mib_quantized"};
         for (int k = 0; k < 10; ++k)
             h5::writeFloats(g, names[k], cols[k], {n});
-        file.close();
-    } catch (const H5::Exception& e) {
-        std::remove(temp.c_str());
-        throw Error(ErrorKind::Output, dumpPath + ": cannot store the benchmark (" + e.getDetailMsg() + ")");
-    }
-    std::filesystem::rename(temp, dumpPath, ec);
-    if (ec) {
-        std::remove(temp.c_str());
-        throw Error(ErrorKind::Output, dumpPath + ": cannot replace with the updated copy (" + ec.message() + ")");
-    }
+    });
 }
 
 } // namespace qs

@@ -18,7 +18,7 @@ struct BenchOptions {
     Size2 size{640, 480};
     std::vector<int> batches{1, 2, 4, 32, 64};
     int runs = 5;                      // timed runs per model and batch
-    int warmup = 1;                    // untimed runs before
+    int warmup = 3;                    // untimed runs before (TorchScript optimises on run 2)
     ModelOptions model;
     std::string childExecutable;       // program that runs `_bench-child` (memory probes)
     long long memoryLimitMiB = 0;      // per child; 0 = 85 % of MemAvailable

@@ -138,7 +138,6 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     if (options.images.empty())
         throw Error(ErrorKind::Usage, "no input images given (use --image or --images)");
     configureRuntime(options.model);
-    loadTorchvisionOps();
 
     bool cancelled = false;
     auto report = [&](const Progress& p) {

@@ -238,6 +238,31 @@ bool DumpReader::hasBench() const {
     return H5Lexists(m_file->getId(), "bench", H5P_DEFAULT) > 0;
 }
 
+bool DumpReader::hasEval() const {
+    h5::Lock lock(h5::libraryMutex());
+    return H5Lexists(m_file->getId(), "eval", H5P_DEFAULT) > 0;
+}
+
+EvalData DumpReader::eval() const {
+    h5::Lock lock(h5::libraryMutex());
+    EvalData e;
+    try {
+        H5::Group g = m_file->openGroup("/eval");
+        const char* names[2] = {"original", "quantized"};
+        for (int s = 0; s < 2; ++s) {
+            e.map[s] = h5::doubleAttr(g, std::string(names[s]) + "_map", -1);
+            e.map50[s] = h5::doubleAttr(g, std::string(names[s]) + "_map50", -1);
+        }
+        e.deltaMean = h5::doubleAttr(g, "per_image_delta_mean", 0);
+        e.deltaStd = h5::doubleAttr(g, "per_image_delta_std", 0);
+        e.images = static_cast<int>(h5::intAttr(g, "images", 0));
+        e.annotations = h5::stringAttr(g, "annotations");
+    } catch (const H5::Exception& ex) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read /eval (" + ex.getDetailMsg() + ")");
+    }
+    return e;
+}
+
 BenchData DumpReader::bench() const {
     h5::Lock lock(h5::libraryMutex());
     BenchData b;

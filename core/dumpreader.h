@@ -46,6 +46,13 @@ struct BenchData {
     std::vector<float> medianMs[2], peakMiB[2];
 };
 
+struct EvalData {
+    double map[2] = {-1, -1}, map50[2] = {-1, -1};
+    double deltaMean = 0, deltaStd = 0;
+    int images = 0;
+    std::string annotations;
+};
+
 struct ModelSummary {
     std::string path, sha256, format, input, engine;
     std::int64_t fileBytes = 0, parameterBytes = 0, tappedCalls = 0;
@@ -84,6 +91,8 @@ public:
     InputImage input(int image) const;
     OutputPair outputs(int image) const;
     bool hasBench() const;
+    bool hasEval() const;
+    EvalData eval() const;
     BenchData bench() const;
 
 private:

@@ -1,6 +1,7 @@
 #include "dumpwriter.h"
 
 #include "error.h"
+#include "dumpreader.h"
 #include "h5util.h"
 
 #include <sys/resource.h>
@@ -386,6 +387,32 @@ void DumpWriter::commit() {
         throw Error(ErrorKind::Output, m_finalPath + ": cannot rename the finished dump from " +
                                            m_tempPath + " (" + ec.message() + ")");
     m_committed = true;
+}
+
+void updateDump(const std::string& path, const std::function<void(H5::H5File&)>& fn) {
+    { DumpReader check(path); } // refuses anything that is not a complete dump
+    const std::string temp = path + ".partial-" + std::to_string(::getpid());
+    std::error_code ec;
+    std::filesystem::copy_file(path, temp, std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec)
+        throw Error(ErrorKind::Output, path + ": cannot copy for writing (" + ec.message() + ")");
+    try {
+        h5::Lock lock(h5::libraryMutex());
+        H5::H5File file(temp, H5F_ACC_RDWR);
+        fn(file);
+        file.close();
+    } catch (const H5::Exception& e) {
+        std::remove(temp.c_str());
+        throw Error(ErrorKind::Output, path + ": cannot update (" + e.getDetailMsg() + ")");
+    } catch (...) {
+        std::remove(temp.c_str());
+        throw;
+    }
+    std::filesystem::rename(temp, path, ec);
+    if (ec) {
+        std::remove(temp.c_str());
+        throw Error(ErrorKind::Output, path + ": cannot replace with the updated copy (" + ec.message() + ")");
+    }
 }
 
 } // namespace qs

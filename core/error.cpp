@@ -3,11 +3,20 @@
 namespace qs {
 
 std::string firstLine(const std::string& text) {
-    const auto end = text.find('\n');
-    std::string line = text.substr(0, end);
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\r'))
-        line.pop_back();
-    return line;
+    // the first line with something on it (LibTorch messages may start with a newline)
+    std::size_t start = 0;
+    while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        if (end == std::string::npos)
+            end = text.size();
+        std::string line = text.substr(start, end - start);
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\r'))
+            line.pop_back();
+        if (line.find_first_not_of(' ') != std::string::npos)
+            return line;
+        start = end + 1;
+    }
+    return {};
 }
 
 std::string lastLine(const std::string& text) {

@@ -1,6 +1,8 @@
 #include "evaluate.h"
 
+#include "dumpwriter.h"
 #include "error.h"
+#include "h5util.h"
 
 #include <nlohmann/json.hpp>
 
@@ -97,7 +99,6 @@ EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) 
                                           " image(s) not found in " + options.imagesDir + " (first: " +
                                           firstMissing + ")");
     configureRuntime(options.model);
-    loadTorchvisionOps();
     ModelOptions mo = options.model;
     mo.tapOps = 0; // no taps: accuracy only
     std::unique_ptr<Model> models[2] = {loadModel(options.originalPath, mo), loadModel(options.quantizedPath, mo)};
@@ -187,6 +188,42 @@ EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) 
         writeCocoResults((fs::path(options.saveDetectionsDir) / "quantized.json").string(), rep.quantized.detections);
     }
     return rep;
+}
+
+void storeEvaluation(const std::string& dumpPath, const EvalReport& r, const std::string& annotations) {
+    updateDump(dumpPath, [&](H5::H5File& file) {
+        if (H5Lexists(file.getId(), "eval", H5P_DEFAULT) > 0)
+            H5Ldelete(file.getId(), "/eval", H5P_DEFAULT);
+        H5::Group g = file.createGroup("/eval");
+        h5::setAttr(g, "annotations", annotations);
+        h5::setAttr(g, "images", static_cast<std::int64_t>(r.imageIds.size()));
+        h5::setAttr(g, "per_image_delta_mean", r.deltaMean);
+        h5::setAttr(g, "per_image_delta_std", r.deltaStd);
+        h5::setAttr(g, "per_image_relative_mean", r.relMean);
+        h5::setAttr(g, "per_image_relative_std", r.relStd);
+        const ModelEval* sides[2] = {&r.original, &r.quantized};
+        const char* names[2] = {"original", "quantized"};
+        for (int s = 0; s < 2; ++s) {
+            const CocoResult& c = sides[s]->coco;
+            const std::string p = names[s];
+            h5::setAttr(g, p + "_map", c.map);
+            h5::setAttr(g, p + "_map50", c.map50);
+            h5::setAttr(g, p + "_map75", c.map75);
+            h5::setAttr(g, p + "_recall", c.recall);
+            std::vector<float> ap;
+            for (const auto& k : c.classes)
+                ap.push_back(static_cast<float>(k.ap));
+            h5::writeFloats(g, p + "_class_ap", ap, {ap.size()});
+        }
+        std::vector<std::int64_t> ids;
+        std::string classNames;
+        for (const auto& k : r.original.coco.classes) {
+            ids.push_back(k.categoryId);
+            classNames += (classNames.empty() ? "" : ",") + k.name;
+        }
+        h5::setAttr(g, "category_ids", ids);
+        h5::setAttr(g, "category_names", classNames);
+    });
 }
 
 } // namespace qs

@@ -51,6 +51,9 @@ EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress);
 ModelOutput toDetections(const ModelOutput& out, DecodeKind decode, const YoloDecode& yolo,
                          const std::string& modelPath);
 
+// Stores the accuracy of both models as /eval in a complete dump (for the GUI's summary).
+void storeEvaluation(const std::string& dumpPath, const EvalReport& report, const std::string& annotations);
+
 // Writes detections in the COCO results format ([{image_id, category_id, bbox, score}]).
 void writeCocoResults(const std::string& path, const std::vector<CocoBox>& detections);
 

@@ -94,9 +94,11 @@ std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& op
 // for an engine this LibTorch lacks.
 void configureRuntime(const ModelOptions& options);
 
-// Loads torchvision's operator library (torchvision::nms, roi_align). Throws Error(Input)
-// with the places searched when it cannot be found. Safe to call more than once.
-void loadTorchvisionOps();
+// Loads torchvision's operator library (torchvision::nms, roi_align), which detection
+// models call: QS_TORCHVISION_LIB when set (and then only that), else Debian's
+// python3-torchvision. Returns "" or why it could not be loaded; a model that needs the
+// ops then fails to load with that reason. loadModel calls it; safe to call again.
+std::string loadTorchvisionOps();
 
 std::string sha256File(const std::string& path);
 

@@ -608,35 +608,35 @@ void configureRuntime(const ModelOptions& options) {
     at::globalContext().setQEngine(engine);
 }
 
-void loadTorchvisionOps() {
+std::string loadTorchvisionOps() {
     static std::once_flag once;
     static std::string failure;
     std::call_once(once, [] {
         if (c10::Dispatcher::singleton().findSchema({"torchvision::nms", ""}))
             return; // already linked in
         std::vector<std::string> candidates;
-        if (const char* env = std::getenv("QS_TORCHVISION_LIB"))
+        if (const char* env = std::getenv("QS_TORCHVISION_LIB")) {
             candidates.emplace_back(env);
-        glob_t g{};
-        if (glob("/usr/lib/python3/dist-packages/torchvision/_C*.so", 0, nullptr, &g) == 0) {
-            for (std::size_t i = 0; i < g.gl_pathc; ++i)
-                candidates.emplace_back(g.gl_pathv[i]);
+        } else {
+            glob_t g{};
+            if (glob("/usr/lib/python3/dist-packages/torchvision/_C*.so", 0, nullptr, &g) == 0) {
+                for (std::size_t i = 0; i < g.gl_pathc; ++i)
+                    candidates.emplace_back(g.gl_pathv[i]);
+            }
+            globfree(&g);
         }
-        globfree(&g);
         std::string tried;
         for (const auto& path : candidates) {
             if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL))
                 return;
             const char* why = dlerror();
-            tried += "\n  " + path + ": " + (why ? why : "cannot load");
+            tried += "; " + path + ": " + (why ? why : "cannot load");
         }
-        failure = "torchvision's operator library (torchvision::nms, roi_align) was not found; "
-                  "install Debian's python3-torchvision or set QS_TORCHVISION_LIB" +
-                  (tried.empty() ? std::string(" (searched /usr/lib/python3/dist-packages/torchvision)")
-                                 : ":" + tried);
+        failure = "torchvision's operator library (torchvision::nms, roi_align) could not be loaded" +
+                  (tried.empty() ? std::string(" (none in /usr/lib/python3/dist-packages/torchvision)") : tried) +
+                  "; install Debian's python3-torchvision or set QS_TORCHVISION_LIB";
     });
-    if (!failure.empty())
-        throw Error(ErrorKind::Input, failure);
+    return failure;
 }
 
 std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& options) {
@@ -647,15 +647,20 @@ std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& op
     }
     ModelInfo info;
     info.path = path;
+    const std::string torchvision = loadTorchvisionOps();
     torch::jit::Module module;
+    auto loadError = [&](const std::string& message) {
+        // the compiler's ErrorReport is no c10::Error, so both kinds come through here
+        if (!torchvision.empty() && message.find("torchvision") != std::string::npos)
+            return Error(ErrorKind::Input, path + ": the model calls torchvision ops, but " + torchvision);
+        return Error(ErrorKind::Input, path + ": not a loadable TorchScript model (" + firstLine(message) + ")");
+    };
     try {
         module = torch::jit::load(path, torch::kCPU);
     } catch (const c10::Error& e) {
-        throw Error(ErrorKind::Input, path + ": not a loadable TorchScript model (" +
-                                          firstLine(e.what_without_backtrace()) + ")");
+        throw loadError(e.what_without_backtrace());
     } catch (const std::exception& e) {
-        throw Error(ErrorKind::Input,
-                    path + ": not a loadable TorchScript model (" + firstLine(e.what()) + ")");
+        throw loadError(e.what());
     }
     try {
         module.eval();

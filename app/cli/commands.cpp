@@ -298,6 +298,7 @@ void addEval(CLI::App& app, EvalArgs& a) {
     c->add_option("--coco", a.coco, "COCO annotation JSON")->required();
     c->add_option("--images", a.images, "Directory the annotation's file_name entries are relative to")->required();
     c->add_option("--json", a.json, "Also write the results as JSON to this file");
+    c->add_option("--into", a.into, "Also store the results in this dump (/eval), for the GUI");
     c->add_option("--save-detections", a.saveDetections,
                   "Write original.json and quantized.json (COCO results format) into this directory");
     c->add_option("--decode", a.decode, "How outputs become detections: auto (torchvision dicts, or YOLO "
@@ -374,6 +375,10 @@ int runEval(const EvalArgs& a) {
         if (!out)
             throw Error(ErrorKind::Output, a.json + ": cannot write");
     }
+    if (!a.into.empty()) {
+        storeEvaluation(a.into, r, a.coco);
+        std::printf("stored in %s (/eval)\n", a.into.c_str());
+    }
     return 0;
 }
 
@@ -385,7 +390,7 @@ void addBench(CLI::App& app, BenchArgs& a) {
     c->add_option("--size", a.size, "Input size WxH (default: the image's size, or 640x480 without --image)");
     c->add_option("--batch", a.batch, "Comma-separated batch sizes (default 1,2,4,32,64)");
     c->add_option("--runs", a.runs, "Timed runs per model and batch (default 5)")->check(CLI::Range(1, 1000));
-    c->add_option("--warmup", a.warmup, "Untimed runs first (default 1)")->check(CLI::Range(0, 100));
+    c->add_option("--warmup", a.warmup, "Untimed runs first (default 3: TorchScript optimises on its second run)")->check(CLI::Range(0, 100));
     c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
     c->add_option("--engine", a.engine, "Quantized engine: onednn or qnnpack");
     c->add_option("--memory-limit-mib", a.memoryLimitMiB,

@@ -27,7 +27,7 @@ void addInspect(CLI::App& app, InspectArgs& args);
 int runInspect(const InspectArgs& args);
 
 struct EvalArgs {
-    std::string original, quantized, coco, images, json, saveDetections;
+    std::string original, quantized, coco, images, json, saveDetections, into;
     std::string size, mean, std, engine = "onednn", decode = "auto";
     bool bgr = false, quiet = false;
     int threads = 0;
@@ -38,7 +38,7 @@ int runEval(const EvalArgs& args);
 
 struct BenchArgs {
     std::string original, quantized, image, size, batch = "1,2,4,32,64", json, into, engine = "onednn";
-    int runs = 5, warmup = 1, threads = 0;
+    int runs = 5, warmup = 3, threads = 0;
     long long memoryLimitMiB = 0;
     bool quiet = false;
 };

@@ -60,6 +60,22 @@ QString SummaryView::html(const DumpReader& dump) {
                      "Worst: %5 (%6 dB).</p>")
              .arg(severity[0]).arg(severity[1]).arg(severity[2]).arg(severity[3])
              .arg(worstName.toHtmlEscaped()).arg(worst, 0, 'f', 2);
+    if (dump.hasEval()) {
+        const EvalData e = dump.eval();
+        h += QObject::tr("<h3>Accuracy</h3><p>COCO evaluation on %1 images (%2).</p>"
+                         "<table border=1 cellspacing=0 cellpadding=4><tr><th></th><th>original</th><th>quantized</th><th>drop</th></tr>"
+                         "<tr><td>mAP@[.5:.95]</td><td>%3</td><td>%4</td><td>%5</td></tr>"
+                         "<tr><td>mAP@.5</td><td>%6</td><td>%7</td><td>%8</td></tr></table>"
+                         "<p>Per-image change of mAP@[.5:.95]: %9 ± %10 points.</p>")
+                 .arg(e.images)
+                 .arg(QString::fromStdString(e.annotations).toHtmlEscaped())
+                 .arg(100 * e.map[0], 0, 'f', 2).arg(100 * e.map[1], 0, 'f', 2).arg(100 * (e.map[0] - e.map[1]), 0, 'f', 2)
+                 .arg(100 * e.map50[0], 0, 'f', 2).arg(100 * e.map50[1], 0, 'f', 2).arg(100 * (e.map50[0] - e.map50[1]), 0, 'f', 2)
+                 .arg(e.deltaMean, 0, 'f', 2).arg(e.deltaStd, 0, 'f', 2);
+    } else {
+        h += QObject::tr("<p>No accuracy figures in this dump (add them with "
+                         "<code>quantscope-cli eval … --into this.h5</code>).</p>");
+    }
     if (dump.hasBench()) {
         const BenchData b = dump.bench();
         h += QObject::tr("<h3>Latency and memory</h3><p>Input %1×%2, %3 threads.</p>"

@@ -373,6 +373,19 @@ class Eval(Base):
                 pc = ref["per_class"][c["name"]]
                 self.assertAlmostEqual(c["ap"], pc["ap"], delta=1e-4, msg=c["name"])
                 self.assertAlmostEqual(c["ap50"], pc["ap50"], delta=1e-4, msg=c["name"])
+        # --into stores the figures in a dump, for the GUI's summary
+        dump = self.out("frcnn.h5")
+        self.compare(self.weights("demo_frcnn_float.pt"), self.weights("demo_frcnn_int8_fx.pt"),
+                     [os.path.join(ARGS.data, "test", "000000.png")], dump, "--quiet")
+        r = run("eval", "--original", self.weights("demo_frcnn_float.pt"), "--quantized",
+                self.weights("demo_frcnn_int8_fx.pt"), "--coco", gt, "--images", os.path.join(ARGS.data, "test"),
+                "--into", dump, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(dump) as f:
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            self.assertAlmostEqual(float(f["eval"].attrs["original_map"]), ours["original"]["coco"]["map"], places=9)
+            self.assertEqual(f["eval/quantized_class_ap"].shape, (4,))
+            self.assertEqual(f["outputs/0000"].attrs["kind"], "detections")
         # the trained demo detector is a real detector
         self.assertGreater(ours["original"]["coco"]["map50"], 0.85)
         self.assertLess(abs(ours["drop"]["map"]), 0.05)
@@ -546,6 +559,22 @@ class BadInput(Base):
         with open(out) as f:
             self.assertEqual(f.read(), "an earlier result the user saved")
         self.assertEqual(glob.glob(out + ".partial*"), [])
+
+    def test_missing_torchvision_ops(self):
+        out = self.out()
+        img = os.path.join(self.dir, "m.png")
+        make_image(img, 320, 320)
+        env = dict(os.environ, QS_TORCHVISION_LIB="/nonexistent/torchvision_C.so")
+        r = subprocess.run([ARGS.cli, *self.base(out, model("frcnn_mnv3_fpn.pt"), model("frcnn_mnv3_fpn.pt"), img)],
+                           capture_output=True, text=True, env=env, timeout=300)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("torchvision", r.stderr)
+        self.assertIn("/nonexistent/torchvision_C.so", r.stderr)
+        self.assertIn(model("frcnn_mnv3_fpn.pt"), r.stderr)
+        self.assertNoDump(out)
+        # models that need no torchvision op still work
+        r = subprocess.run([ARGS.cli, *self.base(out)], capture_output=True, text=True, env=env, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_usage_errors(self):
         out = self.out()

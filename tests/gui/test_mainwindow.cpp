@@ -3,6 +3,8 @@
 // filtering, hover read-out, export, and what a bad dump does.
 
 #include "comparisondialog.h"
+#include "dumpwriter.h"
+#include "summaryview.h"
 #include "h5util.h"
 #include "layertablemodel.h"
 #include "layerview.h"
@@ -177,6 +179,32 @@ private slots:
         w.openDump(newer);
         QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 10000);
         QVERIFY2(failed.first().at(0).toString().contains(QStringLiteral("newer")), qPrintable(failed.first().at(0).toString()));
+    }
+
+    void summaryShowsStoredFigures() {
+        QTemporaryDir dir;
+        const QString copy = dir.filePath(QStringLiteral("with-eval.h5"));
+        QVERIFY(QFile::copy(dumpPath(), copy));
+        {
+            DumpReader plain(copy.toStdString());
+            const QString html = SummaryView::html(plain);
+            QVERIFY(html.contains(QStringLiteral("No accuracy figures")));
+            QVERIFY(html.contains(QStringLiteral("No latency or memory figures")));
+        }
+        updateDump(copy.toStdString(), [](H5::H5File& f) {
+            H5::Group g = f.createGroup("/eval");
+            h5::setAttr(g, "original_map", 0.8123);
+            h5::setAttr(g, "quantized_map", 0.7901);
+            h5::setAttr(g, "original_map50", 0.97);
+            h5::setAttr(g, "quantized_map50", 0.96);
+            h5::setAttr(g, "images", std::int64_t{300});
+        });
+        DumpReader withEval(copy.toStdString());
+        QVERIFY(withEval.hasEval());
+        const QString html = SummaryView::html(withEval);
+        QVERIFY2(html.contains(QStringLiteral("81.23")) && html.contains(QStringLiteral("79.01")) &&
+                     html.contains(QStringLiteral("2.22")),
+                 qPrintable(html));
     }
 
     void newComparisonRunsOnAWorker() {
