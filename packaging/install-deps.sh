@@ -16,7 +16,7 @@ packages=(
   libgl-dev
   # tests: real readers of our dumps, real windows
   hdf5-tools python3-h5py python3-numpy python3-pil
-  xvfb xauth
+  xvfb xauth fonts-dejavu-core   # a real window under Xvfb, with text
 )
 
 SUDO=""

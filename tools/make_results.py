@@ -174,6 +174,11 @@ Sizes: file {rb['original']['file_bytes'] / 1e6:.1f} MB → {rb['quantized']['fi
 
 {bench_table(rb)}
 
+With random weights the detector's region proposal network keeps its full quota of
+near-identical proposals, so the float RoI heads (not quantized by the FX route) take a
+large share of the batch-1 time; the gain from the quantized body shows at larger
+batches. A trained model's numbers would differ.
+
 Batches 32 and 64 of this model are left out of the default run: one timed run of batch
 32 takes about a minute per model on two cores. `quantscope-cli bench --batch 32,64`
 measures them (and reports a batch that does not fit in memory as skipped).
