@@ -110,7 +110,8 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
 
     connect(&m_watcher, &QFutureWatcher<LayerMaps>::finished, this, [this] {
         m_loading = false;
-        present(m_watcher.result());
+        if (m_pendingGeneration == m_generation) // not for a dump that has been replaced
+            present(m_watcher.result());
     });
     connect(m_image, qOverload<int>(&QSpinBox::valueChanged), this, &LayerView::request);
     connect(m_channelMode, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int mode) {
@@ -134,6 +135,7 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
 }
 
 void LayerView::setDump(std::shared_ptr<DumpReader> dump) {
+    ++m_generation;
     m_dump = std::move(dump);
     m_layer = -1;
     m_maps = LayerMaps();
@@ -160,6 +162,7 @@ void LayerView::request() {
     if (!m_dump || m_layer < 0)
         return;
     m_loading = true;
+    m_pendingGeneration = m_generation;
     m_status->setText(tr("Loading layer %1…").arg(m_layer));
     const auto mode = static_cast<ChannelMode>(m_channelMode->currentIndex());
     m_watcher.setFuture(QtConcurrent::run([dump = m_dump, layer = m_layer, image = m_image->value(), mode,
@@ -174,7 +177,7 @@ void LayerView::present(const LayerMaps& maps) {
         emit failed(maps.error);
         return;
     }
-    if (maps.layer < 0)
+    if (maps.layer < 0 || !m_dump || maps.layer >= static_cast<int>(m_dump->layers().size()))
         return;
     const bool newLayer = maps.layer != m_maps.layer;
     m_maps = maps;

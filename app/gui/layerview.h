@@ -46,7 +46,8 @@ private:
 
     std::shared_ptr<DumpReader> m_dump;
     int m_layer = -1;
-    int m_generation = 0;
+    int m_generation = 0;        // bumped by setDump: results for an older dump are dropped
+    int m_pendingGeneration = 0; // generation of the request being watched
     bool m_loading = false;
     bool m_syncing = false;
     bool m_overlayShown = false;

@@ -50,7 +50,10 @@ OutputView::OutputView(QWidget* parent) : QWidget(parent) {
     layout->addWidget(m_plot, 1);
     layout->addWidget(m_status);
 
-    connect(&m_watcher, &QFutureWatcher<OutputSamples>::finished, this, [this] { present(m_watcher.result()); });
+    connect(&m_watcher, &QFutureWatcher<OutputSamples>::finished, this, [this] {
+        if (m_pendingGeneration == m_generation)
+            present(m_watcher.result());
+    });
     for (auto* c : {m_quantity, m_yMode, m_scope})
         connect(c, qOverload<int>(&QComboBox::currentIndexChanged), this, &OutputView::request);
     connect(m_scope, qOverload<int>(&QComboBox::currentIndexChanged), this,
@@ -60,6 +63,7 @@ OutputView::OutputView(QWidget* parent) : QWidget(parent) {
 }
 
 void OutputView::setDump(std::shared_ptr<DumpReader> dump) {
+    ++m_generation;
     m_dump = std::move(dump);
     m_image->blockSignals(true);
     m_image->setRange(0, m_dump ? std::max(0, m_dump->imageCount() - 1) : 0);
@@ -71,6 +75,7 @@ void OutputView::request() {
     if (!m_dump)
         return;
     m_status->setText(tr("Reading outputs…"));
+    m_pendingGeneration = m_generation;
     const auto quantity = static_cast<OutputQuantity>(m_quantity->currentData().toInt());
     const int image = m_scope->currentIndex() == 0 ? -1 : m_image->value();
     m_watcher.setFuture(QtConcurrent::run([dump = m_dump, quantity, image] { return loadOutputSamples(*dump, quantity, image); }));

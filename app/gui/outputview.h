@@ -31,6 +31,7 @@ private:
     void present(const OutputSamples& samples);
 
     std::shared_ptr<DumpReader> m_dump;
+    int m_generation = 0, m_pendingGeneration = 0; // see LayerView
     QComboBox* m_quantity = nullptr;
     QComboBox* m_yMode = nullptr;
     QComboBox* m_scope = nullptr;

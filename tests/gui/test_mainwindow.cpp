@@ -142,6 +142,27 @@ private slots:
         QVERIFY(!w.exportCurrentFigure(dir.filePath(QStringLiteral("figure.bmpx")), QSize(100, 100), 100).isEmpty());
     }
 
+    void reopeningWhileLoadingIsSafe() {
+        // a layer read for the first dump may finish after the second is open
+        QTemporaryDir dir;
+        const QString copy = dir.filePath(QStringLiteral("again.h5"));
+        QVERIFY(QFile::copy(dumpPath(), copy));
+        MainWindow w;
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 10000);
+        w.selectLayer(3);
+        w.openDump(copy); // immediately, while layer 3 may still be loading
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 2, 10000);
+        QCOMPARE(w.currentPath(), copy);
+        QTRY_VERIFY(w.layerView()->currentLayer() >= 0);
+        const int next = (w.layerView()->currentLayer() + 1) % static_cast<int>(w.dump()->layers().size());
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.selectLayer(next);
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty() && loaded.last().at(0).toInt() == next, 10000);
+    }
+
     void corruptDumpShowsMessage() {
         QTemporaryDir dir;
         const QString bad = dir.filePath(QStringLiteral("broken.h5"));
