@@ -613,6 +613,23 @@ class BadInput(Base):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn(truncated, r.stderr)
 
+    def test_progress_bar_on_a_terminal(self):
+        """On a terminal (a pty from script(1)) the progress is a redrawn bar; piped, it is
+        plain lines."""
+        out = self.out()
+        cmd = " ".join([ARGS.cli, "compare", "--original", model("demo_cnn_float.pt"), "--quantized",
+                        model("demo_cnn_int8.pt"), "--images", os.path.dirname(demo_images()[0]), "--out", out])
+        r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, timeout=300)
+        screen = r.stdout.decode("utf-8", "replace")  # bytes: text mode would turn \r into \n
+        self.assertEqual(r.returncode, 0, screen)
+        self.assertIn("\r\x1b[K", screen)       # redrawn in place
+        self.assertIn("[###", screen)           # a bar
+        self.assertRegex(screen, r"~\d+s left")  # with the time left
+        os.remove(out)
+        piped = self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], out)
+        self.assertNotIn("\r", piped.stderr)
+        self.assertIn("original: ", piped.stderr)  # plain lines, one per stage and 10 %
+
     def test_help_everywhere(self):
         for sub in ([], ["compare"], ["inspect"], ["eval"], ["bench"]):
             r = run(*sub, "--help")

@@ -3,6 +3,7 @@
 // filtering, hover read-out, export, and what a bad dump does.
 
 #include "comparisondialog.h"
+#include "detectionpanel.h"
 #include "dumpwriter.h"
 #include "summaryview.h"
 #include "h5util.h"
@@ -12,7 +13,11 @@
 #include "qcp.h"
 
 #include <QFile>
+#include <QCheckBox>
 #include <QLineEdit>
+#include <QSettings>
+#include <QTabWidget>
+#include <QTableWidget>
 #include <QMessageBox>
 #include <QSignalSpy>
 #include <QSortFilterProxyModel>
@@ -161,6 +166,63 @@ private slots:
         QSignalSpy loaded(w.layerView(), &LayerView::loaded);
         w.selectLayer(next);
         QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty() && loaded.last().at(0).toInt() == next, 10000);
+    }
+
+    void overlayPutsTheInputUnderTheMaps() {
+        MainWindow w;
+        w.show();
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.openDump(dumpPath());
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 10000);
+        auto* overlay = w.layerView()->findChild<QCheckBox*>();
+        QVERIFY(overlay);
+        QCustomPlot* plot = w.layerView()->figures().first();
+        QCOMPARE(plot->itemCount(), 0);
+        overlay->setChecked(true);
+        QCOMPARE(plot->itemCount(), 1); // the input image, as a pixmap item under the map
+        // the map now spans the input image's pixels, not the feature map's cells
+        const auto input = w.dump()->input(0);
+        QVERIFY(plot->xAxis->range().upper >= input.width - 1);
+        overlay->setChecked(false);
+        QCOMPARE(plot->itemCount(), 0);
+    }
+
+    void detectionsTabListsTheMatches() {
+        const QString detector = qEnvironmentVariable("QS_TEST_DETECTOR_DUMP");
+        QVERIFY2(QFile::exists(detector), "QS_TEST_DETECTOR_DUMP must name a detector dump");
+        MainWindow w;
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(detector);
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 20000);
+        auto* panel = w.findChild<DetectionPanel*>();
+        QVERIFY(panel);
+        const OutputPair out = w.dump()->outputs(0);
+        QCOMPARE(QString::fromStdString(out.kind), QStringLiteral("detections"));
+        QVERIFY(!out.matches.empty());
+        QCOMPARE(panel->table()->rowCount(), static_cast<int>(out.matches.size() / 4));
+        // IoU column holds the stored IoU of the first match
+        bool found = false;
+        for (int r = 0; r < panel->table()->rowCount(); ++r)
+            if (std::fabs(panel->table()->item(r, 6)->data(Qt::DisplayRole).toDouble() - out.matches[2]) < 1e-6)
+                found = true;
+        QVERIFY(found);
+    }
+
+    void settingsPersist() {
+        {
+            MainWindow w;
+            w.show();
+            QSignalSpy opened(&w, &MainWindow::dumpOpened);
+            w.openDump(dumpPath());
+            QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 10000);
+            w.resize(1234, 789);
+            w.close();
+        }
+        QSettings settings;
+        QVERIFY(settings.value(QStringLiteral("recentFiles")).toStringList().contains(QFileInfo(dumpPath()).absoluteFilePath()));
+        MainWindow again;
+        QCOMPARE(again.size(), QSize(1234, 789)); // geometry restored
     }
 
     void corruptDumpShowsMessage() {
