@@ -188,14 +188,14 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     for (int i = 0; i < n; ++i) {
         const auto imageStart = Clock::now();
         Image image = i == 0 ? std::move(first) : loadImage(options.images[static_cast<std::size_t>(i)], pre);
-        writer.post([i, image](H5::H5File& file) {
+        writer.post([i, source = image.source, rgb = image.rgb, w = image.width, h = image.height](H5::H5File& file) {
             if (i == 0)
                 file.createGroup("/inputs");
             H5::Group g = file.createGroup("/inputs/" + index4(i));
-            h5::setAttr(g, "source", image.source);
-            const hsize_t dims[3] = {static_cast<hsize_t>(image.height), static_cast<hsize_t>(image.width), 3};
+            h5::setAttr(g, "source", source);
+            const hsize_t dims[3] = {static_cast<hsize_t>(h), static_cast<hsize_t>(w), 3};
             H5::DataSet ds = g.createDataSet("image", H5::PredType::STD_U8LE, H5::DataSpace(3, dims));
-            ds.write(image.rgb.data(), H5::PredType::NATIVE_UINT8);
+            ds.write(rgb.data(), H5::PredType::NATIVE_UINT8);
             h5::setAttr(ds, "CLASS", std::string("IMAGE"));
         }, image.rgb.size());
 
