@@ -281,6 +281,20 @@ int runInspect(const InspectArgs& a) {
                     static_cast<double>(m.parameterBytes) / 1e6, static_cast<long long>(m.tappedCalls));
     }
     printTable(layers);
+    if (dump.hasEval()) {
+        const EvalData e = dump.eval();
+        std::printf("accuracy (%d images): mAP@[.5:.95] %.2f -> %.2f, mAP@.5 %.2f -> %.2f; per image %+.2f +/- %.2f points\n",
+                    e.images, 100 * e.map[0], 100 * e.map[1], 100 * e.map50[0], 100 * e.map50[1], e.deltaMean,
+                    e.deltaStd);
+    }
+    if (dump.hasBench()) {
+        const BenchData b = dump.bench();
+        for (std::size_t i = 0; i < b.batch.size(); ++i)
+            std::printf("batch %-4lld latency %s ms -> %s ms, peak %.0f -> %.0f MiB\n", static_cast<long long>(b.batch[i]),
+                        std::isnan(b.medianMs[0][i]) ? "skipped" : std::to_string(static_cast<int>(b.medianMs[0][i] + 0.5)).c_str(),
+                        std::isnan(b.medianMs[1][i]) ? "skipped" : std::to_string(static_cast<int>(b.medianMs[1][i] + 0.5)).c_str(),
+                        b.peakMiB[0][i], b.peakMiB[1][i]);
+    }
     if (!unmatchedO.empty() || !unmatchedQ.empty()) {
         std::printf("unmatched: %zu original, %zu quantized\n", unmatchedO.size(), unmatchedQ.size());
         for (const auto& n : unmatchedO)

@@ -313,7 +313,9 @@ class Bench(Base):
             self.assertEqual(int(f.attrs["complete"]), 1)
             self.assertEqual(list(f["bench/batch"][...]), [1, 2, 4096])
             self.assertAlmostEqual(float(f["bench/median_ms_original"][0]), rows[1]["median_ms"][0], places=3)
-        self.assertEqual(run("inspect", out).returncode, 0)
+        r = run("inspect", out)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("batch 4096 latency skipped", r.stdout)
 
     def test_bad_batch(self):
         r = run("bench", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
