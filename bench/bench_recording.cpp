@@ -7,6 +7,7 @@
 //   python  - tools/python_peer.py: forward hooks + h5py, plain and hooked (optional)
 // The ratio compare / plain compares the same passes on the same machine in one run.
 
+#include "benchmark.h"
 #include "compare.h"
 #include "error.h"
 #include "model.h"
@@ -30,20 +31,6 @@
 namespace {
 
 using Json = nlohmann::json;
-
-long rssKiB() {
-    std::ifstream status("/proc/self/status");
-    std::string key;
-    while (status >> key) {
-        if (key == "VmRSS:") {
-            long kib = 0;
-            status >> kib;
-            return kib;
-        }
-        status.ignore(1 << 12, '\n');
-    }
-    return 0;
-}
 
 std::string readAll(int fd) {
     std::string text;
@@ -163,7 +150,7 @@ int main(int argc, char** argv) {
         noTaps.tapOps = 0;
         auto a = qs::loadModel(original, noTaps);
         auto b = qs::loadModel(quantized, noTaps);
-        const long loadedKiB = rssKiB();
+        const long long loadedKiB = qs::residentKiB();
         const qs::Image img = qs::loadImage(image, {});
         std::vector<double> seconds;
         for (int i = 0; i < images; ++i) {

@@ -32,7 +32,9 @@ long long memAvailableKiB() {
     return 0;
 }
 
-long long rssKiB() {
+} // namespace
+
+long long residentKiB() {
     std::ifstream in("/proc/self/status");
     std::string key;
     while (in >> key) {
@@ -45,6 +47,8 @@ long long rssKiB() {
     }
     return 0;
 }
+
+namespace {
 
 Image benchImage(const std::string& path, Size2 size) {
     Preprocess pre;
@@ -162,7 +166,7 @@ int benchChild(const std::string& modelPath, int batch, const std::string& image
         mo.tapOps = 0;
         const Image image = benchImage(imagePath, size);
         auto model = loadModel(modelPath, mo);
-        const long long modelKiB = rssKiB();
+        const long long modelKiB = residentKiB();
         model->runBatch(image, batch);
         model->runBatch(image, batch);
         struct rusage usage {};

@@ -43,6 +43,9 @@ struct BenchReport {
     double mibPerImage[2] = {0, 0};    // slope of peak memory over batch size (least squares)
 };
 
+// Resident set size of this process now, in KiB (from /proc/self/status).
+long long residentKiB();
+
 BenchReport runBenchmark(const BenchOptions& options, const ProgressFn& progress);
 
 // The child side of a memory probe: loads one model, runs `batch` once untimed and once

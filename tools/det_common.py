@@ -62,6 +62,19 @@ def load_split(data_dir, split, limit=None):
     return torch.from_numpy(arr), coco, targets, ids
 
 
+def warmup_cosine(base_lr, warm, total):
+    """Learning rate at a step: linear warm-up from 5 % over `warm` steps, then a cosine
+    decay to 2 % of base_lr at step `total` (both training scripts use it)."""
+    import math
+
+    def lr_at(step):
+        if step < warm:
+            return base_lr * (0.05 + 0.95 * step / warm)
+        p = (step - warm) / max(1, total - warm)
+        return base_lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+    return lr_at
+
+
 def to_float01(u8):
     return u8.float().div_(255.0)
 

@@ -39,7 +39,6 @@ return, detections[i] = {"boxes": x1,y1,x2,y2 pixels, "labels": 1..4,
 import argparse
 import copy
 import json
-import math
 import os
 import sys
 import time
@@ -217,11 +216,7 @@ def train(args):
     total_steps = steps_per_epoch * args.epochs
     warm = min(args.warmup, total_steps // 5)
 
-    def lr_at(step):
-        if step < warm:
-            return args.lr * (0.05 + 0.95 * step / warm)
-        p = (step - warm) / max(1, total_steps - warm)
-        return args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+    lr_at = dc.warmup_cosine(args.lr, warm, total_steps)
 
     gen = torch.Generator().manual_seed(args.seed + 1)
     history = {"iter_loss": [], "epochs": []}

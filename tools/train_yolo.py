@@ -378,11 +378,7 @@ def train_yolo(args, data):
     total = spe * args.epochs
     warm = min(300, total // 5)
 
-    def lr_at(step):
-        if step < warm:
-            return args.lr * (0.05 + 0.95 * step / warm)
-        p = (step - warm) / max(1, total - warm)
-        return args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+    lr_at = dc.warmup_cosine(args.lr, warm, total)
 
     gen = torch.Generator().manual_seed(args.seed + 1)
     hist = {"iter_loss": [], "epochs": []}
