@@ -63,6 +63,41 @@ QString shapeText(const std::vector<std::int64_t>& shape) {
 }
 } // namespace
 
+// The value a column sorts by; also what it shows, unless data() formats it.
+QVariant LayerTableModel::rawValue(const LayerSummary& l, int column) {
+    const Metrics& m = l.metrics;
+    switch (column) {
+    case Index:
+        return l.index;
+    case Name:
+        return QString::fromStdString(l.name);
+    case Op:
+        return QString::fromStdString(l.quantizedOp);
+    case Shape: {
+        double n = 1;
+        for (auto d : l.shape)
+            n *= static_cast<double>(d);
+        return n;
+    }
+    case Sqnr:
+        return m.sqnrDb;
+    case Mse:
+        return m.mse;
+    case MaxAbs:
+        return m.maxAbs;
+    case MeanAbs:
+        return m.meanAbs;
+    case RelErr:
+        return m.relErr;
+    case Cosine:
+        return m.cosine;
+    case Match:
+        return QString::fromStdString(l.match);
+    default:
+        return {};
+    }
+}
+
 QVariant LayerTableModel::data(const QModelIndex& index, int role) const {
     if (!index.isValid() || index.row() >= rowCount() || index.column() >= ColumnCount)
         return {};
@@ -70,60 +105,23 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const {
     const Metrics& m = l.metrics;
     if (role == LayerIndexRole)
         return l.index;
-    if (role == SortRole) {
-        switch (index.column()) {
-        case Index:
-            return l.index;
-        case Name:
-            return QString::fromStdString(l.name);
-        case Op:
-            return QString::fromStdString(l.quantizedOp);
-        case Shape: {
-            double n = 1;
-            for (auto d : l.shape)
-                n *= static_cast<double>(d);
-            return n;
-        }
-        case Sqnr:
-            return m.sqnrDb;
-        case Mse:
-            return m.mse;
-        case MaxAbs:
-            return m.maxAbs;
-        case MeanAbs:
-            return m.meanAbs;
-        case RelErr:
-            return m.relErr;
-        case Cosine:
-            return m.cosine;
-        case Match:
-            return QString::fromStdString(l.match);
-        }
-    }
+    if (role == SortRole)
+        return rawValue(l, index.column());
     if (role == Qt::DisplayRole) {
         switch (index.column()) {
-        case Index:
-            return l.index;
-        case Name:
-            return QString::fromStdString(l.name);
-        case Op:
-            return QString::fromStdString(l.quantizedOp);
         case Shape:
             return shapeText(l.shape);
         case Sqnr:
             return std::isfinite(m.sqnrDb) ? QString::number(m.sqnrDb, 'f', 2) : number(m.sqnrDb);
-        case Mse:
-            return number(m.mse);
-        case MaxAbs:
-            return number(m.maxAbs);
-        case MeanAbs:
-            return number(m.meanAbs);
-        case RelErr:
-            return number(m.relErr);
         case Cosine:
             return std::isfinite(m.cosine) ? QString::number(m.cosine, 'f', 5) : number(m.cosine);
-        case Match:
-            return QString::fromStdString(l.match);
+        case Mse:
+        case MaxAbs:
+        case MeanAbs:
+        case RelErr:
+            return number(rawValue(l, index.column()).toDouble());
+        default:
+            return rawValue(l, index.column());
         }
     }
     if (role == Qt::TextAlignmentRole && index.column() >= Sqnr && index.column() <= Cosine)

@@ -31,6 +31,8 @@ public:
     static QColor severityColor(int severity);
 
 private:
+    static QVariant rawValue(const LayerSummary& layer, int column);
+
     std::vector<LayerSummary> m_layers;
 };
 
