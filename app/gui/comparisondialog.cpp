@@ -1,9 +1,11 @@
 #include "comparisondialog.h"
 
-#include "compare.h"
-#include "error.h"
-
 #include <QApplication>
+#include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
+#include <QProcess>
+#include <QRegularExpression>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QFileDialog>
@@ -18,7 +20,6 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
-#include <QtConcurrent/QtConcurrentRun>
 
 namespace qs {
 
@@ -85,8 +86,23 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
 }
 
 ComparisonDialog::~ComparisonDialog() {
-    if (m_cancel)
-        m_cancel->store(true); // a running job stops at its next progress report
+    if (m_process && m_process->state() != QProcess::NotRunning) {
+        m_process->terminate(); // the CLI removes its partial file on SIGTERM
+        m_process->waitForFinished(10000);
+    }
+}
+
+QString ComparisonDialog::cliProgram() {
+    const QString env = qEnvironmentVariable("QS_CLI");
+    if (!env.isEmpty())
+        return env;
+    const QDir here(QCoreApplication::applicationDirPath());
+    for (const QString& candidate : {here.filePath(QStringLiteral("quantscope-cli")),
+                                     here.filePath(QStringLiteral("../cli/quantscope-cli")),
+                                     here.filePath(QStringLiteral("../app/cli/quantscope-cli"))})
+        if (QFileInfo(candidate).isExecutable())
+            return QFileInfo(candidate).canonicalFilePath();
+    return QStringLiteral("quantscope-cli"); // from PATH
 }
 
 QString ComparisonDialog::browse(QLineEdit* edit, const QString& filter, bool save) {
@@ -106,82 +122,87 @@ void ComparisonDialog::setRunning(bool running) {
 }
 
 void ComparisonDialog::start() {
-    CompareOptions o;
-    o.originalPath = m_original->text().toStdString();
-    o.quantizedPath = m_quantized->text().toStdString();
-    o.outPath = m_out->text().toStdString();
-    for (int i = 0; i < m_images->count(); ++i)
-        o.images.push_back(m_images->item(i)->text().toStdString());
-    o.model.storage = m_dtype->currentIndex() == 1 ? StorageType::F32 : StorageType::F16;
-    o.model.threads = m_threads->value();
-    try {
-        if (o.originalPath.empty() || o.quantizedPath.empty() || o.outPath.empty() || o.images.empty())
-            throw Error(ErrorKind::Usage, tr("Give both models, at least one image and the output dump.").toStdString());
-        if (!m_size->text().trimmed().isEmpty())
-            o.preprocess.size = parseSize(m_size->text().trimmed().toStdString());
-    } catch (const Error& e) {
-        QMessageBox::warning(this, tr("New comparison"), QString::fromStdString(e.what()));
+    if (m_original->text().isEmpty() || m_quantized->text().isEmpty() || m_out->text().isEmpty() ||
+        m_images->count() == 0) {
+        QMessageBox::warning(this, tr("New comparison"), tr("Give both models, at least one image and the output dump."));
         return;
     }
+    QStringList args = {QStringLiteral("compare"), QStringLiteral("--original"), m_original->text(),
+                        QStringLiteral("--quantized"), m_quantized->text(), QStringLiteral("--out"), m_out->text(),
+                        QStringLiteral("--dtype"), m_dtype->currentText(), QStringLiteral("--threads"),
+                        QString::number(m_threads->value())};
+    QStringList images;
+    for (int i = 0; i < m_images->count(); ++i) {
+        images << m_images->item(i)->text();
+        args << QStringLiteral("--image") << m_images->item(i)->text();
+    }
+    if (!m_size->text().trimmed().isEmpty())
+        args << QStringLiteral("--size") << m_size->text().trimmed();
     QSettings settings;
     settings.setValue(QStringLiteral("compare/original"), m_original->text());
     settings.setValue(QStringLiteral("compare/quantized"), m_quantized->text());
     settings.setValue(QStringLiteral("compare/out"), m_out->text());
-    QStringList images;
-    for (const auto& i : o.images)
-        images << QString::fromStdString(i);
     settings.setValue(QStringLiteral("compare/images"), images);
 
     setRunning(true);
-    m_cancel = std::make_shared<std::atomic<bool>>(false);
-    QPointer<ComparisonDialog> self(this);
-    auto cancel = m_cancel;
-    // Runs on a worker thread; talks back only through queued calls.
-    (void)QtConcurrent::run([o, cancel, self] {
-        QString error;
-        bool cancelled = false;
-        try {
-            compare(o, [cancel, self](const Progress& p) {
-                if (self)
-                    QMetaObject::invokeMethod(self, [self, p] {
-                        if (!self)
-                            return;
-                        self->m_stage->setText(tr("%1 %2").arg(QString::fromStdString(p.stage), QString::fromStdString(p.detail)));
-                        self->m_progress->setMaximum(static_cast<int>(std::max<std::int64_t>(1, p.total)));
-                        self->m_progress->setValue(static_cast<int>(std::min(p.done, p.total)));
-                    }, Qt::QueuedConnection);
-                return !cancel->load();
-            });
-        } catch (const Error& e) {
-            cancelled = e.kind() == ErrorKind::Cancelled;
-            error = QString::fromStdString(e.what());
-        } catch (const std::exception& e) {
-            error = QString::fromStdString(e.what());
+    m_cancelled = false;
+    m_errors.clear();
+    m_stage->setText(tr("Starting…"));
+    m_process = new QProcess(this);
+    // progress arrives as plain lines on stderr: "stage: done/total (pct%) detail"
+    static const QRegularExpression progressLine(QStringLiteral("^(\\w+): (\\d+)/(\\d+) \\(\\d+%\\) ?(.*)$"));
+    connect(m_process, &QProcess::readyReadStandardError, this, [this] {
+        while (m_process->canReadLine()) {
+            const QString line = QString::fromUtf8(m_process->readLine()).trimmed();
+            const auto match = progressLine.match(line);
+            if (match.hasMatch()) {
+                m_stage->setText(match.captured(1) + QLatin1Char(' ') + match.captured(4));
+                m_progress->setMaximum(std::max(1, match.captured(3).toInt()));
+                m_progress->setValue(match.captured(2).toInt());
+            } else if (!line.isEmpty()) {
+                m_errors += line + QLatin1Char('\n');
+            }
         }
-        const QString out = QString::fromStdString(o.outPath);
-        QMetaObject::invokeMethod(qApp, [self, error, cancelled, out] {
-            if (!self)
-                return;
-            self->setRunning(false);
-            self->m_cancel.reset();
-            if (cancelled) {
-                self->m_stage->setText(tr("Cancelled; nothing was written."));
-                return;
-            }
-            if (!error.isEmpty()) {
-                QMessageBox::critical(self, tr("Comparison failed"), error);
-                self->m_stage->setText(error);
-                return;
-            }
-            emit self->dumpWritten(out);
-            self->accept();
-        }, Qt::QueuedConnection);
     });
+    connect(m_process, &QProcess::errorOccurred, this, [this](QProcess::ProcessError error) {
+        if (error != QProcess::FailedToStart)
+            return;
+        setRunning(false);
+        QMessageBox::critical(this, tr("Comparison failed"), tr("Cannot run %1").arg(cliProgram()));
+    });
+    connect(m_process, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
+        m_process->setReadChannel(QProcess::StandardError);
+        m_errors += QString::fromUtf8(m_process->readAllStandardError());
+        m_process->deleteLater();
+        m_process = nullptr;
+        setRunning(false);
+        if (m_cancelled) {
+            m_stage->setText(tr("Cancelled; nothing was written."));
+            return;
+        }
+        if (status != QProcess::NormalExit || code != 0) {
+            QString message;
+            for (const QString& line : m_errors.split(QLatin1Char('\n'), Qt::SkipEmptyParts))
+                if (line.contains(QLatin1String("error")))
+                    message = line;
+            message.remove(QStringLiteral("quantscope-cli: error: "));
+            if (message.isEmpty())
+                message = m_errors.trimmed().isEmpty() ? tr("quantscope-cli exited with code %1").arg(code) : m_errors.trimmed();
+            QMessageBox::critical(this, tr("Comparison failed"), message);
+            m_stage->setText(message);
+            return;
+        }
+        emit dumpWritten(m_out->text());
+        accept();
+    });
+    m_process->setReadChannel(QProcess::StandardError);
+    m_process->start(cliProgram(), args);
 }
 
 void ComparisonDialog::reject() {
-    if (m_running && m_cancel) {
-        m_cancel->store(true); // the job reports back, then the dialog can close
+    if (m_running && m_process) {
+        m_cancelled = true;
+        m_process->terminate(); // SIGTERM: the CLI stops at its next step and removes its partial file
         m_stage->setText(tr("Cancelling…"));
         return;
     }

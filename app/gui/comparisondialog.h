@@ -1,11 +1,12 @@
 #pragma once
 // "New comparison": pick the two models, the images and options, then run the comparison
-// on a worker thread with progress and Cancel; emits the dump's path when it is written.
+// with progress and Cancel; emits the dump's path when it is written. The comparison runs
+// as `quantscope-cli compare` in a child process: the GUI never loads LibTorch (whose
+// Debian build brings Qt 5 along), and Cancel is the CLI's own clean interruption.
 
 #include <QDialog>
 
-#include <atomic>
-#include <memory>
+class QProcess;
 
 class QLineEdit;
 class QListWidget;
@@ -24,6 +25,8 @@ public:
     explicit ComparisonDialog(QWidget* parent = nullptr);
     ~ComparisonDialog() override;
     bool isRunning() const { return m_running; }
+    // The quantscope-cli used: QS_CLI, else next to this program, else the build tree's.
+    static QString cliProgram();
 
 signals:
     void dumpWritten(const QString& path);
@@ -48,7 +51,9 @@ private:
     QDialogButtonBox* m_buttons = nullptr;
     QPushButton* m_run = nullptr;
     bool m_running = false;
-    std::shared_ptr<std::atomic<bool>> m_cancel;
+    bool m_cancelled = false;
+    QProcess* m_process = nullptr;
+    QString m_errors; // the child's stderr lines that are not progress
 };
 
 } // namespace qs

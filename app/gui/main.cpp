@@ -7,7 +7,6 @@
 #include "headless.h"
 #include "layerview.h"
 #include "mainwindow.h"
-#include "model.h"
 
 #include <QApplication>
 #include <QCommandLineParser>

@@ -12,6 +12,8 @@
 #include "mainwindow.h"
 #include "qcp.h"
 
+#include <QDialogButtonBox>
+#include <QDir>
 #include <QFile>
 #include <QCheckBox>
 #include <QLineEdit>
@@ -316,6 +318,35 @@ private slots:
         QTRY_COMPARE_WITH_TIMEOUT(written.count(), 1, 60000);
         QCOMPARE(written.first().at(0).toString(), out);
         QVERIFY(QFile::exists(out));
+    }
+
+    void newComparisonCancels() {
+        const QString models = qEnvironmentVariable("QS_TEST_MODELS");
+        QTemporaryDir dir;
+        const QString out = dir.filePath(QStringLiteral("cancelled.h5"));
+        ComparisonDialog dialog;
+        dialog.show();
+        auto edits = dialog.findChildren<QLineEdit*>();
+        edits[0]->setText(models + QStringLiteral("/frcnn_r50_fpn.pt"));
+        edits[1]->setText(models + QStringLiteral("/frcnn_r50_fpn.pt"));
+        edits[2]->setText(out);
+        auto* images = dialog.findChild<QListWidget*>();
+        images->clear();
+        images->addItem(models + QStringLiteral("/images/demo_0.png"));
+        edits[3]->setText(QStringLiteral("640x480"));
+        QSignalSpy written(&dialog, &ComparisonDialog::dumpWritten);
+        for (auto* b : dialog.findChildren<QPushButton*>())
+            if (b->text() == QStringLiteral("Run"))
+                QTest::mouseClick(b, Qt::LeftButton);
+        QVERIFY(dialog.isRunning());
+        QTest::qWait(1500);
+        auto* buttons = dialog.findChild<QDialogButtonBox*>();
+        QTest::mouseClick(buttons->button(QDialogButtonBox::Cancel), Qt::LeftButton); // while it runs
+        QVERIFY(dialog.isVisible()); // the dialog waits for the job to stop
+        QTRY_VERIFY_WITH_TIMEOUT(!dialog.isRunning(), 60000);
+        QCOMPARE(written.count(), 0);
+        QVERIFY(!QFile::exists(out));
+        QVERIFY(QDir(dir.path()).entryList(QDir::Files).isEmpty()); // no partial file either
     }
 };
 
