@@ -32,16 +32,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string readAll(int fd) {
-    std::string text;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0)
-        text.append(buf, static_cast<std::size_t>(n));
-    close(fd);
-    return text;
-}
-
 struct ChildResult {
     Json json;
     long peakKiB = 0;
@@ -71,7 +61,7 @@ ChildResult inChild(Fn fn) {
         _exit(code);
     }
     close(fds[1]);
-    std::string text = readAll(fds[0]);
+    std::string text = qs::readAllAndClose(fds[0]);
     ChildResult r;
     struct rusage usage {};
     wait4(pid, &r.status, 0, &usage);
@@ -99,7 +89,7 @@ ChildResult runProcess(const std::vector<std::string>& argv) {
         _exit(127);
     }
     close(fds[1]);
-    std::string text = readAll(fds[0]);
+    std::string text = qs::readAllAndClose(fds[0]);
     ChildResult r;
     struct rusage usage {};
     wait4(pid, &r.status, 0, &usage);

@@ -34,6 +34,16 @@ long long memAvailableKiB() {
 
 } // namespace
 
+std::string readAllAndClose(int fd) {
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        text.append(buf, static_cast<std::size_t>(n));
+    close(fd);
+    return text;
+}
+
 long long residentKiB() {
     std::ifstream in("/proc/self/status");
     std::string key;
@@ -72,9 +82,17 @@ struct ChildOutcome {
 };
 
 ChildOutcome runChild(const std::vector<std::string>& args, long long limitBytes) {
-    int out[2], err[2];
-    if (pipe(out) != 0 || pipe(err) != 0)
+    // stdout (one short JSON line) through a pipe; stderr into a temporary file, so that a
+    // chatty child (LibTorch warnings) can never block on a full pipe nobody reads yet
+    int out[2];
+    if (pipe(out) != 0)
         throw Error(ErrorKind::Internal, "bench: cannot create a pipe");
+    std::FILE* errFile = std::tmpfile();
+    if (!errFile) {
+        close(out[0]);
+        close(out[1]);
+        throw Error(ErrorKind::Internal, "bench: cannot create a temporary file");
+    }
     std::vector<char*> argv;
     for (const auto& a : args)
         argv.push_back(const_cast<char*>(a.c_str()));
@@ -87,29 +105,19 @@ ChildOutcome runChild(const std::vector<std::string>& args, long long limitBytes
         lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(limitBytes);
         setrlimit(RLIMIT_DATA, &lim);
         dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
+        dup2(fileno(errFile), STDERR_FILENO);
         close(out[0]);
         close(out[1]);
-        close(err[0]);
-        close(err[1]);
         execv(argv[0], argv.data());
         _exit(127);
     }
     close(out[1]);
-    close(err[1]);
-    auto drain = [](int fd) {
-        std::string text;
-        char buf[4096];
-        ssize_t n;
-        while ((n = read(fd, buf, sizeof buf)) > 0)
-            text.append(buf, static_cast<std::size_t>(n));
-        close(fd);
-        return text;
-    };
-    const std::string stdoutText = drain(out[0]);
-    const std::string stderrText = drain(err[0]);
+    const std::string stdoutText = readAllAndClose(out[0]);
     int status = 0;
     waitpid(pid, &status, 0);
+    std::rewind(errFile);
+    const std::string stderrText = readAllAndClose(dup(fileno(errFile)));
+    std::fclose(errFile);
     ChildOutcome r;
     if (WIFSIGNALED(status)) {
         r.outOfMemory = WTERMSIG(status) == SIGKILL;

@@ -43,6 +43,9 @@ struct BenchReport {
     double mibPerImage[2] = {0, 0};    // slope of peak memory over batch size (least squares)
 };
 
+// Everything readable from a descriptor until end of file; closes it.
+std::string readAllAndClose(int fd);
+
 // Resident set size of this process now, in KiB (from /proc/self/status).
 long long residentKiB();
 
