@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "model.h"
+#include "torchscript.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -221,6 +222,10 @@ void collectTargets(torch::jit::Block* block, unsigned ops,
     }
 }
 
+} // namespace
+
+namespace ts {
+
 bool hasQuantizedOps(torch::jit::Block* block) {
     for (torch::jit::Node* node : block->nodes()) {
         if (node->kind().is_aten() == false &&
@@ -229,11 +234,15 @@ bool hasQuantizedOps(torch::jit::Block* block) {
         if (node->kind() == c10::Symbol::fromQualString("aten::quantize_per_tensor"))
             return true;
         for (torch::jit::Block* sub : node->blocks())
-            if (hasQuantizedOps(sub))
+            if (ts::hasQuantizedOps(sub))
                 return true;
     }
     return false;
 }
+
+} // namespace ts
+
+namespace {
 
 // Ops that a quantization route fuses into the convolution before it (batch norm, then an
 // activation). With TapPoint::Block the tap moves past them, so that a float conv+bn+relu
@@ -311,6 +320,10 @@ torch::jit::Node* blockEnd(torch::jit::Node* conv, std::string& epilogue) {
     return last;
 }
 
+} // namespace
+
+namespace ts {
+
 std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph, unsigned ops,
                                 TapPoint point) {
     std::vector<torch::jit::Node*> targets;
@@ -340,6 +353,10 @@ std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph,
     }
     return sites;
 }
+
+} // namespace ts
+
+namespace {
 
 // ---------------------------------------------------------------------------------------
 // Sizes
@@ -383,6 +400,28 @@ std::int64_t packedParamBytes(const c10::IValue& value) {
     }
 }
 
+} // namespace
+
+namespace ts {
+
+void addConstantBytes(torch::jit::Block* block, std::set<const void*>& seen, std::int64_t& bytes) {
+    for (torch::jit::Node* node : block->nodes()) {
+        if (node->kind() == c10::prim::Constant && node->hasAttribute(c10::attr::value)) {
+            const auto value = torch::jit::toIValue(node->output());
+            if (value && value->isTensor()) {
+                const at::Tensor& t = value->toTensor();
+                if (t.defined() && seen.insert(t.unsafeGetTensorImpl()).second)
+                    bytes += tensorBytes(t);
+            } else if (value && value->isCustomClass()) {
+                if (seen.insert(value->internalToPointer()).second)
+                    bytes += packedParamBytes(*value);
+            }
+        }
+        for (torch::jit::Block* sub : node->blocks())
+            addConstantBytes(sub, seen, bytes);
+    }
+}
+
 std::int64_t parameterBytes(const torch::jit::Module& module) {
     std::int64_t bytes = 0;
     for (const auto& p : module.named_parameters(true))
@@ -392,8 +431,17 @@ std::int64_t parameterBytes(const torch::jit::Module& module) {
     for (const auto& a : module.named_attributes(true))
         if (a.value.isCustomClass())
             bytes += packedParamBytes(a.value);
+    // frozen modules hold their weights as constants of the graph
+    if (auto forward = module.find_method("forward")) {
+        std::set<const void*> seen;
+        addConstantBytes(forward->graph()->block(), seen, bytes);
+    }
     return bytes;
 }
+
+} // namespace ts
+
+namespace {
 
 // ---------------------------------------------------------------------------------------
 // Output decoding
@@ -446,6 +494,10 @@ at::Tensor firstTensor(const c10::IValue& v, int depth = 0) {
     return {};
 }
 
+} // namespace
+
+namespace ts {
+
 ModelOutput decodeOutput(const c10::IValue& out) {
     ModelOutput result;
     // torchvision detectors: (losses, detections) when scripted, or detections alone
@@ -485,6 +537,10 @@ ModelOutput decodeOutput(const c10::IValue& out) {
     return result;
 }
 
+} // namespace ts
+
+namespace {
+
 // ---------------------------------------------------------------------------------------
 // The model
 
@@ -498,36 +554,15 @@ public:
     ModelOutput run(const Image& image, ActivationSink* sink) override {
         std::lock_guard<std::mutex> lock(g_runMutex);
         torch::NoGradGuard noGrad;
-        at::Tensor chw = torch::from_blob(const_cast<float*>(image.chw.data()),
-                                          {3, image.height, image.width}, at::kFloat)
-                             .clone();
-        c10::IValue input;
-        if (m_info.input == InputKind::ImageList) {
-            c10::List<at::Tensor> list;
-            list.push_back(chw);
-            input = list;
-        } else {
-            input = chw.unsqueeze(0);
-        }
+        const c10::IValue input = ts::makeInput(m_info.input, image);
         Recorder recorder(sink, m_storage);
         g_recorder.store(&recorder);
         struct Reset {
             ~Reset() { g_recorder.store(nullptr); }
         } reset;
-        c10::IValue out;
+        const c10::IValue out = ts::forward(m_module, input, m_info.path, image.source);
         try {
-            out = m_module.forward({input});
-        } catch (const Error&) {
-            throw; // a sink error (write failure, cancel) passes through unchanged
-        } catch (const c10::Error& e) {
-            throw Error(ErrorKind::Input, m_info.path + ": forward pass failed on " + image.source +
-                                              ": " + firstLine(e.what_without_backtrace()));
-        } catch (const std::exception& e) { // the interpreter rewraps errors as runtime_error
-            throw Error(ErrorKind::Input, m_info.path + ": forward pass failed on " + image.source +
-                                              ": " + lastLine(e.what()));
-        }
-        try {
-            return decodeOutput(out);
+            return ts::decodeOutput(out);
         } catch (const c10::Error& e) {
             throw Error(ErrorKind::Input, m_info.path + ": cannot decode the output: " +
                                               firstLine(e.what_without_backtrace()));
@@ -639,22 +674,22 @@ std::string loadTorchvisionOps() {
     return failure;
 }
 
-std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& options) {
+namespace ts {
+
+torch::jit::Module loadModule(const std::string& path) {
     {
         std::ifstream probe(path, std::ios::binary);
         if (!probe)
             throw Error(ErrorKind::Input, path + ": cannot open model file (missing or unreadable)");
     }
-    ModelInfo info;
-    info.path = path;
     const std::string torchvision = loadTorchvisionOps();
-    torch::jit::Module module;
     auto loadError = [&](const std::string& message) {
         // the compiler's ErrorReport is no c10::Error, so both kinds come through here
         if (!torchvision.empty() && message.find("torchvision") != std::string::npos)
             return Error(ErrorKind::Input, path + ": the model calls torchvision ops, but " + torchvision);
         return Error(ErrorKind::Input, path + ": not a loadable TorchScript model (" + firstLine(message) + ")");
     };
+    torch::jit::Module module;
     try {
         module = torch::jit::load(path, torch::kCPU);
     } catch (const c10::Error& e) {
@@ -662,24 +697,64 @@ std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& op
     } catch (const std::exception& e) {
         throw loadError(e.what());
     }
+    module.eval();
+    if (!module.find_method("forward"))
+        throw Error(ErrorKind::Input, path + ": the TorchScript module has no forward method");
+    return module;
+}
+
+InputKind inputKind(const torch::jit::Module& module) {
+    const auto& schema = module.get_method("forward").function().getSchema();
+    if (schema.arguments().size() >= 2) {
+        auto type = schema.arguments()[1].type();
+        if (auto list = type->cast<c10::ListType>();
+            list && list->getElementType()->kind() == c10::TypeKind::TensorType)
+            return InputKind::ImageList;
+    }
+    return InputKind::BatchTensor;
+}
+
+c10::IValue makeInput(InputKind kind, const Image& image) {
+    at::Tensor chw = torch::from_blob(const_cast<float*>(image.chw.data()),
+                                      {3, image.height, image.width}, at::kFloat)
+                         .clone();
+    if (kind == InputKind::ImageList) {
+        c10::List<at::Tensor> list;
+        list.push_back(chw);
+        return list;
+    }
+    return chw.unsqueeze(0);
+}
+
+c10::IValue forward(torch::jit::Module& module, const c10::IValue& input, const std::string& path,
+                    const std::string& source) {
     try {
-        module.eval();
-        auto forward = module.find_method("forward");
-        if (!forward)
-            throw Error(ErrorKind::Input, path + ": the TorchScript module has no forward method");
-        const auto& schema = forward->function().getSchema();
-        if (schema.arguments().size() >= 2) {
-            auto type = schema.arguments()[1].type();
-            if (auto list = type->cast<c10::ListType>();
-                list && list->getElementType()->kind() == c10::TypeKind::TensorType)
-                info.input = InputKind::ImageList;
-        }
-        auto graph = forward->graph();
+        return module.forward({input});
+    } catch (const Error&) {
+        throw; // a sink error (write failure, cancel) passes through unchanged
+    } catch (const c10::Error& e) {
+        throw Error(ErrorKind::Input, path + ": forward pass failed on " + source + ": " +
+                                          firstLine(e.what_without_backtrace()));
+    } catch (const std::exception& e) { // the interpreter rewraps errors as runtime_error
+        throw Error(ErrorKind::Input, path + ": forward pass failed on " + source + ": " +
+                                          lastLine(e.what()));
+    }
+}
+
+} // namespace ts
+
+std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& options) {
+    ModelInfo info;
+    info.path = path;
+    torch::jit::Module module = ts::loadModule(path);
+    try {
+        info.input = ts::inputKind(module);
+        auto graph = module.get_method("forward").graph();
         info.recordedInputSize = recordedSize(graph);
         torch::jit::Inline(*graph);
-        info.quantized = hasQuantizedOps(graph->block());
-        info.sites = instrument(graph, options.tapOps, options.tapPoint);
-        info.parameterBytes = parameterBytes(module);
+        info.quantized = ts::hasQuantizedOps(graph->block());
+        info.sites = ts::instrument(graph, options.tapOps, options.tapPoint);
+        info.parameterBytes = ts::parameterBytes(module);
     } catch (const Error&) {
         throw;
     } catch (const c10::Error& e) {

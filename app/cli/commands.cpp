@@ -6,6 +6,7 @@
 #include "error.h"
 #include "evaluate.h"
 #include "progressbar.h"
+#include "quantize.h"
 
 #include <nlohmann/json.hpp>
 
@@ -392,6 +393,167 @@ int runEval(const EvalArgs& a) {
     if (!a.into.empty()) {
         storeEvaluation(a.into, r, a.coco);
         std::printf("stored in %s (/eval)\n", a.into.c_str());
+    }
+    return 0;
+}
+
+void addQuantize(CLI::App& app, QuantizeArgs& a) {
+    CLI::App* c = app.add_subcommand("quantize", "Post-training static INT8 quantization of a TorchScript "
+                                                 "model (calibrated on images) into a new TorchScript file");
+    c->add_option("--model", a.model, "Float TorchScript model")->required();
+    c->add_option("--out", a.out, "Quantized TorchScript model to write (written under a temporary name, "
+                                  "renamed once it has loaded and run)")
+        ->required();
+    auto* calib = c->add_option("--calib", a.calib, "Directory of calibration images (.jpg .png .bmp)");
+    auto* coco = c->add_option("--calib-coco", a.calibCoco, "COCO annotation JSON whose images calibrate");
+    auto* images = c->add_option("--images", a.images, "With --calib-coco: directory of its file_name entries");
+    calib->excludes(coco);
+    coco->excludes(calib);
+    coco->needs(images);
+    c->add_option("--calib-images", a.calibImages,
+                  "Use N images, evenly spaced over the sorted list (0: all)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--engine", a.engine, "Quantized engine the weights are packed for: onednn or qnnpack");
+    c->add_option("--method", a.method, "Activation ranges: minmax, percentile, mse (default), entropy")
+        ->check(CLI::IsMember({"minmax", "percentile", "mse", "entropy"}));
+    c->add_option("--percentile", a.percentile, "With --method percentile: the percentile kept (default 99.99)");
+    auto* pc = c->add_flag("--per-channel", a.perChannel, "One weight scale per output channel (default)");
+    auto* pt = c->add_flag("--per-tensor", a.perTensor, "One weight scale per layer");
+    pc->excludes(pt);
+    pt->excludes(pc);
+    c->add_option("--scope", a.scope, "Quantize only layers under these module paths (comma-separated, "
+                                      "e.g. backbone,rpn.head,roi_heads.box_head)")
+        ->delimiter(',');
+    c->add_option("--exclude", a.exclude, "Leave layers matching this glob in float (repeatable)");
+    c->add_option("--float-layer", a.floatLayers, "Leave this layer in float (repeatable)");
+    c->add_option("--keep-float", a.keepFloat, "Leave the K most sensitive layers in float")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--rank-by", a.rankBy, "How --keep-float ranks layers: sqnr (lowest SQNR in a compare "
+                                         "run of the fully quantized model) or sensitivity (quantize one "
+                                         "layer at a time; lowest SQNR anywhere after it)")
+        ->check(CLI::IsMember({"sqnr", "sensitivity"}));
+    c->add_option("--rank-from", a.rankFrom, "With --rank-by sqnr: take the SQNR of each layer from this "
+                                             "dump instead of running a compare");
+    c->add_option("--rank-images", a.rankImages, "Images used for ranking (default 4)")->check(CLI::PositiveNumber);
+    c->add_flag("--fold-only", a.foldOnly, "Write the frozen float model with batch norm folded (no quantization)");
+    c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
+    c->add_option("--json", a.json, "Also write the report as JSON to this file");
+    addPreprocessOptions(c, a.size, a.mean, a.std, a.bgr);
+    c->add_flag("--quiet", a.quiet, "No progress output");
+}
+
+int runQuantize(const QuantizeArgs& a) {
+    QuantizeOptions o;
+    o.modelPath = a.model;
+    o.outPath = a.out;
+    if (!a.calib.empty()) {
+        o.images = listImages(a.calib);
+    } else if (!a.calibCoco.empty()) {
+        const CocoDataset coco = loadCocoAnnotations(a.calibCoco);
+        for (const auto& img : coco.images)
+            o.images.push_back((std::filesystem::path(a.images) / img.fileName).string());
+        std::sort(o.images.begin(), o.images.end());
+        if (o.images.empty())
+            throw Error(ErrorKind::Input, a.calibCoco + ": the annotation file lists no images");
+    } else if (!a.foldOnly) {
+        throw Error(ErrorKind::Usage, "quantize: give calibration images with --calib DIR or --calib-coco JSON --images DIR");
+    }
+    if (a.calibImages > 0 && static_cast<std::size_t>(a.calibImages) < o.images.size()) {
+        std::vector<std::string> picked;
+        const std::size_t n = o.images.size(), k = static_cast<std::size_t>(a.calibImages);
+        for (std::size_t i = 0; i < k; ++i)
+            picked.push_back(o.images[i * n / k]);
+        o.images = picked;
+    }
+    o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
+    o.model.threads = a.threads;
+    o.model.engine = a.engine;
+    o.method = parseCalibrationMethod(a.method);
+    o.percentile = a.percentile;
+    o.perChannel = !a.perTensor;
+    o.scope = a.scope;
+    o.exclude = a.exclude;
+    o.keepFloat = a.floatLayers;
+    o.keepFloatCount = a.keepFloat;
+    o.rankBy = a.rankBy == "sensitivity" ? RankBy::Sensitivity : RankBy::Sqnr;
+    o.rankFrom = a.rankFrom;
+    o.rankImages = a.rankImages;
+    o.foldOnly = a.foldOnly;
+
+    QuantizeReport r;
+    try {
+        r = withProgress(a.quiet, [&](const ProgressFn& progress) { return quantize(o, progress); });
+    } catch (const Error& e) {
+        if (e.kind() == ErrorKind::Cancelled)
+            throw Error(ErrorKind::Cancelled, "cancelled; " + a.out + " was not written");
+        throw;
+    }
+    for (const auto& w : r.warnings)
+        std::fprintf(stderr, "quantscope-cli: warning: %s\n", w.c_str());
+
+    std::size_t nameWidth = 5;
+    for (const auto& l : r.layers)
+        nameWidth = std::min<std::size_t>(48, std::max(nameWidth, l.name.size()));
+    const int w = static_cast<int>(nameWidth);
+    std::printf("%-*s  %-24s %s\n", w, "layer", "as", "scale in -> out / why float");
+    for (const auto& l : r.layers) {
+        std::string rank = l.ranked ? "  [rank SQNR " + std::to_string(l.rankScore).substr(0, 6) + " dB]" : "";
+        if (!l.quantizedOp.empty())
+            std::printf("%-*s  %-24s %.4g -> %.4g%s\n", w, l.name.c_str(), l.quantizedOp.c_str(), l.inputScale,
+                        l.outputScale, rank.c_str());
+        else
+            std::printf("%-*s  %-24s %s%s\n", w, l.name.c_str(), ("float " + l.op.substr(l.op.find(':') + 2)).c_str(),
+                        l.reason.c_str(), rank.c_str());
+    }
+    auto mb = [](std::int64_t b) { return static_cast<double>(b) / 1e6; };
+    auto ratio = [](double x, double y) { return y > 0 ? x / y : 0.0; };
+    std::printf("wrote %s: %d layers INT8, %d float, %d additions INT8; calibrated on %d image(s) in %.1f s "
+                "(%s, %s weights, %s)\n",
+                r.outPath.c_str(), r.quantizedLayers, r.floatLayers, r.quantizedAdds, r.calibrationImages,
+                r.calibrationSeconds, toString(o.method), o.perChannel ? "per-channel" : "per-tensor",
+                o.model.engine.c_str());
+    std::printf("size: file %.2f MB -> %.2f MB (x%.3f), parameters %.2f MB -> %.2f MB (x%.3f)\n",
+                mb(r.originalFileBytes), mb(r.outputFileBytes), ratio(mb(r.outputFileBytes), mb(r.originalFileBytes)),
+                mb(r.originalParameterBytes), mb(r.outputParameterBytes),
+                ratio(mb(r.outputParameterBytes), mb(r.originalParameterBytes)));
+    if (r.checkSecondsOriginal > 0)
+        std::printf("time on %s: %.1f ms -> %.1f ms (x%.3f; median of 3 after 2 warm-up runs; "
+                    "`bench` measures properly)\n",
+                    o.images.front().c_str(), 1e3 * r.checkSecondsOriginal, 1e3 * r.checkSecondsOutput,
+                    ratio(r.checkSecondsOutput, r.checkSecondsOriginal));
+    if (!a.json.empty()) {
+        nlohmann::json layers = nlohmann::json::array();
+        for (const auto& l : r.layers) {
+            nlohmann::json j = {{"name", l.name},          {"op", l.op},
+                                {"quantized_op", l.quantizedOp}, {"reason", l.reason},
+                                {"input_scale", l.inputScale}, {"input_zero_point", l.inputZeroPoint},
+                                {"output_scale", l.outputScale}, {"output_zero_point", l.outputZeroPoint}};
+            if (l.ranked)
+                j["rank_sqnr_db"] = number(l.rankScore);
+            layers.push_back(j);
+        }
+        nlohmann::json j = {{"out", r.outPath},
+                            {"model", o.modelPath},
+                            {"engine", o.model.engine},
+                            {"method", toString(o.method)},
+                            {"per_channel", o.perChannel},
+                            {"calibration_images", r.calibrationImages},
+                            {"quantized_layers", r.quantizedLayers},
+                            {"float_layers", r.floatLayers},
+                            {"quantized_adds", r.quantizedAdds},
+                            {"observed_values", r.observedValues},
+                            {"file_bytes", {{"original", r.originalFileBytes}, {"quantized", r.outputFileBytes}}},
+                            {"parameter_bytes",
+                             {{"original", r.originalParameterBytes}, {"quantized", r.outputParameterBytes}}},
+                            {"check_seconds", {{"original", r.checkSecondsOriginal}, {"quantized", r.checkSecondsOutput}}},
+                            {"calibration_seconds", r.calibrationSeconds},
+                            {"total_seconds", r.totalSeconds},
+                            {"warnings", r.warnings},
+                            {"layers", layers}};
+        std::ofstream f(a.json);
+        f << j.dump(2) << "\n";
+        if (!f)
+            throw Error(ErrorKind::Output, a.json + ": cannot write the JSON report");
     }
     return 0;
 }

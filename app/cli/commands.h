@@ -52,6 +52,17 @@ struct BenchChildArgs {
 void addBenchChild(CLI::App& app, BenchChildArgs& args);
 int runBenchChild(const BenchChildArgs& args);
 
+struct QuantizeArgs {
+    std::string model, out, calib, calibCoco, images, engine = "onednn", method = "mse", rankBy = "sqnr",
+        rankFrom, json, size, mean, std;
+    std::vector<std::string> scope, exclude, floatLayers;
+    int calibImages = 0, keepFloat = 0, rankImages = 4, threads = 0;
+    double percentile = 99.99;
+    bool perTensor = false, perChannel = false, foldOnly = false, bgr = false, quiet = false;
+};
+void addQuantize(CLI::App& app, QuantizeArgs& args);
+int runQuantize(const QuantizeArgs& args);
+
 struct ExportArgs {
     std::string dump, kind = "abs", format = "png", out;
     std::vector<std::string> layers;

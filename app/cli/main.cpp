@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
     qs::cli::addInspect(app, inspectArgs);
     qs::cli::EvalArgs evalArgs;
     qs::cli::addEval(app, evalArgs);
+    qs::cli::QuantizeArgs quantizeArgs;
+    qs::cli::addQuantize(app, quantizeArgs);
     qs::cli::BenchArgs benchArgs;
     qs::cli::addBench(app, benchArgs);
     qs::cli::ExportArgs exportArgs;
@@ -60,6 +62,8 @@ int main(int argc, char** argv) {
             return qs::cli::runInspect(inspectArgs);
         if (app.got_subcommand("eval"))
             return qs::cli::runEval(evalArgs);
+        if (app.got_subcommand("quantize"))
+            return qs::cli::runQuantize(quantizeArgs);
         if (app.got_subcommand("bench"))
             return qs::cli::runBench(benchArgs);
         if (app.got_subcommand("export"))

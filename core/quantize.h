@@ -1,0 +1,86 @@
+#pragma once
+// Post-training static INT8 quantization of a TorchScript model by graph rewriting
+// (quantizer.cpp): freeze, fold batch norm into the convolutions, calibrate activation
+// ranges on images, replace convolutions and linear layers by quantized ops with prepacked
+// weights, keep tensors quantized between quantized ops, and save an ordinary TorchScript
+// file. No LibTorch type appears here.
+
+#include "image.h"
+#include "model.h"
+#include "progress.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+// How an activation range is chosen from the calibration statistics.
+enum class CalibrationMethod {
+    MinMax,     // the observed minimum and maximum
+    Percentile, // clip to the given percentile at both ends
+    Mse,        // the range minimising the expected quantization error (from a histogram)
+    Entropy,    // the range minimising the KL divergence of the quantized distribution
+};
+
+const char* toString(CalibrationMethod method);
+// "minmax" | "percentile" | "mse" | "entropy"; throws Error(Usage) otherwise.
+CalibrationMethod parseCalibrationMethod(const std::string& text);
+
+// How the layers kept in float for --keep-float are chosen.
+enum class RankBy {
+    Sqnr,        // lowest per-layer SQNR in a compare run of the fully quantized model
+    Sensitivity, // largest error at the output when only that layer is quantized
+};
+
+struct QuantizeOptions {
+    std::string modelPath;
+    std::string outPath;
+    std::vector<std::string> images;    // calibration images, in order
+    Preprocess preprocess;
+    ModelOptions model;                 // threads and quantized engine
+    CalibrationMethod method = CalibrationMethod::Mse;
+    double percentile = 99.99;          // for CalibrationMethod::Percentile
+    bool perChannel = true;             // per-output-channel weight scales
+    std::vector<std::string> scope;     // module path prefixes to quantize; empty = all
+    std::vector<std::string> exclude;   // fnmatch globs of layers left in float
+    std::vector<std::string> keepFloat; // layers left in float by name
+    int keepFloatCount = 0;             // and this many of the most sensitive ones
+    RankBy rankBy = RankBy::Sqnr;
+    std::string rankFrom;               // a compare dump to rank by instead of running one
+    int rankImages = 4;                 // images used to rank layers
+    bool foldOnly = false;              // write the frozen float model with batch norm folded
+};
+
+struct QuantizedLayer {
+    std::string name;        // module path, as the taps name it
+    std::string op;          // the float op, e.g. aten::conv2d
+    std::string quantizedOp; // e.g. quantized::conv2d_relu; empty when left in float
+    std::string reason;      // why it stayed in float
+    double inputScale = 0, outputScale = 0;
+    std::int64_t inputZeroPoint = 0, outputZeroPoint = 0;
+    double rankScore = 0;    // SQNR in dB used for ranking, when ranked
+    bool ranked = false;
+};
+
+struct QuantizeReport {
+    std::string outPath;
+    std::vector<QuantizedLayer> layers; // graph order
+    std::vector<std::string> warnings;
+    int quantizedLayers = 0;
+    int floatLayers = 0;
+    int quantizedAdds = 0;      // residual / FPN additions done in INT8
+    int calibrationImages = 0;
+    int observedValues = 0;
+    std::int64_t originalFileBytes = 0, outputFileBytes = 0;
+    std::int64_t originalParameterBytes = 0, outputParameterBytes = 0;
+    double calibrationSeconds = 0, totalSeconds = 0;
+    double checkSecondsOriginal = 0, checkSecondsOutput = 0; // mean forward time, check image
+};
+
+// Quantizes options.modelPath into options.outPath. The output file appears only when it
+// is complete and has run one calibration image. Throws Error naming the file and the
+// problem; Error(Cancelled) when `progress` returns false.
+QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progress);
+
+} // namespace qs

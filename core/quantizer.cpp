@@ -1,0 +1,1217 @@
+// Post-training static INT8 quantization by rewriting a frozen TorchScript graph.
+// The second (and last) LibTorch translation unit of the engine.
+//
+//  prepare    load, inline, name every conv/linear with a marker tap, freeze, fold the
+//             (frozen) batch norms into the convolutions, decide what can be quantized
+//  calibrate  run images with quantscope::observe on every value that needs a range
+//  build      replace convolutions / linear layers / additions by quantized ops with
+//             prepacked weights, carry quantized tensors through ops that accept them
+//             (pooling, nearest upsampling, reshapes), dequantize where float code takes
+//             over, and save an ordinary TorchScript file
+
+#include "quantize.h"
+
+#include "compare.h"
+#include "dumpreader.h"
+#include "error.h"
+#include "torchscript.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/csrc/jit/passes/frozen_conv_folding.h>
+#include <torch/csrc/jit/passes/inliner.h>
+#include <torch/library.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fnmatch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace qs {
+
+const char* toString(CalibrationMethod method) {
+    switch (method) {
+    case CalibrationMethod::MinMax:
+        return "minmax";
+    case CalibrationMethod::Percentile:
+        return "percentile";
+    case CalibrationMethod::Mse:
+        return "mse";
+    case CalibrationMethod::Entropy:
+        return "entropy";
+    }
+    return "mse";
+}
+
+CalibrationMethod parseCalibrationMethod(const std::string& text) {
+    for (auto m : {CalibrationMethod::MinMax, CalibrationMethod::Percentile, CalibrationMethod::Mse,
+                   CalibrationMethod::Entropy})
+        if (text == toString(m))
+            return m;
+    throw Error(ErrorKind::Usage,
+                "--method: unknown calibration method '" + text + "' (expected minmax, percentile, mse or entropy)");
+}
+
+namespace {
+
+using torch::jit::Block;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// ---------------------------------------------------------------------------------------
+// Calibration statistics
+
+constexpr int kHistogramBins = 2048;
+constexpr double kMinScale = 1e-8; // below this an activation range is treated as empty
+
+struct ValueStats {
+    double min = std::numeric_limits<double>::infinity();
+    double max = -std::numeric_limits<double>::infinity();
+    std::int64_t count = 0;
+    bool nonFinite = false;
+    std::vector<double> histogram; // kHistogramBins over [lo(), hi()], second pass
+    double lo() const { return std::min(min, 0.0); }
+    double hi() const { return std::max(max, 0.0); }
+};
+
+class Calibrator {
+public:
+    explicit Calibrator(std::size_t values) : m_stats(values) {}
+    void setHistogramPass(bool on) {
+        m_histogram = on;
+        if (on)
+            for (auto& s : m_stats)
+                s.histogram.assign(kHistogramBins, 0.0);
+    }
+    void observe(std::size_t id, const at::Tensor& x) {
+        if (id >= m_stats.size() || !x.defined() || x.numel() == 0 || !x.is_floating_point())
+            return;
+        ValueStats& s = m_stats[id];
+        const at::Tensor f = x.detach().to(at::kFloat);
+        if (!m_histogram) {
+            auto [mn, mx] = at::aminmax(f);
+            const double a = mn.item<double>(), b = mx.item<double>();
+            if (!std::isfinite(a) || !std::isfinite(b)) {
+                s.nonFinite = true;
+                return;
+            }
+            s.min = std::min(s.min, a);
+            s.max = std::max(s.max, b);
+            s.count += f.numel();
+        } else if (s.hi() > s.lo()) {
+            const at::Tensor h = at::histc(f, kHistogramBins, s.lo(), s.hi()).to(at::kDouble).contiguous();
+            const double* p = h.data_ptr<double>();
+            for (int i = 0; i < kHistogramBins; ++i)
+                s.histogram[static_cast<std::size_t>(i)] += p[i];
+        }
+    }
+    const std::vector<ValueStats>& stats() const { return m_stats; }
+
+private:
+    std::vector<ValueStats> m_stats;
+    bool m_histogram = false;
+};
+
+std::atomic<Calibrator*> g_calibrator{nullptr};
+
+void observeKernel(const at::Tensor& x, int64_t id) {
+    if (Calibrator* c = g_calibrator.load())
+        c->observe(static_cast<std::size_t>(id), x);
+}
+
+// ---------------------------------------------------------------------------------------
+// Ranges from statistics
+
+struct QParams {
+    double scale = 1.0;
+    std::int64_t zeroPoint = 0;
+};
+
+// quint8 parameters for [lo, hi]; the range always holds 0 (zero padding must be exact).
+QParams affine(double lo, double hi) {
+    lo = std::min(lo, 0.0);
+    hi = std::max(hi, 0.0);
+    QParams q;
+    q.scale = std::max((hi - lo) / 255.0, kMinScale);
+    q.zeroPoint = std::clamp<std::int64_t>(std::llround(-lo / q.scale), 0, 255);
+    return q;
+}
+
+double binCenter(const ValueStats& s, std::size_t i) {
+    return s.lo() + (static_cast<double>(i) + 0.5) * (s.hi() - s.lo()) / kHistogramBins;
+}
+
+// Clip both ends at the given percentile of the observed distribution.
+QParams percentileRange(const ValueStats& s, double percentile) {
+    double total = 0;
+    for (double n : s.histogram)
+        total += n;
+    if (total <= 0)
+        return affine(s.min, s.max);
+    const double tail = total * (1.0 - percentile / 100.0);
+    double acc = 0, lo = s.lo(), hi = s.hi();
+    for (std::size_t i = 0; i < s.histogram.size(); ++i) {
+        acc += s.histogram[i];
+        if (acc > tail) {
+            lo = binCenter(s, i);
+            break;
+        }
+    }
+    acc = 0;
+    for (std::size_t i = s.histogram.size(); i-- > 0;) {
+        acc += s.histogram[i];
+        if (acc > tail) {
+            hi = binCenter(s, i);
+            break;
+        }
+    }
+    return affine(lo, hi);
+}
+
+// The [lo, hi] (on bin edges of a 256-bin summary) minimising the expected squared error:
+// values outside are clipped, values inside get the uniform rounding error step^2/12.
+// Prefix sums make each candidate O(1), so every pair of edges is tried.
+QParams mseRange(const ValueStats& s) {
+    constexpr std::size_t kBins = 256;
+    const std::size_t merge = s.histogram.size() / kBins;
+    const double width = (s.hi() - s.lo()) / kBins;
+    std::vector<double> n(kBins, 0.0), c(kBins);
+    for (std::size_t i = 0; i < kBins; ++i) {
+        for (std::size_t j = 0; j < merge; ++j)
+            n[i] += s.histogram[i * merge + j];
+        c[i] = s.lo() + (static_cast<double>(i) + 0.5) * width;
+    }
+    // prefix sums of n, n*c, n*c^2
+    std::vector<double> p0(kBins + 1, 0), p1(kBins + 1, 0), p2(kBins + 1, 0);
+    for (std::size_t i = 0; i < kBins; ++i) {
+        p0[i + 1] = p0[i] + n[i];
+        p1[i + 1] = p1[i] + n[i] * c[i];
+        p2[i + 1] = p2[i] + n[i] * c[i] * c[i];
+    }
+    if (p0[kBins] <= 0)
+        return affine(s.min, s.max);
+    // clipped error of bins [a, b) to the value t: sum n (c - t)^2
+    auto clip = [&](std::size_t a, std::size_t b, double t) {
+        const double cnt = p0[b] - p0[a], s1 = p1[b] - p1[a], s2 = p2[b] - p2[a];
+        return s2 - 2 * t * s1 + t * t * cnt;
+    };
+    const std::size_t zeroEdge =
+        std::min<std::size_t>(kBins, static_cast<std::size_t>(std::llround(-s.lo() / width)));
+    double best = std::numeric_limits<double>::infinity();
+    std::size_t bestA = 0, bestB = kBins;
+    for (std::size_t a = 0; a <= zeroEdge; ++a) {
+        const double lo = s.lo() + static_cast<double>(a) * width;
+        for (std::size_t b = std::max(zeroEdge, a + 1); b <= kBins; ++b) {
+            const double hi = s.lo() + static_cast<double>(b) * width;
+            const double step = (hi - lo) / 255.0;
+            const double err = clip(0, a, lo) + clip(b, kBins, hi) + (p0[b] - p0[a]) * step * step / 12.0;
+            if (err < best) {
+                best = err;
+                bestA = a;
+                bestB = b;
+            }
+        }
+    }
+    return affine(s.lo() + static_cast<double>(bestA) * width, s.lo() + static_cast<double>(bestB) * width);
+}
+
+// KL divergence between the distribution of |x| clipped at a threshold and its 128-level
+// (per sign) quantized version; the threshold with the least divergence wins.
+QParams entropyRange(const ValueStats& s) {
+    const bool nonNegative = s.min >= 0;
+    const double amax = std::max(std::abs(s.lo()), std::abs(s.hi()));
+    if (!(amax > 0))
+        return affine(0, 0);
+    const std::size_t bins = s.histogram.size();
+    std::vector<double> h(bins, 0.0); // |x| over [0, amax]
+    for (std::size_t i = 0; i < bins; ++i) {
+        const double a = std::abs(binCenter(s, i));
+        const std::size_t j = std::min(bins - 1, static_cast<std::size_t>(a / amax * static_cast<double>(bins)));
+        h[j] += s.histogram[i];
+    }
+    const std::size_t levels = nonNegative ? 256 : 128;
+    double bestKl = std::numeric_limits<double>::infinity();
+    std::size_t bestEdge = bins;
+    for (std::size_t edge = levels; edge <= bins; edge += 8) {
+        std::vector<double> p(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(edge));
+        for (std::size_t i = edge; i < bins; ++i)
+            p[edge - 1] += h[i];
+        double total = 0;
+        for (double v : p)
+            total += v;
+        if (total <= 0)
+            continue;
+        // quantize the first `edge` bins into `levels` chunks, spread each back evenly over
+        // the chunk's non-empty bins
+        std::vector<double> q(edge, 0.0);
+        for (std::size_t l = 0; l < levels; ++l) {
+            const std::size_t a = l * edge / levels, b = (l + 1) * edge / levels;
+            double sum = 0;
+            std::size_t nonEmpty = 0;
+            for (std::size_t i = a; i < b; ++i) {
+                sum += h[i];
+                nonEmpty += h[i] > 0;
+            }
+            for (std::size_t i = a; i < b; ++i)
+                if (h[i] > 0)
+                    q[i] = sum / static_cast<double>(nonEmpty);
+        }
+        double qTotal = 0;
+        for (double v : q)
+            qTotal += v;
+        double kl = 0;
+        for (std::size_t i = 0; i < edge; ++i) {
+            if (p[i] <= 0)
+                continue;
+            const double pi = p[i] / total;
+            const double qi = q[i] > 0 ? q[i] / qTotal : 1e-12;
+            kl += pi * std::log(pi / qi);
+        }
+        if (kl < bestKl) {
+            bestKl = kl;
+            bestEdge = edge;
+        }
+    }
+    const double t = amax * static_cast<double>(bestEdge) / static_cast<double>(bins);
+    return nonNegative ? affine(0, std::min(t, s.hi())) : affine(std::max(-t, s.lo()), std::min(t, s.hi()));
+}
+
+QParams chooseRange(const ValueStats& s, CalibrationMethod method, double percentile) {
+    if (s.count == 0 || s.nonFinite)
+        return affine(0, 0);
+    if (method == CalibrationMethod::MinMax || s.histogram.empty() || !(s.hi() > s.lo()))
+        return affine(s.min, s.max);
+    switch (method) {
+    case CalibrationMethod::Percentile:
+        return percentileRange(s, percentile);
+    case CalibrationMethod::Mse:
+        return mseRange(s);
+    case CalibrationMethod::Entropy:
+        return entropyRange(s);
+    case CalibrationMethod::MinMax:
+        break;
+    }
+    return affine(s.min, s.max);
+}
+
+// ---------------------------------------------------------------------------------------
+// Graph analysis
+
+const c10::Symbol kTap = c10::Symbol::fromQualString("quantscope::tap");
+const c10::Symbol kObserve = c10::Symbol::fromQualString("quantscope::observe");
+
+std::string kindOf(const Node* n) {
+    return n->kind().toQualString();
+}
+
+bool isLayerOp(const Node* n) {
+    static const std::set<std::string> ops = {
+        "aten::conv1d", "aten::conv2d", "aten::conv3d", "aten::_convolution", "aten::convolution",
+        "aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d", "aten::linear",
+    };
+    return ops.count(kindOf(n)) > 0;
+}
+
+bool isRelu(const Node* n) {
+    const auto k = kindOf(n);
+    return k == "aten::relu" || k == "aten::relu_";
+}
+
+bool isAdd(const Node* n) {
+    const auto k = kindOf(n);
+    if (k != "aten::add" && k != "aten::add_")
+        return false;
+    if (n->inputs().size() != 3 || n->outputs().size() != 1)
+        return false;
+    for (int i = 0; i < 2; ++i)
+        if (!n->input(i)->type()->cast<c10::TensorType>())
+            return false;
+    const auto alpha = torch::jit::toIValue(n->input(2));
+    return alpha && ((alpha->isInt() && alpha->toInt() == 1) || (alpha->isDouble() && alpha->toDouble() == 1.0));
+}
+
+// Ops that take a per-tensor quantized input and give one with the same scale.
+bool isPassThrough(const Node* n) {
+    static const std::set<std::string> ops = {
+        "aten::max_pool2d", "aten::adaptive_avg_pool2d", "aten::avg_pool2d",
+        "aten::upsample_nearest2d", "aten::flatten", "aten::reshape", "aten::view",
+        "aten::relu", "aten::relu_", "aten::contiguous",
+    };
+    if (!ops.count(kindOf(n)) || n->outputs().size() != 1 || n->inputs().empty())
+        return false;
+    if (!n->output()->type()->cast<c10::TensorType>())
+        return false;
+    for (std::size_t i = 1; i < n->inputs().size(); ++i)
+        if (n->input(i)->type()->cast<c10::TensorType>())
+            return false; // a second tensor operand
+    return true;
+}
+
+bool isInPlace(const Node* n) {
+    const std::string k = n->kind().toUnqualString();
+    return !k.empty() && k.back() == '_';
+}
+
+// Uses that read only a tensor's shape or device.
+bool isMetadataUse(const Node* n) {
+    static const std::set<std::string> meta = {"aten::size", "aten::dim", "prim::device", "aten::len"};
+    return meta.count(kindOf(n)) > 0;
+}
+
+// Non-metadata uses of a value.
+std::size_t realUses(const Value* v) {
+    std::size_t n = 0;
+    for (const auto& u : v->uses())
+        n += isMetadataUse(u.user) ? 0 : 1;
+    return n;
+}
+
+// The relu that consumes a value alone, in the same block (fused into the op before it).
+Node* singleRelu(const Value* v, const Block* block) {
+    if (v->uses().size() != 1)
+        return nullptr;
+    Node* user = v->uses()[0].user;
+    if (!isRelu(user) || v->uses()[0].offset != 0 || user->owningBlock() != block)
+        return nullptr;
+    return user;
+}
+
+void collect(Block* block, const std::function<void(Node*)>& fn) {
+    for (Node* n : block->nodes()) {
+        fn(n);
+        for (Block* sub : n->blocks())
+            collect(sub, fn);
+    }
+}
+
+struct Layer {
+    Node* node = nullptr;
+    std::string name;
+    std::string op;     // aten::conv2d / aten::_convolution / aten::linear / ...
+    bool conv = false;  // 2-d convolution
+    std::string reason; // why it cannot be quantized; empty when it can
+    at::Tensor weight, bias;
+    std::vector<std::int64_t> stride, padding, dilation;
+    std::int64_t groups = 1;
+    Node* relu = nullptr; // fused activation
+    Value* input = nullptr;
+    Value* end = nullptr; // the value the quantized op produces (after the fused relu)
+};
+
+bool validAttributeName(const std::string& s) {
+    if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0])))
+        return false;
+    return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+bool validModulePath(const std::string& path) {
+    if (path.empty())
+        return false;
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        const std::size_t dot = std::min(path.find('.', start), path.size());
+        const std::string part = path.substr(start, dot - start);
+        const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
+        if (!digits && !validAttributeName(part))
+            return false;
+        start = dot + 1;
+    }
+    return true;
+}
+
+void fillLayer(Layer& l) {
+    Node* n = l.node;
+    l.op = kindOf(n);
+    l.input = n->input(0);
+    const auto weight = torch::jit::toIValue(n->input(1));
+    if (!weight || !weight->isTensor()) {
+        l.reason = "weight computed at run time";
+        return;
+    }
+    l.weight = weight->toTensor();
+    if (!l.weight.is_floating_point()) {
+        l.reason = "weight is not floating point";
+        return;
+    }
+    if (n->inputs().size() > 2) {
+        const auto bias = torch::jit::toIValue(n->input(2));
+        if (!bias) {
+            l.reason = "bias computed at run time";
+            return;
+        }
+        if (bias->isTensor())
+            l.bias = bias->toTensor().to(at::kFloat);
+    }
+    auto ints = [&](std::size_t i, std::vector<std::int64_t>& out) {
+        const auto v = torch::jit::toIValue(n->input(i));
+        if (!v || !v->isIntList())
+            return false;
+        out = v->toIntVector();
+        return true;
+    };
+    if (l.op == "aten::linear") {
+        if (l.weight.dim() != 2)
+            l.reason = "linear weight is not 2-d";
+    } else if (l.op == "aten::conv2d") {
+        l.conv = true;
+        const auto g = torch::jit::toIValue(n->input(6));
+        if (!ints(3, l.stride) || !ints(4, l.padding) || !ints(5, l.dilation) || !g || !g->isInt())
+            l.reason = "stride, padding ('same'/'valid') or groups not constant";
+        else
+            l.groups = g->toInt();
+    } else if (l.op == "aten::_convolution" && n->inputs().size() >= 9) {
+        l.conv = true;
+        const auto transposed = torch::jit::toIValue(n->input(6));
+        const auto g = torch::jit::toIValue(n->input(8));
+        if (!transposed || !transposed->isBool() || transposed->toBool())
+            l.reason = "transposed convolution (no quantized kernel used here)";
+        else if (!ints(3, l.stride) || !ints(4, l.padding) || !ints(5, l.dilation) || !g || !g->isInt())
+            l.reason = "stride, padding or groups not constant";
+        else
+            l.groups = g->toInt();
+    } else {
+        l.reason = l.op + " is not supported (2-d convolutions and linear layers are)";
+    }
+    if (l.reason.empty() && l.conv && (l.weight.dim() != 4 || l.stride.size() != 2 || l.padding.size() != 2))
+        l.reason = "not a 2-d convolution";
+    if (l.reason.empty()) {
+        l.relu = singleRelu(n->output(), n->owningBlock());
+        l.end = l.relu ? l.relu->output() : n->output();
+    }
+}
+
+bool matchesAny(const std::string& name, const std::vector<std::string>& globs) {
+    for (const auto& g : globs)
+        if (fnmatch(g.c_str(), name.c_str(), 0) == 0)
+            return true;
+    return false;
+}
+
+bool inScope(const std::string& name, const std::vector<std::string>& scope) {
+    if (scope.empty())
+        return true;
+    for (const auto& s : scope)
+        if (name == s || (name.size() > s.size() && name.compare(0, s.size(), s) == 0 && name[s.size()] == '.'))
+            return true;
+    return false;
+}
+
+// A loaded, frozen, folded model with its layers named and its quantizable values known.
+struct Prepared {
+    torch::jit::Module module;
+    std::shared_ptr<Graph> graph;
+    InputKind input = InputKind::BatchTensor;
+    std::vector<Layer> layers;          // every conv/linear, graph order
+    std::vector<Node*> adds;            // additions whose operands can both be quantized
+    std::vector<Value*> observed;       // values that need a range, deterministic order
+    std::unordered_map<Value*, std::size_t> observedIndex;
+};
+
+// Which values can be produced in INT8 given the set of layers quantized; fills the
+// additions and pass-through ops to convert, in graph order.
+struct Plan {
+    std::unordered_set<Value*> quantized;
+    std::unordered_set<Node*> layers, adds, passThrough;
+    std::unordered_map<Node*, Node*> addRelu;
+    std::unordered_set<Node*> fusedRelus;
+};
+
+Plan makePlan(const Prepared& p, const std::unordered_set<const Layer*>& selected) {
+    Plan plan;
+    std::unordered_map<Node*, const Layer*> byNode;
+    for (const Layer* l : selected)
+        byNode[l->node] = l;
+    collect(p.graph->block(), [&](Node* n) {
+        if (plan.fusedRelus.count(n))
+            return;
+        if (auto it = byNode.find(n); it != byNode.end()) {
+            plan.layers.insert(n);
+            plan.quantized.insert(it->second->end);
+            if (it->second->relu)
+                plan.fusedRelus.insert(it->second->relu);
+            return;
+        }
+        if (isAdd(n) && plan.quantized.count(n->input(0)) && plan.quantized.count(n->input(1)) &&
+            n->input(0) != n->input(1) && (!isInPlace(n) || realUses(n->input(0)) == 1)) {
+            plan.adds.insert(n);
+            Node* relu = singleRelu(n->output(), n->owningBlock());
+            if (relu) {
+                plan.addRelu[n] = relu;
+                plan.fusedRelus.insert(relu);
+                plan.quantized.insert(relu->output());
+            } else {
+                plan.quantized.insert(n->output());
+            }
+            return;
+        }
+        if (isPassThrough(n) && plan.quantized.count(n->input(0)) &&
+            (!isInPlace(n) || realUses(n->input(0)) == 1)) {
+            plan.passThrough.insert(n);
+            plan.quantized.insert(n->output());
+        }
+    });
+    return plan;
+}
+
+// Names every conv/linear from the marker taps (inserted before freezing, they carry the
+// module path), then removes the taps.
+std::unordered_map<Node*, std::string> takeNames(const std::shared_ptr<Graph>& graph) {
+    std::vector<Node*> taps;
+    collect(graph->block(), [&](Node* n) {
+        if (n->kind() == kTap)
+            taps.push_back(n);
+    });
+    std::unordered_map<Node*, std::string> names;
+    for (Node* tap : taps) {
+        const auto name = torch::jit::toIValue(tap->input(2));
+        Value* v = tap->input(0);
+        for (int hops = 0; hops < 8 && name && name->isString(); ++hops) {
+            Node* producer = v->node();
+            if (isLayerOp(producer)) {
+                names.emplace(producer, name->toStringRef());
+                break;
+            }
+            if (producer->inputs().empty())
+                break;
+            v = producer->input(0);
+        }
+        tap->output()->replaceAllUsesWith(tap->input(0));
+        tap->destroy();
+    }
+    return names;
+}
+
+Prepared prepare(const std::string& path, const QuantizeOptions& options, std::vector<std::string>* warnings) {
+    Prepared p;
+    torch::jit::Module original = ts::loadModule(path);
+    p.input = ts::inputKind(original);
+    try {
+        auto graph = original.get_method("forward").graph();
+        torch::jit::Inline(*graph);
+        ts::instrument(graph, static_cast<unsigned>(TapOps::Conv) | static_cast<unsigned>(TapOps::Linear),
+                       TapPoint::Block);
+        p.module = torch::jit::freeze_module(original);
+        p.graph = p.module.get_method("forward").graph();
+        // FrozenBatchNorm2d computes its scale from buffers: constant after freezing, so the
+        // folds below see x * const + const after the convolution
+        torch::jit::ConstantPropagation(p.graph);
+        for (int round = 0; round < 8; ++round) {
+            bool changed = torch::jit::FoldFrozenConvBatchnorm(p.graph);
+            changed |= torch::jit::FoldFrozenConvAddOrSub(p.graph);
+            changed |= torch::jit::FoldFrozenConvMulOrDiv(p.graph);
+            if (!changed)
+                break;
+        }
+        torch::jit::EliminateDeadCode(p.graph);
+    } catch (const Error&) {
+        throw;
+    } catch (const c10::Error& e) {
+        throw Error(ErrorKind::Input, path + ": cannot freeze the TorchScript module (" +
+                                          firstLine(e.what_without_backtrace()) + ")");
+    } catch (const std::exception& e) {
+        throw Error(ErrorKind::Input, path + ": cannot freeze the TorchScript module (" + lastLine(e.what()) + ")");
+    }
+    auto names = takeNames(p.graph);
+    int anonymous = 0;
+    collect(p.graph->block(), [&](Node* n) {
+        if (!isLayerOp(n))
+            return;
+        Layer l;
+        l.node = n;
+        auto it = names.find(n);
+        l.name = it != names.end() ? it->second
+                                   : std::string("<") + n->kind().toUnqualString() + "#" + std::to_string(anonymous++) + ">";
+        fillLayer(l);
+        p.layers.push_back(std::move(l));
+    });
+    if (p.layers.empty())
+        throw Error(ErrorKind::Input, path + ": the model has no convolution or linear layer to quantize");
+
+    // Values needing a range: inputs and outputs of every layer that may be quantized,
+    // and operands and results of the additions between them (with all layers quantized).
+    std::unordered_set<const Layer*> all;
+    for (const Layer& l : p.layers)
+        if (l.reason.empty() && inScope(l.name, options.scope))
+            all.insert(&l);
+    const Plan full = makePlan(p, all);
+    auto observe = [&](Value* v) {
+        if (p.observedIndex.emplace(v, p.observed.size()).second)
+            p.observed.push_back(v);
+    };
+    collect(p.graph->block(), [&](Node* n) {
+        for (const Layer* l : all)
+            if (l->node == n) {
+                observe(l->input);
+                observe(l->end);
+            }
+        if (full.adds.count(n)) {
+            p.adds.push_back(n);
+            auto r = full.addRelu.find(n);
+            observe(r != full.addRelu.end() ? r->second->output() : n->output());
+        }
+    });
+    (void)warnings;
+    return p;
+}
+
+// ---------------------------------------------------------------------------------------
+// Calibration
+
+void checkCancel(const ProgressFn& progress, const Progress& state) {
+    if (progress && !progress(state))
+        throw Error(ErrorKind::Cancelled, "cancelled");
+}
+
+std::vector<ValueStats> calibrate(Prepared& p, const QuantizeOptions& options, const ProgressFn& progress,
+                                  std::vector<std::string>& warnings, int& usedImages) {
+    // insert the observers (side-effect ops, no outputs: the graph is otherwise unchanged)
+    std::vector<Node*> observers;
+    for (std::size_t i = 0; i < p.observed.size(); ++i) {
+        Value* v = p.observed[i];
+        torch::jit::WithInsertPoint guard(v->node()->next());
+        Value* id = p.graph->insertConstant(static_cast<std::int64_t>(i));
+        Node* obs = p.graph->create(kObserve, {v, id}, 0);
+        p.graph->insertNode(obs);
+        observers.push_back(obs);
+    }
+    Calibrator calibrator(p.observed.size());
+    const bool histogram = options.method != CalibrationMethod::MinMax;
+    const int passes = histogram ? 2 : 1;
+    const auto total = static_cast<std::int64_t>(options.images.size()) * passes;
+    std::vector<bool> usable(options.images.size(), true);
+    torch::NoGradGuard noGrad;
+    g_calibrator.store(&calibrator);
+    struct Reset {
+        ~Reset() { g_calibrator.store(nullptr); }
+    } reset;
+    usedImages = 0;
+    for (int pass = 0; pass < passes; ++pass) {
+        calibrator.setHistogramPass(pass == 1);
+        for (std::size_t i = 0; i < options.images.size(); ++i) {
+            const std::string& file = options.images[i];
+            checkCancel(progress, {pass == 0 ? "calibrate" : "histogram",
+                                   static_cast<std::int64_t>(pass * options.images.size() + i), total, file});
+            if (!usable[i])
+                continue;
+            Image image;
+            try {
+                image = loadImage(file, options.preprocess);
+            } catch (const Error& e) {
+                usable[i] = false;
+                warnings.push_back(std::string("skipped calibration image: ") + e.what());
+                continue;
+            }
+            ts::forward(p.module, ts::makeInput(p.input, image), options.modelPath, file);
+            usedImages += pass == 0;
+        }
+    }
+    checkCancel(progress, {"calibrate", total, total, ""});
+    for (Node* obs : observers)
+        obs->destroy();
+    torch::jit::EliminateDeadCode(p.graph);
+    if (usedImages == 0)
+        throw Error(ErrorKind::Input, "no usable calibration image (" + std::to_string(options.images.size()) +
+                                          " given, none could be read)");
+    return calibrator.stats();
+}
+
+// ---------------------------------------------------------------------------------------
+// Rewriting
+
+c10::IValue callOp(const char* name, const char* overload, std::vector<c10::IValue> args) {
+    auto op = c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);
+    op.callBoxed(&args);
+    return args.at(0);
+}
+
+at::Tensor quantizeWeight(const at::Tensor& w, bool perChannel) {
+    const at::Tensor f = w.detach().to(at::kFloat).contiguous();
+    if (perChannel) {
+        const at::Tensor amax = f.abs().reshape({f.size(0), -1}).amax(1).to(at::kDouble);
+        const at::Tensor scales = at::clamp_min(amax / 127.0, kMinScale);
+        const at::Tensor zeros = at::zeros({f.size(0)}, at::kLong);
+        return at::quantize_per_channel(f, scales, zeros, 0, at::kQInt8);
+    }
+    const double amax = f.abs().max().item<double>();
+    return at::quantize_per_tensor(f, std::max(amax / 127.0, kMinScale), 0, at::kQInt8);
+}
+
+// Puts weights under a module path (self.backbone.body.conv1._packed_params), so that
+// the taps name the quantized layers exactly as the float ones.
+class Attributes {
+public:
+    Attributes(torch::jit::Module root, std::shared_ptr<Graph> graph) : m_root(std::move(root)), m_graph(std::move(graph)) {}
+
+    // Registers `value` under the layer's path and returns a GetAttr chain to it, inserted
+    // at the current insertion point.
+    Value* put(const std::string& layer, const std::string& leaf, const c10::IValue& value, bool parameter) {
+        std::vector<std::string> parts;
+        if (validModulePath(layer)) {
+            std::size_t start = 0;
+            for (;;) {
+                const std::size_t dot = layer.find('.', start);
+                parts.push_back(layer.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+                if (dot == std::string::npos)
+                    break;
+                start = dot + 1;
+            }
+        } else {
+            parts.push_back("_qs_layer_" + std::to_string(m_anonymous++));
+        }
+        torch::jit::Module owner = m_root;
+        for (const auto& part : parts) {
+            if (owner.hasattr(part)) {
+                const c10::IValue existing = owner.attr(part);
+                if (!existing.isModule())
+                    return putFlat(leaf, value, parameter);
+                owner = existing.toModule();
+            } else {
+                torch::jit::Module sub(c10::QualifiedName("__torch__.quantscope.Layer"),
+                                       m_root._ivalue()->compilation_unit(), /*shouldMangle=*/true);
+                owner.register_module(part, sub);
+                owner = sub;
+            }
+        }
+        std::string name = leaf;
+        for (int k = 1; owner.hasattr(name); ++k)
+            name = leaf + "_" + std::to_string(k);
+        if (parameter)
+            owner.register_parameter(name, value.toTensor(), false);
+        else
+            owner.register_attribute(name, value.type(), value);
+        Value* v = m_graph->inputs()[0];
+        for (const auto& part : parts)
+            v = m_graph->insertGetAttr(v, part);
+        return m_graph->insertGetAttr(v, name);
+    }
+
+private:
+    Value* putFlat(const std::string& leaf, const c10::IValue& value, bool parameter) {
+        return put("_qs_layer_" + std::to_string(m_anonymous++) + "_" + leaf, leaf, value, parameter);
+    }
+
+    torch::jit::Module m_root;
+    std::shared_ptr<Graph> m_graph;
+    int m_anonymous = 0;
+};
+
+struct BuildResult {
+    std::vector<QuantizedLayer> layers;
+    int quantizedAdds = 0;
+};
+
+BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const QuantizeOptions& options,
+                  const std::set<std::string>& keepFloat, bool foldOnly) {
+    BuildResult result;
+    std::unordered_set<const Layer*> selected;
+    for (const Layer& l : p.layers) {
+        QuantizedLayer q;
+        q.name = l.name;
+        q.op = l.op;
+        if (!l.reason.empty())
+            q.reason = l.reason;
+        else if (foldOnly)
+            q.reason = "--fold-only";
+        else if (!inScope(l.name, options.scope))
+            q.reason = "outside --scope";
+        else if (matchesAny(l.name, options.exclude))
+            q.reason = "--exclude";
+        else if (keepFloat.count(l.name))
+            q.reason = "kept in float (--keep-float)";
+        else
+            selected.insert(&l);
+        result.layers.push_back(q);
+    }
+    const Plan plan = makePlan(p, selected);
+    Graph& g = *p.graph;
+    Attributes attributes(p.module, p.graph);
+    std::unordered_map<Value*, Value*> qmap; // float value -> its quantized twin
+    std::unordered_map<Value*, QParams> qinfo; // quantized value -> its parameters
+    std::unordered_set<Node*> destroyed;
+
+    auto paramsOf = [&](Value* v) {
+        auto it = p.observedIndex.find(v);
+        if (it == p.observedIndex.end())
+            throw Error(ErrorKind::Internal, "quantizer: no calibration range for value %" + v->debugName());
+        return qparams.at(it->second);
+    };
+    auto quantized = [&](Value* v) -> Value* {
+        if (auto it = qmap.find(v); it != qmap.end())
+            return it->second;
+        const QParams q = paramsOf(v);
+        torch::jit::WithInsertPoint guard(v->node()->next());
+        Value* out = g.insert(c10::Symbol::fromQualString("aten::quantize_per_tensor"),
+                              {v, q.scale, q.zeroPoint, static_cast<std::int64_t>(c10::ScalarType::QUInt8)});
+        qmap[v] = out;
+        qinfo[out] = q;
+        return out;
+    };
+    // replaces `old` (float) by dequantize(q) and remembers q as its quantized twin
+    auto publish = [&](Value* old, Value* q) {
+        torch::jit::WithInsertPoint guard(q->node()->next());
+        Value* dq = g.insert(c10::Symbol::fromQualString("aten::dequantize"), {q});
+        old->replaceAllUsesWith(dq);
+        qmap[dq] = q;
+        // shape and device queries can read the quantized tensor: no dequantize for them
+        const auto uses = dq->uses();
+        for (const auto& u : uses)
+            if (isMetadataUse(u.user))
+                u.user->replaceInput(u.offset, q);
+    };
+
+    std::unordered_map<Node*, std::size_t> layerIndex;
+    for (std::size_t i = 0; i < p.layers.size(); ++i)
+        layerIndex[p.layers[i].node] = i;
+
+    std::function<void(Block*)> rewrite = [&](Block* block) {
+        std::vector<Node*> nodes(block->nodes().begin(), block->nodes().end());
+        for (Node* n : nodes) {
+            if (destroyed.count(n))
+                continue;
+            for (Block* sub : n->blocks())
+                rewrite(sub);
+            auto li = layerIndex.find(n);
+            if (li != layerIndex.end()) {
+                const Layer& l = p.layers[li->second];
+                QuantizedLayer& info = result.layers[li->second];
+                torch::jit::WithInsertPoint guard(n);
+                if (!plan.layers.count(n)) {
+                    // stays float: move its weights under its module path so it keeps its name
+                    if (l.weight.defined() && torch::jit::toIValue(n->input(1))) {
+                        n->replaceInput(1, attributes.put(l.name, "weight", l.weight, true));
+                        if (l.bias.defined())
+                            n->replaceInput(2, attributes.put(l.name, "bias", l.bias, true));
+                    }
+                    continue;
+                }
+                const QParams out = paramsOf(l.end);
+                Value* qx = quantized(n->input(0));
+                const QParams in = qinfo.at(qx);
+                const at::Tensor qw = quantizeWeight(l.weight, options.perChannel);
+                c10::IValue bias = l.bias.defined() ? c10::IValue(l.bias) : c10::IValue();
+                c10::IValue packed;
+                std::string op;
+                if (l.conv) {
+                    packed = callOp("quantized::conv2d_prepack", "",
+                                    {qw, bias, l.stride, l.padding, l.dilation, l.groups});
+                    op = l.relu ? "quantized::conv2d_relu" : "quantized::conv2d";
+                } else {
+                    packed = callOp("quantized::linear_prepack", "", {qw, bias});
+                    op = l.relu ? "quantized::linear_relu" : "quantized::linear";
+                }
+                Value* w = attributes.put(l.name, "_packed_params", packed, false);
+                Value* y = g.insert(c10::Symbol::fromQualString(op), {qx, w, out.scale, out.zeroPoint});
+                qinfo[y] = out;
+                publish(l.end, y);
+                if (l.relu) {
+                    destroyed.insert(l.relu);
+                    l.relu->destroy();
+                }
+                n->destroy();
+                info.quantizedOp = op;
+                info.inputScale = in.scale;
+                info.inputZeroPoint = in.zeroPoint;
+                info.outputScale = out.scale;
+                info.outputZeroPoint = out.zeroPoint;
+                continue;
+            }
+            if (plan.adds.count(n)) {
+                Node* relu = plan.addRelu.count(n) ? plan.addRelu.at(n) : nullptr;
+                Value* end = relu ? relu->output() : n->output();
+                const QParams out = paramsOf(end);
+                torch::jit::WithInsertPoint guard(n);
+                Value* y = g.insert(c10::Symbol::fromQualString(relu ? "quantized::add_relu" : "quantized::add"),
+                                    {quantized(n->input(0)), quantized(n->input(1)), out.scale, out.zeroPoint});
+                qinfo[y] = out;
+                publish(end, y);
+                if (relu) {
+                    destroyed.insert(relu);
+                    relu->destroy();
+                }
+                n->destroy();
+                ++result.quantizedAdds;
+                continue;
+            }
+            if (plan.passThrough.count(n) && qmap.count(n->input(0))) {
+                torch::jit::WithInsertPoint guard(n);
+                Node* q = kindOf(n) == "aten::relu_"
+                              ? g.create(c10::Symbol::fromQualString("aten::relu"), {qmap.at(n->input(0))}, 1)
+                              : g.createClone(n, [&](Value* v) { return v == n->input(0) ? qmap.at(v) : v; });
+                g.insertNode(q);
+                q->output()->setType(n->output()->type());
+                qinfo[q->output()] = qinfo.at(qmap.at(n->input(0)));
+                publish(n->output(), q->output());
+                n->destroy();
+            }
+        }
+    };
+    rewrite(g.block());
+    torch::jit::EliminateDeadCode(p.graph);
+    collect(g.block(), [&](Node* n) {
+        if (n->kind().ns().toUnqualString() == std::string("quantscope"))
+            throw Error(ErrorKind::Internal, "quantizer: an instrumentation op was left in the graph");
+    });
+    g.lint();
+    return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// Saving and checking
+
+std::string tempPathFor(const std::string& out, const char* what) {
+    const std::filesystem::path target(out);
+    const auto dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+    return (dir / ("." + target.filename().string() + "." + what + "-" + std::to_string(::getpid()))).string();
+}
+
+std::int64_t fileSize(const std::string& path) {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(path, ec);
+    return ec ? 0 : static_cast<std::int64_t>(n);
+}
+
+struct RemoveOnExit {
+    std::vector<std::string> paths;
+    ~RemoveOnExit() {
+        for (const auto& p : paths)
+            std::remove(p.c_str());
+    }
+};
+
+nlohmann::json reportJson(const QuantizeOptions& options, const BuildResult& b) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& l : b.layers)
+        layers.push_back({{"name", l.name}, {"op", l.op}, {"quantized_op", l.quantizedOp}, {"reason", l.reason},
+                          {"input_scale", l.inputScale}, {"input_zero_point", l.inputZeroPoint},
+                          {"output_scale", l.outputScale}, {"output_zero_point", l.outputZeroPoint}});
+    return {{"producer", "quantscope-cli quantize"},
+            {"source", options.modelPath},
+            {"engine", options.model.engine},
+            {"method", toString(options.method)},
+            {"per_channel", options.perChannel},
+            {"calibration_images", options.images.size()},
+            {"layers", layers}};
+}
+
+void save(torch::jit::Module& module, const std::string& path, const std::string& json) {
+    try {
+        module.save(path, {{"quantscope.json", json}});
+    } catch (const std::exception& e) {
+        std::remove(path.c_str());
+        throw Error(ErrorKind::Output, path + ": cannot write the model (" + firstLine(e.what()) + ")");
+    }
+}
+
+// Median seconds of `runs` forward passes on one image after two warm-up passes.
+double timeForward(torch::jit::Module& module, InputKind kind, const Image& image, const std::string& path,
+                   int runs) {
+    torch::NoGradGuard noGrad;
+    const c10::IValue input = ts::makeInput(kind, image);
+    for (int i = 0; i < 2; ++i)
+        ts::forward(module, input, path, image.source);
+    std::vector<double> t;
+    for (int i = 0; i < runs; ++i) {
+        const auto t0 = Clock::now();
+        ts::forward(module, input, path, image.source);
+        t.push_back(secondsSince(t0));
+    }
+    std::sort(t.begin(), t.end());
+    return t.empty() ? 0 : t[t.size() / 2];
+}
+
+} // namespace
+
+QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progress) {
+    const auto t0 = Clock::now();
+    QuantizeReport report;
+    report.outPath = options.outPath;
+    if (options.outPath.empty())
+        throw Error(ErrorKind::Usage, "--out: no output file given");
+    {
+        std::error_code ec;
+        if (std::filesystem::exists(options.outPath, ec) &&
+            std::filesystem::equivalent(options.outPath, options.modelPath, ec))
+            throw Error(ErrorKind::Usage, options.outPath + ": the output would overwrite the input model");
+    }
+    if (options.images.empty() && !options.foldOnly)
+        throw Error(ErrorKind::Usage, "no calibration images given (--calib DIR or --calib-coco)");
+    if (options.percentile <= 50 || options.percentile > 100)
+        throw Error(ErrorKind::Usage, "--percentile must be in (50, 100]");
+    configureRuntime(options.model);
+
+    Prepared p = prepare(options.modelPath, options, &report.warnings);
+    report.originalFileBytes = fileSize(options.modelPath);
+    for (const auto& s : options.scope) {
+        const bool named = std::any_of(p.layers.begin(), p.layers.end(),
+                                       [&](const Layer& l) { return inScope(l.name, {s}); });
+        if (!named)
+            throw Error(ErrorKind::Usage, "--scope: '" + s + "' names no convolution or linear layer of " +
+                                              options.modelPath + " (layers look like '" + p.layers.front().name + "')");
+    }
+    for (const auto& k : options.keepFloat)
+        if (std::none_of(p.layers.begin(), p.layers.end(), [&](const Layer& l) { return l.name == k; }))
+            report.warnings.push_back("--keep-float: no layer is named '" + k + "'");
+    for (const Layer& l : p.layers)
+        if (!l.reason.empty() && inScope(l.name, options.scope))
+            report.warnings.push_back("left in float: " + l.name + " (" + l.op + "): " + l.reason);
+    report.observedValues = static_cast<int>(p.observed.size());
+
+    std::vector<QParams> qparams;
+    if (!options.foldOnly) {
+        const auto tc = Clock::now();
+        const auto stats = calibrate(p, options, progress, report.warnings, report.calibrationImages);
+        report.calibrationSeconds = secondsSince(tc);
+        for (const auto& s : stats) {
+            qparams.push_back(chooseRange(s, options.method, options.percentile));
+            if (s.nonFinite)
+                report.warnings.push_back("non-finite activations seen during calibration");
+        }
+    }
+
+    RemoveOnExit cleanup;
+    std::set<std::string> keepFloat(options.keepFloat.begin(), options.keepFloat.end());
+    const std::string tmp = tempPathFor(options.outPath, "part");
+    cleanup.paths.push_back(tmp);
+
+    if (options.keepFloatCount > 0 && !options.foldOnly) {
+        // Rank the layers; the calibration ranges are reused by every build.
+        std::vector<std::pair<double, std::string>> scores;
+        auto sqnrOf = [&](const std::string& dumpPath) {
+            std::unordered_map<std::string, double> sqnr;
+            DumpReader reader(dumpPath);
+            for (const auto& l : reader.layers())
+                sqnr[l.module.empty() ? l.name : l.module] = l.metrics.sqnrDb;
+            return sqnr;
+        };
+        auto compareWith = [&](const std::string& quantizedModel, const std::string& stage) {
+            const std::string dump = tempPathFor(options.outPath, "rank.h5");
+            cleanup.paths.push_back(dump);
+            CompareOptions c;
+            c.originalPath = options.modelPath;
+            c.quantizedPath = quantizedModel;
+            c.images.assign(options.images.begin(),
+                            options.images.begin() + std::min<std::size_t>(options.images.size(),
+                                                                            std::max(1, options.rankImages)));
+            c.outPath = dump;
+            c.preprocess = options.preprocess;
+            c.model = options.model;
+            compare(c, [&](const Progress& s) {
+                Progress q = s;
+                q.stage = stage + " " + s.stage;
+                return !progress || progress(q);
+            });
+            return dump;
+        };
+        std::vector<std::string> candidates;
+        {
+            BuildResult full = build(p, qparams, options, keepFloat, false);
+            for (const auto& l : full.layers)
+                if (!l.quantizedOp.empty())
+                    candidates.push_back(l.name);
+            save(p.module, tmp, reportJson(options, full).dump());
+        }
+        if (options.rankBy == RankBy::Sqnr) {
+            const auto sqnr = sqnrOf(options.rankFrom.empty() ? compareWith(tmp, "rank") : options.rankFrom);
+            for (const auto& name : candidates)
+                if (auto it = sqnr.find(name); it != sqnr.end())
+                    scores.emplace_back(it->second, name);
+        } else {
+            int k = 0;
+            for (const auto& name : candidates) {
+                std::set<std::string> others(keepFloat);
+                for (const auto& c : candidates)
+                    if (c != name)
+                        others.insert(c);
+                Prepared one = prepare(options.modelPath, options, nullptr);
+                if (one.observed.size() != p.observed.size())
+                    throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
+                BuildResult b = build(one, qparams, options, others, false);
+                save(one.module, tmp, reportJson(options, b).dump());
+                const auto sqnr = sqnrOf(compareWith(tmp, "sensitivity " + std::to_string(++k) + "/" +
+                                                              std::to_string(candidates.size())));
+                double worst = std::numeric_limits<double>::infinity();
+                for (const auto& [layer, v] : sqnr)
+                    if (std::isfinite(v))
+                        worst = std::min(worst, v);
+                scores.emplace_back(worst, name);
+            }
+        }
+        std::sort(scores.begin(), scores.end());
+        for (std::size_t i = 0; i < scores.size() && static_cast<int>(i) < options.keepFloatCount; ++i)
+            keepFloat.insert(scores[i].second);
+        p = prepare(options.modelPath, options, nullptr);
+        if (p.observed.size() != qparams.size())
+            throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
+        BuildResult b = build(p, qparams, options, keepFloat, false);
+        for (auto& l : b.layers)
+            for (const auto& [score, name] : scores)
+                if (name == l.name) {
+                    l.rankScore = score;
+                    l.ranked = true;
+                }
+        report.layers = b.layers;
+        report.quantizedAdds = b.quantizedAdds;
+        save(p.module, tmp, reportJson(options, b).dump());
+    } else {
+        BuildResult b = build(p, qparams, options, keepFloat, options.foldOnly);
+        report.layers = b.layers;
+        report.quantizedAdds = b.quantizedAdds;
+        save(p.module, tmp, reportJson(options, b).dump());
+    }
+    for (const auto& l : report.layers)
+        (l.quantizedOp.empty() ? report.floatLayers : report.quantizedLayers)++;
+    if (!options.foldOnly && report.quantizedLayers == 0)
+        throw Error(ErrorKind::Input, options.modelPath + ": no layer could be quantized (see the warnings)");
+
+    // The written file must load and run before it takes the output's name.
+    checkCancel(progress, {"check", 0, 1, tmp});
+    torch::jit::Module written = ts::loadModule(tmp);
+    torch::jit::Module original = ts::loadModule(options.modelPath);
+    report.originalParameterBytes = ts::parameterBytes(original);
+    report.outputParameterBytes = ts::parameterBytes(written);
+    if (!options.images.empty()) {
+        const Image image = loadImage(options.images.front(), options.preprocess);
+        report.checkSecondsOutput = timeForward(written, p.input, image, options.outPath, 3);
+        report.checkSecondsOriginal = timeForward(original, p.input, image, options.modelPath, 3);
+    }
+    checkCancel(progress, {"check", 1, 1, tmp});
+    std::error_code ec;
+    std::filesystem::rename(tmp, options.outPath, ec);
+    if (ec)
+        throw Error(ErrorKind::Output, options.outPath + ": cannot write (" + ec.message() + ")");
+    report.outputFileBytes = fileSize(options.outPath);
+    report.totalSeconds = secondsSince(t0);
+    return report;
+}
+
+} // namespace qs
+
+TORCH_LIBRARY_FRAGMENT(quantscope, m) {
+    // no outputs and conservative aliasing: the op counts as a side effect and survives
+    // dead-code elimination without being wired into the graph
+    m.def(torch::schema("quantscope::observe(Tensor x, int id) -> ()", c10::AliasAnalysisKind::CONSERVATIVE));
+}
+
+TORCH_LIBRARY_IMPL(quantscope, CatchAll, m) {
+    m.impl("observe", qs::observeKernel);
+}

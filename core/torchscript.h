@@ -1,0 +1,45 @@
+#pragma once
+// LibTorch-level helpers shared by the engine's two LibTorch translation units
+// (torchscriptmodel.cpp and quantizer.cpp). Includes LibTorch: never include this from a
+// public header.
+
+#include "image.h"
+#include "model.h"
+
+#include <torch/script.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qs::ts {
+
+// Loads a TorchScript file in eval mode (torchvision's ops loaded first). Throws
+// Error(Input) naming the file and the problem.
+torch::jit::Module loadModule(const std::string& path);
+
+// How the module's forward takes its input (a list of images or a batch tensor).
+InputKind inputKind(const torch::jit::Module& module);
+
+// The forward input for one image.
+c10::IValue makeInput(InputKind kind, const Image& image);
+
+// Runs forward; a failure becomes Error(Input) naming `path` and `image.source`.
+c10::IValue forward(torch::jit::Module& module, const c10::IValue& input,
+                    const std::string& path, const std::string& source);
+
+// Inserts a quantscope::tap after every convolution (and/or linear layer) of an inlined
+// graph; its third argument is the layer's module path.
+std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph, unsigned ops,
+                                TapPoint point);
+
+ModelOutput decodeOutput(const c10::IValue& out);
+
+// Bytes of parameters, buffers, packed quantized weights and tensor constants of the
+// forward graph (frozen modules keep their weights there).
+std::int64_t parameterBytes(const torch::jit::Module& module);
+
+// "quantized::*" ops or quantize_per_tensor anywhere in the graph.
+bool hasQuantizedOps(torch::jit::Block* block);
+
+} // namespace qs::ts
