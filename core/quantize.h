@@ -20,7 +20,7 @@ enum class CalibrationMethod {
     MinMax,     // the observed minimum and maximum
     Percentile, // clip to the given percentile at both ends
     Mse,        // the range minimising the expected quantization error (from a histogram)
-    Entropy,    // the range minimising the KL divergence of the quantized distribution
+    Entropy,    // non-negative values: least KL divergence after quantization; signed: as Mse
 };
 
 const char* toString(CalibrationMethod method);
@@ -33,6 +33,11 @@ enum class RankBy {
     Sensitivity, // largest error at the output when only that layer is quantized
 };
 
+// Activations on 7 bits (0..127) instead of 8: needed where the INT8 kernels can
+// saturate (oneDNN on CPUs without VNNI, see quantizer.cpp). Auto: on for onednn when
+// /proc/cpuinfo shows neither avx512_vnni nor avx_vnni.
+enum class ReduceRange { Auto, On, Off };
+
 struct QuantizeOptions {
     std::string modelPath;
     std::string outPath;
@@ -42,6 +47,7 @@ struct QuantizeOptions {
     CalibrationMethod method = CalibrationMethod::Mse;
     double percentile = 99.99;          // for CalibrationMethod::Percentile
     bool perChannel = true;             // per-output-channel weight scales
+    ReduceRange reduceRange = ReduceRange::Auto;
     std::vector<std::string> scope;     // module path prefixes to quantize; empty = all
     std::vector<std::string> exclude;   // fnmatch globs of layers left in float
     std::vector<std::string> keepFloat; // layers left in float by name
@@ -72,6 +78,7 @@ struct QuantizeReport {
     int quantizedAdds = 0;      // residual / FPN additions done in INT8
     int calibrationImages = 0;
     int observedValues = 0;
+    bool reduceRange = false;   // activations were given 7 bits
     std::int64_t originalFileBytes = 0, outputFileBytes = 0;
     std::int64_t originalParameterBytes = 0, outputParameterBytes = 0;
     double calibrationSeconds = 0, totalSeconds = 0;

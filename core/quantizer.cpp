@@ -147,15 +147,18 @@ struct QParams {
     double scale = 1.0;
     std::int64_t zeroPoint = 0;
     bool observed = true; // false: no calibration image reached the value
+    int qmax = 255;       // highest level used (127 with reduce range)
 };
 
-// quint8 parameters for [lo, hi]; the range always holds 0 (zero padding must be exact).
-QParams affine(double lo, double hi) {
+// quint8 parameters for [lo, hi] on the levels 0..qmax (255, or 127 with reduce range);
+// the range always holds 0 (zero padding must be exact).
+QParams affine(double lo, double hi, int qmax) {
     lo = std::min(lo, 0.0);
     hi = std::max(hi, 0.0);
     QParams q;
-    q.scale = std::max((hi - lo) / 255.0, kMinScale);
-    q.zeroPoint = std::clamp<std::int64_t>(std::llround(-lo / q.scale), 0, 255);
+    q.scale = std::max((hi - lo) / qmax, kMinScale);
+    q.zeroPoint = std::clamp<std::int64_t>(std::llround(-lo / q.scale), 0, qmax);
+    q.qmax = qmax;
     return q;
 }
 
@@ -164,12 +167,12 @@ double binCenter(const ValueStats& s, std::size_t i) {
 }
 
 // Clip both ends at the given percentile of the observed distribution.
-QParams percentileRange(const ValueStats& s, double percentile) {
+QParams percentileRange(const ValueStats& s, double percentile, int qmax) {
     double total = 0;
     for (double n : s.histogram)
         total += n;
     if (total <= 0)
-        return affine(s.min, s.max);
+        return affine(s.min, s.max, qmax);
     const double tail = total * (1.0 - percentile / 100.0);
     double acc = 0, lo = s.lo(), hi = s.hi();
     for (std::size_t i = 0; i < s.histogram.size(); ++i) {
@@ -187,13 +190,13 @@ QParams percentileRange(const ValueStats& s, double percentile) {
             break;
         }
     }
-    return affine(lo, hi);
+    return affine(lo, hi, qmax);
 }
 
 // The [lo, hi] (on bin edges of a 256-bin summary) minimising the expected squared error:
 // values outside are clipped, values inside get the uniform rounding error step^2/12.
 // Prefix sums make each candidate O(1), so every pair of edges is tried.
-QParams mseRange(const ValueStats& s) {
+QParams mseRange(const ValueStats& s, int qmax) {
     constexpr std::size_t kBins = 256;
     const std::size_t merge = s.histogram.size() / kBins;
     const double width = (s.hi() - s.lo()) / kBins;
@@ -211,7 +214,7 @@ QParams mseRange(const ValueStats& s) {
         p2[i + 1] = p2[i] + n[i] * c[i] * c[i];
     }
     if (p0[kBins] <= 0)
-        return affine(s.min, s.max);
+        return affine(s.min, s.max, qmax);
     // clipped error of bins [a, b) to the value t: sum n (c - t)^2
     auto clip = [&](std::size_t a, std::size_t b, double t) {
         const double cnt = p0[b] - p0[a], s1 = p1[b] - p1[a], s2 = p2[b] - p2[a];
@@ -225,7 +228,7 @@ QParams mseRange(const ValueStats& s) {
         const double lo = s.lo() + static_cast<double>(a) * width;
         for (std::size_t b = std::max(zeroEdge, a + 1); b <= kBins; ++b) {
             const double hi = s.lo() + static_cast<double>(b) * width;
-            const double step = (hi - lo) / 255.0;
+            const double step = (hi - lo) / qmax;
             const double err = clip(0, a, lo) + clip(b, kBins, hi) + (p0[b] - p0[a]) * step * step / 12.0;
             if (err < best) {
                 best = err;
@@ -234,16 +237,16 @@ QParams mseRange(const ValueStats& s) {
             }
         }
     }
-    return affine(s.lo() + static_cast<double>(bestA) * width, s.lo() + static_cast<double>(bestB) * width);
+    return affine(s.lo() + static_cast<double>(bestA) * width, s.lo() + static_cast<double>(bestB) * width, qmax);
 }
 
 // KL divergence between the distribution of |x| clipped at a threshold and its 128-level
 // (per sign) quantized version; the threshold with the least divergence wins.
-QParams entropyRange(const ValueStats& s) {
+QParams entropyRange(const ValueStats& s, int qmax) {
     const bool nonNegative = s.min >= 0;
     const double amax = std::max(std::abs(s.lo()), std::abs(s.hi()));
     if (!(amax > 0))
-        return affine(0, 0);
+        return affine(0, 0, qmax);
     const std::size_t bins = s.histogram.size();
     std::vector<double> h(bins, 0.0); // |x| over [0, amax]
     for (std::size_t i = 0; i < bins; ++i) {
@@ -251,7 +254,7 @@ QParams entropyRange(const ValueStats& s) {
         const std::size_t j = std::min(bins - 1, static_cast<std::size_t>(a / amax * static_cast<double>(bins)));
         h[j] += s.histogram[i];
     }
-    const std::size_t levels = nonNegative ? 256 : 128;
+    const std::size_t levels = nonNegative ? static_cast<std::size_t>(qmax) + 1 : (static_cast<std::size_t>(qmax) + 1) / 2;
     double bestKl = std::numeric_limits<double>::infinity();
     std::size_t bestEdge = bins;
     for (std::size_t edge = levels; edge <= bins; edge += 8) {
@@ -295,28 +298,31 @@ QParams entropyRange(const ValueStats& s) {
         }
     }
     const double t = amax * static_cast<double>(bestEdge) / static_cast<double>(bins);
-    return nonNegative ? affine(0, std::min(t, s.hi())) : affine(std::max(-t, s.lo()), std::min(t, s.hi()));
+    return nonNegative ? affine(0, std::min(t, s.hi()), qmax) : affine(std::max(-t, s.lo()), std::min(t, s.hi()), qmax);
 }
 
-QParams chooseRange(const ValueStats& s, CalibrationMethod method, double percentile) {
+QParams chooseRange(const ValueStats& s, CalibrationMethod method, double percentile, int qmax) {
     if (s.count == 0 || s.nonFinite) {
-        QParams q = affine(0, 0);
+        QParams q = affine(0, 0, qmax);
         q.observed = false;
         return q;
     }
     if (method == CalibrationMethod::MinMax || s.histogram.empty() || !(s.hi() > s.lo()))
-        return affine(s.min, s.max);
+        return affine(s.min, s.max, qmax);
     switch (method) {
     case CalibrationMethod::Percentile:
-        return percentileRange(s, percentile);
+        return percentileRange(s, percentile, qmax);
     case CalibrationMethod::Mse:
-        return mseRange(s);
+        return mseRange(s, qmax);
     case CalibrationMethod::Entropy:
-        return entropyRange(s);
+        // KL calibration clips the long tail of a one-sided (post-ReLU) distribution well;
+        // on signed outputs (box regressions, logits) it clipped real values and cost the
+        // demo detector 8.8 mAP points, so those get the MSE range.
+        return s.min >= 0 ? entropyRange(s, qmax) : mseRange(s, qmax);
     case CalibrationMethod::MinMax:
         break;
     }
-    return affine(s.min, s.max);
+    return affine(s.min, s.max, qmax);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -578,6 +584,47 @@ Plan makePlan(const Prepared& p, const std::unordered_set<const Layer*>& selecte
     return plan;
 }
 
+// Replaces aten::dim of tensors whose rank follows from the ops that made them (a 2-d
+// convolution gives 4 dimensions; pooling, activations, nearest upsampling and
+// element-wise ops keep their input's) by constants, so that constant propagation drops
+// rank checks and the branches for other ranks.
+void foldKnownRanks(const std::shared_ptr<Graph>& graph) {
+    static const std::set<std::string> keepRank = {
+        "aten::max_pool2d", "aten::avg_pool2d", "aten::adaptive_avg_pool2d", "aten::relu", "aten::relu_",
+        "aten::batch_norm", "aten::upsample_nearest2d", "aten::hardtanh", "aten::hardtanh_", "aten::silu",
+        "aten::silu_", "aten::sigmoid", "aten::add", "aten::add_", "aten::sub", "aten::mul", "aten::mul_",
+        "aten::div", "aten::dropout", "aten::contiguous", "aten::hardswish", "aten::hardswish_",
+    };
+    std::unordered_map<const Value*, std::int64_t> rank;
+    std::vector<Node*> dims;
+    collect(graph->block(), [&](Node* n) {
+        const std::string k = kindOf(n);
+        if ((k == "aten::conv2d" || k == "aten::_convolution") && n->inputs().size() > 1) {
+            const auto w = torch::jit::toIValue(n->input(1));
+            if (w && w->isTensor() && w->toTensor().dim() == 4)
+                rank[n->output()] = 4;
+            return;
+        }
+        if (k == "aten::dim" && n->inputs().size() == 1 && rank.count(n->input(0))) {
+            dims.push_back(n);
+            return;
+        }
+        if (!keepRank.count(k) || n->outputs().size() != 1 || n->inputs().empty() || !rank.count(n->input(0)))
+            return;
+        for (std::size_t i = 1; i < n->inputs().size(); ++i) {
+            const Value* other = n->input(i);
+            if (other->type()->cast<c10::TensorType>() && (!rank.count(other) || rank.at(other) > rank.at(n->input(0))))
+                return; // broadcasting against a tensor of unknown or higher rank
+        }
+        rank[n->output()] = rank.at(n->input(0));
+    });
+    for (Node* n : dims) {
+        torch::jit::WithInsertPoint guard(n);
+        n->output()->replaceAllUsesWith(graph->insertConstant(rank.at(n->input(0))));
+        n->destroy();
+    }
+}
+
 // Names every conv/linear from the marker taps (inserted before freezing, they carry the
 // module path), then removes the taps.
 std::unordered_map<Node*, std::string> takeNames(const std::shared_ptr<Graph>& graph) {
@@ -623,23 +670,9 @@ Prepared prepare(const std::string& path, const QuantizeOptions& options, std::v
         // FrozenBatchNorm2d computes its scale from buffers: constant after freezing, so the
         // folds below see x * const + const after the convolution
         // A batch norm's input check (input.dim() != 4 -> raise) is a second use of the
-        // convolution's output, which stops the fold: a conv2d's output has 4 dimensions.
-        std::vector<Node*> dims;
-        collect(p.graph->block(), [&](Node* n) {
-            if (kindOf(n) == "aten::dim" && n->inputs().size() == 1) {
-                const std::string producer = kindOf(n->input(0)->node());
-                if (producer == "aten::conv2d" || producer == "aten::_convolution") {
-                    const auto w = torch::jit::toIValue(n->input(0)->node()->input(1));
-                    if (w && w->isTensor() && w->toTensor().dim() == 4)
-                        dims.push_back(n);
-                }
-            }
-        });
-        for (Node* n : dims) {
-            torch::jit::WithInsertPoint guard(n);
-            n->output()->replaceAllUsesWith(p.graph->insertConstant(static_cast<std::int64_t>(4)));
-            n->destroy();
-        }
+        // convolution's output, which stops the fold; F.interpolate branches on dim() too.
+        // Ranks known from the ops that make the tensors turn those into constants.
+        foldKnownRanks(p.graph);
         torch::jit::ConstantPropagation(p.graph);
         for (int round = 0; round < 8; ++round) {
             bool changed = torch::jit::FoldFrozenConvBatchnorm(p.graph);
@@ -865,7 +898,7 @@ Value* emitQuantize(Graph& g, Value* x, const QParams& q) {
     Value* t = g.insert(sym("aten::mul"), {x, 1.0 / q.scale});
     t = g.insert(sym("aten::add_"), {t, static_cast<double>(q.zeroPoint)});
     t = g.insert(sym("aten::round_"), {t});
-    t = g.insert(sym("aten::clamp_"), {t, 0.0, 255.0});
+    t = g.insert(sym("aten::clamp_"), {t, 0.0, static_cast<double>(q.qmax)});
     t = g.insert(sym("aten::to"), {t, static_cast<std::int64_t>(c10::ScalarType::Byte)});
     return g.insert(sym("aten::_make_per_tensor_quantized_tensor"), {t, q.scale, q.zeroPoint});
 }
@@ -1088,7 +1121,7 @@ struct RemoveOnExit {
     }
 };
 
-nlohmann::json reportJson(const QuantizeOptions& options, const BuildResult& b) {
+nlohmann::json reportJson(const QuantizeOptions& options, const BuildResult& b, bool reduceRange) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : b.layers)
         layers.push_back({{"name", l.name}, {"op", l.op}, {"quantized_op", l.quantizedOp}, {"reason", l.reason},
@@ -1099,6 +1132,7 @@ nlohmann::json reportJson(const QuantizeOptions& options, const BuildResult& b) 
             {"engine", options.model.engine},
             {"method", toString(options.method)},
             {"per_channel", options.perChannel},
+            {"reduce_range", reduceRange},
             {"calibration_images", options.images.size()},
             {"layers", layers}};
 }
@@ -1127,6 +1161,19 @@ double timeForward(torch::jit::Module& module, InputKind kind, const Image& imag
     }
     std::sort(t.begin(), t.end());
     return t.empty() ? 0 : t[t.size() / 2];
+}
+
+// oneDNN's INT8 convolution without VNNI multiplies u8 x s8 pairs into saturating 16-bit
+// sums (vpmaddubsw): with 8-bit activations and 7-bit weights a pair can reach 64770 and
+// clip. Measured here (AVX2, no VNNI): a 3x3 conv's error was 37x the rounding bound with
+// activations on 0..255, and at rounding level on 0..127.
+bool cpuHasVnni() {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line))
+        if (line.rfind("flags", 0) == 0)
+            return line.find(" avx512_vnni") != std::string::npos || line.find(" avx_vnni") != std::string::npos;
+    return false;
 }
 
 } // namespace
@@ -1166,13 +1213,16 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             report.warnings.push_back("left in float: " + l.name + " (" + l.op + "): " + l.reason);
     report.observedValues = static_cast<int>(p.observed.size());
 
+    report.reduceRange = options.reduceRange == ReduceRange::On ||
+                         (options.reduceRange == ReduceRange::Auto && options.model.engine == "onednn" && !cpuHasVnni());
+    const int qmax = report.reduceRange ? 127 : 255;
     std::vector<QParams> qparams;
     if (!options.foldOnly) {
         const auto tc = Clock::now();
         const auto stats = calibrate(p, options, progress, report.warnings, report.calibrationImages);
         report.calibrationSeconds = secondsSince(tc);
         for (const auto& s : stats) {
-            qparams.push_back(chooseRange(s, options.method, options.percentile));
+            qparams.push_back(chooseRange(s, options.method, options.percentile, qmax));
             if (s.nonFinite)
                 report.warnings.push_back("non-finite activations seen during calibration");
         }
@@ -1218,7 +1268,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             for (const auto& l : full.layers)
                 if (!l.quantizedOp.empty())
                     candidates.push_back(l.name);
-            save(p.module, tmp, reportJson(options, full).dump());
+            save(p.module, tmp, reportJson(options, full, report.reduceRange).dump());
         }
         if (options.rankBy == RankBy::Sqnr) {
             const auto sqnr = sqnrOf(options.rankFrom.empty() ? compareWith(tmp, "rank") : options.rankFrom);
@@ -1236,7 +1286,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
                 if (one.observed.size() != p.observed.size())
                     throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
                 BuildResult b = build(one, qparams, options, others, false);
-                save(one.module, tmp, reportJson(options, b).dump());
+                save(one.module, tmp, reportJson(options, b, report.reduceRange).dump());
                 const auto sqnr = sqnrOf(compareWith(tmp, "sensitivity " + std::to_string(++k) + "/" +
                                                               std::to_string(candidates.size())));
                 double worst = std::numeric_limits<double>::infinity();
@@ -1261,12 +1311,12 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
                 }
         report.layers = b.layers;
         report.quantizedAdds = b.quantizedAdds;
-        save(p.module, tmp, reportJson(options, b).dump());
+        save(p.module, tmp, reportJson(options, b, report.reduceRange).dump());
     } else {
         BuildResult b = build(p, qparams, options, keepFloat, options.foldOnly);
         report.layers = b.layers;
         report.quantizedAdds = b.quantizedAdds;
-        save(p.module, tmp, reportJson(options, b).dump());
+        save(p.module, tmp, reportJson(options, b, report.reduceRange).dump());
     }
     for (const auto& l : report.layers)
         (l.quantizedOp.empty() ? report.floatLayers : report.quantizedLayers)++;

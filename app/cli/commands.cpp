@@ -421,6 +421,9 @@ void addQuantize(CLI::App& app, QuantizeArgs& a) {
     auto* pt = c->add_flag("--per-tensor", a.perTensor, "One weight scale per layer");
     pc->excludes(pt);
     pt->excludes(pc);
+    c->add_option("--reduce-range", a.reduceRange, "Activations on 7 bits: auto (default: on for onednn on a "
+                                                    "CPU without VNNI, whose INT8 kernels saturate), on, off")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
     c->add_option("--scope", a.scope, "Quantize only layers under these module paths (comma-separated, "
                                       "e.g. backbone,rpn.head,roi_heads.box_head)")
         ->delimiter(',');
@@ -471,6 +474,7 @@ int runQuantize(const QuantizeArgs& a) {
     o.method = parseCalibrationMethod(a.method);
     o.percentile = a.percentile;
     o.perChannel = !a.perTensor;
+    o.reduceRange = a.reduceRange == "on" ? ReduceRange::On : a.reduceRange == "off" ? ReduceRange::Off : ReduceRange::Auto;
     o.scope = a.scope;
     o.exclude = a.exclude;
     o.keepFloat = a.floatLayers;
@@ -508,10 +512,10 @@ int runQuantize(const QuantizeArgs& a) {
     auto mb = [](std::int64_t b) { return static_cast<double>(b) / 1e6; };
     auto ratio = [](double x, double y) { return y > 0 ? x / y : 0.0; };
     std::printf("wrote %s: %d layers INT8, %d float, %d additions INT8; calibrated on %d image(s) in %.1f s "
-                "(%s, %s weights, %s)\n",
+                "(%s, %s weights, %s, activations %d bits)\n",
                 r.outPath.c_str(), r.quantizedLayers, r.floatLayers, r.quantizedAdds, r.calibrationImages,
                 r.calibrationSeconds, toString(o.method), o.perChannel ? "per-channel" : "per-tensor",
-                o.model.engine.c_str());
+                o.model.engine.c_str(), r.reduceRange ? 7 : 8);
     std::printf("size: file %.2f MB -> %.2f MB (x%.3f), parameters %.2f MB -> %.2f MB (x%.3f)\n",
                 mb(r.originalFileBytes), mb(r.outputFileBytes), ratio(mb(r.outputFileBytes), mb(r.originalFileBytes)),
                 mb(r.originalParameterBytes), mb(r.outputParameterBytes),
@@ -537,6 +541,7 @@ int runQuantize(const QuantizeArgs& a) {
                             {"engine", o.model.engine},
                             {"method", toString(o.method)},
                             {"per_channel", o.perChannel},
+                            {"reduce_range", r.reduceRange},
                             {"calibration_images", r.calibrationImages},
                             {"quantized_layers", r.quantizedLayers},
                             {"float_layers", r.floatLayers},

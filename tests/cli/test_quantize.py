@@ -1,0 +1,655 @@
+#!/usr/bin/python3
+"""End-to-end tests of `quantscope-cli quantize`: every quantized op against its float
+reference within a bound derived from the scales, batch-norm folding, the round trip
+through Python's torch.jit.load and our own compare, mixed precision, and bad input.
+
+Small test models are built here with fixed seeds (PyTorch, then torch.jit.script);
+calibration images are written here too, so every range is known: with --method minmax
+the calibration images are the test inputs, nothing is clipped, and the error of one
+quantized op is bounded by rounding alone (see op_bound).
+"""
+import argparse
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+import torch
+import torchvision  # noqa: F401  (registers torchvision::nms / roi_align for the detectors)
+from PIL import Image
+
+ARGS = None
+torch.backends.quantized.engine = "onednn"
+
+
+def run(*args, timeout=900, **kw):
+    return subprocess.run([ARGS.cli, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def write_images(directory, count, width, height, seed):
+    """Smooth random RGB images (fixed seed), so that convolutions see structure."""
+    os.makedirs(directory, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    paths = []
+    for i in range(count):
+        small = rng.rand(max(2, height // 4), max(2, width // 4), 3)
+        img = Image.fromarray((small * 255).astype(np.uint8)).resize((width, height), Image.BILINEAR)
+        noise = rng.randint(-20, 21, size=(height, width, 3))
+        arr = np.clip(np.asarray(img).astype(np.int32) + noise, 0, 255).astype(np.uint8)
+        path = os.path.join(directory, "img_%02d.png" % i)
+        Image.fromarray(arr, "RGB").save(path)
+        paths.append(path)
+    return paths
+
+
+def load_batch(paths):
+    """The images as our loader feeds a batch-tensor model: RGB, [0,1], NCHW."""
+    arrs = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 for p in paths]
+    return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+
+
+def graph_kinds(module):
+    kinds = []
+
+    def walk(block):
+        for n in block.nodes():
+            kinds.append(n.kind())
+            for b in n.blocks():
+                walk(b)
+    walk(module.forward.graph)
+    return kinds
+
+
+# ---- test models (one quantized op each, plus what the quantizer fuses into it) ----
+
+class Conv(torch.nn.Module):
+    def __init__(self, cin=3, cout=8, k=3, stride=1, padding=1, dilation=1, groups=1, relu=False, bn=False):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(cin, cout, k, stride, padding, dilation, groups, bias=not bn)
+        self.bn = torch.nn.BatchNorm2d(cout) if bn else None
+        self.relu = relu
+        if bn:
+            self.bn.running_mean.uniform_(-0.3, 0.3)
+            self.bn.running_var.uniform_(0.5, 2.0)
+            self.bn.weight.data.uniform_(0.5, 1.5)
+            self.bn.bias.data.uniform_(-0.2, 0.2)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if self.bn is not None:
+            y = self.bn(y)
+        return torch.relu(y) if self.relu else y
+
+
+class Linear(torch.nn.Module):
+    def __init__(self, cin, cout, relu=False):
+        super().__init__()
+        self.fc = torch.nn.Linear(cin, cout)
+        self.relu = relu
+
+    def forward(self, x):
+        y = self.fc(torch.flatten(x, 1))
+        return torch.relu(y) if self.relu else y
+
+
+class AddRelu(torch.nn.Module):
+    def __init__(self, relu=True):
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.b = torch.nn.Conv2d(3, 8, 1)
+        self.relu = relu
+
+    def forward(self, x):
+        y = self.a(x) + self.b(x)
+        return torch.relu(y) if self.relu else y
+
+
+class PoolUpsample(torch.nn.Module):
+    """conv -> max pool -> nearest upsampling: the two ops run on the quantized tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.nn.functional.max_pool2d(self.conv(x), 2)
+        return torch.nn.functional.interpolate(y, scale_factor=2.0, mode="nearest")
+
+
+class NoConv(torch.nn.Module):
+    def forward(self, x):
+        return x * 2.0
+
+
+class WithTranspose(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.up = torch.nn.ConvTranspose2d(4, 4, 2, stride=2)
+
+    def forward(self, x):
+        return self.up(self.conv(x))
+
+
+class ConvFrozenBn(torch.nn.Module):
+    """conv -> torchvision's FrozenBatchNorm2d (written as x * scale + bias) -> relu -> conv."""
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.ops import FrozenBatchNorm2d
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = FrozenBatchNorm2d(8)
+        self.bn1.running_mean.uniform_(-0.3, 0.3)
+        self.bn1.running_var.uniform_(0.5, 2.0)
+        self.bn1.weight.uniform_(0.5, 1.5)
+        self.bn1.bias.uniform_(-0.2, 0.2)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(8)
+        self.bn2.running_mean.uniform_(-0.3, 0.3)
+        self.bn2.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+
+
+def save_model(module, path, seed):
+    torch.manual_seed(seed)
+    module.eval()
+    torch.jit.script(module).save(path)
+    return path
+
+
+# ---- the bound ----
+
+def weight_error(w, per_channel):
+    """|w - dequant(quant(w))| for our symmetric INT8 weights (scale max|w| / 127)."""
+    if per_channel:
+        scale = w.abs().reshape(w.shape[0], -1).amax(1).clamp_min(1e-8) / 127
+        scale = scale.reshape([-1] + [1] * (w.dim() - 1))
+    else:
+        scale = (w.abs().max() / 127).clamp_min(1e-8)
+    wq = torch.clamp(torch.round(w / scale), -127, 127) * scale
+    return (w - wq).abs(), wq, scale
+
+
+def op_bound(x, w, layer, per_channel, conv_args=None):
+    """Worst-case |y_float - y_int8| of one conv/linear given the scales the report shows.
+
+    y - y_q = op(x, w - w_q) + op(x - x_q, w_q) + bias rounding + output rounding, with
+    |x - x_q| <= s_in / 2 (nothing is clipped: calibrated on these very inputs) and the
+    bias quantized with scale s_in * s_w (<= s_in * s_w / 2).
+    """
+    s_in, s_out = layer["input_scale"], layer["output_scale"]
+    dw, wq, sw = weight_error(w, per_channel)
+    if conv_args is not None:
+        f = lambda a, b: torch.nn.functional.conv2d(a, b, None, **conv_args)  # noqa: E731
+    else:
+        x = torch.flatten(x, 1)
+        f = lambda a, b: torch.nn.functional.linear(a, b)  # noqa: E731
+    bound = f(x.abs(), dw) + f(torch.full_like(x, s_in / 2), wq.abs())
+    sw_flat = sw.reshape(-1)
+    bias_err = (s_in * sw_flat / 2).reshape([1, -1] + [1] * (bound.dim() - 2))
+    return bound + bias_err + s_out / 2 + 1e-6 + 1e-5 * bound.abs()
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="qs-quantize-")
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def quantize(self, model, calib, out, *extra, expect=0):
+        r = run("quantize", "--model", model, "--calib", calib, "--out", out, "--threads", "2", "--quiet", *extra)
+        self.assertEqual(r.returncode, expect, f"exit {r.returncode}\nstdout:{r.stdout}\nstderr:{r.stderr}")
+        return r
+
+    def assertNothingWritten(self, out):
+        self.assertFalse(os.path.exists(out), f"{out} must not exist after a failure")
+        leftovers = [p for p in os.listdir(os.path.dirname(out)) if p.startswith("." + os.path.basename(out))]
+        self.assertEqual(leftovers, [], "temporary files left behind")
+
+
+class Ops(Base):
+    """Each quantized op against its float reference (fixed seeds; parameters printed on failure)."""
+
+    def check_op(self, name, module, seed, expect_op, conv_args=None, weight=None, extra=(), per_channel=True,
+                 size=(24, 20)):
+        calib = self.path("calib")
+        images = write_images(calib, 3, size[0], size[1], seed)
+        model = save_model(module, self.path(name + ".pt"), seed)
+        out, report = self.path(name + "_q.pt"), self.path(name + ".json")
+        self.quantize(model, calib, out, "--method", "minmax", "--json", report, *extra)
+        with open(report) as f:
+            rep = json.load(f)
+        layer = rep["layers"][0]
+        self.assertEqual(layer["quantized_op"], expect_op, rep)
+        x = load_batch(images)
+        with torch.no_grad():
+            ref = torch.jit.load(model)(x)
+            q = torch.jit.load(out)
+            got = q(x)
+        kinds = graph_kinds(q)
+        self.assertIn(expect_op, kinds)
+        self.assertNotIn("aten::conv2d", kinds)
+        self.assertNotIn("aten::linear", kinds)
+        w = weight if weight is not None else (module.conv.weight if hasattr(module, "conv") else module.fc.weight)
+        bound = op_bound(x, w.detach(), layer, per_channel, conv_args)
+        err = (ref - got).abs()
+        worst = int(torch.argmax(err - bound))
+        msg = (f"{name}: seed {seed}, input {tuple(x.shape)}, weight {tuple(w.shape)}, "
+               f"s_in {layer['input_scale']:.6g} zp_in {layer['input_zero_point']}, "
+               f"s_out {layer['output_scale']:.6g} zp_out {layer['output_zero_point']}, per-channel {per_channel}: "
+               f"max |error| {err.max():.6g}; worst element {worst}: error {err.reshape(-1)[worst]:.6g} > "
+               f"bound {bound.reshape(-1)[worst]:.6g}")
+        self.assertTrue(bool((err <= bound).all()), msg)
+        # and the bound is not vacuous: the error is within a few output steps
+        self.assertLess(float(err.max()), 8 * layer["output_scale"] + float(bound.max()), msg)
+        return rep
+
+    def test_conv2d(self):
+        torch.manual_seed(11)
+        self.check_op("conv", Conv(), 11, "quantized::conv2d", dict(padding=1))
+
+    def test_conv2d_per_tensor(self):
+        torch.manual_seed(12)
+        self.check_op("conv_pt", Conv(), 12, "quantized::conv2d", dict(padding=1), extra=("--per-tensor",),
+                      per_channel=False)
+
+    def test_conv2d_stride_dilation_groups(self):
+        torch.manual_seed(13)
+        m = Conv(cin=3, cout=6, k=3, stride=2, padding=2, dilation=2, groups=3)
+        self.check_op("conv_sdg", m, 13, "quantized::conv2d", dict(stride=2, padding=2, dilation=2, groups=3))
+
+    def test_conv2d_bn_relu_fused(self):
+        torch.manual_seed(14)
+        m = Conv(relu=True, bn=True)
+        bn = m.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        folded = m.conv.weight * scale.reshape(-1, 1, 1, 1)
+        self.check_op("conv_bn_relu", m, 14, "quantized::conv2d_relu", dict(padding=1), weight=folded)
+
+    def test_linear(self):
+        torch.manual_seed(15)
+        self.check_op("linear", Linear(3 * 8 * 6, 10), 15, "quantized::linear", size=(6, 8))
+
+    def test_linear_relu(self):
+        torch.manual_seed(16)
+        self.check_op("linear_relu", Linear(3 * 8 * 6, 10, relu=True), 16, "quantized::linear_relu", size=(6, 8))
+
+    def test_add_relu_and_add(self):
+        for relu, op in ((True, "quantized::add_relu"), (False, "quantized::add")):
+            with self.subTest(relu=relu):
+                torch.manual_seed(17)
+                m = AddRelu(relu)
+                calib = self.path(f"calib_add{relu}")
+                images = write_images(calib, 3, 20, 16, 17)
+                model = save_model(m, self.path(f"add{relu}.pt"), 17)
+                out, report = self.path(f"add{relu}_q.pt"), self.path(f"add{relu}.json")
+                self.quantize(model, calib, out, "--method", "minmax", "--json", report)
+                with open(report) as f:
+                    rep = json.load(f)
+                self.assertEqual(rep["quantized_adds"], 1)
+                q = torch.jit.load(out)
+                self.assertIn(op, graph_kinds(q))
+                x = load_batch(images)
+                with torch.no_grad():
+                    ref, got = torch.jit.load(model)(x), q(x)
+                la, lb = rep["layers"]
+                ba = op_bound(x, m.a.weight.detach(), la, True, dict(padding=1))
+                bb = op_bound(x, m.b.weight.detach(), lb, True, dict())
+                # the sum's own rounding: half a step of its output scale, read from the graph
+                s_add = max(la["output_scale"], lb["output_scale"]) * 2
+                for n in q.forward.graph.findAllNodes(op):
+                    s_add = n.inputsAt(2).toIValue()
+                bound = ba + bb + s_add / 2 + 1e-6
+                err = (ref - got).abs()
+                self.assertTrue(bool((err <= bound).all()),
+                                f"add relu={relu} seed 17: max error {err.max():.6g}, s_add {s_add:.6g}, "
+                                f"worst excess {(err - bound).max():.6g}")
+
+    def test_pool_and_upsample_stay_quantized(self):
+        torch.manual_seed(18)
+        m = PoolUpsample()
+        calib = self.path("calib_pu")
+        images = write_images(calib, 3, 24, 16, 18)
+        model = save_model(m, self.path("pu.pt"), 18)
+        out, report = self.path("pu_q.pt"), self.path("pu.json")
+        self.quantize(model, calib, out, "--method", "minmax", "--json", report)
+        with open(report) as f:
+            layer = json.load(f)["layers"][0]
+        q = torch.jit.load(out)
+        kinds = graph_kinds(q)
+        # one quantize of the input, one dequantize at the end: pooling and upsampling in INT8
+        self.assertEqual(kinds.count("aten::_make_per_tensor_quantized_tensor"), 1, kinds)
+        self.assertEqual(kinds.count("aten::int_repr"), 1, kinds)
+        x = load_batch(images)
+        with torch.no_grad():
+            ref, got = torch.jit.load(model)(x), q(x)
+            conv_bound = op_bound(x, m.conv.weight.detach(), layer, True, dict(padding=1))
+            # max pooling and nearest upsampling are exact on the quantized values
+            bound = torch.nn.functional.interpolate(torch.nn.functional.max_pool2d(conv_bound, 2),
+                                                    scale_factor=2.0, mode="nearest")
+        err = (ref - got).abs()
+        self.assertTrue(bool((err <= bound).all()), f"pool/upsample seed 18: max error {err.max():.6g}")
+
+
+class Folding(Base):
+    """--fold-only: batch norm folded into the convolutions changes outputs by <= 1e-5 relative."""
+
+    def fold(self, module, seed, size=(32, 24)):
+        calib = self.path("calib")
+        images = write_images(calib, 2, size[0], size[1], seed)
+        model = save_model(module, self.path("m.pt"), seed)
+        out = self.path("folded.pt")
+        r = run("quantize", "--model", model, "--fold-only", "--out", out, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        x = load_batch(images)
+        with torch.no_grad():
+            ref = torch.jit.load(model)(x)
+            folded = torch.jit.load(out)
+            got = folded(x)
+        return ref, got, graph_kinds(folded)
+
+    def test_batchnorm_and_frozen_batchnorm(self):
+        torch.manual_seed(21)
+        ref, got, kinds = self.fold(ConvFrozenBn(), 21)
+        rel = float((ref - got).abs().max() / ref.abs().max())
+        self.assertLessEqual(rel, 1e-5, f"seed 21: max relative change {rel:.3g}")
+        self.assertNotIn("aten::batch_norm", kinds)
+        self.assertNotIn("aten::mul", kinds)  # FrozenBatchNorm2d's x * scale is gone
+        self.assertEqual(kinds.count("aten::conv2d"), 2)
+
+    def test_conv_bn_relu(self):
+        torch.manual_seed(22)
+        ref, got, kinds = self.fold(Conv(relu=True, bn=True), 22)
+        rel = float((ref - got).abs().max() / ref.abs().max())
+        self.assertLessEqual(rel, 1e-5, f"seed 22: max relative change {rel:.3g}")
+        self.assertNotIn("aten::batch_norm", kinds)
+
+    def test_demo_detector_folds_and_keeps_its_detections(self):
+        out = self.path("frcnn_folded.pt")
+        r = run("quantize", "--model", os.path.join(ARGS.weights, "demo_frcnn_float.pt"), "--fold-only",
+                "--out", out, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        x = load_batch([os.path.join(ARGS.weights, "images", "scene_test_0.png")])[0]
+        with torch.no_grad():
+            a = torch.jit.load(os.path.join(ARGS.weights, "demo_frcnn_float.pt"))([x])[1][0]
+            folded = torch.jit.load(out)
+            b = folded([x])[1][0]
+        self.assertEqual(a["boxes"].shape, b["boxes"].shape)
+        self.assertGreater(a["boxes"].shape[0], 0)
+        rel = float((a["boxes"] - b["boxes"]).abs().max() / a["boxes"].abs().max())
+        self.assertLessEqual(rel, 1e-5, f"boxes moved by {rel:.3g} relative")
+        self.assertTrue(torch.equal(a["labels"], b["labels"]))
+
+
+class RoundTrip(Base):
+    """Quantized detectors and classifiers load and run in Python and in our compare."""
+
+    def test_demo_detector_python_and_compare(self):
+        calib = os.path.join(ARGS.data, "test")
+        images = sorted(glob.glob(os.path.join(calib, "*.png")))[:6]
+        cal_dir = self.path("cal")
+        os.makedirs(cal_dir)
+        for p in images:
+            os.symlink(p, os.path.join(cal_dir, os.path.basename(p)))
+        out, report = self.path("frcnn_q.pt"), self.path("frcnn.json")
+        float_model = os.path.join(ARGS.weights, "demo_frcnn_float.pt")
+        self.quantize(float_model, cal_dir, out, "--json", report)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual(rep["float_layers"], 0, rep["layers"])
+        self.assertGreaterEqual(rep["quantized_adds"], 2)  # FPN top-down additions
+        self.assertLess(rep["file_bytes"]["quantized"], 0.35 * rep["file_bytes"]["original"])
+        ops = {l["name"]: l["quantized_op"] for l in rep["layers"]}
+        self.assertEqual(ops["roi_heads.box_head.fc6"], "quantized::linear_relu")
+        self.assertEqual(ops["backbone.body.stem.0.0"], "quantized::conv2d_relu")
+        # Python
+        code = ("import torch, torchvision, sys\n"
+                "torch.backends.quantized.engine = 'onednn'\n"
+                "from PIL import Image\nimport numpy as np\n"
+                "m = torch.jit.load(sys.argv[1])\n"
+                "x = torch.from_numpy(np.asarray(Image.open(sys.argv[2]).convert('RGB'), dtype=np.float32) / 255)"
+                ".permute(2, 0, 1)\n"
+                "d = m([x])[1][0]\n"
+                "print(len(d['boxes']), float(d['scores'].max()))\n")
+        r = subprocess.run([sys.executable, "-c", code, out, images[0]], capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        count, best = r.stdout.split()
+        self.assertGreater(int(count), 0)
+        self.assertGreater(float(best), 0.5)
+        # our compare pairs every layer by its module path
+        dump = self.path("pair.h5")
+        r = run("compare", "--original", float_model, "--quantized", out, "--image", images[0], "--out", dump,
+                "--threads", "2", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        summary = json.loads(r.stdout)
+        self.assertEqual(summary["unmatched"], [])
+        with h5py.File(dump, "r") as f:
+            quantized_ops = {f["layers"][k].attrs["quantized_op"] for k in f["layers"]}
+            paths = {f["layers"][k].attrs["match"] for k in f["layers"]}
+        self.assertTrue(all(op.startswith("quantized::") for op in quantized_ops), quantized_ops)
+        self.assertEqual(paths, {"path"})
+
+    def test_other_architectures(self):
+        cases = [
+            (os.path.join(ARGS.models, "frcnn_mnv3_fpn.pt"), ()),
+            (os.path.join(ARGS.weights, "demo_yolo_v5.pt"), ("--size", "320x320")),
+            (os.path.join(ARGS.models, "resnet18_float.pt"), ("--size", "64x64")),
+        ]
+        calib = self.path("calib")
+        images = write_images(calib, 2, 96, 96, 31)
+        for model, extra in cases:
+            with self.subTest(model=os.path.basename(model)):
+                out, report = self.path("q.pt"), self.path("q.json")
+                self.quantize(model, calib, out, "--json", report, *extra)
+                with open(report) as f:
+                    rep = json.load(f)
+                self.assertGreater(rep["quantized_layers"], 10)
+                self.assertLess(rep["parameter_bytes"]["quantized"], 0.3 * rep["parameter_bytes"]["original"])
+                dump = self.path("q.h5")
+                r = run("compare", "--original", model, "--quantized", out, "--image", images[0], "--out", dump,
+                        "--threads", "2", "--json", *extra)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(json.loads(r.stdout)["unmatched"], [])
+                os.remove(dump)
+
+    def test_resnet50_fpn_whole_detector(self):
+        calib = self.path("calib")
+        write_images(calib, 1, 640, 480, 41)
+        out, report = self.path("r50_q.pt"), self.path("r50.json")
+        model = os.path.join(ARGS.models, "frcnn_r50_fpn.pt")
+        self.quantize(model, calib, out, "--json", report, "--method", "minmax")
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual(rep["float_layers"], 0)
+        # the bottleneck residuals; the FPN's top-down additions take loop/branch results (float)
+        self.assertEqual(rep["quantized_adds"], 16)
+        self.assertLess(rep["file_bytes"]["quantized"], 0.30 * rep["file_bytes"]["original"])
+        kinds = graph_kinds(torch.jit.load(out))
+        self.assertNotIn("aten::batch_norm", kinds)
+        self.assertIn("torchvision::roi_align", kinds)  # RoI pooling stays float
+
+
+class MixedPrecision(Base):
+    def setUp(self):
+        super().setUp()
+        self.calib = os.path.join(ARGS.models, "images")
+        self.model = os.path.join(ARGS.models, "demo_cnn_float.pt")
+
+    def test_keep_float_by_sqnr_and_from_a_dump(self):
+        out, report = self.path("k.pt"), self.path("k.json")
+        self.quantize(self.model, self.calib, out, "--keep-float", "2", "--json", report)
+        with open(report) as f:
+            rep = json.load(f)
+        kept = [l["name"] for l in rep["layers"] if l["quantized_op"] == ""]
+        self.assertEqual(len(kept), 2, rep["layers"])
+        ranked = sorted((l["rank_sqnr_db"], l["name"]) for l in rep["layers"] if "rank_sqnr_db" in l)
+        self.assertEqual(sorted(kept), sorted(n for _, n in ranked[:2]))
+        # the same ranking read from a compare dump of the fully quantized model
+        full, dump = self.path("full.pt"), self.path("full.h5")
+        self.quantize(self.model, self.calib, full)
+        r = run("compare", "--original", self.model, "--quantized", full, "--images", self.calib, "--out", dump)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(dump, "r") as f:
+            sqnr = sorted((float(f["layers"][k].attrs["sqnr_db"]), str(f["layers"][k].attrs["name"]))
+                          for k in f["layers"])
+        self.quantize(self.model, self.calib, out, "--keep-float", "1", "--rank-from", dump, "--json", report)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual([l["name"] for l in rep["layers"] if l["quantized_op"] == ""], [sqnr[0][1]])
+
+    def test_keep_float_by_sensitivity(self):
+        out, report = self.path("s.pt"), self.path("s.json")
+        r = self.quantize(self.model, self.calib, out, "--keep-float", "1", "--rank-by", "sensitivity",
+                          "--rank-images", "2", "--json", report)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual(sum(1 for l in rep["layers"] if l["quantized_op"] == ""), 1)
+        self.assertEqual(sum(1 for l in rep["layers"] if "rank_sqnr_db" in l), len(rep["layers"]))
+        self.assertIn("size:", r.stdout)
+        self.assertIn("time on", r.stdout)
+
+    def test_exclude_and_scope(self):
+        out, report = self.path("e.pt"), self.path("e.json")
+        self.quantize(self.model, self.calib, out, "--exclude", "classifier*", "--scope", "features,classifier",
+                      "--json", report)
+        with open(report) as f:
+            rep = json.load(f)
+        why = {l["name"]: l["reason"] for l in rep["layers"]}
+        self.assertIn("--exclude", why["classifier"])
+        self.assertEqual(why["features.0"], "")
+        self.quantize(self.model, self.calib, out, "--scope", "features.8", "--json", report)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual([l["name"] for l in rep["layers"] if l["quantized_op"]], ["features.8"])
+
+
+class BadInput(Base):
+    def setUp(self):
+        super().setUp()
+        self.calib = os.path.join(ARGS.models, "images")
+        self.model = os.path.join(ARGS.models, "demo_cnn_float.pt")
+
+    def test_no_calibration_images(self):
+        empty = self.path("empty")
+        os.makedirs(empty)
+        out = self.path("o.pt")
+        r = self.quantize(self.model, empty, out, expect=1)
+        self.assertIn(empty, r.stderr)
+        self.assertNothingWritten(out)
+        r = run("quantize", "--model", self.model, "--out", out)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--calib", r.stderr)
+
+    def test_unreadable_images(self):
+        cal = self.path("cal")
+        good = write_images(cal, 2, 32, 32, 51)
+        bad = os.path.join(cal, "zz_broken.png")
+        with open(bad, "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\nnot really")
+        out = self.path("o.pt")
+        r = self.quantize(self.model, cal, out, "--size", "64x64")
+        self.assertIn("zz_broken.png", r.stderr)
+        self.assertIn("skipped", r.stderr)
+        self.assertTrue(os.path.exists(out))
+        for p in good:
+            os.remove(p)
+        out2 = self.path("o2.pt")
+        r = self.quantize(self.model, cal, out2, "--size", "64x64", expect=1)
+        self.assertIn("no usable calibration image", r.stderr)
+        self.assertNothingWritten(out2)
+
+    def test_model_without_convolutions(self):
+        model = save_model(NoConv(), self.path("noconv.pt"), 0)
+        out = self.path("o.pt")
+        r = self.quantize(model, self.calib, out, expect=1)
+        self.assertIn(model, r.stderr)
+        self.assertIn("no convolution", r.stderr)
+        self.assertNothingWritten(out)
+
+    def test_scope_that_names_nothing_keeps_the_old_output(self):
+        out = self.path("o.pt")
+        with open(out, "w") as f:
+            f.write("an earlier result the user saved")
+        r = self.quantize(self.model, self.calib, out, "--scope", "backbone.nothing", expect=2)
+        self.assertIn("backbone.nothing", r.stderr)
+        self.assertIn("names no", r.stderr)
+        with open(out) as f:
+            self.assertEqual(f.read(), "an earlier result the user saved")
+
+    def test_engine_this_libtorch_lacks(self):
+        out = self.path("o.pt")
+        r = self.quantize(self.model, self.calib, out, "--engine", "fbgemm", expect=2)
+        self.assertIn("fbgemm", r.stderr)
+        self.assertIn("it has:", r.stderr)
+        self.assertNothingWritten(out)
+
+    def test_missing_model_and_output_over_input(self):
+        out = self.path("o.pt")
+        r = self.quantize(self.path("nope.pt"), self.calib, out, expect=1)
+        self.assertIn("nope.pt", r.stderr)
+        self.assertNothingWritten(out)
+        r = self.quantize(self.model, self.calib, self.model, expect=2)
+        self.assertIn("overwrite the input", r.stderr)
+
+    def test_unsupported_op_is_left_float_with_a_warning(self):
+        model = save_model(WithTranspose(), self.path("t.pt"), 3)
+        out, report = self.path("t_q.pt"), self.path("t.json")
+        r = self.quantize(model, self.calib, out, "--json", report, "--size", "32x32")
+        self.assertIn("left in float: up", r.stderr)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual(rep["quantized_layers"], 1)
+        self.assertEqual(rep["float_layers"], 1)
+        with torch.no_grad():
+            y = torch.jit.load(out)(torch.rand(1, 3, 32, 32))
+        self.assertEqual(tuple(y.shape), (1, 4, 64, 64))
+
+    def test_interrupt_writes_nothing(self):
+        out = self.path("o.pt")
+        with open(out, "w") as f:
+            f.write("an earlier result the user saved")
+        calib = self.path("big")
+        write_images(calib, 8, 640, 480, 61)
+        p = subprocess.Popen([ARGS.cli, "quantize", "--model", os.path.join(ARGS.models, "frcnn_r50_fpn.pt"),
+                              "--calib", calib, "--out", out, "--threads", "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen = p.stderr.readline()  # "calibrate: 0/16 ...": the first image is running
+        time.sleep(3)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=300)
+        self.assertEqual(p.returncode, 1, seen + stderr)
+        self.assertIn("cancelled", stderr)
+        with open(out) as f:
+            self.assertEqual(f.read(), "an earlier result the user saved")
+        self.assertEqual([x for x in os.listdir(self.dir) if x.startswith(".o.pt")], [])
+
+    def test_help(self):
+        r = run("quantize", "--help")
+        self.assertEqual(r.returncode, 0)
+        for option in ("--calib-coco", "--method", "--per-tensor", "--scope", "--exclude", "--keep-float",
+                       "--rank-by", "--fold-only", "--bgr"):
+            self.assertIn(option, r.stdout)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cli", required=True)
+    parser.add_argument("--models", required=True)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--data", required=True)
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0]] + rest)
