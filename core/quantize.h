@@ -44,7 +44,7 @@ struct QuantizeOptions {
     std::vector<std::string> images;    // calibration images, in order
     Preprocess preprocess;
     ModelOptions model;                 // threads and quantized engine
-    CalibrationMethod method = CalibrationMethod::Mse;
+    CalibrationMethod method = CalibrationMethod::Percentile;
     double percentile = 99.99;          // for CalibrationMethod::Percentile
     bool perChannel = true;             // per-output-channel weight scales
     ReduceRange reduceRange = ReduceRange::Auto;

@@ -254,6 +254,10 @@ QParams entropyRange(const ValueStats& s, int qmax) {
         const std::size_t j = std::min(bins - 1, static_cast<std::size_t>(a / amax * static_cast<double>(bins)));
         h[j] += s.histogram[i];
     }
+    // exact zeros (most of a post-ReLU tensor) are represented exactly at any threshold:
+    // left in, their spike dominates the divergence and pulls the threshold down
+    if (nonNegative)
+        h[0] = 0;
     const std::size_t levels = nonNegative ? static_cast<std::size_t>(qmax) + 1 : (static_cast<std::size_t>(qmax) + 1) / 2;
     double bestKl = std::numeric_limits<double>::infinity();
     std::size_t bestEdge = bins;
@@ -315,9 +319,8 @@ QParams chooseRange(const ValueStats& s, CalibrationMethod method, double percen
     case CalibrationMethod::Mse:
         return mseRange(s, qmax);
     case CalibrationMethod::Entropy:
-        // KL calibration clips the long tail of a one-sided (post-ReLU) distribution well;
-        // on signed outputs (box regressions, logits) it clipped real values and cost the
-        // demo detector 8.8 mAP points, so those get the MSE range.
+        // KL calibration is for one-sided (post-ReLU) distributions; on signed values it
+        // would need a symmetric range, wasteful on skewed data: those get the MSE range.
         return s.min >= 0 ? entropyRange(s, qmax) : mseRange(s, qmax);
     case CalibrationMethod::MinMax:
         break;

@@ -414,7 +414,7 @@ void addQuantize(CLI::App& app, QuantizeArgs& a) {
                   "Use N images, evenly spaced over the sorted list (0: all)")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--engine", a.engine, "Quantized engine the weights are packed for: onednn or qnnpack");
-    c->add_option("--method", a.method, "Activation ranges: minmax, percentile, mse (default), entropy")
+    c->add_option("--method", a.method, "Activation ranges: minmax, percentile (default), mse, entropy")
         ->check(CLI::IsMember({"minmax", "percentile", "mse", "entropy"}));
     c->add_option("--percentile", a.percentile, "With --method percentile: the percentile kept (default 99.99)");
     auto* pc = c->add_flag("--per-channel", a.perChannel, "One weight scale per output channel (default)");

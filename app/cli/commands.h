@@ -53,7 +53,7 @@ void addBenchChild(CLI::App& app, BenchChildArgs& args);
 int runBenchChild(const BenchChildArgs& args);
 
 struct QuantizeArgs {
-    std::string model, out, calib, calibCoco, images, engine = "onednn", method = "mse", rankBy = "sqnr", reduceRange = "auto",
+    std::string model, out, calib, calibCoco, images, engine = "onednn", method = "percentile", rankBy = "sqnr", reduceRange = "auto",
         rankFrom, json, size, mean, std;
     std::vector<std::string> scope, exclude, floatLayers;
     int calibImages = 0, keepFloat = 0, rankImages = 4, threads = 0;

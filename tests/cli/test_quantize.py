@@ -404,7 +404,7 @@ class RoundTrip(Base):
         cal_dir = self.path("cal")
         os.makedirs(cal_dir)
         for p in images:
-            os.symlink(p, os.path.join(cal_dir, os.path.basename(p)))
+            os.symlink(os.path.abspath(p), os.path.join(cal_dir, os.path.basename(p)))
         out, report = self.path("frcnn_q.pt"), self.path("frcnn.json")
         float_model = os.path.join(ARGS.weights, "demo_frcnn_float.pt")
         self.quantize(float_model, cal_dir, out, "--json", report)
