@@ -55,6 +55,10 @@ struct QuantizeOptions {
     RankBy rankBy = RankBy::Sqnr;
     std::string rankFrom;               // a compare dump to rank by instead of running one
     int rankImages = 4;                 // images used to rank layers
+    // --max-drop: keep 0, 1, 2, 4, ... of the most sensitive layers in float until the
+    // mAP@[.5:.95] drop on this COCO set is at most maxDropPoints (negative: off)
+    double maxDropPoints = -1;
+    std::string evalAnnotations, evalImagesDir;
     bool foldOnly = false;              // write the frozen float model with batch norm folded
 };
 
@@ -67,6 +71,15 @@ struct QuantizedLayer {
     std::int64_t inputZeroPoint = 0, outputZeroPoint = 0;
     double rankScore = 0;    // SQNR in dB used for ranking, when ranked
     bool ranked = false;
+};
+
+// One candidate of the --max-drop search.
+struct TradeOff {
+    int keptFloat = 0;
+    std::int64_t fileBytes = 0;
+    double seconds = 0;  // forward time on the first calibration image (fastest of 3)
+    double map = 0;      // mAP@[.5:.95] of the INT8 model on the evaluation set
+    double dropPoints = 0;
 };
 
 struct QuantizeReport {
@@ -82,7 +95,9 @@ struct QuantizeReport {
     std::int64_t originalFileBytes = 0, outputFileBytes = 0;
     std::int64_t originalParameterBytes = 0, outputParameterBytes = 0;
     double calibrationSeconds = 0, totalSeconds = 0;
-    double checkSecondsOriginal = 0, checkSecondsOutput = 0; // mean forward time, check image
+    double checkSecondsOriginal = 0, checkSecondsOutput = 0; // fastest forward time, check image
+    std::vector<TradeOff> tradeOffs; // --max-drop: every candidate tried, in order
+    double originalMap = -1;         // --max-drop: the float model's mAP@[.5:.95]
 };
 
 // Quantizes options.modelPath into options.outPath. The output file appears only when it

@@ -13,6 +13,7 @@
 
 #include "compare.h"
 #include "dumpreader.h"
+#include "evaluate.h"
 #include "error.h"
 #include "torchscript.h"
 
@@ -1053,6 +1054,7 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
                     destroyed.insert(l.relu);
                     l.relu->destroy();
                 }
+                layerIndex.erase(n);
                 n->destroy();
                 info.quantizedOp = op;
                 info.inputScale = in.scale;
@@ -1149,12 +1151,13 @@ void save(torch::jit::Module& module, const std::string& path, const std::string
     }
 }
 
-// Median seconds of `runs` forward passes on one image after two warm-up passes.
+// The fastest of `runs` forward passes on one image after three warm-up passes (the
+// profiling executor optimises on the second run; the fastest run is the least disturbed).
 double timeForward(torch::jit::Module& module, InputKind kind, const Image& image, const std::string& path,
                    int runs) {
     torch::NoGradGuard noGrad;
     const c10::IValue input = ts::makeInput(kind, image);
-    for (int i = 0; i < 2; ++i)
+    for (int i = 0; i < 3; ++i)
         ts::forward(module, input, path, image.source);
     std::vector<double> t;
     for (int i = 0; i < runs; ++i) {
@@ -1162,8 +1165,7 @@ double timeForward(torch::jit::Module& module, InputKind kind, const Image& imag
         ts::forward(module, input, path, image.source);
         t.push_back(secondsSince(t0));
     }
-    std::sort(t.begin(), t.end());
-    return t.empty() ? 0 : t[t.size() / 2];
+    return t.empty() ? 0 : *std::min_element(t.begin(), t.end());
 }
 
 // oneDNN's INT8 convolution without VNNI multiplies u8 x s8 pairs into saturating 16-bit
@@ -1236,14 +1238,21 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     const std::string tmp = tempPathFor(options.outPath, "part");
     cleanup.paths.push_back(tmp);
 
-    if (options.keepFloatCount > 0 && !options.foldOnly) {
+    const bool search = options.maxDropPoints >= 0 && !options.foldOnly;
+    if (search && options.evalAnnotations.empty())
+        throw Error(ErrorKind::Usage, "--max-drop needs an annotated image set (--calib-coco JSON --images DIR)");
+    if ((options.keepFloatCount > 0 || search) && !options.foldOnly) {
         // Rank the layers; the calibration ranges are reused by every build.
         std::vector<std::pair<double, std::string>> scores;
         auto sqnrOf = [&](const std::string& dumpPath) {
             std::unordered_map<std::string, double> sqnr;
             DumpReader reader(dumpPath);
-            for (const auto& l : reader.layers())
-                sqnr[l.module.empty() ? l.name : l.module] = l.metrics.sqnrDb;
+            // a module called several times (the RPN head, once per level) scores by its worst call
+            for (const auto& l : reader.layers()) {
+                const std::string key = l.module.empty() ? l.name : l.module;
+                const auto it = sqnr.find(key);
+                sqnr[key] = it == sqnr.end() ? l.metrics.sqnrDb : std::min(it->second, l.metrics.sqnrDb);
+            }
             return sqnr;
         };
         auto compareWith = [&](const std::string& quantizedModel, const std::string& stage) {
@@ -1265,6 +1274,15 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             });
             return dump;
         };
+        // a fresh frozen graph for every build after the first (a build consumes its graph)
+        auto rebuild = [&](const std::set<std::string>& floatLayers) {
+            p = prepare(options.modelPath, options, nullptr);
+            if (p.observed.size() != qparams.size())
+                throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
+            BuildResult b = build(p, qparams, options, floatLayers, false);
+            save(p.module, tmp, reportJson(options, b, report.reduceRange).dump());
+            return b;
+        };
         std::vector<std::string> candidates;
         {
             BuildResult full = build(p, qparams, options, keepFloat, false);
@@ -1285,11 +1303,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
                 for (const auto& c : candidates)
                     if (c != name)
                         others.insert(c);
-                Prepared one = prepare(options.modelPath, options, nullptr);
-                if (one.observed.size() != p.observed.size())
-                    throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
-                BuildResult b = build(one, qparams, options, others, false);
-                save(one.module, tmp, reportJson(options, b, report.reduceRange).dump());
+                rebuild(others);
                 const auto sqnr = sqnrOf(compareWith(tmp, "sensitivity " + std::to_string(++k) + "/" +
                                                               std::to_string(candidates.size())));
                 double worst = std::numeric_limits<double>::infinity();
@@ -1300,12 +1314,57 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             }
         }
         std::sort(scores.begin(), scores.end());
-        for (std::size_t i = 0; i < scores.size() && static_cast<int>(i) < options.keepFloatCount; ++i)
-            keepFloat.insert(scores[i].second);
-        p = prepare(options.modelPath, options, nullptr);
-        if (p.observed.size() != qparams.size())
-            throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
-        BuildResult b = build(p, qparams, options, keepFloat, false);
+        auto withTop = [&](std::size_t k) {
+            std::set<std::string> floatLayers(keepFloat);
+            for (std::size_t i = 0; i < scores.size() && i < k; ++i)
+                floatLayers.insert(scores[i].second);
+            return floatLayers;
+        };
+        BuildResult b;
+        if (!search) {
+            b = rebuild(withTop(static_cast<std::size_t>(options.keepFloatCount)));
+        } else {
+            // 0, 1, 2, 4, ... layers in float until the drop is small enough
+            const Image first = loadImage(options.images.front(), options.preprocess);
+            std::vector<std::size_t> ks{0};
+            for (std::size_t k = 1; k < scores.size(); k *= 2)
+                ks.push_back(k);
+            ks.push_back(scores.size());
+            std::size_t tried = 0;
+            for (std::size_t k : ks) {
+                if (tried > 0 && k == report.tradeOffs.back().keptFloat)
+                    continue;
+                ++tried;
+                b = rebuild(withTop(k));
+                EvalOptions e;
+                e.originalPath = options.modelPath;
+                e.quantizedPath = tmp;
+                e.annotationsPath = options.evalAnnotations;
+                e.imagesDir = options.evalImagesDir;
+                e.preprocess = options.preprocess;
+                e.model = options.model;
+                const EvalReport r = evaluatePair(e, [&](const Progress& s) {
+                    Progress q = s;
+                    q.stage = "max-drop: " + std::to_string(k) + " float, " + s.stage;
+                    return !progress || progress(q);
+                });
+                TradeOff t;
+                t.keptFloat = static_cast<int>(k);
+                t.fileBytes = fileSize(tmp);
+                torch::jit::Module candidate = ts::loadModule(tmp);
+                t.seconds = timeForward(candidate, p.input, first, tmp, 3);
+                t.map = r.quantized.coco.map;
+                t.dropPoints = 100.0 * (r.original.coco.map - r.quantized.coco.map);
+                report.originalMap = r.original.coco.map;
+                report.tradeOffs.push_back(t);
+                if (t.dropPoints <= options.maxDropPoints)
+                    break;
+            }
+            if (report.tradeOffs.back().dropPoints > options.maxDropPoints)
+                report.warnings.push_back("--max-drop: no candidate met the drop; the last one (" +
+                                          std::to_string(report.tradeOffs.back().keptFloat) +
+                                          " layers float) is written");
+        }
         for (auto& l : b.layers)
             for (const auto& [score, name] : scores)
                 if (name == l.name) {
@@ -1314,7 +1373,6 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
                 }
         report.layers = b.layers;
         report.quantizedAdds = b.quantizedAdds;
-        save(p.module, tmp, reportJson(options, b, report.reduceRange).dump());
     } else {
         BuildResult b = build(p, qparams, options, keepFloat, options.foldOnly);
         report.layers = b.layers;

@@ -9,8 +9,11 @@ at build time (2000 images), so this renders just those images with make_dataset
 own per-image generator (seed 0, split "train", size 320): byte-identical to the
 files `make_dataset.py --train 2000` writes, under the same names (NNNNNN.png).
 `quantscope-cli quantize --calib DIR` then calibrates on exactly the FX route's set.
+DIR/calib.json holds their boxes (COCO layout, as make_dataset.py writes), for
+`quantize --calib-coco DIR/calib.json --images DIR --max-drop X`.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -37,12 +40,19 @@ def main(argv=None):
     ap.add_argument("--count", type=int, default=32)
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
+    images, annotations = [], []
     for i in calibration_indices(args.count):
-        path = os.path.join(args.out, "%06d.png" % i)
-        if os.path.exists(path):
-            continue
-        arr, _ = make_dataset.render_image(make_dataset.image_rng(TRAIN_SEED, "train", i), SIZE)
-        Image.fromarray(arr, "RGB").save(path, compress_level=1)
+        fname = "%06d.png" % i
+        arr, anns = make_dataset.render_image(make_dataset.image_rng(TRAIN_SEED, "train", i), SIZE)
+        path = os.path.join(args.out, fname)
+        if not os.path.exists(path):
+            Image.fromarray(arr, "RGB").save(path, compress_level=1)
+        images.append({"id": i + 1, "file_name": fname, "width": SIZE, "height": SIZE})
+        for cat, bbox, _ in anns:
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": cat,
+                                "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0})
+    with open(os.path.join(args.out, "calib.json"), "w") as f:
+        json.dump({"images": images, "annotations": annotations, "categories": make_dataset.CATEGORIES}, f)
     print("wrote %d calibration images to %s" % (args.count, args.out))
 
 

@@ -431,6 +431,10 @@ void addQuantize(CLI::App& app, QuantizeArgs& a) {
     c->add_option("--float-layer", a.floatLayers, "Leave this layer in float (repeatable)");
     c->add_option("--keep-float", a.keepFloat, "Leave the K most sensitive layers in float")
         ->check(CLI::NonNegativeNumber);
+    c->add_option("--max-drop", a.maxDrop, "Keep 0, 1, 2, 4, ... of the most sensitive layers in float until "
+                                           "the mAP@[.5:.95] drop on the --calib-coco set is at most X points; "
+                                           "prints the trade-off")
+        ->check(CLI::NonNegativeNumber);
     c->add_option("--rank-by", a.rankBy, "How --keep-float ranks layers: sqnr (lowest SQNR in a compare "
                                          "run of the fully quantized model) or sensitivity (quantize one "
                                          "layer at a time; lowest SQNR anywhere after it)")
@@ -482,6 +486,13 @@ int runQuantize(const QuantizeArgs& a) {
     o.rankBy = a.rankBy == "sensitivity" ? RankBy::Sensitivity : RankBy::Sqnr;
     o.rankFrom = a.rankFrom;
     o.rankImages = a.rankImages;
+    if (a.maxDrop >= 0) {
+        if (a.calibCoco.empty())
+            throw Error(ErrorKind::Usage, "--max-drop measures mAP: give the calibration set as --calib-coco JSON --images DIR");
+        o.maxDropPoints = a.maxDrop;
+        o.evalAnnotations = a.calibCoco;
+        o.evalImagesDir = a.images;
+    }
     o.foldOnly = a.foldOnly;
 
     QuantizeReport r;
@@ -521,11 +532,22 @@ int runQuantize(const QuantizeArgs& a) {
                 mb(r.originalParameterBytes), mb(r.outputParameterBytes),
                 ratio(mb(r.outputParameterBytes), mb(r.originalParameterBytes)));
     if (r.checkSecondsOriginal > 0)
-        std::printf("time on %s: %.1f ms -> %.1f ms (x%.3f; median of 3 after 2 warm-up runs; "
+        std::printf("time on %s: %.1f ms -> %.1f ms (x%.3f; fastest of 3 after 3 warm-up runs; "
                     "`bench` measures properly)\n",
                     o.images.front().c_str(), 1e3 * r.checkSecondsOriginal, 1e3 * r.checkSecondsOutput,
                     ratio(r.checkSecondsOutput, r.checkSecondsOriginal));
+    if (!r.tradeOffs.empty()) {
+        std::printf("trade-off on %s (mAP@[.5:.95] float %.2f):\n  float layers   file MB   time ms   mAP    drop\n",
+                    a.calibCoco.c_str(), 100 * r.originalMap);
+        for (const auto& t : r.tradeOffs)
+            std::printf("  %12d %9.2f %9.1f %6.2f %7.2f\n", t.keptFloat, mb(t.fileBytes), 1e3 * t.seconds, 100 * t.map,
+                        t.dropPoints);
+    }
     if (!a.json.empty()) {
+        nlohmann::json tradeOffs = nlohmann::json::array();
+        for (const auto& t : r.tradeOffs)
+            tradeOffs.push_back({{"kept_float", t.keptFloat}, {"file_bytes", t.fileBytes}, {"seconds", t.seconds},
+                                 {"map", t.map}, {"drop_points", t.dropPoints}});
         nlohmann::json layers = nlohmann::json::array();
         for (const auto& l : r.layers) {
             nlohmann::json j = {{"name", l.name},          {"op", l.op},
@@ -554,6 +576,7 @@ int runQuantize(const QuantizeArgs& a) {
                             {"calibration_seconds", r.calibrationSeconds},
                             {"total_seconds", r.totalSeconds},
                             {"warnings", r.warnings},
+                            {"trade_off", tradeOffs},
                             {"layers", layers}};
         std::ofstream f(a.json);
         f << j.dump(2) << "\n";

@@ -57,7 +57,7 @@ struct QuantizeArgs {
         rankFrom, json, size, mean, std;
     std::vector<std::string> scope, exclude, floatLayers;
     int calibImages = 0, keepFloat = 0, rankImages = 4, threads = 0;
-    double percentile = 99.99;
+    double percentile = 99.99, maxDrop = -1;
     bool perTensor = false, perChannel = false, foldOnly = false, bgr = false, quiet = false;
 };
 void addQuantize(CLI::App& app, QuantizeArgs& args);

@@ -522,6 +522,48 @@ class MixedPrecision(Base):
         self.assertIn("size:", r.stdout)
         self.assertIn("time on", r.stdout)
 
+    def test_max_drop_search_prints_the_trade_off(self):
+        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
+            coco = json.load(f)
+        keep = {im["id"] for im in coco["images"][:6]}
+        small = dict(coco, images=[im for im in coco["images"] if im["id"] in keep],
+                     annotations=[a for a in coco["annotations"] if a["image_id"] in keep])
+        ann = self.path("small.json")
+        with open(ann, "w") as f:
+            json.dump(small, f)
+        model = os.path.join(ARGS.weights, "demo_frcnn_float.pt")
+        out, report = self.path("m.pt"), self.path("m.json")
+        r = run("quantize", "--model", model, "--calib-coco", ann, "--images", os.path.join(ARGS.data, "test"),
+                "--out", out, "--max-drop", "0", "--json", report, "--threads", "2", "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("trade-off on", r.stdout)
+        with open(report) as f:
+            rep = json.load(f)
+        steps = rep["trade_off"]
+        kept = [t["kept_float"] for t in steps]
+        self.assertEqual(kept[0], 0)
+        self.assertEqual(kept, sorted(set(kept)))
+        last = steps[-1]
+        total = rep["quantized_layers"] + rep["float_layers"]
+        self.assertTrue(last["drop_points"] <= 0 or last["kept_float"] == total, steps)
+        self.assertTrue(all(t["drop_points"] > 0 for t in steps[:-1]), steps)
+        self.assertEqual(rep["float_layers"], last["kept_float"])
+        for t in steps:
+            self.assertGreater(t["file_bytes"], 0)
+            self.assertGreater(t["seconds"], 0)
+        # the same annotated set through eval gives the drop the search printed
+        e = self.path("e.json")
+        r = run("eval", "--original", model, "--quantized", out, "--coco", ann, "--images",
+                os.path.join(ARGS.data, "test"), "--json", e, "--quiet", "--threads", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(e) as f:
+            ev = json.load(f)
+        self.assertAlmostEqual(100 * ev["quantized"]["coco"]["map"], 100 * last["map"], places=4)
+        # without annotations there is nothing to measure the drop on
+        r = run("quantize", "--model", model, "--calib", self.calib, "--out", out, "--max-drop", "1")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--calib-coco", r.stderr)
+
     def test_exclude_and_scope(self):
         out, report = self.path("e.pt"), self.path("e.json")
         self.quantize(self.model, self.calib, out, "--exclude", "classifier*", "--scope", "features,classifier",
