@@ -537,7 +537,6 @@ struct Prepared {
     std::shared_ptr<Graph> graph;
     InputKind input = InputKind::BatchTensor;
     std::vector<Layer> layers;          // every conv/linear, graph order
-    std::vector<Node*> adds;            // additions whose operands can both be quantized
     std::vector<Value*> observed;       // values that need a range, deterministic order
     std::unordered_map<Value*, std::size_t> observedIndex;
 };
@@ -657,7 +656,7 @@ std::unordered_map<Node*, std::string> takeNames(const std::shared_ptr<Graph>& g
     return names;
 }
 
-Prepared prepare(const std::string& path, const QuantizeOptions& options, std::vector<std::string>* warnings) {
+Prepared prepare(const std::string& path, const QuantizeOptions& options) {
     Prepared p;
     torch::jit::Module original = ts::loadModule(path);
     p.input = ts::inputKind(original);
@@ -671,12 +670,11 @@ Prepared prepare(const std::string& path, const QuantizeOptions& options, std::v
         p.graph = p.module.get_method("forward").graph();
         // names first: a tap between a convolution and its batch norm would stop the fold
         names = takeNames(p.graph);
-        // FrozenBatchNorm2d computes its scale from buffers: constant after freezing, so the
-        // folds below see x * const + const after the convolution
         // A batch norm's input check (input.dim() != 4 -> raise) is a second use of the
-        // convolution's output, which stops the fold; F.interpolate branches on dim() too.
-        // Ranks known from the ops that make the tensors turn those into constants.
+        // convolution's output, which also stops the fold; known ranks make it constant.
         foldKnownRanks(p.graph);
+        // FrozenBatchNorm2d computes its scale from buffers: constant once propagated, so
+        // the folds below see x * const + const after the convolution
         torch::jit::ConstantPropagation(p.graph);
         for (int round = 0; round < 8; ++round) {
             bool changed = torch::jit::FoldFrozenConvBatchnorm(p.graph);
@@ -711,30 +709,32 @@ Prepared prepare(const std::string& path, const QuantizeOptions& options, std::v
     if (p.layers.empty())
         throw Error(ErrorKind::Input, path + ": the model has no convolution or linear layer to quantize");
 
-    // Values needing a range: inputs and outputs of every layer that may be quantized,
-    // and operands and results of the additions between them (with all layers quantized).
+    // Values needing a range: inputs and outputs of every layer that may be quantized, and
+    // the results of the additions between them (with all layers quantized; an addition's
+    // operands are results of layers or additions). Any later selection of layers needs
+    // a subset of these.
     std::unordered_set<const Layer*> all;
+    std::unordered_map<const Node*, const Layer*> layerOf;
     for (const Layer& l : p.layers)
-        if (l.reason.empty() && inScope(l.name, options.scope))
+        if (l.reason.empty() && inScope(l.name, options.scope)) {
             all.insert(&l);
+            layerOf[l.node] = &l;
+        }
     const Plan full = makePlan(p, all);
     auto observe = [&](Value* v) {
         if (p.observedIndex.emplace(v, p.observed.size()).second)
             p.observed.push_back(v);
     };
     collect(p.graph->block(), [&](Node* n) {
-        for (const Layer* l : all)
-            if (l->node == n) {
-                observe(l->input);
-                observe(l->end);
-            }
+        if (auto it = layerOf.find(n); it != layerOf.end()) {
+            observe(it->second->input);
+            observe(it->second->end);
+        }
         if (full.adds.count(n)) {
-            p.adds.push_back(n);
             auto r = full.addRelu.find(n);
             observe(r != full.addRelu.end() ? r->second->output() : n->output());
         }
     });
-    (void)warnings;
     return p;
 }
 
@@ -1201,7 +1201,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
         throw Error(ErrorKind::Usage, "--percentile must be in (50, 100]");
     configureRuntime(options.model);
 
-    Prepared p = prepare(options.modelPath, options, &report.warnings);
+    Prepared p = prepare(options.modelPath, options);
     report.originalFileBytes = fileSize(options.modelPath);
     for (const auto& s : options.scope) {
         const bool named = std::any_of(p.layers.begin(), p.layers.end(),
@@ -1276,7 +1276,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
         };
         // a fresh frozen graph for every build after the first (a build consumes its graph)
         auto rebuild = [&](const std::set<std::string>& floatLayers) {
-            p = prepare(options.modelPath, options, nullptr);
+            p = prepare(options.modelPath, options);
             if (p.observed.size() != qparams.size())
                 throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
             BuildResult b = build(p, qparams, options, floatLayers, false);
