@@ -31,6 +31,7 @@ CalibrationMethod parseCalibrationMethod(const std::string& text);
 enum class RankBy {
     Sqnr,        // lowest per-layer SQNR in a compare run of the fully quantized model
     Sensitivity, // largest error at the output when only that layer is quantized
+    Map,         // largest mAP drop on the annotated set when only that layer is quantized
 };
 
 // Activations on 7 bits (0..127) instead of 8: needed where the INT8 kernels can
@@ -56,7 +57,8 @@ struct QuantizeOptions {
     std::string rankFrom;               // a compare dump to rank by instead of running one
     int rankImages = 4;                 // images used to rank layers
     // --max-drop: keep 0, 1, 2, 4, ... of the most sensitive layers in float until the
-    // mAP@[.5:.95] drop on this COCO set is at most maxDropPoints (negative: off)
+    // mAP@[.5:.95] drop on this COCO set is at most maxDropPoints (negative: off).
+    // The set also serves RankBy::Map.
     double maxDropPoints = -1;
     std::string evalAnnotations, evalImagesDir;
     bool foldOnly = false;              // write the frozen float model with batch norm folded

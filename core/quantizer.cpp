@@ -1241,6 +1241,9 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     const bool search = options.maxDropPoints >= 0 && !options.foldOnly;
     if (search && options.evalAnnotations.empty())
         throw Error(ErrorKind::Usage, "--max-drop needs an annotated image set (--calib-coco JSON --images DIR)");
+    if (options.rankBy == RankBy::Map && options.evalAnnotations.empty() &&
+        (options.keepFloatCount > 0 || search))
+        throw Error(ErrorKind::Usage, "--rank-by map needs an annotated image set (--calib-coco JSON --images DIR)");
     if ((options.keepFloatCount > 0 || search) && !options.foldOnly) {
         // Rank the layers; the calibration ranges are reused by every build.
         std::vector<std::pair<double, std::string>> scores;
@@ -1283,6 +1286,21 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             save(p.module, tmp, reportJson(options, b, report.reduceRange).dump());
             return b;
         };
+        // the float and INT8 mAP@[.5:.95] of the model in `tmp` on the annotated set
+        auto evaluateTmp = [&](const std::string& stage) {
+            EvalOptions e;
+            e.originalPath = options.modelPath;
+            e.quantizedPath = tmp;
+            e.annotationsPath = options.evalAnnotations;
+            e.imagesDir = options.evalImagesDir;
+            e.preprocess = options.preprocess;
+            e.model = options.model;
+            return evaluatePair(e, [&](const Progress& s) {
+                Progress q = s;
+                q.stage = stage + ", " + s.stage;
+                return !progress || progress(q);
+            });
+        };
         std::vector<std::string> candidates;
         {
             BuildResult full = build(p, qparams, options, keepFloat, false);
@@ -1304,8 +1322,14 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
                     if (c != name)
                         others.insert(c);
                 rebuild(others);
-                const auto sqnr = sqnrOf(compareWith(tmp, "sensitivity " + std::to_string(++k) + "/" +
-                                                              std::to_string(candidates.size())));
+                const std::string stage = "sensitivity " + std::to_string(++k) + "/" + std::to_string(candidates.size());
+                if (options.rankBy == RankBy::Map) {
+                    // score: minus the mAP drop in points (ascending = most harmful first)
+                    const EvalReport r = evaluateTmp(stage);
+                    scores.emplace_back(-100.0 * (r.original.coco.map - r.quantized.coco.map), name);
+                    continue;
+                }
+                const auto sqnr = sqnrOf(compareWith(tmp, stage));
                 double worst = std::numeric_limits<double>::infinity();
                 for (const auto& [layer, v] : sqnr)
                     if (std::isfinite(v))
@@ -1336,18 +1360,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
                     continue;
                 ++tried;
                 b = rebuild(withTop(k));
-                EvalOptions e;
-                e.originalPath = options.modelPath;
-                e.quantizedPath = tmp;
-                e.annotationsPath = options.evalAnnotations;
-                e.imagesDir = options.evalImagesDir;
-                e.preprocess = options.preprocess;
-                e.model = options.model;
-                const EvalReport r = evaluatePair(e, [&](const Progress& s) {
-                    Progress q = s;
-                    q.stage = "max-drop: " + std::to_string(k) + " float, " + s.stage;
-                    return !progress || progress(q);
-                });
+                const EvalReport r = evaluateTmp("max-drop: " + std::to_string(k) + " float");
                 TradeOff t;
                 t.keptFloat = static_cast<int>(k);
                 t.fileBytes = fileSize(tmp);

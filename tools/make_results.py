@@ -87,7 +87,7 @@ def main():
     sh(cli, "quantize", "--model", demo_float, "--calib", calib, "--out", demo_qs, "--threads", threads,
        "--json", os.path.join(out, "demo_quantize.json"), "--quiet")
     sh(cli, "quantize", "--model", demo_float, "--calib-coco", os.path.join(calib, "calib.json"), "--images", calib,
-       "--out", demo_mixed, "--threads", threads, "--max-drop", str(MAX_DROP), "--rank-images", "8",
+       "--out", demo_mixed, "--threads", threads, "--max-drop", str(MAX_DROP), "--rank-by", "map",
        "--json", os.path.join(out, "demo_quantize_maxdrop.json"), "--quiet")
     r50_float = os.path.join(models, "frcnn_r50_fpn.pt")
     r50_fx = os.path.join(models, "frcnn_r50_fpn_fx_int8.pt")
@@ -235,8 +235,9 @@ Three INT8 routes:
   CPU: {'yes' if qrep['qs'].get('reduce_range') else 'no'}).
 - **QuantScope, --max-drop {MAX_DROP}**: the same, plus mixed precision found by
   `--max-drop {MAX_DROP}` on the 32 calibration images (their boxes come from
-  `tools/make_calib_set.py`): layers ranked by SQNR on 8 images, then 0, 1, 2, 4, … of
-  the lowest kept float until the mAP drop on those 32 images is ≤ {MAX_DROP} points.
+  `tools/make_calib_set.py`): layers ranked by the mAP drop each one causes alone
+  (`--rank-by map`), then 0, 1, 2, 4, … of the most harmful kept float until the mAP
+  drop on those 32 images is ≤ {MAX_DROP} points.
   Kept float: {', '.join(f'`{n}`' for n in kept) or 'none'}. The search it printed:
 
 {tradeoff_table}

@@ -435,10 +435,11 @@ void addQuantize(CLI::App& app, QuantizeArgs& a) {
                                            "the mAP@[.5:.95] drop on the --calib-coco set is at most X points; "
                                            "prints the trade-off")
         ->check(CLI::NonNegativeNumber);
-    c->add_option("--rank-by", a.rankBy, "How --keep-float ranks layers: sqnr (lowest SQNR in a compare "
-                                         "run of the fully quantized model) or sensitivity (quantize one "
-                                         "layer at a time; lowest SQNR anywhere after it)")
-        ->check(CLI::IsMember({"sqnr", "sensitivity"}));
+    c->add_option("--rank-by", a.rankBy, "How --keep-float / --max-drop rank layers: sqnr (lowest SQNR in a "
+                                         "compare run of the fully quantized model), sensitivity (quantize one "
+                                         "layer at a time; lowest SQNR anywhere after it) or map (quantize one "
+                                         "layer at a time; largest mAP drop on the --calib-coco set)")
+        ->check(CLI::IsMember({"sqnr", "sensitivity", "map"}));
     c->add_option("--rank-from", a.rankFrom, "With --rank-by sqnr: take the SQNR of each layer from this "
                                              "dump instead of running a compare");
     c->add_option("--rank-images", a.rankImages, "Images used for ranking (default 4)")->check(CLI::PositiveNumber);
@@ -483,16 +484,14 @@ int runQuantize(const QuantizeArgs& a) {
     o.exclude = a.exclude;
     o.keepFloat = a.floatLayers;
     o.keepFloatCount = a.keepFloat;
-    o.rankBy = a.rankBy == "sensitivity" ? RankBy::Sensitivity : RankBy::Sqnr;
+    o.rankBy = a.rankBy == "sensitivity" ? RankBy::Sensitivity : a.rankBy == "map" ? RankBy::Map : RankBy::Sqnr;
     o.rankFrom = a.rankFrom;
     o.rankImages = a.rankImages;
-    if (a.maxDrop >= 0) {
-        if (a.calibCoco.empty())
-            throw Error(ErrorKind::Usage, "--max-drop measures mAP: give the calibration set as --calib-coco JSON --images DIR");
-        o.maxDropPoints = a.maxDrop;
-        o.evalAnnotations = a.calibCoco;
-        o.evalImagesDir = a.images;
-    }
+    if (a.maxDrop >= 0 && a.calibCoco.empty())
+        throw Error(ErrorKind::Usage, "--max-drop measures mAP: give the calibration set as --calib-coco JSON --images DIR");
+    o.maxDropPoints = a.maxDrop;
+    o.evalAnnotations = a.calibCoco;
+    o.evalImagesDir = a.images;
     o.foldOnly = a.foldOnly;
 
     QuantizeReport r;
@@ -512,13 +511,17 @@ int runQuantize(const QuantizeArgs& a) {
     const int w = static_cast<int>(nameWidth);
     std::printf("%-*s  %-24s %s\n", w, "layer", "as", "scale in -> out / why float");
     for (const auto& l : r.layers) {
-        std::string rank = l.ranked ? "  [rank SQNR " + std::to_string(l.rankScore).substr(0, 6) + " dB]" : "";
+        char rank[64] = "";
+        if (l.ranked && o.rankBy == RankBy::Map)
+            std::snprintf(rank, sizeof rank, "  [alone: mAP drop %.2f points]", -l.rankScore);
+        else if (l.ranked)
+            std::snprintf(rank, sizeof rank, "  [rank SQNR %.2f dB]", l.rankScore);
         if (!l.quantizedOp.empty())
             std::printf("%-*s  %-24s %.4g -> %.4g%s\n", w, l.name.c_str(), l.quantizedOp.c_str(), l.inputScale,
-                        l.outputScale, rank.c_str());
+                        l.outputScale, rank);
         else
             std::printf("%-*s  %-24s %s%s\n", w, l.name.c_str(), ("float " + l.op.substr(l.op.find(':') + 2)).c_str(),
-                        l.reason.c_str(), rank.c_str());
+                        l.reason.c_str(), rank);
     }
     auto mb = [](std::int64_t b) { return static_cast<double>(b) / 1e6; };
     auto ratio = [](double x, double y) { return y > 0 ? x / y : 0.0; };
@@ -554,7 +557,9 @@ int runQuantize(const QuantizeArgs& a) {
                                 {"quantized_op", l.quantizedOp}, {"reason", l.reason},
                                 {"input_scale", l.inputScale}, {"input_zero_point", l.inputZeroPoint},
                                 {"output_scale", l.outputScale}, {"output_zero_point", l.outputZeroPoint}};
-            if (l.ranked)
+            if (l.ranked && o.rankBy == RankBy::Map)
+                j["rank_map_drop_points"] = number(-l.rankScore);
+            else if (l.ranked)
                 j["rank_sqnr_db"] = number(l.rankScore);
             layers.push_back(j);
         }

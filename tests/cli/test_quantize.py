@@ -564,6 +564,35 @@ class MixedPrecision(Base):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("--calib-coco", r.stderr)
 
+    def test_rank_by_map_finds_the_yolo_prediction_layers(self):
+        # The YOLO head's raw outputs (boxes and classes in one per-tensor scale) cost the
+        # most mAP; their SQNR does not show it, one-layer-at-a-time mAP does.
+        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
+            coco = json.load(f)
+        keep = {im["id"] for im in coco["images"][:24]}
+        subset = dict(coco, images=[im for im in coco["images"] if im["id"] in keep],
+                      annotations=[a for a in coco["annotations"] if a["image_id"] in keep])
+        ann = self.path("subset.json")
+        with open(ann, "w") as f:
+            json.dump(subset, f)
+        out, report = self.path("y.pt"), self.path("y.json")
+        r = run("quantize", "--model", os.path.join(ARGS.weights, "demo_yolo_v5.pt"), "--calib-coco", ann,
+                "--images", os.path.join(ARGS.data, "test"), "--out", out, "--rank-by", "map", "--keep-float", "3",
+                "--json", report, "--threads", "2", "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("alone: mAP drop", r.stdout)
+        with open(report) as f:
+            rep = json.load(f)
+        drops = {l["name"]: l["rank_map_drop_points"] for l in rep["layers"]}
+        kept = [l["name"] for l in rep["layers"] if not l["quantized_op"]]
+        self.assertEqual(len(kept), 3)
+        self.assertEqual(sorted(kept), sorted(sorted(drops, key=drops.get, reverse=True)[:3]))
+        self.assertGreaterEqual(sum(n.startswith("net.pred") for n in kept), 2, drops)
+        r = run("quantize", "--model", os.path.join(ARGS.weights, "demo_yolo_v5.pt"), "--calib", self.calib,
+                "--out", out, "--rank-by", "map", "--keep-float", "1", "--size", "320x320")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--rank-by map", r.stderr)
+
     def test_exclude_and_scope(self):
         out, report = self.path("e.pt"), self.path("e.json")
         self.quantize(self.model, self.calib, out, "--exclude", "classifier*", "--scope", "features,classifier",
