@@ -255,8 +255,9 @@ demo mAP drop ≤ 1.0 point and no worse than the FX route. Here: ResNet-50-FPN 
 {ratio(rb['qs'], 'file'):.3f} (met), time ratio {ratio(rb['qs'], 'time'):.3f} at batch 1 (not met:
 see the ResNet-50-FPN section); demo drop {drop('qs'):.2f} points against the FX route's
 {drop('fx'):.2f} with every layer in INT8. Batch-1 medians of the small demo model are
-noisy (a run now and then takes several times longer, see the min–max ranges below);
-the fastest-run ratio is given next to them.
+noisy (a run now and then takes several times longer, see the min–max ranges below:
+OpenBLAS's and OpenMP's thread pools oversubscribe two cores, see
+[performance.md](performance.md)); the fastest-run ratio is given next to them.
 
 ## Demo Faster R-CNN (320×320, trained on the synthetic traffic scenes)
 
