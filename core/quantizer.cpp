@@ -1170,8 +1170,8 @@ double timeForward(torch::jit::Module& module, InputKind kind, const Image& imag
 
 // oneDNN's INT8 convolution without VNNI multiplies u8 x s8 pairs into saturating 16-bit
 // sums (vpmaddubsw): with 8-bit activations and 7-bit weights a pair can reach 64770 and
-// clip. Measured here (AVX2, no VNNI): a 3x3 conv's error was 37x the rounding bound with
-// activations on 0..255, and at rounding level on 0..127.
+// clip. Measured here (AVX2, no VNNI): single-op errors 10-15x their worst-case rounding
+// bound with activations on 0..255 (tests/cli/test_quantize.py), within it on 0..127.
 bool cpuHasVnni() {
     std::ifstream cpuinfo("/proc/cpuinfo");
     std::string line;

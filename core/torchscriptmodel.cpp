@@ -404,7 +404,8 @@ std::int64_t packedParamBytes(const c10::IValue& value) {
 
 namespace ts {
 
-void addConstantBytes(torch::jit::Block* block, std::set<const void*>& seen, std::int64_t& bytes) {
+// tensor and packed-weight constants of a graph, each counted once
+static void addConstantBytes(torch::jit::Block* block, std::set<const void*>& seen, std::int64_t& bytes) {
     for (torch::jit::Node* node : block->nodes()) {
         if (node->kind() == c10::prim::Constant && node->hasAttribute(c10::attr::value)) {
             const auto value = torch::jit::toIValue(node->output());

@@ -525,11 +525,16 @@ int runQuantize(const QuantizeArgs& a) {
     }
     auto mb = [](std::int64_t b) { return static_cast<double>(b) / 1e6; };
     auto ratio = [](double x, double y) { return y > 0 ? x / y : 0.0; };
-    std::printf("wrote %s: %d layers INT8, %d float, %d additions INT8; calibrated on %d image(s) in %.1f s "
-                "(%s, %s weights, %s, activations %d bits)\n",
-                r.outPath.c_str(), r.quantizedLayers, r.floatLayers, r.quantizedAdds, r.calibrationImages,
-                r.calibrationSeconds, toString(o.method), o.perChannel ? "per-channel" : "per-tensor",
-                o.model.engine.c_str(), r.reduceRange ? 7 : 8);
+    if (o.foldOnly)
+        std::printf("wrote %s: frozen float model, %d conv/linear layers with batch norm folded where "
+                    "present, nothing quantized\n",
+                    r.outPath.c_str(), r.floatLayers);
+    else
+        std::printf("wrote %s: %d layers INT8, %d float, %d additions INT8; calibrated on %d image(s) in "
+                    "%.1f s (%s, %s weights, %s, activations %d bits)\n",
+                    r.outPath.c_str(), r.quantizedLayers, r.floatLayers, r.quantizedAdds, r.calibrationImages,
+                    r.calibrationSeconds, toString(o.method), o.perChannel ? "per-channel" : "per-tensor",
+                    o.model.engine.c_str(), r.reduceRange ? 7 : 8);
     std::printf("size: file %.2f MB -> %.2f MB (x%.3f), parameters %.2f MB -> %.2f MB (x%.3f)\n",
                 mb(r.originalFileBytes), mb(r.outputFileBytes), ratio(mb(r.outputFileBytes), mb(r.originalFileBytes)),
                 mb(r.originalParameterBytes), mb(r.outputParameterBytes),
