@@ -102,6 +102,12 @@ struct QuantizeReport {
     double originalMap = -1;         // --max-drop: the float model's mAP@[.5:.95]
 };
 
+// The layers of a report as a JSON array (name, op, quantized_op, reason, scales and zero
+// points, and rank_sqnr_db or rank_map_drop_points for ranked layers; a non-finite score
+// is written as the string "inf", "-inf" or "nan"). The CLI's --json and the report
+// stored inside the output file both use it.
+std::string quantizedLayersJson(const std::vector<QuantizedLayer>& layers, RankBy rankBy);
+
 // Quantizes options.modelPath into options.outPath. The output file appears only when it
 // is complete and has run one calibration image. Throws Error naming the file and the
 // problem; Error(Cancelled) when `progress` returns false.

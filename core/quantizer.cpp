@@ -439,19 +439,21 @@ bool validAttributeName(const std::string& s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
-bool validModulePath(const std::string& path) {
-    if (path.empty())
-        return false;
+// The parts of a module path ("backbone.body.0" -> backbone, body, 0), or nothing when a
+// part is neither an identifier nor an index (e.g. "<conv2d#0>"): attribute names.
+std::vector<std::string> modulePathParts(const std::string& path) {
+    std::vector<std::string> parts;
     std::size_t start = 0;
-    while (start <= path.size()) {
+    while (!path.empty() && start <= path.size()) {
         const std::size_t dot = std::min(path.find('.', start), path.size());
-        const std::string part = path.substr(start, dot - start);
+        std::string part = path.substr(start, dot - start);
         const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
         if (!digits && !validAttributeName(part))
-            return false;
+            return {};
+        parts.push_back(std::move(part));
         start = dot + 1;
     }
-    return true;
+    return parts;
 }
 
 void fillLayer(Layer& l) {
@@ -746,6 +748,15 @@ void checkCancel(const ProgressFn& progress, const Progress& state) {
         throw Error(ErrorKind::Cancelled, "cancelled");
 }
 
+// Reports a nested job's progress (a compare, an evaluation) with its stage prefixed.
+ProgressFn prefixed(const ProgressFn& progress, const std::string& prefix) {
+    return [progress, prefix](const Progress& s) {
+        Progress q = s;
+        q.stage = prefix + s.stage;
+        return !progress || progress(q);
+    };
+}
+
 std::vector<ValueStats> calibrate(Prepared& p, const QuantizeOptions& options, const ProgressFn& progress,
                                   std::vector<std::string>& warnings, int& usedImages) {
     // insert the observers (side-effect ops, no outputs: the graph is otherwise unchanged)
@@ -827,27 +838,17 @@ public:
     Attributes(torch::jit::Module root, std::shared_ptr<Graph> graph) : m_root(std::move(root)), m_graph(std::move(graph)) {}
 
     // Registers `value` under the layer's path and returns a GetAttr chain to it, inserted
-    // at the current insertion point.
-    // `identity` (the float weight) lets a layer that appears twice in the graph (the FPN
-    // runs its top block in and outside a loop) share one attribute.
+    // at the current insertion point. `identity` (the float weight) lets a layer that
+    // appears twice in the graph (the FPN runs its top block in and outside a loop) share
+    // one attribute.
     Value* put(const std::string& layer, const std::string& leaf, const c10::IValue& value, bool parameter,
                const void* identity) {
         const std::string key = layer + "/" + leaf;
         if (auto it = m_cache.find(key); it != m_cache.end() && it->second.first == identity)
             return getAttrChain(it->second.second);
-        std::vector<std::string> parts;
-        if (validModulePath(layer)) {
-            std::size_t start = 0;
-            for (;;) {
-                const std::size_t dot = layer.find('.', start);
-                parts.push_back(layer.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-                if (dot == std::string::npos)
-                    break;
-                start = dot + 1;
-            }
-        } else {
+        std::vector<std::string> parts = modulePathParts(layer);
+        if (parts.empty())
             parts.push_back("_qs_layer_" + std::to_string(m_anonymous++));
-        }
         torch::jit::Module owner = m_root;
         for (const auto& part : parts) {
             if (owner.hasattr(part)) {
@@ -1126,12 +1127,25 @@ struct RemoveOnExit {
     }
 };
 
+nlohmann::json layersJson(const std::vector<QuantizedLayer>& layers, RankBy rankBy) {
+    auto score = [](double v) {
+        return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    };
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& l : layers) {
+        nlohmann::json j = {{"name", l.name}, {"op", l.op}, {"quantized_op", l.quantizedOp}, {"reason", l.reason},
+                            {"input_scale", l.inputScale}, {"input_zero_point", l.inputZeroPoint},
+                            {"output_scale", l.outputScale}, {"output_zero_point", l.outputZeroPoint}};
+        if (l.ranked && rankBy == RankBy::Map)
+            j["rank_map_drop_points"] = score(-l.rankScore);
+        else if (l.ranked)
+            j["rank_sqnr_db"] = score(l.rankScore);
+        out.push_back(std::move(j));
+    }
+    return out;
+}
+
 nlohmann::json reportJson(const QuantizeOptions& options, const BuildResult& b, bool reduceRange) {
-    nlohmann::json layers = nlohmann::json::array();
-    for (const auto& l : b.layers)
-        layers.push_back({{"name", l.name}, {"op", l.op}, {"quantized_op", l.quantizedOp}, {"reason", l.reason},
-                          {"input_scale", l.inputScale}, {"input_zero_point", l.inputZeroPoint},
-                          {"output_scale", l.outputScale}, {"output_zero_point", l.outputZeroPoint}});
     return {{"producer", "quantscope-cli quantize"},
             {"source", options.modelPath},
             {"engine", options.model.engine},
@@ -1139,7 +1153,7 @@ nlohmann::json reportJson(const QuantizeOptions& options, const BuildResult& b, 
             {"per_channel", options.perChannel},
             {"reduce_range", reduceRange},
             {"calibration_images", options.images.size()},
-            {"layers", layers}};
+            {"layers", layersJson(b.layers, options.rankBy)}};
 }
 
 void save(torch::jit::Module& module, const std::string& path, const std::string& json) {
@@ -1182,6 +1196,10 @@ bool cpuHasVnni() {
 }
 
 } // namespace
+
+std::string quantizedLayersJson(const std::vector<QuantizedLayer>& layers, RankBy rankBy) {
+    return layersJson(layers, rankBy).dump();
+}
 
 QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progress) {
     const auto t0 = Clock::now();
@@ -1270,11 +1288,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             c.outPath = dump;
             c.preprocess = options.preprocess;
             c.model = options.model;
-            compare(c, [&](const Progress& s) {
-                Progress q = s;
-                q.stage = stage + " " + s.stage;
-                return !progress || progress(q);
-            });
+            compare(c, prefixed(progress, stage + " "));
             return dump;
         };
         // a fresh frozen graph for every build after the first (a build consumes its graph)
@@ -1295,11 +1309,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             e.imagesDir = options.evalImagesDir;
             e.preprocess = options.preprocess;
             e.model = options.model;
-            return evaluatePair(e, [&](const Progress& s) {
-                Progress q = s;
-                q.stage = stage + ", " + s.stage;
-                return !progress || progress(q);
-            });
+            return evaluatePair(e, prefixed(progress, stage + ", "));
         };
         std::vector<std::string> candidates;
         {
@@ -1307,7 +1317,8 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             for (const auto& l : full.layers)
                 if (!l.quantizedOp.empty())
                     candidates.push_back(l.name);
-            save(p.module, tmp, reportJson(options, full, report.reduceRange).dump());
+            if (options.rankBy == RankBy::Sqnr && options.rankFrom.empty()) // compared below
+                save(p.module, tmp, reportJson(options, full, report.reduceRange).dump());
         }
         if (options.rankBy == RankBy::Sqnr) {
             const auto sqnr = sqnrOf(options.rankFrom.empty() ? compareWith(tmp, "rank") : options.rankFrom);

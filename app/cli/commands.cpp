@@ -22,6 +22,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <utility>
 
 namespace qs::cli {
 
@@ -103,6 +104,18 @@ auto withProgress(bool quiet, Job&& job) {
         return result;
     } catch (...) {
         bar.finish();
+        throw;
+    }
+}
+
+// withProgress for a job that writes `out` only when complete: a cancel says so.
+template <typename Job>
+auto writingWithProgress(bool quiet, const std::string& out, Job&& job) {
+    try {
+        return withProgress(quiet, std::forward<Job>(job));
+    } catch (const Error& e) {
+        if (e.kind() == ErrorKind::Cancelled)
+            throw Error(ErrorKind::Cancelled, "cancelled; " + out + " was not written");
         throw;
     }
 }
@@ -195,14 +208,8 @@ int runCompare(const CompareArgs& a) {
     o.layerGlobs = a.layers;
     o.gzip = a.gzip;
 
-    CompareSummary s;
-    try {
-        s = withProgress(a.quiet, [&](const ProgressFn& progress) { return compare(o, progress); });
-    } catch (const Error& e) {
-        if (e.kind() == ErrorKind::Cancelled)
-            throw Error(ErrorKind::Cancelled, "cancelled; " + a.out + " was not written");
-        throw;
-    }
+    const CompareSummary s =
+        writingWithProgress(a.quiet, a.out, [&](const ProgressFn& progress) { return compare(o, progress); });
 
     DumpReader dump(s.outPath);
     if (a.json) {
@@ -494,14 +501,8 @@ int runQuantize(const QuantizeArgs& a) {
     o.evalImagesDir = a.images;
     o.foldOnly = a.foldOnly;
 
-    QuantizeReport r;
-    try {
-        r = withProgress(a.quiet, [&](const ProgressFn& progress) { return quantize(o, progress); });
-    } catch (const Error& e) {
-        if (e.kind() == ErrorKind::Cancelled)
-            throw Error(ErrorKind::Cancelled, "cancelled; " + a.out + " was not written");
-        throw;
-    }
+    const QuantizeReport r =
+        writingWithProgress(a.quiet, a.out, [&](const ProgressFn& progress) { return quantize(o, progress); });
     for (const auto& w : r.warnings)
         std::fprintf(stderr, "quantscope-cli: warning: %s\n", w.c_str());
 
@@ -556,18 +557,7 @@ int runQuantize(const QuantizeArgs& a) {
         for (const auto& t : r.tradeOffs)
             tradeOffs.push_back({{"kept_float", t.keptFloat}, {"file_bytes", t.fileBytes}, {"seconds", t.seconds},
                                  {"map", t.map}, {"drop_points", t.dropPoints}});
-        nlohmann::json layers = nlohmann::json::array();
-        for (const auto& l : r.layers) {
-            nlohmann::json j = {{"name", l.name},          {"op", l.op},
-                                {"quantized_op", l.quantizedOp}, {"reason", l.reason},
-                                {"input_scale", l.inputScale}, {"input_zero_point", l.inputZeroPoint},
-                                {"output_scale", l.outputScale}, {"output_zero_point", l.outputZeroPoint}};
-            if (l.ranked && o.rankBy == RankBy::Map)
-                j["rank_map_drop_points"] = number(-l.rankScore);
-            else if (l.ranked)
-                j["rank_sqnr_db"] = number(l.rankScore);
-            layers.push_back(j);
-        }
+        const nlohmann::json layers = nlohmann::json::parse(quantizedLayersJson(r.layers, o.rankBy));
         nlohmann::json j = {{"out", r.outPath},
                             {"model", o.modelPath},
                             {"engine", o.model.engine},
