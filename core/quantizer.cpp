@@ -960,7 +960,9 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
         else if (matchesAny(l.name, options.exclude))
             q.reason = "--exclude";
         else if (keepFloat.count(l.name))
-            q.reason = "kept in float (--keep-float)";
+            q.reason = std::count(options.keepFloat.begin(), options.keepFloat.end(), l.name)
+                           ? "--float-layer"
+                           : "kept in float (--keep-float)";
         else if (!qparams.empty() && (!observedOk(l.end) || !observedOk(l.input)))
             q.reason = "no calibration image reached it";
         else
@@ -1230,7 +1232,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     }
     for (const auto& k : options.keepFloat)
         if (std::none_of(p.layers.begin(), p.layers.end(), [&](const Layer& l) { return l.name == k; }))
-            report.warnings.push_back("--keep-float: no layer is named '" + k + "'");
+            report.warnings.push_back("--float-layer: no layer is named '" + k + "'");
     for (const Layer& l : p.layers)
         if (!l.reason.empty() && inScope(l.name, options.scope))
             report.warnings.push_back("left in float: " + l.name + " (" + l.op + "): " + l.reason);
