@@ -52,29 +52,20 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
         grid->addWidget(m_plots[i], i / 2, i % 2);
         connect(m_plots[i], &HeatmapPlot::cellHovered, this, &LayerView::hover);
         connect(m_plots[i], &HeatmapPlot::hoverLeft, this, [this] { emit readout(QString()); });
-        // synchronised zoom and pan
-        connect(m_plots[i]->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this, i](const QCPRange& r) {
-            if (m_syncing)
-                return;
-            m_syncing = true;
-            for (int k = 0; k < 4; ++k)
-                if (k != i) {
-                    m_plots[k]->xAxis->setRange(r);
-                    m_plots[k]->replot(QCustomPlot::rpQueuedReplot);
-                }
-            m_syncing = false;
-        });
-        connect(m_plots[i]->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this, i](const QCPRange& r) {
-            if (m_syncing)
-                return;
-            m_syncing = true;
-            for (int k = 0; k < 4; ++k)
-                if (k != i) {
-                    m_plots[k]->yAxis->setRange(r);
-                    m_plots[k]->replot(QCustomPlot::rpQueuedReplot);
-                }
-            m_syncing = false;
-        });
+        // synchronised zoom and pan: a range change on one plot's axis goes to the others'
+        for (QCPAxis* QCustomPlot::*axis : {&QCustomPlot::xAxis, &QCustomPlot::yAxis})
+            connect(m_plots[i]->*axis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
+                    [this, i, axis](const QCPRange& r) {
+                        if (m_syncing)
+                            return;
+                        m_syncing = true;
+                        for (int k = 0; k < 4; ++k)
+                            if (k != i) {
+                                (m_plots[k]->*axis)->setRange(r);
+                                m_plots[k]->replot(QCustomPlot::rpQueuedReplot);
+                            }
+                        m_syncing = false;
+                    });
     }
 
     m_channels = new QCustomPlot;

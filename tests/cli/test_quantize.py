@@ -215,6 +215,18 @@ class Base(unittest.TestCase):
         self.assertEqual(r.returncode, expect, f"exit {r.returncode}\nstdout:{r.stdout}\nstderr:{r.stderr}")
         return r
 
+    def coco_subset(self, count):
+        """A COCO file with the first `count` images of the demo test split (under --images DATA/test)."""
+        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
+            coco = json.load(f)
+        keep = {im["id"] for im in coco["images"][:count]}
+        subset = dict(coco, images=[im for im in coco["images"] if im["id"] in keep],
+                      annotations=[a for a in coco["annotations"] if a["image_id"] in keep])
+        path = self.path(f"test_{count}.json")
+        with open(path, "w") as f:
+            json.dump(subset, f)
+        return path
+
     def assertNothingWritten(self, out):
         self.assertFalse(os.path.exists(out), f"{out} must not exist after a failure")
         leftovers = [p for p in os.listdir(os.path.dirname(out)) if p.startswith("." + os.path.basename(out))]
@@ -523,14 +535,7 @@ class MixedPrecision(Base):
         self.assertIn("time on", r.stdout)
 
     def test_max_drop_search_prints_the_trade_off(self):
-        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
-            coco = json.load(f)
-        keep = {im["id"] for im in coco["images"][:6]}
-        small = dict(coco, images=[im for im in coco["images"] if im["id"] in keep],
-                     annotations=[a for a in coco["annotations"] if a["image_id"] in keep])
-        ann = self.path("small.json")
-        with open(ann, "w") as f:
-            json.dump(small, f)
+        ann = self.coco_subset(6)
         model = os.path.join(ARGS.weights, "demo_frcnn_float.pt")
         out, report = self.path("m.pt"), self.path("m.json")
         r = run("quantize", "--model", model, "--calib-coco", ann, "--images", os.path.join(ARGS.data, "test"),
@@ -567,14 +572,7 @@ class MixedPrecision(Base):
     def test_rank_by_map_finds_the_yolo_prediction_layers(self):
         # The YOLO head's raw outputs (boxes and classes in one per-tensor scale) cost the
         # most mAP; their SQNR does not show it, one-layer-at-a-time mAP does.
-        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
-            coco = json.load(f)
-        keep = {im["id"] for im in coco["images"][:24]}
-        subset = dict(coco, images=[im for im in coco["images"] if im["id"] in keep],
-                      annotations=[a for a in coco["annotations"] if a["image_id"] in keep])
-        ann = self.path("subset.json")
-        with open(ann, "w") as f:
-            json.dump(subset, f)
+        ann = self.coco_subset(24)
         out, report = self.path("y.pt"), self.path("y.json")
         r = run("quantize", "--model", os.path.join(ARGS.weights, "demo_yolo_v5.pt"), "--calib-coco", ann,
                 "--images", os.path.join(ARGS.data, "test"), "--out", out, "--rank-by", "map", "--keep-float", "3",

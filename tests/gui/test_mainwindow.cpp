@@ -33,6 +33,33 @@ namespace {
 QString dumpPath() { return qEnvironmentVariable("QS_TEST_DUMP"); }
 
 QMessageBox* errorBox(QWidget* window) { return window->findChild<QMessageBox*>(QStringLiteral("errorBox")); }
+
+// Fills New comparison's form with two test models, one demo image and the output (and
+// the input size when given), then clicks Run. False when the form is not as expected.
+bool startComparison(ComparisonDialog& dialog, const QString& original, const QString& quantized,
+                     const QString& out, const QString& size = QString()) {
+    const QString models = qEnvironmentVariable("QS_TEST_MODELS");
+    auto edits = dialog.findChildren<QLineEdit*>();
+    // the dialog's line edits in form order: original, quantized, output, size
+    if (edits.size() < 4)
+        return false;
+    edits[0]->setText(models + QLatin1Char('/') + original);
+    edits[1]->setText(models + QLatin1Char('/') + quantized);
+    edits[2]->setText(out);
+    if (!size.isEmpty())
+        edits[3]->setText(size);
+    auto* images = dialog.findChild<QListWidget*>();
+    images->clear();
+    images->addItem(models + QStringLiteral("/images/demo_0.png"));
+    QPushButton* run = nullptr;
+    for (auto* b : dialog.findChildren<QPushButton*>())
+        if (b->text() == QStringLiteral("Run"))
+            run = b;
+    if (!run)
+        return false;
+    QTest::mouseClick(run, Qt::LeftButton);
+    return true;
+}
 } // namespace
 
 class TestMainWindow : public QObject {
@@ -189,6 +216,24 @@ private slots:
         QCOMPARE(plot->itemCount(), 0);
     }
 
+    void zoomAndPanAreSynchronised() {
+        MainWindow w;
+        w.show();
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.openDump(dumpPath());
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 10000);
+        const auto plots = w.layerView()->figures();
+        QCOMPARE(plots.size(), 4);
+        plots[1]->xAxis->setRange(2.0, 7.5);
+        plots[2]->yAxis->setRange(1.0, 4.0);
+        for (QCustomPlot* plot : plots) {
+            QCOMPARE(plot->xAxis->range().lower, 2.0);
+            QCOMPARE(plot->xAxis->range().upper, 7.5);
+            QCOMPARE(plot->yAxis->range().lower, 1.0);
+            QCOMPARE(plot->yAxis->range().upper, 4.0);
+        }
+    }
+
     void detectionsTabListsTheMatches() {
         const QString detector = qEnvironmentVariable("QS_TEST_DETECTOR_DUMP");
         QVERIFY2(QFile::exists(detector), "QS_TEST_DETECTOR_DUMP must name a detector dump");
@@ -293,27 +338,12 @@ private slots:
     }
 
     void newComparisonRunsOnAWorker() {
-        const QString models = qEnvironmentVariable("QS_TEST_MODELS");
         QTemporaryDir dir;
         const QString out = dir.filePath(QStringLiteral("fromgui.h5"));
         ComparisonDialog dialog;
         dialog.show();
-        auto edits = dialog.findChildren<QLineEdit*>();
-        // the dialog's line edits in form order: original, quantized, output, size
-        QVERIFY(edits.size() >= 4);
-        edits[0]->setText(models + QStringLiteral("/demo_cnn_float.pt"));
-        edits[1]->setText(models + QStringLiteral("/demo_cnn_int8.pt"));
-        edits[2]->setText(out);
-        auto* images = dialog.findChild<QListWidget*>();
-        images->clear();
-        images->addItem(models + QStringLiteral("/images/demo_0.png"));
         QSignalSpy written(&dialog, &ComparisonDialog::dumpWritten);
-        QPushButton* run = nullptr;
-        for (auto* b : dialog.findChildren<QPushButton*>())
-            if (b->text() == QStringLiteral("Run"))
-                run = b;
-        QVERIFY(run);
-        QTest::mouseClick(run, Qt::LeftButton);
+        QVERIFY(startComparison(dialog, QStringLiteral("demo_cnn_float.pt"), QStringLiteral("demo_cnn_int8.pt"), out));
         QVERIFY(dialog.isRunning());
         QTRY_COMPARE_WITH_TIMEOUT(written.count(), 1, 60000);
         QCOMPARE(written.first().at(0).toString(), out);
@@ -321,23 +351,13 @@ private slots:
     }
 
     void newComparisonCancels() {
-        const QString models = qEnvironmentVariable("QS_TEST_MODELS");
         QTemporaryDir dir;
         const QString out = dir.filePath(QStringLiteral("cancelled.h5"));
         ComparisonDialog dialog;
         dialog.show();
-        auto edits = dialog.findChildren<QLineEdit*>();
-        edits[0]->setText(models + QStringLiteral("/frcnn_r50_fpn.pt"));
-        edits[1]->setText(models + QStringLiteral("/frcnn_r50_fpn.pt"));
-        edits[2]->setText(out);
-        auto* images = dialog.findChild<QListWidget*>();
-        images->clear();
-        images->addItem(models + QStringLiteral("/images/demo_0.png"));
-        edits[3]->setText(QStringLiteral("640x480"));
         QSignalSpy written(&dialog, &ComparisonDialog::dumpWritten);
-        for (auto* b : dialog.findChildren<QPushButton*>())
-            if (b->text() == QStringLiteral("Run"))
-                QTest::mouseClick(b, Qt::LeftButton);
+        QVERIFY(startComparison(dialog, QStringLiteral("frcnn_r50_fpn.pt"), QStringLiteral("frcnn_r50_fpn.pt"), out,
+                                QStringLiteral("640x480")));
         QVERIFY(dialog.isRunning());
         QTest::qWait(1500);
         auto* buttons = dialog.findChild<QDialogButtonBox*>();
