@@ -1,4 +1,5 @@
 #include "commands.h"
+#include "jsonnumber.h"
 
 #include "benchmark.h"
 #include "compare.h"
@@ -28,13 +29,8 @@ namespace qs::cli {
 
 namespace {
 
-// JSON has no infinity: non-finite metrics are written as the strings "inf", "-inf", "nan".
 nlohmann::json number(double v) {
-    if (std::isnan(v))
-        return "nan";
-    if (std::isinf(v))
-        return v > 0 ? "inf" : "-inf";
-    return v;
+    return jsonNumber(v);
 }
 
 std::string shapeText(const std::vector<std::int64_t>& shape) {
@@ -483,7 +479,9 @@ int runQuantize(const QuantizeArgs& a) {
     o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
     o.model.threads = a.threads;
     o.model.engine = a.engine;
-    o.method = parseCalibrationMethod(a.method);
+    if (!parseCalibrationMethod(a.method, o.method))
+        throw Error(ErrorKind::Usage,
+                    "--method: unknown calibration method '" + a.method + "' (expected minmax, percentile, mse or entropy)");
     o.percentile = a.percentile;
     o.perChannel = !a.perTensor;
     o.reduceRange = a.reduceRange == "on" ? ReduceRange::On : a.reduceRange == "off" ? ReduceRange::Off : ReduceRange::Auto;

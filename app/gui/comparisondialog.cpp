@@ -72,6 +72,7 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
     m_progress = new QProgressBar;
     m_progress->setVisible(false);
     m_stage = new QLabel;
+    m_stage->setObjectName(QStringLiteral("stage"));
     m_buttons = new QDialogButtonBox(QDialogButtonBox::Cancel);
     m_run = m_buttons->addButton(tr("Run"), QDialogButtonBox::AcceptRole);
     connect(m_run, &QPushButton::clicked, this, &ComparisonDialog::start);

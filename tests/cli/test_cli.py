@@ -15,12 +15,15 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from childproc import wait_for_line
 import unittest
 
 import h5py
 import numpy as np
 
 ARGS = None
+
 
 
 def run(*args, timeout=900, **kw):
@@ -552,8 +555,10 @@ class BadInput(Base):
         img = os.path.join(self.dir, "r.png")
         make_image(img, 640, 480)
         args = self.base(out, model("frcnn_r50_fpn.pt"), model("frcnn_r50_fpn.pt"), img)
+        args.remove("--quiet")  # progress lines tell when the first forward pass is running
         p = subprocess.Popen([ARGS.cli, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(6)
+        seen = wait_for_line(p, lambda line: line.startswith("original:"))
+        self.assertIsNotNone(seen, "compare never started its first forward pass")
         p.send_signal(signal.SIGINT)
         stdout, stderr = p.communicate(timeout=300)
         self.assertEqual(p.returncode, 1, stderr)

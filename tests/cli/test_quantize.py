@@ -19,6 +19,8 @@ import tempfile
 import time
 import unittest
 
+from childproc import wait_for_line
+
 import h5py
 import numpy as np
 import torch
@@ -229,7 +231,7 @@ class Base(unittest.TestCase):
 
     def assertNothingWritten(self, out):
         self.assertFalse(os.path.exists(out), f"{out} must not exist after a failure")
-        leftovers = [p for p in os.listdir(os.path.dirname(out)) if p.startswith("." + os.path.basename(out))]
+        leftovers = [p for p in os.listdir(os.path.dirname(out)) if p.startswith(os.path.basename(out) + ".partial")]
         self.assertEqual(leftovers, [], "temporary files left behind")
 
 
@@ -696,15 +698,16 @@ class BadInput(Base):
         p = subprocess.Popen([ARGS.cli, "quantize", "--model", os.path.join(ARGS.models, "frcnn_r50_fpn.pt"),
                               "--calib", calib, "--out", out, "--threads", "2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        seen = p.stderr.readline()  # "calibrate: 0/16 ...": the first image is running
-        time.sleep(3)
+        # "calibrate: 2/16 ...": calibration is under way, 14 forward passes still to go
+        seen = wait_for_line(p, lambda line: line.startswith("calibrate:") and not line.startswith("calibrate: 0/"))
+        self.assertIsNotNone(seen, "quantize never reached its second calibration image")
         p.send_signal(signal.SIGINT)
         stdout, stderr = p.communicate(timeout=300)
         self.assertEqual(p.returncode, 1, seen + stderr)
         self.assertIn("cancelled", stderr)
         with open(out) as f:
             self.assertEqual(f.read(), "an earlier result the user saved")
-        self.assertEqual([x for x in os.listdir(self.dir) if x.startswith(".o.pt")], [])
+        self.assertEqual([x for x in os.listdir(self.dir) if x.startswith("o.pt.partial")], [])
 
     def test_help(self):
         r = run("quantize", "--help")

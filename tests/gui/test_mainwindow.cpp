@@ -4,7 +4,7 @@
 
 #include "comparisondialog.h"
 #include "detectionpanel.h"
-#include "dumpwriter.h"
+#include "dumpupdate.h"
 #include "summaryview.h"
 #include "h5util.h"
 #include "layertablemodel.h"
@@ -16,6 +16,7 @@
 #include <QDir>
 #include <QFile>
 #include <QCheckBox>
+#include <QLabel>
 #include <QLineEdit>
 #include <QSettings>
 #include <QTabWidget>
@@ -359,7 +360,11 @@ private slots:
         QVERIFY(startComparison(dialog, QStringLiteral("frcnn_r50_fpn.pt"), QStringLiteral("frcnn_r50_fpn.pt"), out,
                                 QStringLiteral("640x480")));
         QVERIFY(dialog.isRunning());
-        QTest::qWait(1500);
+        // cancel once the first forward pass is running (its progress line has arrived)
+        auto* stage = dialog.findChild<QLabel*>(QStringLiteral("stage"));
+        QVERIFY(stage);
+        QTRY_VERIFY_WITH_TIMEOUT(stage->text().startsWith(QStringLiteral("original")), 120000);
+        QVERIFY(dialog.isRunning());
         auto* buttons = dialog.findChild<QDialogButtonBox*>();
         QTest::mouseClick(buttons->button(QDialogButtonBox::Cancel), Qt::LeftButton); // while it runs
         QVERIFY(dialog.isVisible()); // the dialog waits for the job to stop

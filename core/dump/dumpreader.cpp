@@ -50,13 +50,13 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
     try {
         m_file = std::make_unique<H5::H5File>(path, H5F_ACC_RDONLY);
         H5::Group root = m_file->openGroup("/");
-        if (h5::stringAttr(root, "format") != kDumpFormatName)
+        if (h5::stringAttr(root, "format") != layout::kFormatName)
             throw Error(ErrorKind::Input, path + ": an HDF5 file, but not a QuantScope dump");
         m_version = static_cast<int>(h5::intAttr(root, "version", 0));
-        if (m_version > kDumpFormatVersion)
+        if (m_version > layout::kFormatVersion)
             throw Error(ErrorKind::Input, path + ": dump format version " + std::to_string(m_version) +
                                               " is newer than this QuantScope reads (" +
-                                              std::to_string(kDumpFormatVersion) + "); update QuantScope");
+                                              std::to_string(layout::kFormatVersion) + "); update QuantScope");
         if (m_version < 1)
             throw Error(ErrorKind::Input, path + ": dump has no valid format version");
         if (h5::intAttr(root, "complete", 0) != 1)

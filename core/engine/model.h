@@ -5,6 +5,7 @@
 
 #include "activation.h"
 #include "image.h"
+#include "types.h"
 
 #include <array>
 #include <cstdint>
@@ -21,28 +22,7 @@ enum class InputKind {
     BatchTensor, // forward(Tensor[N,3,H,W])
 };
 
-enum class OutputKind {
-    Detections, // boxes/scores/labels (torchvision dict outputs)
-    Logits,     // Tensor[N, K]
-    Raw,        // any other tensor (first tensor found in the output)
-};
-
 const char* toString(InputKind kind);
-const char* toString(OutputKind kind);
-
-struct Detection {
-    float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
-    float score = 0;
-    std::int64_t label = 0;
-};
-
-// The decoded output of a model for one image.
-struct ModelOutput {
-    OutputKind kind = OutputKind::Raw;
-    std::vector<Detection> detections;  // Detections
-    std::vector<float> values;          // Logits / Raw (row-major)
-    std::vector<std::int64_t> shape;    // Logits / Raw shape, batch dimension dropped
-};
 
 enum class TapOps { Conv = 1, Linear = 2 };
 

@@ -1,7 +1,7 @@
 #include "dumpwriter.h"
 
 #include "error.h"
-#include "dumpreader.h"
+#include "fileutil.h"
 #include "h5util.h"
 
 #include <sys/resource.h>
@@ -28,12 +28,6 @@ std::string shapeText(const std::vector<std::int64_t>& shape) {
         out << (i ? "," : "") << shape[i];
     out << ']';
     return out.str();
-}
-
-std::string seqName(int seq) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04d", seq);
-    return buf;
 }
 
 // Chunks of one channel (or of as many channels as make ~64 KiB when planes are small),
@@ -77,7 +71,7 @@ void ensureRoom(const std::string& path, std::size_t bytes) {
 DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
     : m_finalPath(std::move(finalPath)), m_options(options) {
     H5::Exception::dontPrint();
-    m_tempPath = m_finalPath + ".partial-" + std::to_string(::getpid());
+    m_tempPath = partialPath(m_finalPath);
     std::error_code ec;
     const auto parent = std::filesystem::absolute(m_finalPath, ec).parent_path();
     if (!std::filesystem::is_directory(parent, ec))
@@ -91,8 +85,8 @@ DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
     try {
         m_file = std::make_unique<H5::H5File>(m_tempPath, H5F_ACC_TRUNC);
         H5::Group root = m_file->openGroup("/");
-        h5::setAttr(root, "format", std::string(kDumpFormatName));
-        h5::setAttr(root, "version", std::int64_t{kDumpFormatVersion});
+        h5::setAttr(root, "format", std::string(layout::kFormatName));
+        h5::setAttr(root, "version", std::int64_t{layout::kFormatVersion});
         h5::setAttr(root, "complete", std::int64_t{0});
         h5::setAttr(root, "dtype", std::string(m_options.storage == StorageType::F16 ? "f16" : "f32"));
         h5::setAttr(root, "image_count", std::int64_t{m_options.images});
@@ -262,6 +256,9 @@ void DumpWriter::pushChecked(Activation a) {
         throw Error(ErrorKind::Internal, "tap at " + record.module + " recorded shape " +
                                              shapeText(a.shape) + ", expected a batch of one");
     m_records.push_back(record);
+    const auto& dropped = m_dropped[static_cast<int>(m_side)];
+    if (m_image > 0 && static_cast<std::size_t>(seq) < dropped.size() && dropped[static_cast<std::size_t>(seq)])
+        return; // a layer the caller did not select
     const std::size_t bytes = a.bytes();
     post([this, side = m_side, image = m_image, seq, act = std::move(a)](H5::H5File&) {
         writeActivation(side, image, seq, act);
@@ -300,7 +297,7 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
         H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
         const H5::DataType& fileType =
             half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
-        const std::string path = std::string("/staging/") + toString(side) + "/" + seqName(seq);
+        const std::string path = std::string("/staging/") + toString(side) + "/" + layout::indexName(seq);
         // Whole chunks are always written at once, so HDF5's chunk cache (1 MiB per open
         // dataset by default, ~150 MiB for a detector) would only hold memory.
         H5::DSetAccPropList access;
@@ -328,22 +325,39 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
     ds.write(a.data.get(), memType, memSpace, fileSpace);
 }
 
-void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs,
-                             const std::vector<std::string>& names) {
-    post([this, pairs, names](H5::H5File& file) {
+void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs, const std::vector<std::string>& names,
+                             const std::vector<LayerPair>& dropped) {
+    for (int side = 0; side < 2; ++side)
+        m_dropped[side].assign(m_firstRecords[side].size(), false);
+    for (const auto& p : dropped) {
+        m_dropped[0].at(static_cast<std::size_t>(p.original)) = true;
+        m_dropped[1].at(static_cast<std::size_t>(p.quantized)) = true;
+    }
+    post([this, pairs, names, dropped](H5::H5File& file) {
         file.createGroup("/layers");
         std::vector<bool> moved[2];
         moved[0].assign(m_datasets[0].size(), false);
         moved[1].assign(m_datasets[1].size(), false);
+        for (const auto& p : dropped) {
+            const int seqs[2] = {p.original, p.quantized};
+            for (int side = 0; side < 2; ++side) {
+                const std::string path = std::string(layout::kStaging) + "/" + toString(Side(side)) + "/" +
+                                         layout::indexName(seqs[side]);
+                if (H5Ldelete(file.getId(), path.c_str(), H5P_DEFAULT) < 0)
+                    throw Error(ErrorKind::Output, m_tempPath + ": cannot delete " + path);
+                m_datasets[side].at(static_cast<std::size_t>(seqs[side])) = H5::DataSet();
+                moved[side][static_cast<std::size_t>(seqs[side])] = true;
+            }
+        }
         for (std::size_t k = 0; k < pairs.size(); ++k) {
-            const std::string group = "/layers/" + seqName(static_cast<int>(k));
+            const std::string group = "/layers/" + layout::indexName(static_cast<int>(k));
             H5::Group g = file.createGroup(group);
             h5::setAttr(g, "name", names.at(k));
             h5::setAttr(g, "index", static_cast<std::int64_t>(k));
             h5::setAttr(g, "match", std::string(toString(pairs[k].method)));
             const int seqs[2] = {pairs[k].original, pairs[k].quantized};
             for (int side = 0; side < 2; ++side) {
-                const std::string from = std::string("/staging/") + toString(Side(side)) + "/" + seqName(seqs[side]);
+                const std::string from = std::string("/staging/") + toString(Side(side)) + "/" + layout::indexName(seqs[side]);
                 const std::string to = group + "/" + toString(Side(side));
                 if (H5Lmove(file.getId(), from.c_str(), file.getId(), to.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
                     throw Error(ErrorKind::Output, m_tempPath + ": cannot move " + from + " to " + to);
@@ -357,8 +371,8 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs,
             for (std::size_t seq = 0; seq < moved[side].size(); ++seq) {
                 if (moved[side][seq])
                     continue;
-                const std::string from = std::string("/staging/") + toString(Side(side)) + "/" + seqName(static_cast<int>(seq));
-                const std::string to = dir + "/" + seqName(static_cast<int>(seq));
+                const std::string from = std::string("/staging/") + toString(Side(side)) + "/" + layout::indexName(static_cast<int>(seq));
+                const std::string to = dir + "/" + layout::indexName(static_cast<int>(seq));
                 if (H5Lmove(file.getId(), from.c_str(), file.getId(), to.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
                     throw Error(ErrorKind::Output, m_tempPath + ": cannot move " + from);
             }
@@ -381,38 +395,8 @@ void DumpWriter::commit() {
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Output, m_tempPath + ": cannot finish the dump (" + e.getDetailMsg() + ")");
     }
-    std::error_code ec;
-    std::filesystem::rename(m_tempPath, m_finalPath, ec);
-    if (ec)
-        throw Error(ErrorKind::Output, m_finalPath + ": cannot rename the finished dump from " +
-                                           m_tempPath + " (" + ec.message() + ")");
+    commitFile(m_tempPath, m_finalPath);
     m_committed = true;
-}
-
-void updateDump(const std::string& path, const std::function<void(H5::H5File&)>& fn) {
-    { DumpReader check(path); } // refuses anything that is not a complete dump
-    const std::string temp = path + ".partial-" + std::to_string(::getpid());
-    std::error_code ec;
-    std::filesystem::copy_file(path, temp, std::filesystem::copy_options::overwrite_existing, ec);
-    if (ec)
-        throw Error(ErrorKind::Output, path + ": cannot copy for writing (" + ec.message() + ")");
-    try {
-        h5::Lock lock(h5::libraryMutex());
-        H5::H5File file(temp, H5F_ACC_RDWR);
-        fn(file);
-        file.close();
-    } catch (const H5::Exception& e) {
-        std::remove(temp.c_str());
-        throw Error(ErrorKind::Output, path + ": cannot update (" + e.getDetailMsg() + ")");
-    } catch (...) {
-        std::remove(temp.c_str());
-        throw;
-    }
-    std::filesystem::rename(temp, path, ec);
-    if (ec) {
-        std::remove(temp.c_str());
-        throw Error(ErrorKind::Output, path + ": cannot replace with the updated copy (" + ec.message() + ")");
-    }
 }
 
 } // namespace qs

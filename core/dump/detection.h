@@ -1,7 +1,7 @@
 #pragma once
 // Matching original vs quantized detections of one image.
 
-#include "model.h"
+#include "types.h"
 
 #include <vector>
 

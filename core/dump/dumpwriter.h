@@ -6,6 +6,7 @@
 // by commit(); destroying an uncommitted writer removes the temporary file.
 
 #include "activation.h"
+#include "layout.h"
 #include "matching.h"
 
 #include <H5Cpp.h>
@@ -21,12 +22,6 @@
 #include <vector>
 
 namespace qs {
-
-constexpr int kDumpFormatVersion = 1;
-constexpr const char* kDumpFormatName = "quantscope-dump";
-
-enum class Side { Original = 0, Quantized = 1 };
-const char* toString(Side side);
 
 struct DumpWriterOptions {
     StorageType storage = StorageType::F16;
@@ -55,10 +50,12 @@ public:
     // Waits until everything posted is written; rethrows the writer's first error.
     void drain();
 
-    // After the first image: moves each pair's datasets to /layers/<k>/{original,quantized},
-    // the rest to /unmatched/<side>/<seq>. Later passes write straight to those datasets.
-    void placeLayers(const std::vector<LayerPair>& pairs,
-                     const std::vector<std::string>& names);
+    // After the first image: moves each kept pair's datasets to
+    // /layers/<k>/{original,quantized}, deletes those of the dropped pairs (layers a
+    // --layers filter did not select) and moves the rest to /unmatched/<side>/<seq>. Later
+    // passes write straight to those datasets and skip the dropped layers.
+    void placeLayers(const std::vector<LayerPair>& kept, const std::vector<std::string>& names,
+                     const std::vector<LayerPair>& dropped);
 
     // The file, for the caller's own reads and writes once drain() has returned.
     H5::H5File& file() { return *m_file; }
@@ -92,6 +89,7 @@ private:
     std::function<void()> m_check;
     std::vector<TapRecord> m_records;
     std::vector<TapRecord> m_firstRecords[2]; // records of image 0, per side
+    std::vector<bool> m_dropped[2];           // by seq: not written after image 0
 
     // writer thread state
     std::vector<H5::DataSet> m_datasets[2]; // by seq
@@ -105,10 +103,5 @@ private:
     std::exception_ptr m_error;
     std::exception_ptr m_pushError;
 };
-
-// Adds to a complete dump without risking it: copies it to "<path>.partial-<pid>", runs
-// fn on the copy under the HDF5 lock, and renames the copy over the original. Throws
-// Error(Input) for a path that is no complete dump, Error(Output) when writing fails.
-void updateDump(const std::string& path, const std::function<void(H5::H5File&)>& fn);
 
 } // namespace qs

@@ -1,7 +1,9 @@
 #include "evaluate.h"
 
+#include "dumpupdate.h"
 #include "dumpwriter.h"
 #include "error.h"
+#include "fileutil.h"
 #include "h5util.h"
 
 #include <nlohmann/json.hpp>
@@ -43,17 +45,12 @@ void writeCocoResults(const std::string& path, const std::vector<CocoBox>& detec
     for (const auto& d : detections)
         j.push_back({{"image_id", d.imageId}, {"category_id", d.categoryId},
                      {"bbox", {d.x, d.y, d.w, d.h}}, {"score", d.score}});
-    const std::string temp = path + ".partial";
-    {
+    writeAtomically(path, [&](const std::string& temp) {
         std::ofstream out(temp);
         out << j.dump() << "\n";
         if (!out)
             throw Error(ErrorKind::Output, path + ": cannot write detections");
-    }
-    std::error_code ec;
-    fs::rename(temp, path, ec);
-    if (ec)
-        throw Error(ErrorKind::Output, path + ": cannot write detections (" + ec.message() + ")");
+    });
 }
 
 namespace {

@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "model.h"
+#include "opvocabulary.h"
 #include "torchscript.h"
 
 #include <ATen/Context.h>
@@ -30,18 +31,6 @@ namespace qs {
 
 const char* toString(InputKind kind) {
     return kind == InputKind::ImageList ? "image-list" : "batch-tensor";
-}
-
-const char* toString(OutputKind kind) {
-    switch (kind) {
-    case OutputKind::Detections:
-        return "detections";
-    case OutputKind::Logits:
-        return "logits";
-    case OutputKind::Raw:
-        return "raw";
-    }
-    return "raw";
 }
 
 namespace {
@@ -72,9 +61,11 @@ SiteRegistry& siteRegistry() {
 }
 
 // Receives the tensors of one forward pass. Active only while Model::run is running.
-class Recorder {
+class Recorder : public ops::TensorListener {
 public:
     Recorder(ActivationSink* sink, StorageType storage) : m_sink(sink), m_storage(storage) {}
+
+    void tensor(const at::Tensor& x, std::int64_t id) override { record(x, static_cast<int>(id)); }
 
     void record(const at::Tensor& x, int site) {
         if (!m_sink)
@@ -113,47 +104,10 @@ private:
     std::unordered_map<std::string, int> m_calls;
 };
 
-std::atomic<Recorder*> g_recorder{nullptr};
 std::mutex g_runMutex; // one instrumented forward pass at a time per process
-
-at::Tensor tapKernel(const at::Tensor& x, int64_t site, c10::string_view /*layer*/) {
-    if (Recorder* r = g_recorder.load())
-        r->record(x, static_cast<int>(site));
-    return x;
-}
-
-TORCH_LIBRARY(quantscope, m) {
-    // The output aliases the input: the op is an identity with a side effect.
-    m.def(torch::schema("quantscope::tap(Tensor(a) x, int site, str layer) -> Tensor(a)",
-                        c10::AliasAnalysisKind::FROM_SCHEMA));
-}
-
-TORCH_LIBRARY_IMPL(quantscope, CatchAll, m) {
-    m.impl("tap", tapKernel);
-}
 
 // ---------------------------------------------------------------------------------------
 // Graph instrumentation
-
-const std::set<std::string>& convOps() {
-    static const std::set<std::string> ops = {
-        "aten::conv1d",           "aten::conv2d",           "aten::conv3d",
-        "aten::_convolution",     "aten::convolution",      "aten::conv_transpose1d",
-        "aten::conv_transpose2d", "aten::conv_transpose3d", "quantized::conv1d",
-        "quantized::conv2d",      "quantized::conv3d",      "quantized::conv1d_relu",
-        "quantized::conv2d_relu", "quantized::conv3d_relu", "quantized::conv_transpose1d",
-        "quantized::conv_transpose2d", "quantized::conv2d_add", "quantized::conv2d_add_relu",
-    };
-    return ops;
-}
-
-const std::set<std::string>& linearOps() {
-    static const std::set<std::string> ops = {
-        "aten::linear", "quantized::linear", "quantized::linear_relu",
-        "quantized::linear_dynamic", "quantized::linear_relu_dynamic",
-    };
-    return ops;
-}
 
 // Module path of the module that owns a convolution's weight (or packed quantized
 // weight): the chain of prim::GetAttr from the graph's `self` to that module, e.g.
@@ -208,17 +162,16 @@ std::string modulePath(const torch::jit::Node* node) {
     return path;
 }
 
-void collectTargets(torch::jit::Block* block, unsigned ops,
+void collectTargets(torch::jit::Block* block, unsigned tapOps,
                     std::vector<torch::jit::Node*>& targets) {
     for (torch::jit::Node* node : block->nodes()) {
         const std::string kind = node->kind().toQualString();
-        const bool conv = (ops & static_cast<unsigned>(TapOps::Conv)) && convOps().count(kind);
-        const bool linear =
-            (ops & static_cast<unsigned>(TapOps::Linear)) && linearOps().count(kind);
+        const bool conv = (tapOps & static_cast<unsigned>(TapOps::Conv)) && ops::isConv(kind);
+        const bool linear = (tapOps & static_cast<unsigned>(TapOps::Linear)) && ops::isLinear(kind);
         if ((conv || linear) && node->outputs().size() == 1)
             targets.push_back(node);
         for (torch::jit::Block* sub : node->blocks())
-            collectTargets(sub, ops, targets); // loops and ifs: the RPN head runs in one
+            collectTargets(sub, tapOps, targets); // loops and ifs: the RPN head runs in one
     }
 }
 
@@ -242,93 +195,12 @@ bool hasQuantizedOps(torch::jit::Block* block) {
 
 } // namespace ts
 
-namespace {
-
-// Ops that a quantization route fuses into the convolution before it (batch norm, then an
-// activation). With TapPoint::Block the tap moves past them, so that a float conv+bn+relu
-// and a fused quantized conv2d_relu are recorded at the same point of the network.
-bool isEpilogueOp(const std::string& kind) {
-    static const std::set<std::string> ops = {
-        "aten::batch_norm", "aten::relu",      "aten::relu_",     "aten::relu6",
-        "aten::relu6_",     "aten::hardtanh",  "aten::hardtanh_", "aten::hardswish",
-        "aten::hardswish_", "aten::silu",      "aten::silu_",     "aten::leaky_relu",
-        "aten::leaky_relu_", "quantized::batch_norm2d", "quantized::batch_norm2d_relu",
-        "quantized::relu6", "quantized::hardswish", "quantized::leaky_relu",
-    };
-    return ops.count(kind) > 0;
-}
-
-// A node of a batch-norm module's own forward (torchvision's FrozenBatchNorm2d is written
-// as x * scale + bias rather than aten::batch_norm).
-bool insideBatchNormModule(const torch::jit::Node* node) {
-    auto cs = node->callstack();
-    if (!cs)
-        return false;
-    const auto entries = (*cs)->vec();
-    for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-        const auto& instance = std::get<2>(*it);
-        if (!instance || instance->instance_name() == "SELF")
-            continue;
-        auto type = instance->class_type();
-        return type && type->name() && type->name()->name().find("BatchNorm") != std::string::npos;
-    }
-    return false;
-}
-
-// Uses of a tensor that only look at its metadata (input checks in a module's forward).
-bool isMetadataQuery(const std::string& kind) {
-    static const std::set<std::string> ops = {
-        "aten::dim",      "aten::size",     "aten::len",          "aten::numel",
-        "prim::dtype",    "prim::device",   "prim::is_quantized", "prim::is_cuda",
-        "prim::layout",   "prim::shape",    "aten::__is__",       "aten::__isnot__",
-        "aten::is_floating_point",
-    };
-    return ops.count(kind) > 0;
-}
-
-// Follows the single-use chain from a convolution through its fused epilogue.
-torch::jit::Node* blockEnd(torch::jit::Node* conv, std::string& epilogue) {
-    torch::jit::Node* last = conv;
-    torch::jit::Value* v = conv->output(0);
-    for (;;) {
-        // the one use that consumes the value; shape queries (a module's input checks) aside
-        const torch::jit::Use* only = nullptr;
-        int consumers = 0;
-        for (const auto& use : v->uses()) {
-            if (isMetadataQuery(use.user->kind().toQualString()))
-                continue;
-            ++consumers;
-            only = &use;
-        }
-        if (consumers != 1)
-            break;
-        torch::jit::Node* user = only->user;
-        if (user->owningBlock() != conv->owningBlock() || user->outputs().size() != 1)
-            break;
-        const std::string kind = user->kind().toQualString();
-        const bool bnArithmetic = insideBatchNormModule(user) &&
-                                  (kind == "aten::mul" || kind == "aten::add" ||
-                                   kind == "aten::sub" || kind == "aten::div");
-        if (!(isEpilogueOp(kind) && only->offset == 0) && !bnArithmetic)
-            break;
-        if (!bnArithmetic || epilogue.empty() || epilogue.back() != ']')
-            epilogue += (epilogue.empty() ? "" : "+") +
-                        (bnArithmetic ? std::string("[bn]") : std::string(user->kind().toUnqualString()));
-        last = user;
-        v = user->output(0);
-    }
-    return last;
-}
-
-} // namespace
-
 namespace ts {
 
-std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph, unsigned ops,
+std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph, unsigned tapOps,
                                 TapPoint point) {
     std::vector<torch::jit::Node*> targets;
-    collectTargets(graph->block(), ops, targets);
-    const auto tapSymbol = c10::Symbol::fromQualString("quantscope::tap");
+    collectTargets(graph->block(), tapOps, targets);
     std::vector<TapSite> sites;
     int anonymous = 0;
     for (torch::jit::Node* node : targets) {
@@ -338,13 +210,13 @@ std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph,
         if (site.module.empty()) // a functional call in the top-level forward
             site.module = "forward." + std::string(node->kind().toUnqualString()) + "_" +
                           std::to_string(anonymous++);
-        torch::jit::Node* last = point == TapPoint::Block ? blockEnd(node, site.epilogue) : node;
+        torch::jit::Node* last = point == TapPoint::Block ? ops::blockEnd(node, site.epilogue) : node;
         const int index = siteRegistry().add(site);
         torch::jit::Value* out = last->output(0);
         torch::jit::WithInsertPoint guard(last->next());
         torch::jit::Value* siteValue = graph->insertConstant(static_cast<int64_t>(index));
         torch::jit::Value* nameValue = graph->insertConstant(site.module);
-        torch::jit::Node* tap = graph->create(tapSymbol, {out, siteValue, nameValue}, 1);
+        torch::jit::Node* tap = graph->create(ops::kTap, {out, siteValue, nameValue}, 1);
         graph->insertNode(tap);
         tap->output()->setType(out->type());
         out->replaceAllUsesWith(tap->output());
@@ -557,9 +429,9 @@ public:
         torch::NoGradGuard noGrad;
         const c10::IValue input = ts::makeInput(m_info.input, image);
         Recorder recorder(sink, m_storage);
-        g_recorder.store(&recorder);
+        ops::setTapListener(&recorder);
         struct Reset {
-            ~Reset() { g_recorder.store(nullptr); }
+            ~Reset() { ops::setTapListener(nullptr); }
         } reset;
         const c10::IValue out = ts::forward(m_module, input, m_info.path, image.source);
         try {

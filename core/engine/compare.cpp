@@ -25,12 +25,6 @@ std::string nowIso8601() {
     return buf;
 }
 
-std::string index4(int i) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04d", i);
-    return buf;
-}
-
 bool selected(const std::vector<std::string>& globs, const std::string& name,
               const std::string& other) {
     if (globs.empty())
@@ -191,7 +185,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         writer.post([i, source = image.source, rgb = image.rgb, w = image.width, h = image.height](H5::H5File& file) {
             if (i == 0)
                 file.createGroup("/inputs");
-            H5::Group g = file.createGroup("/inputs/" + index4(i));
+            H5::Group g = file.createGroup("/inputs/" + layout::indexName(i));
             h5::setAttr(g, "source", source);
             const hsize_t dims[3] = {static_cast<hsize_t>(h), static_cast<hsize_t>(w), 3};
             H5::DataSet ds = g.createDataSet("image", H5::PredType::STD_U8LE, H5::DataSpace(3, dims));
@@ -242,13 +236,15 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                                 std::to_string(records[1].size()) + " quantized) could be paired");
             const auto namesO = displayNames(records[0]);
             const auto namesQ = displayNames(records[1]);
-            std::vector<LayerPair> kept;
+            std::vector<LayerPair> kept, dropped;
             std::vector<std::string> names;
             for (const auto& p : match.pairs) {
                 const auto& nameO = namesO[static_cast<std::size_t>(p.original)];
                 const auto& nameQ = namesQ[static_cast<std::size_t>(p.quantized)];
-                if (!selected(options.layerGlobs, nameO, nameQ))
+                if (!selected(options.layerGlobs, nameO, nameQ)) {
+                    dropped.push_back(p);
                     continue;
+                }
                 kept.push_back(p);
                 names.push_back(nameO);
             }
@@ -261,10 +257,10 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
             summary.unmatchedOriginal = static_cast<int>(match.unmatchedOriginal.size());
             summary.unmatchedQuantized = static_cast<int>(match.unmatchedQuantized.size());
             summary.layers = static_cast<int>(kept.size());
-            writer.placeLayers(kept, names);
+            writer.placeLayers(kept, names, dropped);
             writer.post([kept, namesQ, records0 = records[0], records1 = records[1]](H5::H5File& file) {
                 for (std::size_t k = 0; k < kept.size(); ++k) {
-                    H5::Group g = file.openGroup("/layers/" + index4(static_cast<int>(k)));
+                    H5::Group g = file.openGroup("/layers/" + layout::indexName(static_cast<int>(k)));
                     const auto& ro = records0[static_cast<std::size_t>(kept[k].original)];
                     const auto& rq = records1[static_cast<std::size_t>(kept[k].quantized)];
                     h5::setAttr(g, "module", ro.module);
@@ -282,7 +278,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         writer.post([i, o, q](H5::H5File& file) {
             if (i == 0)
                 file.createGroup("/outputs");
-            H5::Group g = file.createGroup("/outputs/" + index4(i));
+            H5::Group g = file.createGroup("/outputs/" + layout::indexName(i));
             h5::setAttr(g, "kind", std::string(toString(o.kind)));
             writeOutput(g, "original", o);
             writeOutput(g, "quantized", q);
@@ -312,7 +308,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     try {
         for (int k = 0; k < summary.layers; ++k) {
             report({"metrics", k, summary.layers, ""});
-            H5::Group layer = file.openGroup("/layers/" + index4(k));
+            H5::Group layer = file.openGroup("/layers/" + layout::indexName(k));
             computeLayerMetrics(layer, n, metricThreads);
         }
         file.createGroup("/models");

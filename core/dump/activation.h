@@ -2,6 +2,8 @@
 // A recorded tensor handed from a tap to a sink, with no LibTorch types in sight.
 // The buffer is owned by whoever produced it (a tensor kept alive by the deleter).
 
+#include "types.h"
+
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -9,8 +11,6 @@
 #include <vector>
 
 namespace qs {
-
-enum class StorageType { F16, F32 };
 
 struct Activation {
     std::string module;              // module path, e.g. backbone.body.layer1.0.conv1

@@ -1,6 +1,8 @@
 #pragma once
 // Image input: JPEG/PNG through OpenCV, converted to the float layout a model expects.
 
+#include "types.h"
+
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -8,11 +10,6 @@
 #include <vector>
 
 namespace qs {
-
-struct Size2 {
-    int width = 0;
-    int height = 0;
-};
 
 struct Preprocess {
     std::optional<Size2> size;          // resize to this; unset = keep (or the model's recorded size)

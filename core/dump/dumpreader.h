@@ -2,7 +2,7 @@
 // Lazy reader of a dump: opening it and listing its layers and metrics reads attributes
 // only, never a dataset, so a multi-GB dump opens at once. Activations are read on demand.
 
-#include "dumpwriter.h"
+#include "layout.h"
 #include "metrics.h"
 
 #include <H5Cpp.h>

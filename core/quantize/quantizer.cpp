@@ -15,6 +15,9 @@
 #include "dumpreader.h"
 #include "evaluate.h"
 #include "error.h"
+#include "fileutil.h"
+#include "jsonnumber.h"
+#include "opvocabulary.h"
 #include "torchscript.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -45,29 +48,6 @@
 
 namespace qs {
 
-const char* toString(CalibrationMethod method) {
-    switch (method) {
-    case CalibrationMethod::MinMax:
-        return "minmax";
-    case CalibrationMethod::Percentile:
-        return "percentile";
-    case CalibrationMethod::Mse:
-        return "mse";
-    case CalibrationMethod::Entropy:
-        return "entropy";
-    }
-    return "mse";
-}
-
-CalibrationMethod parseCalibrationMethod(const std::string& text) {
-    for (auto m : {CalibrationMethod::MinMax, CalibrationMethod::Percentile, CalibrationMethod::Mse,
-                   CalibrationMethod::Entropy})
-        if (text == toString(m))
-            return m;
-    throw Error(ErrorKind::Usage,
-                "--method: unknown calibration method '" + text + "' (expected minmax, percentile, mse or entropy)");
-}
-
 namespace {
 
 using torch::jit::Block;
@@ -83,20 +63,7 @@ double secondsSince(Clock::time_point t0) {
 // ---------------------------------------------------------------------------------------
 // Calibration statistics
 
-constexpr int kHistogramBins = 2048;
-constexpr double kMinScale = 1e-8; // below this an activation range is treated as empty
-
-struct ValueStats {
-    double min = std::numeric_limits<double>::infinity();
-    double max = -std::numeric_limits<double>::infinity();
-    std::int64_t count = 0;
-    bool nonFinite = false;
-    std::vector<double> histogram; // kHistogramBins over [lo(), hi()], second pass
-    double lo() const { return std::min(min, 0.0); }
-    double hi() const { return std::max(max, 0.0); }
-};
-
-class Calibrator {
+class Calibrator : public ops::TensorListener {
 public:
     explicit Calibrator(std::size_t values) : m_stats(values) {}
     void setHistogramPass(bool on) {
@@ -105,6 +72,7 @@ public:
             for (auto& s : m_stats)
                 s.histogram.assign(kHistogramBins, 0.0);
     }
+    void tensor(const at::Tensor& x, std::int64_t id) override { observe(static_cast<std::size_t>(id), x); }
     void observe(std::size_t id, const at::Tensor& x) {
         if (id >= m_stats.size() || !x.defined() || x.numel() == 0 || !x.is_floating_point())
             return;
@@ -134,223 +102,17 @@ private:
     bool m_histogram = false;
 };
 
-std::atomic<Calibrator*> g_calibrator{nullptr};
-
-void observeKernel(const at::Tensor& x, int64_t id) {
-    if (Calibrator* c = g_calibrator.load())
-        c->observe(static_cast<std::size_t>(id), x);
-}
-
-// ---------------------------------------------------------------------------------------
-// Ranges from statistics
-
-struct QParams {
-    double scale = 1.0;
-    std::int64_t zeroPoint = 0;
-    bool observed = true; // false: no calibration image reached the value
-    int qmax = 255;       // highest level used (127 with reduce range)
-};
-
-// quint8 parameters for [lo, hi] on the levels 0..qmax (255, or 127 with reduce range);
-// the range always holds 0 (zero padding must be exact).
-QParams affine(double lo, double hi, int qmax) {
-    lo = std::min(lo, 0.0);
-    hi = std::max(hi, 0.0);
-    QParams q;
-    q.scale = std::max((hi - lo) / qmax, kMinScale);
-    q.zeroPoint = std::clamp<std::int64_t>(std::llround(-lo / q.scale), 0, qmax);
-    q.qmax = qmax;
-    return q;
-}
-
-double binCenter(const ValueStats& s, std::size_t i) {
-    return s.lo() + (static_cast<double>(i) + 0.5) * (s.hi() - s.lo()) / kHistogramBins;
-}
-
-// Clip both ends at the given percentile of the observed distribution.
-QParams percentileRange(const ValueStats& s, double percentile, int qmax) {
-    double total = 0;
-    for (double n : s.histogram)
-        total += n;
-    if (total <= 0)
-        return affine(s.min, s.max, qmax);
-    const double tail = total * (1.0 - percentile / 100.0);
-    double acc = 0, lo = s.lo(), hi = s.hi();
-    for (std::size_t i = 0; i < s.histogram.size(); ++i) {
-        acc += s.histogram[i];
-        if (acc > tail) {
-            lo = binCenter(s, i);
-            break;
-        }
-    }
-    acc = 0;
-    for (std::size_t i = s.histogram.size(); i-- > 0;) {
-        acc += s.histogram[i];
-        if (acc > tail) {
-            hi = binCenter(s, i);
-            break;
-        }
-    }
-    return affine(lo, hi, qmax);
-}
-
-// The [lo, hi] (on bin edges of a 256-bin summary) minimising the expected squared error:
-// values outside are clipped, values inside get the uniform rounding error step^2/12.
-// Prefix sums make each candidate O(1), so every pair of edges is tried.
-QParams mseRange(const ValueStats& s, int qmax) {
-    constexpr std::size_t kBins = 256;
-    const std::size_t merge = s.histogram.size() / kBins;
-    const double width = (s.hi() - s.lo()) / kBins;
-    std::vector<double> n(kBins, 0.0), c(kBins);
-    for (std::size_t i = 0; i < kBins; ++i) {
-        for (std::size_t j = 0; j < merge; ++j)
-            n[i] += s.histogram[i * merge + j];
-        c[i] = s.lo() + (static_cast<double>(i) + 0.5) * width;
-    }
-    // prefix sums of n, n*c, n*c^2
-    std::vector<double> p0(kBins + 1, 0), p1(kBins + 1, 0), p2(kBins + 1, 0);
-    for (std::size_t i = 0; i < kBins; ++i) {
-        p0[i + 1] = p0[i] + n[i];
-        p1[i + 1] = p1[i] + n[i] * c[i];
-        p2[i + 1] = p2[i] + n[i] * c[i] * c[i];
-    }
-    if (p0[kBins] <= 0)
-        return affine(s.min, s.max, qmax);
-    // clipped error of bins [a, b) to the value t: sum n (c - t)^2
-    auto clip = [&](std::size_t a, std::size_t b, double t) {
-        const double cnt = p0[b] - p0[a], s1 = p1[b] - p1[a], s2 = p2[b] - p2[a];
-        return s2 - 2 * t * s1 + t * t * cnt;
-    };
-    const std::size_t zeroEdge =
-        std::min<std::size_t>(kBins, static_cast<std::size_t>(std::llround(-s.lo() / width)));
-    double best = std::numeric_limits<double>::infinity();
-    std::size_t bestA = 0, bestB = kBins;
-    for (std::size_t a = 0; a <= zeroEdge; ++a) {
-        const double lo = s.lo() + static_cast<double>(a) * width;
-        for (std::size_t b = std::max(zeroEdge, a + 1); b <= kBins; ++b) {
-            const double hi = s.lo() + static_cast<double>(b) * width;
-            const double step = (hi - lo) / qmax;
-            const double err = clip(0, a, lo) + clip(b, kBins, hi) + (p0[b] - p0[a]) * step * step / 12.0;
-            if (err < best) {
-                best = err;
-                bestA = a;
-                bestB = b;
-            }
-        }
-    }
-    return affine(s.lo() + static_cast<double>(bestA) * width, s.lo() + static_cast<double>(bestB) * width, qmax);
-}
-
-// KL divergence between the distribution of |x| clipped at a threshold and its 128-level
-// (per sign) quantized version; the threshold with the least divergence wins.
-QParams entropyRange(const ValueStats& s, int qmax) {
-    const bool nonNegative = s.min >= 0;
-    const double amax = std::max(std::abs(s.lo()), std::abs(s.hi()));
-    if (!(amax > 0))
-        return affine(0, 0, qmax);
-    const std::size_t bins = s.histogram.size();
-    std::vector<double> h(bins, 0.0); // |x| over [0, amax]
-    for (std::size_t i = 0; i < bins; ++i) {
-        const double a = std::abs(binCenter(s, i));
-        const std::size_t j = std::min(bins - 1, static_cast<std::size_t>(a / amax * static_cast<double>(bins)));
-        h[j] += s.histogram[i];
-    }
-    // exact zeros (most of a post-ReLU tensor) are represented exactly at any threshold:
-    // left in, their spike dominates the divergence and pulls the threshold down
-    if (nonNegative)
-        h[0] = 0;
-    const std::size_t levels = nonNegative ? static_cast<std::size_t>(qmax) + 1 : (static_cast<std::size_t>(qmax) + 1) / 2;
-    double bestKl = std::numeric_limits<double>::infinity();
-    std::size_t bestEdge = bins;
-    for (std::size_t edge = levels; edge <= bins; edge += 8) {
-        std::vector<double> p(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(edge));
-        for (std::size_t i = edge; i < bins; ++i)
-            p[edge - 1] += h[i];
-        double total = 0;
-        for (double v : p)
-            total += v;
-        if (total <= 0)
-            continue;
-        // quantize the first `edge` bins into `levels` chunks, spread each back evenly over
-        // the chunk's non-empty bins
-        std::vector<double> q(edge, 0.0);
-        for (std::size_t l = 0; l < levels; ++l) {
-            const std::size_t a = l * edge / levels, b = (l + 1) * edge / levels;
-            double sum = 0;
-            std::size_t nonEmpty = 0;
-            for (std::size_t i = a; i < b; ++i) {
-                sum += h[i];
-                nonEmpty += h[i] > 0;
-            }
-            for (std::size_t i = a; i < b; ++i)
-                if (h[i] > 0)
-                    q[i] = sum / static_cast<double>(nonEmpty);
-        }
-        double qTotal = 0;
-        for (double v : q)
-            qTotal += v;
-        double kl = 0;
-        for (std::size_t i = 0; i < edge; ++i) {
-            if (p[i] <= 0)
-                continue;
-            const double pi = p[i] / total;
-            const double qi = q[i] > 0 ? q[i] / qTotal : 1e-12;
-            kl += pi * std::log(pi / qi);
-        }
-        if (kl < bestKl) {
-            bestKl = kl;
-            bestEdge = edge;
-        }
-    }
-    const double t = amax * static_cast<double>(bestEdge) / static_cast<double>(bins);
-    return nonNegative ? affine(0, std::min(t, s.hi()), qmax) : affine(std::max(-t, s.lo()), std::min(t, s.hi()), qmax);
-}
-
-QParams chooseRange(const ValueStats& s, CalibrationMethod method, double percentile, int qmax) {
-    if (s.count == 0 || s.nonFinite) {
-        QParams q = affine(0, 0, qmax);
-        q.observed = false;
-        return q;
-    }
-    if (method == CalibrationMethod::MinMax || s.histogram.empty() || !(s.hi() > s.lo()))
-        return affine(s.min, s.max, qmax);
-    switch (method) {
-    case CalibrationMethod::Percentile:
-        return percentileRange(s, percentile, qmax);
-    case CalibrationMethod::Mse:
-        return mseRange(s, qmax);
-    case CalibrationMethod::Entropy:
-        // KL calibration is for one-sided (post-ReLU) distributions; on signed values it
-        // would need a symmetric range, wasteful on skewed data: those get the MSE range.
-        return s.min >= 0 ? entropyRange(s, qmax) : mseRange(s, qmax);
-    case CalibrationMethod::MinMax:
-        break;
-    }
-    return affine(s.min, s.max, qmax);
-}
-
 // ---------------------------------------------------------------------------------------
 // Graph analysis
-
-const c10::Symbol kTap = c10::Symbol::fromQualString("quantscope::tap");
-const c10::Symbol kObserve = c10::Symbol::fromQualString("quantscope::observe");
 
 std::string kindOf(const Node* n) {
     return n->kind().toQualString();
 }
 
 bool isLayerOp(const Node* n) {
-    static const std::set<std::string> ops = {
-        "aten::conv1d", "aten::conv2d", "aten::conv3d", "aten::_convolution", "aten::convolution",
-        "aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d", "aten::linear",
-    };
-    return ops.count(kindOf(n)) > 0;
+    return ops::isFloatLayer(kindOf(n));
 }
 
-bool isRelu(const Node* n) {
-    const auto k = kindOf(n);
-    return k == "aten::relu" || k == "aten::relu_";
-}
 
 bool isAdd(const Node* n) {
     const auto k = kindOf(n);
@@ -367,12 +129,7 @@ bool isAdd(const Node* n) {
 
 // Ops that take a per-tensor quantized input and give one with the same scale.
 bool isPassThrough(const Node* n) {
-    static const std::set<std::string> ops = {
-        "aten::max_pool2d", "aten::adaptive_avg_pool2d", "aten::avg_pool2d",
-        "aten::upsample_nearest2d", "aten::flatten", "aten::reshape", "aten::view",
-        "aten::relu", "aten::relu_", "aten::contiguous",
-    };
-    if (!ops.count(kindOf(n)) || n->outputs().size() != 1 || n->inputs().empty())
+    if (!ops::isCarriedQuantized(kindOf(n)) || n->outputs().size() != 1 || n->inputs().empty())
         return false;
     if (!n->output()->type()->cast<c10::TensorType>())
         return false;
@@ -387,10 +144,9 @@ bool isInPlace(const Node* n) {
     return !k.empty() && k.back() == '_';
 }
 
-// Uses that read only a tensor's shape or device.
+// Uses that read only a tensor's metadata.
 bool isMetadataUse(const Node* n) {
-    static const std::set<std::string> meta = {"aten::size", "aten::dim", "prim::device", "aten::len"};
-    return meta.count(kindOf(n)) > 0;
+    return ops::isMetadataUse(kindOf(n));
 }
 
 // Non-metadata uses of a value.
@@ -401,14 +157,23 @@ std::size_t realUses(const Value* v) {
     return n;
 }
 
-// The relu that consumes a value alone, in the same block (fused into the op before it).
-Node* singleRelu(const Value* v, const Block* block) {
+// The activation that consumes a value alone, as its first input and in the same block:
+// the epilogue the quantizer runs fused, quantized or in float after the layer.
+Node* soleEpilogue(const Value* v, const Block* block) {
     if (v->uses().size() != 1)
         return nullptr;
     Node* user = v->uses()[0].user;
-    if (!isRelu(user) || v->uses()[0].offset != 0 || user->owningBlock() != block)
+    const std::string kind = kindOf(user);
+    if (!ops::isEpilogue(kind) || kind == "aten::batch_norm" || user->kind().ns().toUnqualString() != std::string("aten") ||
+        v->uses()[0].offset != 0 || user->owningBlock() != block || user->outputs().size() != 1)
         return nullptr;
     return user;
+}
+
+// The relu that consumes a value alone (fused into the op before it).
+Node* singleRelu(const Value* v, const Block* block) {
+    Node* user = soleEpilogue(v, block);
+    return user && ops::epilogueMode(kindOf(user)) == ops::EpilogueMode::Fused ? user : nullptr;
 }
 
 void collect(Block* block, const std::function<void(Node*)>& fn) {
@@ -428,9 +193,14 @@ struct Layer {
     at::Tensor weight, bias;
     std::vector<std::int64_t> stride, padding, dilation;
     std::int64_t groups = 1;
-    Node* relu = nullptr; // fused activation
+    Node* epilogue = nullptr; // the activation after the layer (batch norm is folded by then)
+    std::string epilogueKind; // its op, e.g. "silu" (kept: the node may be rewritten away)
+    ops::EpilogueMode epilogueMode = ops::EpilogueMode::Float;
+    Node* relu = nullptr;     // the epilogue, when fused into the quantized op
     Value* input = nullptr;
-    Value* end = nullptr; // the value the quantized op produces (after the fused relu)
+    Value* output = nullptr;  // the layer's own output
+    Value* end = nullptr;     // the value the quantized part produces: after a fused relu or
+                              // a quantized epilogue op, else the layer's output
 };
 
 bool validAttributeName(const std::string& s) {
@@ -512,8 +282,12 @@ void fillLayer(Layer& l) {
     if (l.reason.empty() && l.conv && (l.weight.dim() != 4 || l.stride.size() != 2 || l.padding.size() != 2))
         l.reason = "not a 2-d convolution";
     if (l.reason.empty()) {
-        l.relu = singleRelu(n->output(), n->owningBlock());
-        l.end = l.relu ? l.relu->output() : n->output();
+        l.output = n->output();
+        l.epilogue = soleEpilogue(n->output(), n->owningBlock());
+        l.epilogueMode = l.epilogue ? ops::epilogueMode(kindOf(l.epilogue)) : ops::EpilogueMode::Float;
+        l.epilogueKind = l.epilogue ? l.epilogue->kind().toUnqualString() : "";
+        l.relu = l.epilogueMode == ops::EpilogueMode::Fused ? l.epilogue : nullptr;
+        l.end = l.relu || l.epilogueMode == ops::EpilogueMode::QuantizedOp ? l.epilogue->output() : n->output();
     }
 }
 
@@ -549,7 +323,7 @@ struct Plan {
     std::unordered_set<Value*> quantized;
     std::unordered_set<Node*> layers, adds, passThrough;
     std::unordered_map<Node*, Node*> addRelu;
-    std::unordered_set<Node*> fusedRelus;
+    std::unordered_set<Node*> absorbed;
 };
 
 Plan makePlan(const Prepared& p, const std::unordered_set<const Layer*>& selected) {
@@ -558,13 +332,13 @@ Plan makePlan(const Prepared& p, const std::unordered_set<const Layer*>& selecte
     for (const Layer* l : selected)
         byNode[l->node] = l;
     collect(p.graph->block(), [&](Node* n) {
-        if (plan.fusedRelus.count(n))
+        if (plan.absorbed.count(n))
             return;
         if (auto it = byNode.find(n); it != byNode.end()) {
             plan.layers.insert(n);
             plan.quantized.insert(it->second->end);
-            if (it->second->relu)
-                plan.fusedRelus.insert(it->second->relu);
+            if (it->second->end != it->second->output)
+                plan.absorbed.insert(it->second->epilogue); // fused relu or quantized epilogue op
             return;
         }
         if (isAdd(n) && plan.quantized.count(n->input(0)) && plan.quantized.count(n->input(1)) &&
@@ -573,7 +347,7 @@ Plan makePlan(const Prepared& p, const std::unordered_set<const Layer*>& selecte
             Node* relu = singleRelu(n->output(), n->owningBlock());
             if (relu) {
                 plan.addRelu[n] = relu;
-                plan.fusedRelus.insert(relu);
+                plan.absorbed.insert(relu);
                 plan.quantized.insert(relu->output());
             } else {
                 plan.quantized.insert(n->output());
@@ -594,12 +368,6 @@ Plan makePlan(const Prepared& p, const std::unordered_set<const Layer*>& selecte
 // element-wise ops keep their input's) by constants, so that constant propagation drops
 // rank checks and the branches for other ranks.
 void foldKnownRanks(const std::shared_ptr<Graph>& graph) {
-    static const std::set<std::string> keepRank = {
-        "aten::max_pool2d", "aten::avg_pool2d", "aten::adaptive_avg_pool2d", "aten::relu", "aten::relu_",
-        "aten::batch_norm", "aten::upsample_nearest2d", "aten::hardtanh", "aten::hardtanh_", "aten::silu",
-        "aten::silu_", "aten::sigmoid", "aten::add", "aten::add_", "aten::sub", "aten::mul", "aten::mul_",
-        "aten::div", "aten::dropout", "aten::contiguous", "aten::hardswish", "aten::hardswish_",
-    };
     std::unordered_map<const Value*, std::int64_t> rank;
     std::vector<Node*> dims;
     collect(graph->block(), [&](Node* n) {
@@ -614,7 +382,7 @@ void foldKnownRanks(const std::shared_ptr<Graph>& graph) {
             dims.push_back(n);
             return;
         }
-        if (!keepRank.count(k) || n->outputs().size() != 1 || n->inputs().empty() || !rank.count(n->input(0)))
+        if (!ops::keepsRank(k) || n->outputs().size() != 1 || n->inputs().empty() || !rank.count(n->input(0)))
             return;
         for (std::size_t i = 1; i < n->inputs().size(); ++i) {
             const Value* other = n->input(i);
@@ -635,7 +403,7 @@ void foldKnownRanks(const std::shared_ptr<Graph>& graph) {
 std::unordered_map<Node*, std::string> takeNames(const std::shared_ptr<Graph>& graph) {
     std::vector<Node*> taps;
     collect(graph->block(), [&](Node* n) {
-        if (n->kind() == kTap)
+        if (n->kind() == ops::kTap)
             taps.push_back(n);
     });
     std::unordered_map<Node*, std::string> names;
@@ -730,6 +498,8 @@ Prepared prepare(const std::string& path, const QuantizeOptions& options) {
     collect(p.graph->block(), [&](Node* n) {
         if (auto it = layerOf.find(n); it != layerOf.end()) {
             observe(it->second->input);
+            if (it->second->epilogueMode == ops::EpilogueMode::QuantizedOp)
+                observe(it->second->output); // the layer's own range, before its epilogue op
             observe(it->second->end);
         }
         if (full.adds.count(n)) {
@@ -765,7 +535,7 @@ std::vector<ValueStats> calibrate(Prepared& p, const QuantizeOptions& options, c
         Value* v = p.observed[i];
         torch::jit::WithInsertPoint guard(v->node()->next());
         Value* id = p.graph->insertConstant(static_cast<std::int64_t>(i));
-        Node* obs = p.graph->create(kObserve, {v, id}, 0);
+        Node* obs = p.graph->create(ops::kObserve, {v, id}, 0);
         p.graph->insertNode(obs);
         observers.push_back(obs);
     }
@@ -775,9 +545,9 @@ std::vector<ValueStats> calibrate(Prepared& p, const QuantizeOptions& options, c
     const auto total = static_cast<std::int64_t>(options.images.size()) * passes;
     std::vector<bool> usable(options.images.size(), true);
     torch::NoGradGuard noGrad;
-    g_calibrator.store(&calibrator);
+    ops::setObserveListener(&calibrator);
     struct Reset {
-        ~Reset() { g_calibrator.store(nullptr); }
+        ~Reset() { ops::setObserveListener(nullptr); }
     } reset;
     usedImages = 0;
     for (int pass = 0; pass < passes; ++pass) {
@@ -893,27 +663,18 @@ private:
     int m_anonymous = 0;
 };
 
-// quantize_per_tensor and dequantize written as element-wise float ops: this LibTorch's
-// (no FBGEMM) quantize/dequantize kernels are scalar loops, 2-4x slower than these
-// vectorised, multi-threaded ops (measured on 1.2M-12.5M element activations). The result
-// is the same quint8 tensor up to ties in rounding, and only aten ops are used, so the file
-// still loads anywhere.
-Value* emitQuantize(Graph& g, Value* x, const QParams& q) {
-    auto sym = [](const char* s) { return c10::Symbol::fromQualString(s); };
-    Value* t = g.insert(sym("aten::mul"), {x, 1.0 / q.scale});
-    t = g.insert(sym("aten::add_"), {t, static_cast<double>(q.zeroPoint)});
-    t = g.insert(sym("aten::round_"), {t});
-    t = g.insert(sym("aten::clamp_"), {t, 0.0, static_cast<double>(q.qmax)});
-    t = g.insert(sym("aten::to"), {t, static_cast<std::int64_t>(c10::ScalarType::Byte)});
-    return g.insert(sym("aten::_make_per_tensor_quantized_tensor"), {t, q.scale, q.zeroPoint});
-}
-
-Value* emitDequantize(Graph& g, Value* q, const QParams& p) {
-    auto sym = [](const char* s) { return c10::Symbol::fromQualString(s); };
-    Value* t = g.insert(sym("aten::int_repr"), {q});
-    t = g.insert(sym("aten::to"), {t, static_cast<std::int64_t>(c10::ScalarType::Float)});
-    t = g.insert(sym("aten::sub_"), {t, static_cast<double>(p.zeroPoint)});
-    return g.insert(sym("aten::mul_"), {t, p.scale});
+// A quantized epilogue op (EpilogueMode::QuantizedOp) on the layer's quantized output y,
+// with its own output range.
+Value* emitQuantizedEpilogue(Graph& g, Node* epilogue, Value* y, const QParams& q) {
+    const std::string op = ops::quantizedEpilogueOp(kindOf(epilogue));
+    std::vector<torch::jit::NamedValue> args{y};
+    if (op == "quantized::leaky_relu") {
+        args.emplace_back(epilogue->input(1)); // negative slope
+        args.emplace_back(false);              // inplace
+    }
+    args.emplace_back(q.scale);
+    args.emplace_back(q.zeroPoint);
+    return g.insert(c10::Symbol::fromQualString(op), args);
 }
 
 struct BuildResult {
@@ -939,6 +700,8 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
                 if (&twin != &l && twin.name == l.name && p.observedIndex.count(twin.end) && reached(twin)) {
                     borrowed[l.input] = qparams.at(p.observedIndex.at(twin.input));
                     borrowed[l.end] = qparams.at(p.observedIndex.at(twin.end));
+                    if (p.observedIndex.count(twin.output))
+                        borrowed[l.output] = qparams.at(p.observedIndex.at(twin.output));
                     break;
                 }
         }
@@ -989,7 +752,7 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
             return it->second;
         const QParams q = paramsOf(v);
         torch::jit::WithInsertPoint guard(v->node()->next());
-        Value* out = emitQuantize(g, v, q);
+        Value* out = ops::emitQuantize(g, v, q.scale, q.zeroPoint, q.qmax);
         qmap[v] = out;
         qinfo[out] = q;
         return out;
@@ -997,7 +760,7 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
     // replaces `old` (float) by dequantize(q) and remembers q as its quantized twin
     auto publish = [&](Value* old, Value* q) {
         torch::jit::WithInsertPoint guard(q->node()->next());
-        Value* dq = emitDequantize(g, q, qinfo.at(q));
+        Value* dq = ops::emitDequantize(g, q, qinfo.at(q).scale, qinfo.at(q).zeroPoint);
         old->replaceAllUsesWith(dq);
         qmap[dq] = q;
         // shape and device queries can read the quantized tensor: no dequantize for them
@@ -1034,7 +797,8 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
                     }
                     continue;
                 }
-                const QParams out = paramsOf(l.end);
+                const bool epilogueOp = l.epilogueMode == ops::EpilogueMode::QuantizedOp;
+                const QParams out = paramsOf(epilogueOp ? l.output : l.end);
                 Value* qx = quantized(n->input(0));
                 const QParams in = qinfo.at(qx);
                 const at::Tensor qw = quantizeWeight(l.weight, options.perChannel);
@@ -1052,14 +816,25 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
                 Value* w = attributes.put(l.name, "_packed_params", packed, false, l.weight.unsafeGetTensorImpl());
                 Value* y = g.insert(c10::Symbol::fromQualString(op), {qx, w, out.scale, out.zeroPoint});
                 qinfo[y] = out;
+                if (epilogueOp) {
+                    const QParams end = paramsOf(l.end);
+                    y = emitQuantizedEpilogue(g, l.epilogue, y, end);
+                    qinfo[y] = end;
+                    info.epilogueScale = end.scale;
+                    info.epilogueZeroPoint = end.zeroPoint;
+                }
                 publish(l.end, y);
-                if (l.relu) {
-                    destroyed.insert(l.relu);
-                    l.relu->destroy();
+                if (l.end != l.output) {
+                    destroyed.insert(l.epilogue);
+                    l.epilogue->destroy();
                 }
                 layerIndex.erase(n);
                 n->destroy();
                 info.quantizedOp = op;
+                if (!l.epilogueKind.empty()) {
+                    info.epilogue = l.epilogueKind;
+                    info.epilogueMode = ops::toString(l.epilogueMode);
+                }
                 info.inputScale = in.scale;
                 info.inputZeroPoint = in.zeroPoint;
                 info.outputScale = out.scale;
@@ -1085,9 +860,14 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
             }
             if (plan.passThrough.count(n) && qmap.count(n->input(0))) {
                 torch::jit::WithInsertPoint guard(n);
-                Node* q = kindOf(n) == "aten::relu_"
-                              ? g.create(c10::Symbol::fromQualString("aten::relu"), {qmap.at(n->input(0))}, 1)
-                              : g.createClone(n, [&](Value* v) { return v == n->input(0) ? qmap.at(v) : v; });
+                // in-place forms become out-of-place ones on the quantized tensor
+                Node* q = g.createClone(n, [&](Value* v) { return v == n->input(0) ? qmap.at(v) : v; });
+                if (isInPlace(n)) {
+                    const std::string k = kindOf(n);
+                    Node* outOfPlace = g.create(c10::Symbol::fromQualString(k.substr(0, k.size() - 1)), q->inputs(), 1);
+                    q->destroy();
+                    q = outOfPlace;
+                }
                 g.insertNode(q);
                 q->output()->setType(n->output()->type());
                 qinfo[q->output()] = qinfo.at(qmap.at(n->input(0)));
@@ -1109,12 +889,6 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
 // ---------------------------------------------------------------------------------------
 // Saving and checking
 
-std::string tempPathFor(const std::string& out, const char* what) {
-    const std::filesystem::path target(out);
-    const auto dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
-    return (dir / ("." + target.filename().string() + "." + what + "-" + std::to_string(::getpid()))).string();
-}
-
 std::int64_t fileSize(const std::string& path) {
     std::error_code ec;
     const auto n = std::filesystem::file_size(path, ec);
@@ -1130,18 +904,23 @@ struct RemoveOnExit {
 };
 
 nlohmann::json layersJson(const std::vector<QuantizedLayer>& layers, RankBy rankBy) {
-    auto score = [](double v) {
-        return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
-    };
     nlohmann::json out = nlohmann::json::array();
     for (const auto& l : layers) {
         nlohmann::json j = {{"name", l.name}, {"op", l.op}, {"quantized_op", l.quantizedOp}, {"reason", l.reason},
                             {"input_scale", l.inputScale}, {"input_zero_point", l.inputZeroPoint},
                             {"output_scale", l.outputScale}, {"output_zero_point", l.outputZeroPoint}};
+        if (!l.epilogue.empty()) {
+            j["epilogue"] = l.epilogue;
+            j["epilogue_mode"] = l.epilogueMode;
+            if (l.epilogueMode == "quantized") {
+                j["epilogue_scale"] = l.epilogueScale;
+                j["epilogue_zero_point"] = l.epilogueZeroPoint;
+            }
+        }
         if (l.ranked && rankBy == RankBy::Map)
-            j["rank_map_drop_points"] = score(-l.rankScore);
+            j["rank_map_drop_points"] = jsonNumber(-l.rankScore);
         else if (l.ranked)
-            j["rank_sqnr_db"] = score(l.rankScore);
+            j["rank_sqnr_db"] = jsonNumber(l.rankScore);
         out.push_back(std::move(j));
     }
     return out;
@@ -1255,7 +1034,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
 
     RemoveOnExit cleanup;
     std::set<std::string> keepFloat(options.keepFloat.begin(), options.keepFloat.end());
-    const std::string tmp = tempPathFor(options.outPath, "part");
+    const std::string tmp = partialPath(options.outPath);
     cleanup.paths.push_back(tmp);
 
     const bool search = options.maxDropPoints >= 0 && !options.foldOnly;
@@ -1279,7 +1058,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             return sqnr;
         };
         auto compareWith = [&](const std::string& quantizedModel, const std::string& stage) {
-            const std::string dump = tempPathFor(options.outPath, "rank.h5");
+            const std::string dump = partialPath(options.outPath) + ".rank.h5";
             cleanup.paths.push_back(dump);
             CompareOptions c;
             c.originalPath = options.modelPath;
@@ -1422,23 +1201,10 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
         report.checkSecondsOriginal = timeForward(original, p.input, image, options.modelPath, 3);
     }
     checkCancel(progress, {"check", 1, 1, tmp});
-    std::error_code ec;
-    std::filesystem::rename(tmp, options.outPath, ec);
-    if (ec)
-        throw Error(ErrorKind::Output, options.outPath + ": cannot write (" + ec.message() + ")");
+    commitFile(tmp, options.outPath);
     report.outputFileBytes = fileSize(options.outPath);
     report.totalSeconds = secondsSince(t0);
     return report;
 }
 
 } // namespace qs
-
-TORCH_LIBRARY_FRAGMENT(quantscope, m) {
-    // no outputs and conservative aliasing: the op counts as a side effect and survives
-    // dead-code elimination without being wired into the graph
-    m.def(torch::schema("quantscope::observe(Tensor x, int id) -> ()", c10::AliasAnalysisKind::CONSERVATIVE));
-}
-
-TORCH_LIBRARY_IMPL(quantscope, CatchAll, m) {
-    m.impl("observe", qs::observeKernel);
-}

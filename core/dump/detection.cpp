@@ -7,6 +7,19 @@
 
 namespace qs {
 
+const char* toString(OutputKind kind) {
+    switch (kind) {
+    case OutputKind::Detections:
+        return "detections";
+    case OutputKind::Logits:
+        return "logits";
+    case OutputKind::Raw:
+        return "raw";
+    }
+    return "raw";
+}
+
+
 float iou(const Detection& a, const Detection& b) {
     const float ix = std::max(0.0f, std::min(a.x2, b.x2) - std::max(a.x1, b.x1));
     const float iy = std::max(0.0f, std::min(a.y2, b.y2) - std::max(a.y1, b.y1));

@@ -1,5 +1,6 @@
 #include "benchmark.h"
 
+#include "dumpupdate.h"
 #include "dumpwriter.h"
 #include "error.h"
 #include "h5util.h"

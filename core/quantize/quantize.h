@@ -8,24 +8,13 @@
 #include "image.h"
 #include "model.h"
 #include "progress.h"
+#include "ranges.h"
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace qs {
-
-// How an activation range is chosen from the calibration statistics.
-enum class CalibrationMethod {
-    MinMax,     // the observed minimum and maximum
-    Percentile, // clip to the given percentile at both ends
-    Mse,        // the range minimising the expected quantization error (from a histogram)
-    Entropy,    // non-negative values: least KL divergence after quantization; signed: as Mse
-};
-
-const char* toString(CalibrationMethod method);
-// "minmax" | "percentile" | "mse" | "entropy"; throws Error(Usage) otherwise.
-CalibrationMethod parseCalibrationMethod(const std::string& text);
 
 // How the layers kept in float for --keep-float are chosen.
 enum class RankBy {
@@ -71,6 +60,12 @@ struct QuantizedLayer {
     std::string reason;      // why it stayed in float
     double inputScale = 0, outputScale = 0;
     std::int64_t inputZeroPoint = 0, outputZeroPoint = 0;
+    // The activation after the layer (e.g. "silu") and how the INT8 model runs it: "fused"
+    // into the layer's op, "quantized" by its own op with the range below, "carried" on
+    // the quantized tensor with the layer's range, or "float" after a dequantize.
+    std::string epilogue, epilogueMode;
+    double epilogueScale = 0;
+    std::int64_t epilogueZeroPoint = 0;
     double rankScore = 0;    // SQNR in dB used for ranking, when ranked
     bool ranked = false;
 };

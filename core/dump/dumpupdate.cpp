@@ -1,0 +1,30 @@
+#include "dumpupdate.h"
+
+#include "dumpreader.h"
+#include "error.h"
+#include "fileutil.h"
+#include "h5util.h"
+
+#include <filesystem>
+
+namespace qs {
+
+void updateDump(const std::string& path, const std::function<void(H5::H5File&)>& fn) {
+    { DumpReader check(path); } // refuses anything that is not a complete dump
+    writeAtomically(path, [&](const std::string& temp) {
+        std::error_code ec;
+        std::filesystem::copy_file(path, temp, std::filesystem::copy_options::overwrite_existing, ec);
+        if (ec)
+            throw Error(ErrorKind::Output, path + ": cannot copy for writing (" + ec.message() + ")");
+        try {
+            h5::Lock lock(h5::libraryMutex());
+            H5::H5File file(temp, H5F_ACC_RDWR);
+            fn(file);
+            file.close();
+        } catch (const H5::Exception& e) {
+            throw Error(ErrorKind::Output, path + ": cannot update (" + e.getDetailMsg() + ")");
+        }
+    });
+}
+
+} // namespace qs
