@@ -16,6 +16,7 @@
 #include <filesystem>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <cmath>
@@ -117,6 +118,26 @@ auto writingWithProgress(bool quiet, const std::string& out, Job&& job) {
 }
 
 // --size/--mean/--std/--bgr, shared by compare and eval
+// The command-line forms "WxH" and "r,g,b" (the CLI's syntax, not the engine's).
+Size2 parseSize(const std::string& text) {
+    Size2 s;
+    char x = 0;
+    std::istringstream in(text);
+    if (!(in >> s.width >> x >> s.height) || (x != 'x' && x != 'X') || !in.eof() ||
+        s.width <= 0 || s.height <= 0 || s.width > 16384 || s.height > 16384)
+        throw Error(ErrorKind::Usage, "--size: expected WxH with positive integers, got '" + text + "'");
+    return s;
+}
+
+std::array<float, 3> parseTriple(const std::string& text, const std::string& option) {
+    std::array<float, 3> v{};
+    std::istringstream in(text);
+    char c1 = 0, c2 = 0;
+    if (!(in >> v[0] >> c1 >> v[1] >> c2 >> v[2]) || c1 != ',' || c2 != ',' || !in.eof())
+        throw Error(ErrorKind::Usage, option + ": expected three numbers r,g,b, got '" + text + "'");
+    return v;
+}
+
 Preprocess parsePreprocess(const std::string& size, const std::string& mean, const std::string& stdev, bool bgr) {
     Preprocess p;
     if (!size.empty())
@@ -457,25 +478,13 @@ int runQuantize(const QuantizeArgs& a) {
     QuantizeOptions o;
     o.modelPath = a.model;
     o.outPath = a.out;
-    if (!a.calib.empty()) {
+    if (!a.calib.empty())
         o.images = listImages(a.calib);
-    } else if (!a.calibCoco.empty()) {
-        const CocoDataset coco = loadCocoAnnotations(a.calibCoco);
-        for (const auto& img : coco.images)
-            o.images.push_back((std::filesystem::path(a.images) / img.fileName).string());
-        std::sort(o.images.begin(), o.images.end());
-        if (o.images.empty())
-            throw Error(ErrorKind::Input, a.calibCoco + ": the annotation file lists no images");
-    } else if (!a.foldOnly) {
+    else if (!a.calibCoco.empty())
+        o.images = cocoImagePaths(a.calibCoco, a.images);
+    else if (!a.foldOnly)
         throw Error(ErrorKind::Usage, "quantize: give calibration images with --calib DIR or --calib-coco JSON --images DIR");
-    }
-    if (a.calibImages > 0 && static_cast<std::size_t>(a.calibImages) < o.images.size()) {
-        std::vector<std::string> picked;
-        const std::size_t n = o.images.size(), k = static_cast<std::size_t>(a.calibImages);
-        for (std::size_t i = 0; i < k; ++i)
-            picked.push_back(o.images[i * n / k]);
-        o.images = picked;
-    }
+    o.images = calibrationSample(o.images, a.calibImages);
     o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
     o.model.threads = a.threads;
     o.model.engine = a.engine;

@@ -2,6 +2,9 @@
 
 #include "error.h"
 
+#include <algorithm>
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -272,6 +275,17 @@ CocoResult evaluateCoco(const CocoDataset& gt, const std::vector<CocoBox>& detec
     result.map75 = mean(ap75All);
     result.recall = mean(recallAll);
     return result;
+}
+
+std::vector<std::string> cocoImagePaths(const std::string& annotationsPath, const std::string& imagesDir) {
+    const CocoDataset coco = loadCocoAnnotations(annotationsPath);
+    std::vector<std::string> paths;
+    for (const auto& img : coco.images)
+        paths.push_back((std::filesystem::path(imagesDir) / img.fileName).string());
+    std::sort(paths.begin(), paths.end());
+    if (paths.empty())
+        throw Error(ErrorKind::Input, annotationsPath + ": the annotation file lists no images");
+    return paths;
 }
 
 } // namespace qs

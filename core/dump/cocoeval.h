@@ -43,6 +43,10 @@ struct CocoDataset {
 // wrong (malformed JSON, missing fields, an annotation of an unknown image or category).
 CocoDataset loadCocoAnnotations(const std::string& path);
 
+// The image files an annotation file lists, under imagesDir, sorted. Throws Error(Input)
+// naming the file when it lists none.
+std::vector<std::string> cocoImagePaths(const std::string& annotationsPath, const std::string& imagesDir);
+
 struct ClassResult {
     std::int64_t categoryId = 0;
     std::string name;

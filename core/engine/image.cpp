@@ -82,23 +82,4 @@ std::vector<std::string> listImages(const std::string& directory) {
     return files;
 }
 
-Size2 parseSize(const std::string& text) {
-    Size2 s;
-    char x = 0;
-    std::istringstream in(text);
-    if (!(in >> s.width >> x >> s.height) || (x != 'x' && x != 'X') || !in.eof() ||
-        s.width <= 0 || s.height <= 0 || s.width > 16384 || s.height > 16384)
-        throw Error(ErrorKind::Usage, "--size: expected WxH with positive integers, got '" + text + "'");
-    return s;
-}
-
-std::array<float, 3> parseTriple(const std::string& text, const std::string& option) {
-    std::array<float, 3> v{};
-    std::istringstream in(text);
-    char c1 = 0, c2 = 0;
-    if (!(in >> v[0] >> c1 >> v[1] >> c2 >> v[2]) || c1 != ',' || c2 != ',' || !in.eof())
-        throw Error(ErrorKind::Usage, option + ": expected three numbers r,g,b, got '" + text + "'");
-    return v;
-}
-
 } // namespace qs

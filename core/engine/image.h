@@ -33,8 +33,5 @@ Image loadImage(const std::string& path, const Preprocess& pre);
 // Every *.jpg/*.jpeg/*.png/*.bmp in a directory, sorted by name. Throws when there is none.
 std::vector<std::string> listImages(const std::string& directory);
 
-// Parsers for the command-line forms "WxH" and "r,g,b". Throw Error(Usage).
-Size2 parseSize(const std::string& text);
-std::array<float, 3> parseTriple(const std::string& text, const std::string& option);
 
 } // namespace qs

@@ -1,7 +1,8 @@
 #pragma once
 // A loaded network behind a backend-neutral interface. TorchScript is the backend today
-// (torchscriptmodel.cpp, the only file that sees LibTorch); ONNX comes behind the same
-// interface. No LibTorch type appears here, so this header is cheap to include.
+// (torchscriptmodel.cpp; LibTorch is seen only by the engine's files that include the
+// private torchscript.h / opvocabulary.h, and by the quantizer); ONNX comes behind the
+// same interface. No LibTorch type appears here, so this header is cheap to include.
 
 #include "activation.h"
 #include "image.h"

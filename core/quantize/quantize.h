@@ -103,6 +103,10 @@ struct QuantizeReport {
 // stored inside the output file both use it.
 std::string quantizedLayersJson(const std::vector<QuantizedLayer>& layers, RankBy rankBy);
 
+// `count` images spread evenly over the sorted list (all of them for count <= 0 or more
+// than there are): the calibration set.
+std::vector<std::string> calibrationSample(const std::vector<std::string>& images, int count);
+
 // Quantizes options.modelPath into options.outPath. The output file appears only when it
 // is complete and has run one calibration image. Throws Error naming the file and the
 // problem; Error(Cancelled) when `progress` returns false.

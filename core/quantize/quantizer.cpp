@@ -982,6 +982,16 @@ std::string quantizedLayersJson(const std::vector<QuantizedLayer>& layers, RankB
     return layersJson(layers, rankBy).dump();
 }
 
+std::vector<std::string> calibrationSample(const std::vector<std::string>& images, int count) {
+    if (count <= 0 || static_cast<std::size_t>(count) >= images.size())
+        return images;
+    std::vector<std::string> picked;
+    const std::size_t n = images.size(), k = static_cast<std::size_t>(count);
+    for (std::size_t i = 0; i < k; ++i)
+        picked.push_back(images[i * n / k]);
+    return picked;
+}
+
 QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progress) {
     const auto t0 = Clock::now();
     QuantizeReport report;

@@ -187,11 +187,29 @@ class DemoDump(Base):
 
     def test_layers_glob_and_linear(self):
         out = self.out()
-        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], out,
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:2], out,
                      "--layers", "features.0", "--layers", "classifier*", "--ops", "conv,linear")
         with h5py.File(out) as f:
             names = sorted(f["layers"][k].attrs["name"] for k in f["layers"])
+            # only the selected layers' activations are in the file: nothing under /unmatched
+            # (the unselected layers were paired, not unmatched), no other dataset anywhere
+            unmatched = {side: list(f["unmatched"][side]) for side in f["unmatched"]}
+            activations = []
+            f.visititems(lambda name, obj: activations.append(name)
+                         if isinstance(obj, h5py.Dataset) and name.split("/")[-1] in ("original", "quantized")
+                         and not name.startswith("outputs") else None)
+            image_count = int(f.attrs["image_count"])
+            shapes = {n: f[n].shape[0] for n in activations}
         self.assertEqual(names, ["classifier", "features.0"])
+        self.assertEqual(unmatched, {"original": [], "quantized": []})
+        self.assertEqual(sorted(activations), ["layers/0000/original", "layers/0000/quantized",
+                                               "layers/0001/original", "layers/0001/quantized"])
+        self.assertEqual(set(shapes.values()), {image_count})
+        self.assertEqual(image_count, 2)
+        r = subprocess.run([ARGS.cli, "inspect", out, "--json"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout).get("unmatched", {"original": [], "quantized": []}),
+                         {"original": [], "quantized": []})
 
     def test_tap_correctness(self):
         """A recorded activation equals running the submodules directly in Python."""
