@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from childproc import wait_for_line
+from testutil import wait_for_line
 import unittest
 
 import h5py

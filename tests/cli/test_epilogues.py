@@ -22,10 +22,10 @@ import tempfile
 import unittest
 
 import h5py
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+
+from testutil import load_batch, write_images
 
 ARGS = None
 torch.backends.quantized.engine = "onednn"
@@ -105,26 +105,6 @@ def layers():
         yield "branch.%s.n.conv" % name, "relu"
 
 
-def write_images(directory, count, size, seed):
-    os.makedirs(directory, exist_ok=True)
-    rng = np.random.RandomState(seed)
-    paths = []
-    for i in range(count):
-        small = rng.rand(size // 4, size // 4, 3)
-        img = Image.fromarray((small * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
-        noise = rng.randint(-25, 26, size=(size, size, 3))
-        arr = np.clip(np.asarray(img).astype(np.int32) + noise, 0, 255).astype(np.uint8)
-        path = os.path.join(directory, "img_%02d.png" % i)
-        Image.fromarray(arr, "RGB").save(path)
-        paths.append(path)
-    return paths
-
-
-def load_batch(paths):
-    arrs = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 for p in paths]
-    return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
-
-
 def fq(x, scale, zero_point, qmax=255):
     """ONNX/PyTorch affine fake quantization: round half to even, saturate to 0..qmax."""
     q = torch.clamp(torch.round(x / scale) + zero_point, 0, qmax)
@@ -193,7 +173,7 @@ class Epilogues(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="qs-epilogues-")
         d = cls.tmp.name
-        cls.images = write_images(os.path.join(d, "images"), 3, 40, 7)
+        cls.images = write_images(os.path.join(d, "images"), 3, 40, 40, 7)
         cls.x = load_batch(cls.images)
         cls.model = EpilogueNet().eval()
         cls.float_pt = os.path.join(d, "float.pt")

@@ -19,7 +19,7 @@ import tempfile
 import time
 import unittest
 
-from childproc import wait_for_line
+from testutil import load_batch, wait_for_line, write_images
 
 import h5py
 import numpy as np
@@ -40,22 +40,6 @@ def run(*args, timeout=900, **kw):
     return subprocess.run([ARGS.cli, *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def write_images(directory, count, width, height, seed):
-    """Smooth random RGB images (fixed seed), so that convolutions see structure."""
-    os.makedirs(directory, exist_ok=True)
-    rng = np.random.RandomState(seed)
-    paths = []
-    for i in range(count):
-        small = rng.rand(max(2, height // 4), max(2, width // 4), 3)
-        img = Image.fromarray((small * 255).astype(np.uint8)).resize((width, height), Image.BILINEAR)
-        noise = rng.randint(-20, 21, size=(height, width, 3))
-        arr = np.clip(np.asarray(img).astype(np.int32) + noise, 0, 255).astype(np.uint8)
-        path = os.path.join(directory, "img_%02d.png" % i)
-        Image.fromarray(arr, "RGB").save(path)
-        paths.append(path)
-    return paths
-
-
 def write_op_images(directory, count, width, height, seed):
     """Test inputs for the single-op tests, pinned so that no CPU saturates on them.
 
@@ -74,12 +58,6 @@ def write_op_images(directory, count, width, height, seed):
     bright[0, 0] = 255
     Image.fromarray(bright, "RGB").save(os.path.join(directory, "zz_full_range.png"))
     return paths
-
-
-def load_batch(paths):
-    """The images as our loader feeds a batch-tensor model: RGB, [0,1], NCHW."""
-    arrs = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 for p in paths]
-    return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
 
 
 def graph_kinds(module):
