@@ -21,6 +21,11 @@ const char* toString(Side side) { return side == Side::Original ? "original" : "
 
 namespace {
 
+// Where image 0's activation number `seq` of one side waits until the layers are paired.
+std::string stagingPath(Side side, int seq) {
+    return std::string(layout::kStaging) + "/" + toString(side) + "/" + layout::indexName(seq);
+}
+
 std::string shapeText(const std::vector<std::int64_t>& shape) {
     std::ostringstream out;
     out << '[';
@@ -297,7 +302,7 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
         H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
         const H5::DataType& fileType =
             half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
-        const std::string path = std::string("/staging/") + toString(side) + "/" + layout::indexName(seq);
+        const std::string path = stagingPath(side, seq);
         // Whole chunks are always written at once, so HDF5's chunk cache (1 MiB per open
         // dataset by default, ~150 MiB for a detector) would only hold memory.
         H5::DSetAccPropList access;
@@ -341,8 +346,7 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs, const std::vec
         for (const auto& p : dropped) {
             const int seqs[2] = {p.original, p.quantized};
             for (int side = 0; side < 2; ++side) {
-                const std::string path = std::string(layout::kStaging) + "/" + toString(Side(side)) + "/" +
-                                         layout::indexName(seqs[side]);
+                const std::string path = stagingPath(Side(side), seqs[side]);
                 if (H5Ldelete(file.getId(), path.c_str(), H5P_DEFAULT) < 0)
                     throw Error(ErrorKind::Output, m_tempPath + ": cannot delete " + path);
                 m_datasets[side].at(static_cast<std::size_t>(seqs[side])) = H5::DataSet();
@@ -350,14 +354,14 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs, const std::vec
             }
         }
         for (std::size_t k = 0; k < pairs.size(); ++k) {
-            const std::string group = "/layers/" + layout::indexName(static_cast<int>(k));
+            const std::string group = layout::child(layout::kLayers, static_cast<int>(k));
             H5::Group g = file.createGroup(group);
             h5::setAttr(g, "name", names.at(k));
             h5::setAttr(g, "index", static_cast<std::int64_t>(k));
             h5::setAttr(g, "match", std::string(toString(pairs[k].method)));
             const int seqs[2] = {pairs[k].original, pairs[k].quantized};
             for (int side = 0; side < 2; ++side) {
-                const std::string from = std::string("/staging/") + toString(Side(side)) + "/" + layout::indexName(seqs[side]);
+                const std::string from = stagingPath(Side(side), seqs[side]);
                 const std::string to = group + "/" + toString(Side(side));
                 if (H5Lmove(file.getId(), from.c_str(), file.getId(), to.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
                     throw Error(ErrorKind::Output, m_tempPath + ": cannot move " + from + " to " + to);
@@ -371,7 +375,7 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs, const std::vec
             for (std::size_t seq = 0; seq < moved[side].size(); ++seq) {
                 if (moved[side][seq])
                     continue;
-                const std::string from = std::string("/staging/") + toString(Side(side)) + "/" + layout::indexName(static_cast<int>(seq));
+                const std::string from = stagingPath(Side(side), static_cast<int>(seq));
                 const std::string to = dir + "/" + layout::indexName(static_cast<int>(seq));
                 if (H5Lmove(file.getId(), from.c_str(), file.getId(), to.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
                     throw Error(ErrorKind::Output, m_tempPath + ": cannot move " + from);

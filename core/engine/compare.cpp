@@ -184,8 +184,8 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         Image image = i == 0 ? std::move(first) : loadImage(options.images[static_cast<std::size_t>(i)], pre);
         writer.post([i, source = image.source, rgb = image.rgb, w = image.width, h = image.height](H5::H5File& file) {
             if (i == 0)
-                file.createGroup("/inputs");
-            H5::Group g = file.createGroup("/inputs/" + layout::indexName(i));
+                file.createGroup(layout::kInputs);
+            H5::Group g = file.createGroup(layout::child(layout::kInputs, i));
             h5::setAttr(g, "source", source);
             const hsize_t dims[3] = {static_cast<hsize_t>(h), static_cast<hsize_t>(w), 3};
             H5::DataSet ds = g.createDataSet("image", H5::PredType::STD_U8LE, H5::DataSpace(3, dims));
@@ -260,7 +260,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
             writer.placeLayers(kept, names, dropped);
             writer.post([kept, namesQ, records0 = records[0], records1 = records[1]](H5::H5File& file) {
                 for (std::size_t k = 0; k < kept.size(); ++k) {
-                    H5::Group g = file.openGroup("/layers/" + layout::indexName(static_cast<int>(k)));
+                    H5::Group g = file.openGroup(layout::child(layout::kLayers, static_cast<int>(k)));
                     const auto& ro = records0[static_cast<std::size_t>(kept[k].original)];
                     const auto& rq = records1[static_cast<std::size_t>(kept[k].quantized)];
                     h5::setAttr(g, "module", ro.module);
@@ -277,8 +277,8 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         const ModelOutput o = outputs[0], q = outputs[1];
         writer.post([i, o, q](H5::H5File& file) {
             if (i == 0)
-                file.createGroup("/outputs");
-            H5::Group g = file.createGroup("/outputs/" + layout::indexName(i));
+                file.createGroup(layout::kOutputs);
+            H5::Group g = file.createGroup(layout::child(layout::kOutputs, i));
             h5::setAttr(g, "kind", std::string(toString(o.kind)));
             writeOutput(g, "original", o);
             writeOutput(g, "quantized", q);
@@ -308,7 +308,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     try {
         for (int k = 0; k < summary.layers; ++k) {
             report({"metrics", k, summary.layers, ""});
-            H5::Group layer = file.openGroup("/layers/" + layout::indexName(k));
+            H5::Group layer = file.openGroup(layout::child(layout::kLayers, k));
             computeLayerMetrics(layer, n, metricThreads);
         }
         file.createGroup("/models");

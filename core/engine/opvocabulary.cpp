@@ -15,12 +15,15 @@ bool in(const std::set<std::string>& set, const std::string& kind) {
     return set.count(kind) > 0;
 }
 
-// An in-place op's out-of-place name: aten::relu_ -> aten::relu.
-std::string outOfPlace(const std::string& kind) {
-    return !kind.empty() && kind.back() == '_' ? kind.substr(0, kind.size() - 1) : kind;
+} // namespace
+
+bool isInPlace(const std::string& kind) {
+    return !kind.empty() && kind.back() == '_';
 }
 
-} // namespace
+std::string outOfPlace(const std::string& kind) {
+    return isInPlace(kind) ? kind.substr(0, kind.size() - 1) : kind;
+}
 
 bool isConv(const std::string& kind) {
     static const std::set<std::string> ops = {

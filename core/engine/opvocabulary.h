@@ -45,6 +45,10 @@ const char* toString(EpilogueMode mode);
 // For EpilogueMode::QuantizedOp: the quantized op ("quantized::hardswish", ...).
 std::string quantizedEpilogueOp(const std::string& kind);
 
+// ---- in-place ops: aten::relu_ is the in-place form of aten::relu ----
+bool isInPlace(const std::string& kind);
+std::string outOfPlace(const std::string& kind);
+
 // ---- uses that read only a tensor's metadata (a module's input checks) ----
 bool isMetadataUse(const std::string& kind);
 

@@ -1,5 +1,6 @@
 // Post-training static INT8 quantization by rewriting a frozen TorchScript graph.
-// The second (and last) LibTorch translation unit of the engine.
+// LibTorch translation unit of qs_quantize; the ops it knows come from the engine's op
+// vocabulary (opvocabulary.h).
 //
 //  prepare    load, inline, name every conv/linear with a marker tap, freeze, fold the
 //             (frozen) batch norms into the convolutions, decide what can be quantized
@@ -26,7 +27,6 @@
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/frozen_conv_folding.h>
 #include <torch/csrc/jit/passes/inliner.h>
-#include <torch/library.h>
 
 #include <nlohmann/json.hpp>
 
@@ -34,7 +34,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -140,8 +139,7 @@ bool isPassThrough(const Node* n) {
 }
 
 bool isInPlace(const Node* n) {
-    const std::string k = n->kind().toUnqualString();
-    return !k.empty() && k.back() == '_';
+    return ops::isInPlace(kindOf(n));
 }
 
 // Uses that read only a tensor's metadata.
@@ -195,8 +193,7 @@ struct Layer {
     std::int64_t groups = 1;
     Node* epilogue = nullptr; // the activation after the layer (batch norm is folded by then)
     std::string epilogueKind; // its op, e.g. "silu" (kept: the node may be rewritten away)
-    ops::EpilogueMode epilogueMode = ops::EpilogueMode::Float;
-    Node* relu = nullptr;     // the epilogue, when fused into the quantized op
+    ops::EpilogueMode epilogueMode = ops::EpilogueMode::Float; // Float also when there is none
     Value* input = nullptr;
     Value* output = nullptr;  // the layer's own output
     Value* end = nullptr;     // the value the quantized part produces: after a fused relu or
@@ -286,8 +283,8 @@ void fillLayer(Layer& l) {
         l.epilogue = soleEpilogue(n->output(), n->owningBlock());
         l.epilogueMode = l.epilogue ? ops::epilogueMode(kindOf(l.epilogue)) : ops::EpilogueMode::Float;
         l.epilogueKind = l.epilogue ? l.epilogue->kind().toUnqualString() : "";
-        l.relu = l.epilogueMode == ops::EpilogueMode::Fused ? l.epilogue : nullptr;
-        l.end = l.relu || l.epilogueMode == ops::EpilogueMode::QuantizedOp ? l.epilogue->output() : n->output();
+        const bool absorbed = l.epilogueMode == ops::EpilogueMode::Fused || l.epilogueMode == ops::EpilogueMode::QuantizedOp;
+        l.end = absorbed ? l.epilogue->output() : n->output();
     }
 }
 
@@ -798,6 +795,7 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
                     continue;
                 }
                 const bool epilogueOp = l.epilogueMode == ops::EpilogueMode::QuantizedOp;
+                const bool fusedRelu = l.epilogueMode == ops::EpilogueMode::Fused;
                 const QParams out = paramsOf(epilogueOp ? l.output : l.end);
                 Value* qx = quantized(n->input(0));
                 const QParams in = qinfo.at(qx);
@@ -808,10 +806,10 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
                 if (l.conv) {
                     packed = callOp("quantized::conv2d_prepack", "",
                                     {qw, bias, l.stride, l.padding, l.dilation, l.groups});
-                    op = l.relu ? "quantized::conv2d_relu" : "quantized::conv2d";
+                    op = fusedRelu ? "quantized::conv2d_relu" : "quantized::conv2d";
                 } else {
                     packed = callOp("quantized::linear_prepack", "", {qw, bias});
-                    op = l.relu ? "quantized::linear_relu" : "quantized::linear";
+                    op = fusedRelu ? "quantized::linear_relu" : "quantized::linear";
                 }
                 Value* w = attributes.put(l.name, "_packed_params", packed, false, l.weight.unsafeGetTensorImpl());
                 Value* y = g.insert(c10::Symbol::fromQualString(op), {qx, w, out.scale, out.zeroPoint});
@@ -860,14 +858,10 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
             }
             if (plan.passThrough.count(n) && qmap.count(n->input(0))) {
                 torch::jit::WithInsertPoint guard(n);
-                // in-place forms become out-of-place ones on the quantized tensor
-                Node* q = g.createClone(n, [&](Value* v) { return v == n->input(0) ? qmap.at(v) : v; });
-                if (isInPlace(n)) {
-                    const std::string k = kindOf(n);
-                    Node* outOfPlace = g.create(c10::Symbol::fromQualString(k.substr(0, k.size() - 1)), q->inputs(), 1);
-                    q->destroy();
-                    q = outOfPlace;
-                }
+                // on the quantized tensor, in-place forms as their out-of-place ones
+                std::vector<Value*> inputs(n->inputs().begin(), n->inputs().end());
+                inputs[0] = qmap.at(n->input(0));
+                Node* q = g.create(c10::Symbol::fromQualString(ops::outOfPlace(kindOf(n))), inputs, 1);
                 g.insertNode(q);
                 q->output()->setType(n->output()->type());
                 qinfo[q->output()] = qinfo.at(qmap.at(n->input(0)));
