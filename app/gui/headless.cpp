@@ -133,7 +133,8 @@ int runExport(const ExportRequest& r) {
         return 1;
     }
     try {
-        DumpReader dump(r.dump.toStdString());
+        const std::unique_ptr<DumpReader> opened = openDump(r.dump.toStdString());
+        DumpReader& dump = *opened;
         std::vector<QString> files;
         std::vector<int> targets;
         if (r.kind == QLatin1String("hexbin")) {

@@ -22,7 +22,9 @@ namespace {
 bool wantsHeadless(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const QByteArray a(argv[i]);
-        if (a == "--export" || a == "--screenshot")
+        // --help and --version print and exit: they need no display either
+        if (a == "--export" || a == "--screenshot" || a == "--help" || a == "-h" || a == "--help-all" ||
+            a == "--version" || a == "-v")
             return true;
     }
     return false;
@@ -48,7 +50,12 @@ int screenshot(qs::MainWindow& window, const QString& out, const QString& dump) 
         QTimer::singleShot(0, &window, save);
     } else {
         QObject::connect(window.layerView(), &qs::LayerView::loaded, &window, save, Qt::SingleShotConnection);
-        QObject::connect(&window, &qs::MainWindow::openFailed, &window, [](const QString&) { QCoreApplication::exit(1); });
+        auto fail = [](const QString& error) {
+            std::fprintf(stderr, "quantscope: %s\n", qPrintable(error));
+            QCoreApplication::exit(1);
+        };
+        QObject::connect(&window, &qs::MainWindow::openFailed, &window, fail);
+        QObject::connect(window.layerView(), &qs::LayerView::failed, &window, fail, Qt::SingleShotConnection);
         window.openDump(dump);
     }
     QTimer::singleShot(120000, &window, [] {

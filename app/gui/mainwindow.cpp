@@ -160,7 +160,7 @@ void MainWindow::openDump(const QString& path) {
         OpenResult r;
         r.path = path;
         try {
-            r.dump = std::make_shared<DumpReader>(path.toStdString());
+            r.dump = qs::openDump(path.toStdString()); // validated in a child process first
         } catch (const std::exception& e) {
             r.error = QString::fromStdString(e.what());
         }

@@ -12,7 +12,12 @@ namespace qs {
 SummaryView::SummaryView(QWidget* parent) : QTextBrowser(parent) { setOpenLinks(false); }
 
 void SummaryView::setDump(const std::shared_ptr<DumpReader>& dump) {
-    setHtml(dump ? html(*dump) : QString());
+    try {
+        setHtml(dump ? html(*dump) : QString());
+    } catch (const std::exception& e) { // a damaged /bench or /eval: say so in place
+        setHtml(QObject::tr("<p><b>Cannot show this dump's summary:</b> %1</p>")
+                    .arg(QString::fromStdString(e.what()).toHtmlEscaped()));
+    }
 }
 
 namespace {

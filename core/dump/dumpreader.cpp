@@ -1,7 +1,10 @@
 #include "dumpreader.h"
 
+#include "childprocess.h"
 #include "error.h"
 #include "h5util.h"
+
+#include <unistd.h>
 
 #include <filesystem>
 #include <limits>
@@ -9,18 +12,6 @@
 namespace qs {
 
 namespace {
-
-Metrics readMetrics(const H5::H5Object& obj) {
-    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
-    Metrics m;
-    m.sqnrDb = h5::doubleAttr(obj, "sqnr_db", nan);
-    m.mse = h5::doubleAttr(obj, "mse", nan);
-    m.maxAbs = h5::doubleAttr(obj, "max_abs", nan);
-    m.meanAbs = h5::doubleAttr(obj, "mean_abs", nan);
-    m.relErr = h5::doubleAttr(obj, "rel_err", nan);
-    m.cosine = h5::doubleAttr(obj, "cosine", nan);
-    return m;
-}
 
 // Iterates the member names of a group without opening them.
 std::vector<std::string> memberNames(const H5::Group& group) {
@@ -32,7 +23,105 @@ std::vector<std::string> memberNames(const H5::Group& group) {
     return names;
 }
 
+constexpr std::int64_t kMaxImages = 10'000'000;
+
+std::string dimsText(const std::vector<hsize_t>& d) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < d.size(); ++i)
+        s += (i ? "x" : "") + std::to_string(d[i]);
+    return s + "]";
+}
+
+std::string shapeText(const std::vector<std::int64_t>& shape) {
+    std::string s;
+    for (std::size_t i = 0; i < shape.size(); ++i)
+        s += (i ? "x" : "") + std::to_string(shape[i]);
+    return s.empty() ? "a scalar" : s;
+}
+
+// A float dataset of exactly `expected` dims, whose storage can hold them.
+void checkDataset(const H5::Group& group, const std::string& name, const std::vector<hsize_t>& expected,
+                  const std::string& where, const std::string& layerShape) {
+    H5::DataSet ds = group.openDataSet(name);
+    const auto d = h5::dims(ds);
+    if (d != expected)
+        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + dimsText(d) + " but the layer is " +
+                                          layerShape + " (expected " + dimsText(expected) + ")");
+    const std::size_t bytes = ds.getDataType().getSize();
+    if (ds.getTypeClass() != H5T_FLOAT || (bytes != 2 && bytes != 4))
+        throw Error(ErrorKind::Input, where + ": " + name + " is not float16 or float32");
+    hsize_t n = 1;
+    for (hsize_t v : d)
+        n *= v;
+    try {
+        h5::checkStorage(ds, n);
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, where + ": " + name + ": " + h5::describe(e));
+    }
+}
+
 } // namespace
+
+void DumpReader::validateLayers() {
+    const hsize_t images = static_cast<hsize_t>(m_images);
+    for (const auto& layer : m_layers) {
+        const std::string group = layout::child(layout::kLayers, layer.index);
+        const std::string where = m_path + ": layer " + layout::indexName(layer.index);
+        if (layer.shape.empty() || layer.shape.size() > 8)
+            throw Error(ErrorKind::Input, where + ": its shape attribute is missing or not a shape");
+        std::vector<hsize_t> full{images};
+        for (std::int64_t v : layer.shape) {
+            if (v < 1 || v > (std::int64_t{1} << 31))
+                throw Error(ErrorKind::Input, where + ": its shape " + shapeText(layer.shape) + " is not a shape");
+            full.push_back(static_cast<hsize_t>(v));
+        }
+        const std::string shape = shapeText(layer.shape);
+        H5::Group g = m_file->openGroup(group);
+        for (Side side : {Side::Original, Side::Quantized}) {
+            if (!h5::exists(g, toString(side)))
+                throw Error(ErrorKind::Input, where + ": the " + std::string(toString(side)) + " activations are missing");
+            checkDataset(g, toString(side), full, where, shape);
+        }
+        if (layer.shape.size() == 3) {
+            const std::vector<hsize_t> map{images, full[2], full[3]};
+            for (std::string name : {std::string(layout::kAbsDiff), std::string(layout::kRelDiff),
+                                     std::string("mean_original"), std::string("mean_quantized")})
+                if (h5::exists(g, name))
+                    checkDataset(g, name, map, where, shape);
+        }
+        if (h5::exists(g, layout::kChannels)) {
+            H5::Group ch = g.openGroup(layout::kChannels);
+            for (const auto& metric : memberNames(ch))
+                checkDataset(ch, metric, {full[1]}, where + ": channels", shape);
+        }
+    }
+    H5::Group root = m_file->openGroup("/");
+    for (const char* group : {layout::kInputs, layout::kOutputs}) {
+        if (!h5::exists(root, group + 1))
+            continue;
+        const hsize_t members = m_file->openGroup(group).getNumObjs();
+        if (members != images)
+            throw Error(ErrorKind::Input, m_path + ": " + group + " holds " + std::to_string(members) +
+                                              " images but image_count is " + std::to_string(images));
+    }
+    if (h5::exists(root, std::string(layout::kInputs + 1)))
+        for (int i = 0; i < m_images; ++i) { // headers only: the pixels are read on demand
+            const std::string image = layout::child(layout::kInputs, i) + "/" + layout::kImage;
+            if (!h5::exists(root, image.substr(1)))
+                throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + " has no image");
+            H5::DataSet ds = m_file->openDataSet(image);
+            const auto d = h5::dims(ds);
+            if (d.size() != 3 || d[2] != 3 || d[0] == 0 || d[1] == 0 || d[0] > 65536 || d[1] > 65536)
+                throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + ": image has shape " +
+                                                  dimsText(d) + " but [H, W, 3] is expected");
+            try {
+                h5::checkStorage(ds, d[0] * d[1] * 3);
+            } catch (const H5::Exception& e) {
+                throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + ": image: " +
+                                                  h5::describe(e));
+            }
+        }
+}
 
 DumpReader::~DumpReader() {
     h5::Lock lock(h5::libraryMutex());
@@ -41,7 +130,7 @@ DumpReader::~DumpReader() {
 
 DumpReader::DumpReader(const std::string& path) : m_path(path) {
     h5::Lock lock(h5::libraryMutex());
-    H5::Exception::dontPrint();
+    h5::quietErrors();
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
         throw Error(ErrorKind::Input, path + ": no such dump file");
@@ -59,35 +148,29 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
                                               std::to_string(layout::kFormatVersion) + "); update QuantScope");
         if (m_version < 1)
             throw Error(ErrorKind::Input, path + ": dump has no valid format version");
-        if (h5::intAttr(root, "complete", 0) != 1)
+        if (h5::intAttr(root, layout::kComplete, 0) != 1)
             throw Error(ErrorKind::Input, path + ": the dump is incomplete (its writer did not finish)");
-        m_images = static_cast<int>(h5::intAttr(root, "image_count", 0));
+        const std::int64_t images = h5::intAttr(root, layout::kImageCount, 0);
+        if (images < 1 || images > kMaxImages)
+            throw Error(ErrorKind::Input, path + ": image_count is " + std::to_string(images) +
+                                              ", not a count of images (1.." + std::to_string(kMaxImages) + ")");
+        m_images = static_cast<int>(images);
         m_dtype = h5::stringAttr(root, "dtype");
         m_created = h5::stringAttr(root, "created");
         m_producer = h5::stringAttr(root, "producer");
-        for (int side = 0; side < 2; ++side) {
-            const std::string p = std::string("/models/") + toString(Side(side));
-            if (!h5::exists(root, p.substr(1)))
-                continue;
-            H5::Group g = m_file->openGroup(p);
-            ModelSummary& m = m_models[side];
-            m.path = h5::stringAttr(g, "path");
-            m.sha256 = h5::stringAttr(g, "sha256");
-            m.format = h5::stringAttr(g, "format");
-            m.input = h5::stringAttr(g, "input");
-            m.engine = h5::stringAttr(g, "engine");
-            m.fileBytes = h5::intAttr(g, "file_bytes", 0);
-            m.parameterBytes = h5::intAttr(g, "parameter_bytes", 0);
-            m.tappedCalls = h5::intAttr(g, "tapped_calls", 0);
-            m.quantized = h5::intAttr(g, "quantized", 0) == 1;
-        }
+        for (Side side : {Side::Original, Side::Quantized})
+            m_models[static_cast<int>(side)] = readModel(*m_file, side);
         if (!h5::exists(root, "layers"))
             throw Error(ErrorKind::Input, path + ": the dump has no /layers group");
         H5::Group layers = m_file->openGroup("/layers");
-        for (const auto& name : memberNames(layers)) {
-            H5::Group g = layers.openGroup(name);
+        const auto names = memberNames(layers);
+        for (std::size_t k = 0; k < names.size(); ++k) {
+            if (names[k] != layout::indexName(static_cast<int>(k)))
+                throw Error(ErrorKind::Input, path + ": /layers holds \"" + names[k] + "\" where layer " +
+                                                  layout::indexName(static_cast<int>(k)) + " should be");
+            H5::Group g = layers.openGroup(names[k]);
             LayerSummary s;
-            s.index = static_cast<int>(h5::intAttr(g, "index", static_cast<std::int64_t>(m_layers.size())));
+            s.index = static_cast<int>(k);
             s.name = h5::stringAttr(g, "name");
             s.module = h5::stringAttr(g, "module");
             s.call = static_cast<int>(h5::intAttr(g, "call", 0));
@@ -99,10 +182,11 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
             s.metrics = readMetrics(g);
             m_layers.push_back(std::move(s));
         }
+        validateLayers();
     } catch (const Error&) {
         throw;
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, path + ": damaged or truncated dump (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Input, path + ": damaged or truncated dump (" + h5::describe(e) + ")");
     }
 }
 
@@ -120,7 +204,7 @@ std::vector<std::string> DumpReader::unmatched(Side side) const {
             names.push_back(h5::stringAttr(ds, "module") + (call > 0 ? "#" + std::to_string(call) : ""));
         }
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, m_path + ": damaged dump (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Input, m_path + ": damaged dump (" + h5::describe(e) + ")");
     }
     return names;
 }
@@ -133,16 +217,20 @@ std::vector<float> DumpReader::activation(int layer, Side side, int image) const
     try {
         return h5::readImageSlab(m_file->openDataSet(path), image);
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, m_path + ": cannot read " + path + " (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Input, layerWhere(layer) + ": cannot read the " + toString(side) +
+                                          " activations of image " + std::to_string(image + 1) + " (" +
+                                          h5::describe(e) + ")");
     }
+}
+
+std::string DumpReader::layerWhere(int layer) const {
+    return m_path + ": layer " + layout::indexName(layer) + " (" + m_layers.at(static_cast<std::size_t>(layer)).name + ")";
 }
 
 std::string DumpReader::layerGroup(int layer) const {
     if (layer < 0 || layer >= static_cast<int>(m_layers.size()))
         throw Error(ErrorKind::Usage, m_path + ": no layer " + std::to_string(layer));
-    char name[32];
-    std::snprintf(name, sizeof name, "/layers/%04d", layer);
-    return name;
+    return layout::child(layout::kLayers, layer);
 }
 
 std::vector<float> DumpReader::optionalMap(int layer, const std::string& name, int image) const {
@@ -153,7 +241,8 @@ std::vector<float> DumpReader::optionalMap(int layer, const std::string& name, i
             return {};
         return h5::readImageSlab(m_file->openDataSet(g), image);
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, m_path + ": cannot read " + g + " (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Input, layerWhere(layer) + ": cannot read " + name + " of image " +
+                                          std::to_string(image + 1) + " (" + h5::describe(e) + ")");
     }
 }
 
@@ -171,7 +260,9 @@ std::vector<float> DumpReader::activationChannel(int layer, Side side, int image
     try {
         return h5::readSlab(m_file->openDataSet(path), image, channel);
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, m_path + ": cannot read " + path + " (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Input, layerWhere(layer) + ": cannot read channel " + std::to_string(channel) +
+                                          " of the " + toString(side) + " activations of image " +
+                                          std::to_string(image + 1) + " (" + h5::describe(e) + ")");
     }
 }
 
@@ -183,109 +274,124 @@ std::vector<float> DumpReader::channelMetric(int layer, const std::string& metri
             return {};
         return h5::readFloats(m_file->openDataSet(g));
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, m_path + ": cannot read " + g + " (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Input, layerWhere(layer) + ": cannot read its per-channel " + metric + " (" +
+                                          h5::describe(e) + ")");
     }
 }
 
 InputImage DumpReader::input(int image) const {
     h5::Lock lock(h5::libraryMutex());
-    char name[32];
-    std::snprintf(name, sizeof name, "/inputs/%04d", image);
-    InputImage img;
     try {
-        if (!h5::exists(m_file->openGroup("/"), std::string(name).substr(1) + "/image"))
-            throw Error(ErrorKind::Input, m_path + ": the dump has no input image " + std::to_string(image));
-        H5::Group g = m_file->openGroup(name);
-        img.source = h5::stringAttr(g, "source");
-        H5::DataSet ds = g.openDataSet("image");
-        const auto d = h5::dims(ds);
-        if (d.size() != 3 || d[2] != 3)
-            throw Error(ErrorKind::Input, m_path + ": input image " + std::to_string(image) + " is not [H, W, 3]");
-        img.height = static_cast<int>(d[0]);
-        img.width = static_cast<int>(d[1]);
-        img.rgb.resize(d[0] * d[1] * 3);
-        ds.read(img.rgb.data(), H5::PredType::NATIVE_UINT8);
+        return readInput(*m_file, m_path, image);
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, m_path + ": cannot read input " + std::to_string(image) + " (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Input, m_path + ": cannot read input " + std::to_string(image) + " (" +
+                                          h5::describe(e) + ")");
     }
-    return img;
 }
 
 OutputPair DumpReader::outputs(int image) const {
     h5::Lock lock(h5::libraryMutex());
-    char name[32];
-    std::snprintf(name, sizeof name, "outputs/%04d", image);
-    OutputPair out;
     try {
-        H5::Group root = m_file->openGroup("/");
-        if (!h5::exists(root, name))
-            return out;
-        H5::Group g = m_file->openGroup(std::string("/") + name);
-        out.kind = h5::stringAttr(g, "kind");
-        out.original = h5::readFloats(g.openDataSet("original"));
-        out.quantized = h5::readFloats(g.openDataSet("quantized"));
-        if (h5::exists(g, "matches"))
-            out.matches = h5::readFloats(g.openDataSet("matches"));
+        return readOutputs(*m_file, m_path, image);
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Input, m_path + ": cannot read outputs of image " + std::to_string(image) + " (" +
-                                          e.getDetailMsg() + ")");
+                                          h5::describe(e) + ")");
     }
-    return out;
 }
 
 bool DumpReader::hasBench() const {
     h5::Lock lock(h5::libraryMutex());
-    return H5Lexists(m_file->getId(), "bench", H5P_DEFAULT) > 0;
+    return H5Lexists(m_file->getId(), layout::kBench + 1, H5P_DEFAULT) > 0;
 }
 
 bool DumpReader::hasEval() const {
     h5::Lock lock(h5::libraryMutex());
-    return H5Lexists(m_file->getId(), "eval", H5P_DEFAULT) > 0;
+    return H5Lexists(m_file->getId(), layout::kEval + 1, H5P_DEFAULT) > 0;
 }
 
 EvalData DumpReader::eval() const {
     h5::Lock lock(h5::libraryMutex());
-    EvalData e;
     try {
-        H5::Group g = m_file->openGroup("/eval");
-        const char* names[2] = {"original", "quantized"};
-        for (int s = 0; s < 2; ++s) {
-            e.map[s] = h5::doubleAttr(g, std::string(names[s]) + "_map", -1);
-            e.map50[s] = h5::doubleAttr(g, std::string(names[s]) + "_map50", -1);
-        }
-        e.deltaMean = h5::doubleAttr(g, "per_image_delta_mean", 0);
-        e.deltaStd = h5::doubleAttr(g, "per_image_delta_std", 0);
-        e.images = static_cast<int>(h5::intAttr(g, "images", 0));
-        e.annotations = h5::stringAttr(g, "annotations");
-    } catch (const H5::Exception& ex) {
-        throw Error(ErrorKind::Input, m_path + ": cannot read /eval (" + ex.getDetailMsg() + ")");
+        return readEval(*m_file, m_path);
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, m_path + ": cannot read /eval (" + h5::describe(e) + ")");
     }
-    return e;
 }
 
 BenchData DumpReader::bench() const {
     h5::Lock lock(h5::libraryMutex());
-    BenchData b;
     try {
-        H5::Group g = m_file->openGroup("/bench");
-        const char* sides[2] = {"original", "quantized"};
-        for (int s = 0; s < 2; ++s) {
-            b.fileBytes[s] = h5::intAttr(g, std::string(sides[s]) + "_file_bytes", 0);
-            b.parameterBytes[s] = h5::intAttr(g, std::string(sides[s]) + "_parameter_bytes", 0);
-            b.medianMs[s] = h5::readFloats(g.openDataSet(std::string("median_ms_") + sides[s]));
-            b.peakMiB[s] = h5::readFloats(g.openDataSet(std::string("peak_mib_") + sides[s]));
-        }
-        b.width = static_cast<int>(h5::intAttr(g, "width", 0));
-        b.height = static_cast<int>(h5::intAttr(g, "height", 0));
-        b.threads = static_cast<int>(h5::intAttr(g, "threads", 0));
-        H5::DataSet ds = g.openDataSet("batch");
-        b.batch.resize(static_cast<std::size_t>(ds.getSpace().getSimpleExtentNpoints()));
-        if (!b.batch.empty())
-            ds.read(b.batch.data(), H5::PredType::NATIVE_INT64);
+        return readBench(*m_file, m_path);
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Input, m_path + ": cannot read /bench (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Input, m_path + ": cannot read /bench (" + h5::describe(e) + ")");
     }
-    return b;
+}
+
+void DumpReader::readAllMetadata() const {
+    for (Side side : {Side::Original, Side::Quantized})
+        unmatched(side);
+    for (int layer = 0; layer < static_cast<int>(m_layers.size()); ++layer) {
+        h5::Lock lock(h5::libraryMutex());
+        try { // every attribute, as the views list them (strings included: see openDump)
+            H5::Group g = m_file->openGroup(layerGroup(layer));
+            for (int i = 0, n = g.getNumAttrs(); i < n; ++i) {
+                H5::Attribute attr = g.openAttribute(static_cast<unsigned>(i));
+                if (attr.getTypeClass() == H5T_STRING)
+                    h5::stringAttr(g, attr.getName());
+            }
+        } catch (const H5::Exception& e) {
+            throw Error(ErrorKind::Input, m_path + ": layer " + layout::indexName(layer) + " (" +
+                                              h5::describe(e) + ")");
+        }
+    }
+    for (int image = 0; image < m_images; ++image)
+        outputs(image);
+    if (hasBench())
+        bench();
+    if (hasEval())
+        eval();
+}
+
+std::unique_ptr<DumpReader> openDump(const std::string& path, int timeoutSeconds) {
+    // The child inherits this thread only; holding the library lock across fork() means no
+    // other thread of ours is inside libhdf5 at that moment, so its state is consistent.
+    ChildResult r;
+    {
+        h5::Lock lock(h5::libraryMutex());
+        r = runChild([&path](int fd) {
+            h5::resetLibraryMutexInChild();
+            int code = 0;
+            std::string message;
+            try {
+                DumpReader reader(path);
+                reader.readAllMetadata();
+            } catch (const Error& e) {
+                code = 1;
+                message = e.what();
+            } catch (const std::exception& e) { // bad_alloc and the like: the file is to blame
+                code = 1;
+                message = path + ": damaged dump (" + e.what() + ")";
+            }
+            for (std::size_t done = 0; done < message.size();) {
+                const ssize_t n = ::write(fd, message.data() + done, message.size() - done);
+                if (n <= 0)
+                    break;
+                done += static_cast<std::size_t>(n);
+            }
+            ::_exit(code);
+        }, timeoutSeconds);
+    }
+    if (r.timedOut)
+        throw Error(ErrorKind::Input, path + ": damaged dump (reading its structure did not finish in " +
+                                          std::to_string(timeoutSeconds) + " s)");
+    if (!r.exited)
+        throw Error(ErrorKind::Input, path + ": damaged dump (the HDF5 library crashed reading it, signal " +
+                                          std::to_string(r.signal) + ")");
+    if (r.code != 0)
+        throw Error(ErrorKind::Input, r.output.empty() ? path + ": damaged dump (exit code " +
+                                                             std::to_string(r.code) + ")"
+                                                       : r.output);
+    return std::make_unique<DumpReader>(path);
 }
 
 } // namespace qs

@@ -1,9 +1,14 @@
 #pragma once
-// Lazy reader of a dump: opening it and listing its layers and metrics reads attributes
-// only, never a dataset, so a multi-GB dump opens at once. Activations are read on demand.
+// Lazy reader of a dump: opening it reads attributes and dataset headers only, never
+// activation data, so a multi-GB dump opens at once. Activations are read on demand.
+// Opening validates the structure (docs/robustness.md): every count, rank and extent is
+// checked against the layer attributes and image_count, so later reads cannot run past
+// what is stored. Use openDump() on files you did not just write: it validates in a
+// child process first, so a file that crashes libhdf5 itself is an error, not a crash.
 
 #include "layout.h"
 #include "metrics.h"
+#include "sections.h"
 
 #include <H5Cpp.h>
 
@@ -27,42 +32,10 @@ struct LayerSummary {
     Metrics metrics;
 };
 
-struct InputImage {
-    std::string source;
-    int width = 0, height = 0;
-    std::vector<std::uint8_t> rgb; // [H, W, 3]
-};
-
-struct OutputPair {
-    std::string kind;                    // "detections", "logits", "raw"
-    std::vector<float> original, quantized; // detections: rows of 6 (x1,y1,x2,y2,score,label)
-    std::vector<float> matches;          // detections: rows of 4 (orig, quant, iou, score delta)
-};
-
-struct BenchData {
-    std::int64_t fileBytes[2] = {0, 0}, parameterBytes[2] = {0, 0};
-    int width = 0, height = 0, threads = 0;
-    std::vector<std::int64_t> batch;
-    std::vector<float> medianMs[2], peakMiB[2];
-};
-
-struct EvalData {
-    double map[2] = {-1, -1}, map50[2] = {-1, -1};
-    double deltaMean = 0, deltaStd = 0;
-    int images = 0;
-    std::string annotations;
-};
-
-struct ModelSummary {
-    std::string path, sha256, format, input, engine;
-    std::int64_t fileBytes = 0, parameterBytes = 0, tappedCalls = 0;
-    bool quantized = false;
-};
-
 class DumpReader {
 public:
     // Throws Error(Input) naming the file: missing, not HDF5, not a dump, incomplete,
-    // or of a newer format version.
+    // of a newer format version, or inconsistent (naming the object and the problem).
     explicit DumpReader(const std::string& path);
     ~DumpReader();
     DumpReader(const DumpReader&) = delete;
@@ -95,8 +68,14 @@ public:
     EvalData eval() const;
     BenchData bench() const;
 
+    // Reads everything a viewer may ask for except activation data (outputs, matches,
+    // inputs' headers, /bench, /eval, unmatched names); throws as the reads would.
+    void readAllMetadata() const;
+
 private:
+    void validateLayers();
     std::string layerGroup(int layer) const;
+    std::string layerWhere(int layer) const; // "<path>: layer 0003 (<name>)", for messages
     std::vector<float> optionalMap(int layer, const std::string& name, int image) const;
 
     std::string m_path;
@@ -107,5 +86,10 @@ private:
     std::vector<LayerSummary> m_layers;
     ModelSummary m_models[2];
 };
+
+// Validates `path` in a child process (DumpReader plus readAllMetadata, with a time
+// limit), then opens it here. A child killed by a signal or out of time becomes
+// Error(Input) naming the file; the child's own Error is rethrown as it was.
+std::unique_ptr<DumpReader> openDump(const std::string& path, int timeoutSeconds = 120);
 
 } // namespace qs

@@ -10,7 +10,7 @@
 namespace qs {
 
 void updateDump(const std::string& path, const std::function<void(H5::H5File&)>& fn) {
-    { DumpReader check(path); } // refuses anything that is not a complete dump
+    openDump(path); // refuses anything that is not a complete, readable dump
     writeAtomically(path, [&](const std::string& temp) {
         std::error_code ec;
         std::filesystem::copy_file(path, temp, std::filesystem::copy_options::overwrite_existing, ec);
@@ -22,7 +22,7 @@ void updateDump(const std::string& path, const std::function<void(H5::H5File&)>&
             fn(file);
             file.close();
         } catch (const H5::Exception& e) {
-            throw Error(ErrorKind::Output, path + ": cannot update (" + e.getDetailMsg() + ")");
+            throw Error(ErrorKind::Output, path + ": cannot update (" + h5::describe(e) + ")");
         }
     });
 }

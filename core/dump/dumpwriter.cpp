@@ -75,7 +75,7 @@ void ensureRoom(const std::string& path, std::size_t bytes) {
 
 DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
     : m_finalPath(std::move(finalPath)), m_options(options) {
-    H5::Exception::dontPrint();
+    h5::quietErrors();
     m_tempPath = partialPath(m_finalPath);
     std::error_code ec;
     const auto parent = std::filesystem::absolute(m_finalPath, ec).parent_path();
@@ -100,7 +100,7 @@ DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
         m_file->createGroup("/staging/quantized");
     } catch (const H5::Exception& e) {
         abandon();
-        throw Error(ErrorKind::Output, m_finalPath + ": cannot create dump (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Output, m_finalPath + ": cannot create dump (" + h5::describe(e) + ")");
     }
     m_thread = std::thread([this] { writerLoop(); });
 }
@@ -145,7 +145,7 @@ std::exception_ptr DumpWriter::error() const {
 }
 
 void DumpWriter::writerLoop() {
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); // errors become exceptions, not prints
+    h5::quietErrors(); // errors become exceptions, not prints
     for (;;) {
         Task task;
         {
@@ -171,7 +171,7 @@ void DumpWriter::writerLoop() {
                 error = std::current_exception();
             } catch (const H5::Exception& e) {
                 error = std::make_exception_ptr(Error(
-                    ErrorKind::Output, m_tempPath + ": write failed (" + e.getDetailMsg() +
+                    ErrorKind::Output, m_tempPath + ": write failed (" + h5::describe(e) +
                                            "; disk full or file size limit?)"));
             } catch (const std::exception& e) {
                 error = std::make_exception_ptr(
@@ -299,6 +299,7 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
             props.setShuffle();
             props.setDeflate(m_options.gzip);
         }
+        props.setFletcher32(); // a damaged chunk fails to read instead of showing wrong values
         H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
         const H5::DataType& fileType =
             half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
@@ -397,7 +398,7 @@ void DumpWriter::commit() {
         m_file->flush(H5F_SCOPE_GLOBAL);
         m_file->close();
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Output, m_tempPath + ": cannot finish the dump (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Output, m_tempPath + ": cannot finish the dump (" + h5::describe(e) + ")");
     }
     commitFile(m_tempPath, m_finalPath);
     m_committed = true;

@@ -2,6 +2,8 @@
 
 #include "halffloat.h"
 
+#include <new>
+
 namespace qs::h5 {
 
 void prepareLibrary() { H5dont_atexit(); }
@@ -10,6 +12,38 @@ std::recursive_mutex& libraryMutex() {
     static std::recursive_mutex mutex;
     return mutex;
 }
+
+namespace {
+thread_local std::string lastCause;
+
+herr_t innermost(unsigned n, const H5E_error2_t* err, void* out) {
+    if (n == 0 && err && err->desc) // walked upward: entry 0 is where the failure began
+        *static_cast<std::string*>(out) = err->desc;
+    return 0;
+}
+
+herr_t recordCause(hid_t stack, void*) {
+    lastCause.clear();
+    H5Ewalk2(stack, H5E_WALK_UPWARD, innermost, &lastCause);
+    return 0;
+}
+} // namespace
+
+void quietErrors() { H5Eset_auto2(H5E_DEFAULT, recordCause, nullptr); }
+
+std::string describe(const H5::Exception& e) {
+    std::string text = e.getDetailMsg();
+    if (dynamic_cast<const DataError*>(&e))
+        return text;
+    std::string cause = lastCause;
+    if (cause.find("Fletcher32") != std::string::npos || cause.find("checksum") != std::string::npos)
+        cause = "checksum mismatch: the stored data is damaged";
+    if (!cause.empty() && text.find(cause) == std::string::npos)
+        text += (text.empty() ? "" : ": ") + cause;
+    return text;
+}
+
+void resetLibraryMutexInChild() { new (&libraryMutex()) std::recursive_mutex(); }
 
 const H5::FloatType& halfType() {
     static const H5::FloatType type = [] {
@@ -105,12 +139,84 @@ std::vector<std::int64_t> intsAttr(const H5::H5Object& obj, const std::string& n
     return values;
 }
 
+H5::DSetCreatPropList checksummed(const std::vector<hsize_t>& chunk) {
+    H5::DSetCreatPropList props;
+    props.setChunk(static_cast<int>(chunk.size()), chunk.data());
+    props.setFletcher32();
+    return props;
+}
+
+namespace {
+template <typename T>
+void writeWhole(H5::Group& group, const std::string& name, const T* values, std::size_t n,
+                std::vector<hsize_t> dims, const H5::DataType& fileType, const H5::DataType& memType) {
+    if (dims.empty())
+        dims = {n};
+    H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
+    if (n == 0) {
+        group.createDataSet(name, fileType, space);
+        return;
+    }
+    H5::DataSet ds = group.createDataSet(name, fileType, space, checksummed(dims));
+    ds.write(values, memType);
+}
+} // namespace
+
 void writeFloats(H5::Group& group, const std::string& name, const std::vector<float>& values,
                  const std::vector<hsize_t>& dims) {
-    H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
-    H5::DataSet ds = group.createDataSet(name, H5::PredType::IEEE_F32LE, space);
+    writeWhole(group, name, values.data(), values.size(), dims, H5::PredType::IEEE_F32LE, H5::PredType::NATIVE_FLOAT);
+}
+
+void writeBytes(H5::Group& group, const std::string& name, const std::vector<std::uint8_t>& values,
+                const std::vector<hsize_t>& dims) {
+    writeWhole(group, name, values.data(), values.size(), dims, H5::PredType::STD_U8LE, H5::PredType::NATIVE_UINT8);
+}
+
+void writeInts(H5::Group& group, const std::string& name, const std::vector<std::int64_t>& values) {
+    writeWhole(group, name, values.data(), values.size(), {values.size()}, H5::PredType::STD_I64LE,
+               H5::PredType::NATIVE_INT64);
+}
+
+void checkStorage(const H5::DataSet& dataset, hsize_t elements) {
+    if (elements == 0)
+        return;
+    const hsize_t typeBytes = dataset.getDataType().getSize();
+    H5::DSetCreatPropList props = dataset.getCreatePlist();
+    hsize_t capacity = 0; // elements the file has storage for
+    if (props.getLayout() == H5D_CHUNKED) {
+        const int rank = props.getChunk(0, nullptr);
+        std::vector<hsize_t> chunk(static_cast<std::size_t>(rank > 0 ? rank : 0));
+        if (rank > 0)
+            props.getChunk(rank, chunk.data());
+        hsize_t perChunk = 1;
+        for (hsize_t c : chunk)
+            perChunk *= c;
+        H5::DataSpace all = dataset.getSpace();
+        hsize_t chunks = 0;
+        if (H5Dget_num_chunks(dataset.getId(), all.getId(), &chunks) < 0)
+            throw DataError("checkStorage", "cannot count the dataset's chunks");
+        capacity = chunks * perChunk;
+    } else if (props.getLayout() == H5D_COMPACT || props.getLayout() == H5D_CONTIGUOUS) {
+        capacity = dataset.getStorageSize() / (typeBytes ? typeBytes : 1);
+    }
+    if (capacity < elements)
+        throw DataError("checkStorage", "its extent (" + std::to_string(elements) +
+                                                        " values) is larger than the data stored for it (" +
+                                                        std::to_string(capacity) + ")");
+}
+
+std::vector<std::int64_t> readInts(const H5::Group& group, const std::string& name, const std::string& where) {
+    if (!exists(group, name))
+        throw DataError("readInts", where + ": " + name + " is missing");
+    H5::DataSet ds = group.openDataSet(name);
+    const auto d = dims(ds);
+    if (d.size() != 1 || ds.getTypeClass() != H5T_INTEGER)
+        throw DataError("readInts", where + ": " + name + " is not a vector of integers");
+    checkStorage(ds, d[0]);
+    std::vector<std::int64_t> values(d[0]);
     if (!values.empty())
-        ds.write(values.data(), H5::PredType::NATIVE_FLOAT);
+        ds.read(values.data(), H5::PredType::NATIVE_INT64);
+    return values;
 }
 
 std::vector<hsize_t> dims(const H5::DataSet& dataset) {
@@ -124,6 +230,9 @@ std::vector<hsize_t> dims(const H5::DataSet& dataset) {
 
 std::vector<float> readFloats(const H5::DataSet& dataset) {
     const hssize_t n = dataset.getSpace().getSimpleExtentNpoints();
+    if (dataset.getTypeClass() != H5T_FLOAT && dataset.getTypeClass() != H5T_INTEGER)
+        throw DataError("readFloats", "the dataset does not hold numbers");
+    checkStorage(dataset, static_cast<hsize_t>(n > 0 ? n : 0));
     std::vector<float> values(static_cast<std::size_t>(n > 0 ? n : 0));
     if (!values.empty())
         dataset.read(values.data(), H5::PredType::NATIVE_FLOAT);
@@ -149,6 +258,10 @@ bool exists(const H5::Group& group, const std::string& path) {
 namespace {
 std::vector<float> readHyperslab(const H5::DataSet& dataset, const std::vector<hsize_t>& start,
                                  const std::vector<hsize_t>& count) {
+    const H5T_class_t type = dataset.getTypeClass();
+    const std::size_t typeBytes = dataset.getDataType().getSize();
+    if (type != H5T_FLOAT || (typeBytes != 2 && typeBytes != 4))
+        throw DataError("readHyperslab", "the dataset is not float16 or float32");
     H5::DataSpace fileSpace = dataset.getSpace();
     fileSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
     H5::DataSpace memSpace(static_cast<int>(count.size()), count.data());
@@ -156,7 +269,7 @@ std::vector<float> readHyperslab(const H5::DataSet& dataset, const std::vector<h
     for (auto c : count)
         n *= c;
     std::vector<float> out(n);
-    if (dataset.getDataType().getSize() == 2) { // our float16: HDF5's soft conversion is slow
+    if (typeBytes == 2) { // our float16: HDF5's soft conversion is slow
         std::vector<std::uint16_t> raw(n);
         dataset.read(raw.data(), halfType(), memSpace, fileSpace);
         halfToFloat(raw.data(), out.data(), n);
@@ -167,8 +280,22 @@ std::vector<float> readHyperslab(const H5::DataSet& dataset, const std::vector<h
 }
 } // namespace
 
-std::vector<float> readImageSlab(const H5::DataSet& dataset, int image) {
+namespace {
+std::vector<hsize_t> slabDims(const H5::DataSet& dataset, int image, int channel) {
     const auto d = dims(dataset);
+    if (d.empty())
+        throw DataError("readSlab", "the dataset has no dimensions");
+    if (image < 0 || static_cast<hsize_t>(image) >= d[0])
+        throw DataError("readSlab", "it holds " + std::to_string(d[0]) + " images, not image " +
+                                                    std::to_string(image + 1));
+    if (channel >= 0 && d.size() >= 2 && static_cast<hsize_t>(channel) >= d[1])
+        throw DataError("readSlab", "it has no channel " + std::to_string(channel));
+    return d;
+}
+} // namespace
+
+std::vector<float> readImageSlab(const H5::DataSet& dataset, int image) {
+    const auto d = slabDims(dataset, image, -1);
     std::vector<hsize_t> start(d.size(), 0), count = d;
     start[0] = static_cast<hsize_t>(image);
     count[0] = 1;
@@ -176,7 +303,7 @@ std::vector<float> readImageSlab(const H5::DataSet& dataset, int image) {
 }
 
 std::vector<float> readSlab(const H5::DataSet& dataset, int image, int channel) {
-    const auto d = dims(dataset);
+    const auto d = slabDims(dataset, image, channel);
     std::vector<hsize_t> start(d.size(), 0), count = d;
     start[0] = static_cast<hsize_t>(image);
     count[0] = 1;

@@ -10,6 +10,15 @@
 
 namespace qs::h5 {
 
+// What our own checks throw (an extent larger than its storage, a slab out of range):
+// an H5::Exception so that callers handle it with libhdf5's own, but never decorated
+// with libhdf5's last error.
+class DataError : public H5::Exception {
+public:
+    DataError(const std::string& func, const std::string& message) : H5::Exception(func, message) {}
+};
+
+
 // Call first thing in main(), before any other HDF5 call: keeps HDF5 from closing
 // still-open files at exit. After a failed write (disk full) HDF5 1.10 cannot close a
 // file cleanly, and its exit-time cleanup would crash on it.
@@ -20,6 +29,16 @@ void prepareLibrary();
 // call), so a dump can be read while another is being written.
 std::recursive_mutex& libraryMutex();
 using Lock = std::lock_guard<std::recursive_mutex>;
+// In a child forked while this thread held the lock: the lock records its owner by
+// thread id, which the child's thread does not share, so the child starts a fresh one.
+void resetLibraryMutexInChild();
+
+// Makes libhdf5 print nothing and remember, per thread, the innermost message of the
+// last failed call (what went wrong, e.g. a checksum mismatch, where H5::Exception only
+// says which API call failed). Called by the dump reader and writer.
+void quietErrors();
+// "H5Dread failed: checksum mismatch (the stored data is damaged)" and the like.
+std::string describe(const H5::Exception& e);
 
 // IEEE binary16, little endian: h5py reads it as numpy float16, h5dump prints it.
 const H5::FloatType& halfType();
@@ -35,11 +54,28 @@ double doubleAttr(const H5::H5Object& obj, const std::string& name, double fallb
 std::int64_t intAttr(const H5::H5Object& obj, const std::string& name, std::int64_t fallback);
 std::vector<std::int64_t> intsAttr(const H5::H5Object& obj, const std::string& name);
 
-// 1-D or 2-D float dataset written in one go.
+// Creation properties of every non-empty dataset we write: chunked as given, with
+// HDF5's Fletcher32 checksum filter (a damaged chunk fails to read instead of reading
+// as wrong numbers). h5py and h5dump verify it too.
+H5::DSetCreatPropList checksummed(const std::vector<hsize_t>& chunk);
+
+// Datasets written in one go (one checksummed chunk; empty ones have no chunk).
 void writeFloats(H5::Group& group, const std::string& name, const std::vector<float>& values,
                  const std::vector<hsize_t>& dims);
+void writeBytes(H5::Group& group, const std::string& name, const std::vector<std::uint8_t>& values,
+                const std::vector<hsize_t>& dims);
+void writeInts(H5::Group& group, const std::string& name, const std::vector<std::int64_t>& values);
+
+// Whole-dataset reads. They refuse (DataError, a message saying why) a
+// dataset whose extent claims more elements than its file holds storage for, so a
+// damaged extent cannot make them allocate gigabytes.
 std::vector<float> readFloats(const H5::DataSet& dataset);
+// A 1-D integer dataset; Error(Input) naming `where` and `name` when missing or not 1-D.
+std::vector<std::int64_t> readInts(const H5::Group& group, const std::string& name, const std::string& where);
 std::vector<hsize_t> dims(const H5::DataSet& dataset);
+// Throws DataError when `dataset` cannot hold `elements` elements in the
+// storage the file gives it (contiguous: its bytes; chunked: its allocated chunks).
+void checkStorage(const H5::DataSet& dataset, hsize_t elements);
 
 bool exists(const H5::Group& group, const std::string& path);
 

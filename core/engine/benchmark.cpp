@@ -3,7 +3,7 @@
 #include "dumpupdate.h"
 #include "dumpwriter.h"
 #include "error.h"
-#include "h5util.h"
+#include "sections.h"
 
 #include <nlohmann/json.hpp>
 
@@ -310,40 +310,30 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
 }
 
 void storeBenchmark(const std::string& dumpPath, const BenchReport& rep) {
-    updateDump(dumpPath, [&rep](H5::H5File& file) {
-        if (H5Lexists(file.getId(), "bench", H5P_DEFAULT) > 0)
-            H5Ldelete(file.getId(), "/bench", H5P_DEFAULT);
-        H5::Group g = file.createGroup("/bench");
-        const char* sides[2] = {"original", "quantized"};
+    BenchData b;
+    for (int s = 0; s < 2; ++s) {
+        b.path[s] = rep.paths[s];
+        b.fileBytes[s] = rep.fileBytes[s];
+        b.parameterBytes[s] = rep.parameterBytes[s];
+        b.mibPerImage[s] = rep.mibPerImage[s];
+    }
+    b.width = rep.width;
+    b.height = rep.height;
+    b.threads = rep.threads;
+    b.engine = rep.engine;
+    b.memoryLimitMiB = rep.memoryLimitMiB;
+    for (const auto& r : rep.batches) {
+        b.batch.push_back(r.batch);
+        const auto timing = [&r](double v) { return r.measured ? static_cast<float>(v) : std::nanf(""); };
         for (int s = 0; s < 2; ++s) {
-            h5::setAttr(g, std::string(sides[s]) + "_path", rep.paths[s]);
-            h5::setAttr(g, std::string(sides[s]) + "_file_bytes", rep.fileBytes[s]);
-            h5::setAttr(g, std::string(sides[s]) + "_parameter_bytes", rep.parameterBytes[s]);
-            h5::setAttr(g, std::string(sides[s]) + "_mib_per_image", rep.mibPerImage[s]);
+            b.medianMs[s].push_back(timing(r.medianMs[s]));
+            b.minMs[s].push_back(timing(r.minMs[s]));
+            b.maxMs[s].push_back(timing(r.maxMs[s]));
+            b.peakMiB[s].push_back(static_cast<float>(r.peakMiB[s]));
+            b.modelMiB[s].push_back(static_cast<float>(r.modelMiB[s]));
         }
-        h5::setAttr(g, "width", std::int64_t{rep.width});
-        h5::setAttr(g, "height", std::int64_t{rep.height});
-        h5::setAttr(g, "threads", std::int64_t{rep.threads});
-        h5::setAttr(g, "engine", rep.engine);
-        h5::setAttr(g, "memory_limit_mib", rep.memoryLimitMiB);
-        const hsize_t n = rep.batches.size();
-        std::vector<std::int64_t> batch;
-        std::vector<float> cols[10];
-        for (const auto& r : rep.batches) {
-            batch.push_back(r.batch);
-            const double v[10] = {r.medianMs[0], r.medianMs[1], r.minMs[0], r.minMs[1], r.maxMs[0],
-                                  r.maxMs[1], r.peakMiB[0], r.peakMiB[1], r.modelMiB[0], r.modelMiB[1]};
-            for (int k = 0; k < 10; ++k)
-                cols[k].push_back(r.measured || k >= 6 ? static_cast<float>(v[k]) : std::nanf(""));
-        }
-        H5::DataSet b = g.createDataSet("batch", H5::PredType::STD_I64LE, H5::DataSpace(1, &n));
-        b.write(batch.data(), H5::PredType::NATIVE_INT64);
-        const char* names[10] = {"median_ms_original", "median_ms_quantized", "min_ms_original", "min_ms_quantized",
-                                 "max_ms_original", "max_ms_quantized", "peak_mib_original", "peak_mib_quantized",
-                                 "model_mib_original", "model_mib_quantized"};
-        for (int k = 0; k < 10; ++k)
-            h5::writeFloats(g, names[k], cols[k], {n});
-    });
+    }
+    updateDump(dumpPath, [&b](H5::H5File& file) { writeBench(file, b); });
 }
 
 } // namespace qs

@@ -4,7 +4,7 @@
 #include "dumpwriter.h"
 #include "error.h"
 #include "h5util.h"
-#include "metrics.h"
+#include "sections.h"
 
 #include <fnmatch.h>
 
@@ -35,95 +35,19 @@ bool selected(const std::vector<std::string>& globs, const std::string& name,
     return false;
 }
 
-void writeModelGroup(H5::H5File& file, Side side, const ModelInfo& info, const ModelOptions& opts,
-                     int calls) {
-    H5::Group g = file.createGroup(std::string("/models/") + toString(side));
-    h5::setAttr(g, "path", info.path);
-    h5::setAttr(g, "format", info.format);
-    h5::setAttr(g, "sha256", info.sha256);
-    h5::setAttr(g, "file_bytes", info.fileBytes);
-    h5::setAttr(g, "parameter_bytes", info.parameterBytes);
-    h5::setAttr(g, "input", std::string(toString(info.input)));
-    h5::setAttr(g, "quantized", std::int64_t{info.quantized ? 1 : 0});
-    h5::setAttr(g, "tap_sites", static_cast<std::int64_t>(info.sites.size()));
-    h5::setAttr(g, "tapped_calls", std::int64_t{calls});
-    if (side == Side::Quantized)
-        h5::setAttr(g, "engine", opts.engine);
-}
-
-void writeOutput(H5::Group& group, const std::string& name, const ModelOutput& out) {
-    std::vector<float> values;
-    std::vector<hsize_t> dims;
-    if (out.kind == OutputKind::Detections) {
-        for (const auto& d : out.detections)
-            values.insert(values.end(), {d.x1, d.y1, d.x2, d.y2, d.score, static_cast<float>(d.label)});
-        dims = {out.detections.size(), 6};
-    } else {
-        values = out.values;
-        dims.assign(out.shape.begin(), out.shape.end());
-        if (dims.empty())
-            dims = {values.size()};
-    }
-    h5::writeFloats(group, name, values, dims);
-    H5::DataSet ds = group.openDataSet(name);
-    h5::setAttr(ds, "kind", std::string(toString(out.kind)));
-}
-
-void writeMetricAttrs(H5::H5Object& obj, const Metrics& m) {
-    h5::setAttr(obj, "sqnr_db", m.sqnrDb);
-    h5::setAttr(obj, "mse", m.mse);
-    h5::setAttr(obj, "max_abs", m.maxAbs);
-    h5::setAttr(obj, "mean_abs", m.meanAbs);
-    h5::setAttr(obj, "rel_err", m.relErr);
-    h5::setAttr(obj, "cosine", m.cosine);
-}
-
-// Metrics of one layer over all images, per channel, and its difference maps.
-void computeLayerMetrics(H5::Group& layer, int images, int threads) {
-    H5::DataSet o = layer.openDataSet("original");
-    H5::DataSet q = layer.openDataSet("quantized");
-    const auto dims = h5::dims(o);
-    const std::size_t channels = dims.size() >= 2 ? dims[1] : 1;
-    std::size_t plane = 1;
-    for (std::size_t i = 2; i < dims.size(); ++i)
-        plane *= dims[i];
-    std::vector<MetricsAccumulator> perChannel(channels);
-    MetricsAccumulator total;
-    std::vector<float> absMaps, relMaps, meanO, meanQ;
-    for (int i = 0; i < images; ++i) {
-        const std::vector<float> a = h5::readImageSlab(o, i);
-        const std::vector<float> b = h5::readImageSlab(q, i);
-        DiffMaps maps;
-        accumulateImage(a.data(), b.data(), channels, plane, perChannel,
-                        dims.size() == 4 ? &maps : nullptr, threads);
-        absMaps.insert(absMaps.end(), maps.absMean.begin(), maps.absMean.end());
-        relMaps.insert(relMaps.end(), maps.relMean.begin(), maps.relMean.end());
-        if (dims.size() == 4) { // channel means, so that viewers need not read whole activations
-            const std::vector<float> ma = channelMean(a.data(), channels, plane);
-            const std::vector<float> mb = channelMean(b.data(), channels, plane);
-            meanO.insert(meanO.end(), ma.begin(), ma.end());
-            meanQ.insert(meanQ.end(), mb.begin(), mb.end());
-        }
-    }
-    std::vector<float> columns[6];
-    for (auto& acc : perChannel) {
-        total.merge(acc);
-        const Metrics m = acc.finish();
-        const double v[6] = {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
-        for (int k = 0; k < 6; ++k)
-            columns[k].push_back(static_cast<float>(v[k]));
-    }
-    writeMetricAttrs(layer, total.finish());
-    H5::Group ch = layer.createGroup("channels");
-    const char* names[6] = {"sqnr_db", "mse", "max_abs", "mean_abs", "rel_err", "cosine"};
-    for (int k = 0; k < 6; ++k)
-        h5::writeFloats(ch, names[k], columns[k], {channels});
-    if (dims.size() == 4) {
-        h5::writeFloats(layer, "abs_diff", absMaps, {static_cast<hsize_t>(images), dims[2], dims[3]});
-        h5::writeFloats(layer, "rel_diff", relMaps, {static_cast<hsize_t>(images), dims[2], dims[3]});
-        h5::writeFloats(layer, "mean_original", meanO, {static_cast<hsize_t>(images), dims[2], dims[3]});
-        h5::writeFloats(layer, "mean_quantized", meanQ, {static_cast<hsize_t>(images), dims[2], dims[3]});
-    }
+ModelSummary modelSummary(const ModelInfo& info, const std::string& engine, int calls) {
+    ModelSummary m;
+    m.path = info.path;
+    m.format = info.format;
+    m.sha256 = info.sha256;
+    m.fileBytes = info.fileBytes;
+    m.parameterBytes = info.parameterBytes;
+    m.input = toString(info.input);
+    m.quantized = info.quantized;
+    m.tapSites = static_cast<std::int64_t>(info.sites.size());
+    m.tappedCalls = calls;
+    m.engine = engine;
+    return m;
 }
 
 } // namespace
@@ -182,15 +106,8 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     for (int i = 0; i < n; ++i) {
         const auto imageStart = Clock::now();
         Image image = i == 0 ? std::move(first) : loadImage(options.images[static_cast<std::size_t>(i)], pre);
-        writer.post([i, source = image.source, rgb = image.rgb, w = image.width, h = image.height](H5::H5File& file) {
-            if (i == 0)
-                file.createGroup(layout::kInputs);
-            H5::Group g = file.createGroup(layout::child(layout::kInputs, i));
-            h5::setAttr(g, "source", source);
-            const hsize_t dims[3] = {static_cast<hsize_t>(h), static_cast<hsize_t>(w), 3};
-            H5::DataSet ds = g.createDataSet("image", H5::PredType::STD_U8LE, H5::DataSpace(3, dims));
-            ds.write(rgb.data(), H5::PredType::NATIVE_UINT8);
-            h5::setAttr(ds, "CLASS", std::string("IMAGE"));
+        writer.post([i, input = InputImage{image.source, image.width, image.height, image.rgb}](H5::H5File& file) {
+            writeInput(file, i, input);
         }, image.rgb.size());
 
         ModelOutput outputs[2];
@@ -258,42 +175,20 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
             summary.unmatchedQuantized = static_cast<int>(match.unmatchedQuantized.size());
             summary.layers = static_cast<int>(kept.size());
             writer.placeLayers(kept, names, dropped);
-            writer.post([kept, namesQ, records0 = records[0], records1 = records[1]](H5::H5File& file) {
-                for (std::size_t k = 0; k < kept.size(); ++k) {
-                    H5::Group g = file.openGroup(layout::child(layout::kLayers, static_cast<int>(k)));
-                    const auto& ro = records0[static_cast<std::size_t>(kept[k].original)];
-                    const auto& rq = records1[static_cast<std::size_t>(kept[k].quantized)];
-                    h5::setAttr(g, "module", ro.module);
-                    h5::setAttr(g, "call", std::int64_t{ro.call});
-                    h5::setAttr(g, "op", ro.op);
-                    h5::setAttr(g, "quantized_name", namesQ[static_cast<std::size_t>(kept[k].quantized)]);
-                    h5::setAttr(g, "quantized_op", rq.op);
-                    h5::setAttr(g, "shape", ro.shape);
-                    h5::setAttr(g, "original_index", std::int64_t{kept[k].original});
-                    h5::setAttr(g, "quantized_index", std::int64_t{kept[k].quantized});
-                }
+            std::vector<LayerRecord> layerRecords;
+            for (const auto& p : kept) {
+                const auto& ro = records[0][static_cast<std::size_t>(p.original)];
+                const auto& rq = records[1][static_cast<std::size_t>(p.quantized)];
+                layerRecords.push_back({ro.module, ro.call, ro.op, namesQ[static_cast<std::size_t>(p.quantized)],
+                                        rq.op, ro.shape, p.original, p.quantized});
+            }
+            writer.post([layerRecords](H5::H5File& file) {
+                for (std::size_t k = 0; k < layerRecords.size(); ++k)
+                    writeLayerRecord(file, static_cast<int>(k), layerRecords[k]);
             });
         }
         const ModelOutput o = outputs[0], q = outputs[1];
-        writer.post([i, o, q](H5::H5File& file) {
-            if (i == 0)
-                file.createGroup(layout::kOutputs);
-            H5::Group g = file.createGroup(layout::child(layout::kOutputs, i));
-            h5::setAttr(g, "kind", std::string(toString(o.kind)));
-            writeOutput(g, "original", o);
-            writeOutput(g, "quantized", q);
-            if (o.kind == OutputKind::Detections) {
-                const auto matches = matchDetections(o.detections, q.detections);
-                std::vector<float> rows;
-                for (const auto& m : matches)
-                    rows.insert(rows.end(), {static_cast<float>(m.original), static_cast<float>(m.quantized),
-                                             m.iou, m.scoreDelta});
-                h5::writeFloats(g, "matches", rows, {matches.size(), 4});
-                H5::DataSet ds = g.openDataSet("matches");
-                h5::setAttr(ds, "columns", std::string("original,quantized,iou,score_delta"));
-                h5::setAttr(ds, "min_iou", 0.5);
-            }
-        });
+        writer.post([i, o, q](H5::H5File& file) { writeOutputs(file, i, o, q); });
         summary.imageSeconds.push_back(seconds(imageStart));
     }
     const auto finishStart = Clock::now();
@@ -308,24 +203,23 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     try {
         for (int k = 0; k < summary.layers; ++k) {
             report({"metrics", k, summary.layers, ""});
-            H5::Group layer = file.openGroup(layout::child(layout::kLayers, k));
-            computeLayerMetrics(layer, n, metricThreads);
+            writeLayerMetrics(file, k, n, metricThreads);
         }
-        file.createGroup("/models");
-        writeModelGroup(file, Side::Original, original->info(), options.model, summary.originalCalls);
-        writeModelGroup(file, Side::Quantized, quantized->info(), options.model, summary.quantizedCalls);
-        H5::Group root = file.openGroup("/");
-        h5::setAttr(root, "created", nowIso8601());
-        h5::setAttr(root, "producer", std::string("quantscope ") + QS_VERSION);
-        h5::setAttr(root, "layer_count", std::int64_t{summary.layers});
-        h5::setAttr(root, "unmatched_original", std::int64_t{summary.unmatchedOriginal});
-        h5::setAttr(root, "unmatched_quantized", std::int64_t{summary.unmatchedQuantized});
-        h5::setAttr(root, "tap_point", std::string(options.model.tapPoint == TapPoint::Block ? "block" : "output"));
-        h5::setAttr(root, "ops", std::string((options.model.tapOps & 2u) ? "conv,linear" : "conv"));
-        h5::setAttr(root, "input_width", std::int64_t{pre.size->width});
-        h5::setAttr(root, "input_height", std::int64_t{pre.size->height});
+        writeModel(file, Side::Original, modelSummary(original->info(), "", summary.originalCalls));
+        writeModel(file, Side::Quantized, modelSummary(quantized->info(), options.model.engine, summary.quantizedCalls));
+        RunRecord run;
+        run.created = nowIso8601();
+        run.producer = std::string("quantscope ") + QS_VERSION;
+        run.layers = summary.layers;
+        run.unmatchedOriginal = summary.unmatchedOriginal;
+        run.unmatchedQuantized = summary.unmatchedQuantized;
+        run.tapPoint = options.model.tapPoint == TapPoint::Block ? "block" : "output";
+        run.ops = (options.model.tapOps & 2u) ? "conv,linear" : "conv";
+        run.inputWidth = pre.size->width;
+        run.inputHeight = pre.size->height;
+        writeRunRecord(file, run);
     } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Output, writer.temporaryPath() + ": cannot write metrics (" + e.getDetailMsg() + ")");
+        throw Error(ErrorKind::Output, writer.temporaryPath() + ": cannot write metrics (" + h5::describe(e) + ")");
     }
     report({"metrics", summary.layers, summary.layers, ""});
     writer.commit();

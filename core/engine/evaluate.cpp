@@ -4,7 +4,7 @@
 #include "dumpwriter.h"
 #include "error.h"
 #include "fileutil.h"
-#include "h5util.h"
+#include "sections.h"
 
 #include <nlohmann/json.hpp>
 
@@ -188,39 +188,28 @@ EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) 
 }
 
 void storeEvaluation(const std::string& dumpPath, const EvalReport& r, const std::string& annotations) {
-    updateDump(dumpPath, [&](H5::H5File& file) {
-        if (H5Lexists(file.getId(), "eval", H5P_DEFAULT) > 0)
-            H5Ldelete(file.getId(), "/eval", H5P_DEFAULT);
-        H5::Group g = file.createGroup("/eval");
-        h5::setAttr(g, "annotations", annotations);
-        h5::setAttr(g, "images", static_cast<std::int64_t>(r.imageIds.size()));
-        h5::setAttr(g, "per_image_delta_mean", r.deltaMean);
-        h5::setAttr(g, "per_image_delta_std", r.deltaStd);
-        h5::setAttr(g, "per_image_relative_mean", r.relMean);
-        h5::setAttr(g, "per_image_relative_std", r.relStd);
-        const ModelEval* sides[2] = {&r.original, &r.quantized};
-        const char* names[2] = {"original", "quantized"};
-        for (int s = 0; s < 2; ++s) {
-            const CocoResult& c = sides[s]->coco;
-            const std::string p = names[s];
-            h5::setAttr(g, p + "_map", c.map);
-            h5::setAttr(g, p + "_map50", c.map50);
-            h5::setAttr(g, p + "_map75", c.map75);
-            h5::setAttr(g, p + "_recall", c.recall);
-            std::vector<float> ap;
-            for (const auto& k : c.classes)
-                ap.push_back(static_cast<float>(k.ap));
-            h5::writeFloats(g, p + "_class_ap", ap, {ap.size()});
-        }
-        std::vector<std::int64_t> ids;
-        std::string classNames;
-        for (const auto& k : r.original.coco.classes) {
-            ids.push_back(k.categoryId);
-            classNames += (classNames.empty() ? "" : ",") + k.name;
-        }
-        h5::setAttr(g, "category_ids", ids);
-        h5::setAttr(g, "category_names", classNames);
-    });
+    EvalData e;
+    e.annotations = annotations;
+    e.images = static_cast<int>(r.imageIds.size());
+    e.deltaMean = r.deltaMean;
+    e.deltaStd = r.deltaStd;
+    e.relMean = r.relMean;
+    e.relStd = r.relStd;
+    const ModelEval* sides[2] = {&r.original, &r.quantized};
+    for (int s = 0; s < 2; ++s) {
+        const CocoResult& c = sides[s]->coco;
+        e.map[s] = c.map;
+        e.map50[s] = c.map50;
+        e.map75[s] = c.map75;
+        e.recall[s] = c.recall;
+        for (const auto& k : c.classes)
+            e.classAp[s].push_back(static_cast<float>(k.ap));
+    }
+    for (const auto& k : r.original.coco.classes) {
+        e.categoryIds.push_back(k.categoryId);
+        e.categoryNames += (e.categoryNames.empty() ? "" : ",") + k.name;
+    }
+    updateDump(dumpPath, [&e](H5::H5File& file) { writeEval(file, e); });
 }
 
 } // namespace qs

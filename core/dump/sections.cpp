@@ -1,0 +1,446 @@
+#include "sections.h"
+
+#include "detection.h"
+#include "error.h"
+#include "h5util.h"
+
+#include <cmath>
+#include <limits>
+
+namespace qs {
+
+namespace {
+
+// ---- names: each spelled here only ------------------------------------------------
+
+// /inputs/<i>
+constexpr const char* kSource = "source";
+// /outputs/<i> and its datasets
+constexpr const char* kKind = "kind";
+constexpr const char* kColumns = "columns";
+constexpr const char* kMinIou = "min_iou";
+constexpr const char* kMatchColumns = "original,quantized,iou,score_delta";
+constexpr double kMatchMinIou = 0.5;
+// /layers/<k>
+constexpr const char* kModule = "module";
+constexpr const char* kCall = "call";
+constexpr const char* kOp = "op";
+constexpr const char* kQuantizedName = "quantized_name";
+constexpr const char* kQuantizedOp = "quantized_op";
+constexpr const char* kShape = "shape";
+constexpr const char* kOriginalIndex = "original_index";
+constexpr const char* kQuantizedIndex = "quantized_index";
+constexpr const char* kMetricNames[6] = {"sqnr_db", "mse", "max_abs", "mean_abs", "rel_err", "cosine"};
+// /models/<side>
+constexpr const char* kPath = "path";
+constexpr const char* kFormat = "format";
+constexpr const char* kSha256 = "sha256";
+constexpr const char* kFileBytes = "file_bytes";
+constexpr const char* kParameterBytes = "parameter_bytes";
+constexpr const char* kInput = "input";
+constexpr const char* kQuantized = "quantized";
+constexpr const char* kTapSites = "tap_sites";
+constexpr const char* kTappedCalls = "tapped_calls";
+constexpr const char* kEngine = "engine";
+// root, written at the end of a compare
+constexpr const char* kCreated = "created";
+constexpr const char* kProducer = "producer";
+constexpr const char* kLayerCount = "layer_count";
+constexpr const char* kUnmatchedOriginal = "unmatched_original";
+constexpr const char* kUnmatchedQuantized = "unmatched_quantized";
+constexpr const char* kTapPoint = "tap_point";
+constexpr const char* kOps = "ops";
+constexpr const char* kInputWidth = "input_width";
+constexpr const char* kInputHeight = "input_height";
+// /bench
+constexpr const char* kBatch = "batch";
+constexpr const char* kWidth = "width";
+constexpr const char* kHeight = "height";
+constexpr const char* kThreads = "threads";
+constexpr const char* kMemoryLimit = "memory_limit_mib";
+// /eval
+constexpr const char* kAnnotations = "annotations";
+constexpr const char* kImages = "images";
+constexpr const char* kDeltaMean = "per_image_delta_mean";
+constexpr const char* kDeltaStd = "per_image_delta_std";
+constexpr const char* kRelMean = "per_image_relative_mean";
+constexpr const char* kRelStd = "per_image_relative_std";
+constexpr const char* kCategoryIds = "category_ids";
+constexpr const char* kCategoryNames = "category_names";
+
+std::string sideAttr(Side side, const char* name) { return std::string(toString(side)) + "_" + name; }
+std::string attrSide(const char* name, Side side) { return std::string(name) + "_" + toString(side); }
+
+void replaceGroup(H5::H5File& file, const char* path) {
+    if (H5Lexists(file.getId(), path + 1, H5P_DEFAULT) > 0)
+        H5Ldelete(file.getId(), path, H5P_DEFAULT);
+}
+
+std::string dimsText(const std::vector<hsize_t>& d) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < d.size(); ++i)
+        s += (i ? "x" : "") + std::to_string(d[i]);
+    return s + "]";
+}
+
+// A 1-D float dataset of exactly `n` elements (n < 0: any length), or an error naming it.
+std::vector<float> readVector(const H5::Group& group, const std::string& name, long long n,
+                              const std::string& where) {
+    if (!h5::exists(group, name))
+        throw Error(ErrorKind::Input, where + ": " + name + " is missing");
+    H5::DataSet ds = group.openDataSet(name);
+    const auto d = h5::dims(ds);
+    if (d.size() != 1 || (n >= 0 && d[0] != static_cast<hsize_t>(n)))
+        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + dimsText(d) + " but " +
+                                          (n >= 0 ? std::to_string(n) + " values are expected"
+                                                  : std::string("a vector is expected")));
+    return h5::readFloats(ds);
+}
+
+// A float dataset of rank 2 with `columns` columns; its rows flattened.
+std::vector<float> readRows(const H5::Group& group, const std::string& name, hsize_t columns,
+                            const std::string& where) {
+    H5::DataSet ds = group.openDataSet(name);
+    const auto d = h5::dims(ds);
+    if (d.size() != 2 || d[1] != columns)
+        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + dimsText(d) + " but rows of " +
+                                          std::to_string(columns) + " are expected");
+    return h5::readFloats(ds);
+}
+
+void writeOutput(H5::Group& group, Side side, const ModelOutput& out) {
+    std::vector<float> values;
+    std::vector<hsize_t> dims;
+    if (out.kind == OutputKind::Detections) {
+        for (const auto& d : out.detections)
+            values.insert(values.end(), {d.x1, d.y1, d.x2, d.y2, d.score, static_cast<float>(d.label)});
+        dims = {out.detections.size(), 6};
+    } else {
+        values = out.values;
+        dims.assign(out.shape.begin(), out.shape.end());
+        if (dims.empty())
+            dims = {values.size()};
+    }
+    h5::writeFloats(group, toString(side), values, dims);
+    H5::DataSet ds = group.openDataSet(toString(side));
+    h5::setAttr(ds, kKind, std::string(toString(out.kind)));
+}
+
+void writeMetricAttrs(H5::H5Object& obj, const Metrics& m) {
+    const double v[6] = {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
+    for (int k = 0; k < 6; ++k)
+        h5::setAttr(obj, kMetricNames[k], v[k]);
+}
+
+} // namespace
+
+// ---- writers -------------------------------------------------------------------------
+
+void writeInput(H5::H5File& file, int image, const InputImage& input) {
+    if (image == 0)
+        file.createGroup(layout::kInputs);
+    H5::Group g = file.createGroup(layout::child(layout::kInputs, image));
+    h5::setAttr(g, kSource, input.source);
+    h5::writeBytes(g, layout::kImage, input.rgb,
+                   {static_cast<hsize_t>(input.height), static_cast<hsize_t>(input.width), 3});
+    H5::DataSet ds = g.openDataSet(layout::kImage);
+    h5::setAttr(ds, "CLASS", std::string("IMAGE")); // HDF5's image convention: viewers show it
+}
+
+void writeOutputs(H5::H5File& file, int image, const ModelOutput& o, const ModelOutput& q) {
+    if (image == 0)
+        file.createGroup(layout::kOutputs);
+    H5::Group g = file.createGroup(layout::child(layout::kOutputs, image));
+    h5::setAttr(g, kKind, std::string(toString(o.kind)));
+    writeOutput(g, Side::Original, o);
+    writeOutput(g, Side::Quantized, q);
+    if (o.kind != OutputKind::Detections)
+        return;
+    const auto matches = matchDetections(o.detections, q.detections, static_cast<float>(kMatchMinIou));
+    std::vector<float> rows;
+    for (const auto& m : matches)
+        rows.insert(rows.end(), {static_cast<float>(m.original), static_cast<float>(m.quantized), m.iou, m.scoreDelta});
+    h5::writeFloats(g, layout::kMatches, rows, {matches.size(), 4});
+    H5::DataSet ds = g.openDataSet(layout::kMatches);
+    h5::setAttr(ds, kColumns, std::string(kMatchColumns));
+    h5::setAttr(ds, kMinIou, kMatchMinIou);
+}
+
+void writeLayerRecord(H5::H5File& file, int layer, const LayerRecord& r) {
+    H5::Group g = file.openGroup(layout::child(layout::kLayers, layer));
+    h5::setAttr(g, kModule, r.module);
+    h5::setAttr(g, kCall, std::int64_t{r.call});
+    h5::setAttr(g, kOp, r.op);
+    h5::setAttr(g, kQuantizedName, r.quantizedName);
+    h5::setAttr(g, kQuantizedOp, r.quantizedOp);
+    h5::setAttr(g, kShape, r.shape);
+    h5::setAttr(g, kOriginalIndex, std::int64_t{r.originalIndex});
+    h5::setAttr(g, kQuantizedIndex, std::int64_t{r.quantizedIndex});
+}
+
+void writeModel(H5::H5File& file, Side side, const ModelSummary& m) {
+    if (H5Lexists(file.getId(), layout::kModels + 1, H5P_DEFAULT) <= 0)
+        file.createGroup(layout::kModels);
+    H5::Group g = file.createGroup(std::string(layout::kModels) + "/" + toString(side));
+    h5::setAttr(g, kPath, m.path);
+    h5::setAttr(g, kFormat, m.format);
+    h5::setAttr(g, kSha256, m.sha256);
+    h5::setAttr(g, kFileBytes, m.fileBytes);
+    h5::setAttr(g, kParameterBytes, m.parameterBytes);
+    h5::setAttr(g, kInput, m.input);
+    h5::setAttr(g, kQuantized, std::int64_t{m.quantized ? 1 : 0});
+    h5::setAttr(g, kTapSites, m.tapSites);
+    h5::setAttr(g, kTappedCalls, m.tappedCalls);
+    if (!m.engine.empty())
+        h5::setAttr(g, kEngine, m.engine);
+}
+
+void writeRunRecord(H5::H5File& file, const RunRecord& r) {
+    H5::Group root = file.openGroup("/");
+    h5::setAttr(root, kCreated, r.created);
+    h5::setAttr(root, kProducer, r.producer);
+    h5::setAttr(root, kLayerCount, std::int64_t{r.layers});
+    h5::setAttr(root, kUnmatchedOriginal, std::int64_t{r.unmatchedOriginal});
+    h5::setAttr(root, kUnmatchedQuantized, std::int64_t{r.unmatchedQuantized});
+    h5::setAttr(root, kTapPoint, r.tapPoint);
+    h5::setAttr(root, kOps, r.ops);
+    h5::setAttr(root, kInputWidth, std::int64_t{r.inputWidth});
+    h5::setAttr(root, kInputHeight, std::int64_t{r.inputHeight});
+}
+
+void writeBench(H5::H5File& file, const BenchData& b) {
+    replaceGroup(file, layout::kBench);
+    H5::Group g = file.createGroup(layout::kBench);
+    for (Side s : {Side::Original, Side::Quantized}) {
+        const int i = static_cast<int>(s);
+        h5::setAttr(g, sideAttr(s, kPath), b.path[i]);
+        h5::setAttr(g, sideAttr(s, kFileBytes), b.fileBytes[i]);
+        h5::setAttr(g, sideAttr(s, kParameterBytes), b.parameterBytes[i]);
+        h5::setAttr(g, sideAttr(s, "mib_per_image"), b.mibPerImage[i]);
+    }
+    h5::setAttr(g, kWidth, std::int64_t{b.width});
+    h5::setAttr(g, kHeight, std::int64_t{b.height});
+    h5::setAttr(g, kThreads, std::int64_t{b.threads});
+    h5::setAttr(g, kEngine, b.engine);
+    h5::setAttr(g, kMemoryLimit, b.memoryLimitMiB);
+    const hsize_t n = b.batch.size();
+    h5::writeInts(g, kBatch, b.batch);
+    for (Side s : {Side::Original, Side::Quantized}) {
+        const int i = static_cast<int>(s);
+        h5::writeFloats(g, attrSide("median_ms", s), b.medianMs[i], {n});
+        h5::writeFloats(g, attrSide("min_ms", s), b.minMs[i], {n});
+        h5::writeFloats(g, attrSide("max_ms", s), b.maxMs[i], {n});
+        h5::writeFloats(g, attrSide("peak_mib", s), b.peakMiB[i], {n});
+        h5::writeFloats(g, attrSide("model_mib", s), b.modelMiB[i], {n});
+    }
+}
+
+void writeEval(H5::H5File& file, const EvalData& e) {
+    replaceGroup(file, layout::kEval);
+    H5::Group g = file.createGroup(layout::kEval);
+    h5::setAttr(g, kAnnotations, e.annotations);
+    h5::setAttr(g, kImages, std::int64_t{e.images});
+    h5::setAttr(g, kDeltaMean, e.deltaMean);
+    h5::setAttr(g, kDeltaStd, e.deltaStd);
+    h5::setAttr(g, kRelMean, e.relMean);
+    h5::setAttr(g, kRelStd, e.relStd);
+    for (Side s : {Side::Original, Side::Quantized}) {
+        const int i = static_cast<int>(s);
+        h5::setAttr(g, sideAttr(s, "map"), e.map[i]);
+        h5::setAttr(g, sideAttr(s, "map50"), e.map50[i]);
+        h5::setAttr(g, sideAttr(s, "map75"), e.map75[i]);
+        h5::setAttr(g, sideAttr(s, "recall"), e.recall[i]);
+        h5::writeFloats(g, sideAttr(s, "class_ap"), e.classAp[i], {e.classAp[i].size()});
+    }
+    h5::setAttr(g, kCategoryIds, e.categoryIds);
+    h5::setAttr(g, kCategoryNames, e.categoryNames);
+}
+
+void writeLayerMetrics(H5::H5File& file, int index, int images, int threads) {
+    H5::Group layer = file.openGroup(layout::child(layout::kLayers, index));
+    H5::DataSet o = layer.openDataSet(toString(Side::Original));
+    H5::DataSet q = layer.openDataSet(toString(Side::Quantized));
+    const auto dims = h5::dims(o);
+    const std::size_t channels = dims.size() >= 2 ? dims[1] : 1;
+    std::size_t plane = 1;
+    for (std::size_t i = 2; i < dims.size(); ++i)
+        plane *= dims[i];
+    const bool maps4d = dims.size() == 4;
+    std::vector<MetricsAccumulator> perChannel(channels);
+    std::vector<float> absMaps, relMaps, meanO, meanQ;
+    for (int i = 0; i < images; ++i) {
+        const std::vector<float> a = h5::readImageSlab(o, i);
+        const std::vector<float> b = h5::readImageSlab(q, i);
+        DiffMaps maps;
+        accumulateImage(a.data(), b.data(), channels, plane, perChannel, maps4d ? &maps : nullptr, threads);
+        absMaps.insert(absMaps.end(), maps.absMean.begin(), maps.absMean.end());
+        relMaps.insert(relMaps.end(), maps.relMean.begin(), maps.relMean.end());
+        if (maps4d) { // channel means, so that viewers need not read whole activations
+            const std::vector<float> ma = channelMean(a.data(), channels, plane);
+            const std::vector<float> mb = channelMean(b.data(), channels, plane);
+            meanO.insert(meanO.end(), ma.begin(), ma.end());
+            meanQ.insert(meanQ.end(), mb.begin(), mb.end());
+        }
+    }
+    MetricsAccumulator total;
+    std::vector<float> columns[6];
+    for (auto& acc : perChannel) {
+        total.merge(acc);
+        const Metrics m = acc.finish();
+        const double v[6] = {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
+        for (int k = 0; k < 6; ++k)
+            columns[k].push_back(static_cast<float>(v[k]));
+    }
+    writeMetricAttrs(layer, total.finish());
+    H5::Group ch = layer.createGroup(layout::kChannels);
+    for (int k = 0; k < 6; ++k)
+        h5::writeFloats(ch, kMetricNames[k], columns[k], {channels});
+    if (maps4d) {
+        const std::vector<hsize_t> mapDims = {static_cast<hsize_t>(images), dims[2], dims[3]};
+        h5::writeFloats(layer, layout::kAbsDiff, absMaps, mapDims);
+        h5::writeFloats(layer, layout::kRelDiff, relMaps, mapDims);
+        h5::writeFloats(layer, attrSide("mean", Side::Original), meanO, mapDims);
+        h5::writeFloats(layer, attrSide("mean", Side::Quantized), meanQ, mapDims);
+    }
+}
+
+// ---- readers -------------------------------------------------------------------------
+
+Metrics readMetrics(const H5::H5Object& obj) {
+    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+    double v[6];
+    for (int k = 0; k < 6; ++k)
+        v[k] = h5::doubleAttr(obj, kMetricNames[k], nan);
+    Metrics m;
+    m.sqnrDb = v[0];
+    m.mse = v[1];
+    m.maxAbs = v[2];
+    m.meanAbs = v[3];
+    m.relErr = v[4];
+    m.cosine = v[5];
+    return m;
+}
+
+InputImage readInput(const H5::H5File& file, const std::string& path, int image) {
+    const std::string group = layout::child(layout::kInputs, image);
+    const std::string where = path + ": input " + layout::indexName(image);
+    if (!h5::exists(file.openGroup("/"), group.substr(1) + "/" + layout::kImage))
+        throw Error(ErrorKind::Input, path + ": the dump has no input image " + std::to_string(image));
+    H5::Group g = file.openGroup(group);
+    InputImage img;
+    img.source = h5::stringAttr(g, kSource);
+    H5::DataSet ds = g.openDataSet(layout::kImage);
+    const auto d = h5::dims(ds);
+    if (d.size() != 3 || d[2] != 3 || d[0] == 0 || d[1] == 0 || d[0] > 65536 || d[1] > 65536)
+        throw Error(ErrorKind::Input, where + ": image has shape " + dimsText(d) + " but [H, W, 3] is expected");
+    if (ds.getTypeClass() != H5T_INTEGER || ds.getDataType().getSize() != 1)
+        throw Error(ErrorKind::Input, where + ": image is not 8-bit");
+    img.height = static_cast<int>(d[0]);
+    img.width = static_cast<int>(d[1]);
+    img.rgb.resize(d[0] * d[1] * 3);
+    ds.read(img.rgb.data(), H5::PredType::NATIVE_UINT8);
+    return img;
+}
+
+OutputPair readOutputs(const H5::H5File& file, const std::string& path, int image) {
+    const std::string group = layout::child(layout::kOutputs, image);
+    const std::string where = path + ": outputs " + layout::indexName(image);
+    OutputPair out;
+    if (!h5::exists(file.openGroup("/"), group.substr(1)))
+        return out;
+    H5::Group g = file.openGroup(group);
+    out.kind = h5::stringAttr(g, kKind);
+    for (Side s : {Side::Original, Side::Quantized}) {
+        if (!h5::exists(g, toString(s)))
+            throw Error(ErrorKind::Input, where + ": " + toString(s) + " is missing");
+        auto& values = s == Side::Original ? out.original : out.quantized;
+        values = out.kind == toString(OutputKind::Detections) ? readRows(g, toString(s), 6, where)
+                                                               : h5::readFloats(g.openDataSet(toString(s)));
+    }
+    if (h5::exists(g, layout::kMatches)) {
+        out.matches = readRows(g, layout::kMatches, 4, where);
+        const std::size_t no = out.original.size() / 6, nq = out.quantized.size() / 6;
+        for (std::size_t r = 0; r < out.matches.size(); r += 4) {
+            const float a = out.matches[r], b = out.matches[r + 1];
+            if (!(a >= 0 && a < static_cast<float>(no) && b >= 0 && b < static_cast<float>(nq)))
+                throw Error(ErrorKind::Input, where + ": matches row " + std::to_string(r / 4) +
+                                                  " names a detection that does not exist");
+        }
+    }
+    return out;
+}
+
+ModelSummary readModel(const H5::H5File& file, Side side) {
+    ModelSummary m;
+    const std::string p = std::string(layout::kModels) + "/" + toString(side);
+    if (!h5::exists(file.openGroup("/"), p.substr(1)))
+        return m;
+    H5::Group g = file.openGroup(p);
+    m.path = h5::stringAttr(g, kPath);
+    m.sha256 = h5::stringAttr(g, kSha256);
+    m.format = h5::stringAttr(g, kFormat);
+    m.input = h5::stringAttr(g, kInput);
+    m.engine = h5::stringAttr(g, kEngine);
+    m.fileBytes = h5::intAttr(g, kFileBytes, 0);
+    m.parameterBytes = h5::intAttr(g, kParameterBytes, 0);
+    m.tapSites = h5::intAttr(g, kTapSites, 0);
+    m.tappedCalls = h5::intAttr(g, kTappedCalls, 0);
+    m.quantized = h5::intAttr(g, kQuantized, 0) == 1;
+    return m;
+}
+
+BenchData readBench(const H5::H5File& file, const std::string& path) {
+    const std::string where = path + ": /bench";
+    BenchData b;
+    H5::Group g = file.openGroup(layout::kBench);
+    for (Side s : {Side::Original, Side::Quantized}) {
+        const int i = static_cast<int>(s);
+        b.path[i] = h5::stringAttr(g, sideAttr(s, kPath));
+        b.fileBytes[i] = h5::intAttr(g, sideAttr(s, kFileBytes), 0);
+        b.parameterBytes[i] = h5::intAttr(g, sideAttr(s, kParameterBytes), 0);
+        b.mibPerImage[i] = h5::doubleAttr(g, sideAttr(s, "mib_per_image"), 0);
+    }
+    b.width = static_cast<int>(h5::intAttr(g, kWidth, 0));
+    b.height = static_cast<int>(h5::intAttr(g, kHeight, 0));
+    b.threads = static_cast<int>(h5::intAttr(g, kThreads, 0));
+    b.engine = h5::stringAttr(g, kEngine);
+    b.memoryLimitMiB = h5::doubleAttr(g, kMemoryLimit, 0);
+    b.batch = h5::readInts(g, kBatch, where);
+    const long long n = static_cast<long long>(b.batch.size());
+    for (Side s : {Side::Original, Side::Quantized}) {
+        const int i = static_cast<int>(s);
+        b.medianMs[i] = readVector(g, attrSide("median_ms", s), n, where);
+        b.peakMiB[i] = readVector(g, attrSide("peak_mib", s), n, where);
+        // written since the first release, but not read by any view: optional
+        for (auto [name, into] : {std::pair{"min_ms", &b.minMs[i]}, {"max_ms", &b.maxMs[i]}, {"model_mib", &b.modelMiB[i]}})
+            *into = h5::exists(g, attrSide(name, s)) ? readVector(g, attrSide(name, s), n, where)
+                                                     : std::vector<float>(static_cast<std::size_t>(n), std::nanf(""));
+    }
+    return b;
+}
+
+EvalData readEval(const H5::H5File& file, const std::string& path) {
+    const std::string where = path + ": /eval";
+    EvalData e;
+    H5::Group g = file.openGroup(layout::kEval);
+    e.annotations = h5::stringAttr(g, kAnnotations);
+    e.images = static_cast<int>(h5::intAttr(g, kImages, 0));
+    e.deltaMean = h5::doubleAttr(g, kDeltaMean, 0);
+    e.deltaStd = h5::doubleAttr(g, kDeltaStd, 0);
+    e.relMean = h5::doubleAttr(g, kRelMean, 0);
+    e.relStd = h5::doubleAttr(g, kRelStd, 0);
+    e.categoryIds = h5::intsAttr(g, kCategoryIds);
+    e.categoryNames = h5::stringAttr(g, kCategoryNames);
+    for (Side s : {Side::Original, Side::Quantized}) {
+        const int i = static_cast<int>(s);
+        e.map[i] = h5::doubleAttr(g, sideAttr(s, "map"), -1);
+        e.map50[i] = h5::doubleAttr(g, sideAttr(s, "map50"), -1);
+        e.map75[i] = h5::doubleAttr(g, sideAttr(s, "map75"), -1);
+        e.recall[i] = h5::doubleAttr(g, sideAttr(s, "recall"), -1);
+        if (h5::exists(g, sideAttr(s, "class_ap")))
+            e.classAp[i] = readVector(g, sideAttr(s, "class_ap"), static_cast<long long>(e.categoryIds.size()), where);
+    }
+    return e;
+}
+
+} // namespace qs
