@@ -9,13 +9,14 @@ packages=(
   # engine
   libtorch-dev python3-torch python3-torchvision
   libopenblas0-pthread          # without it libtorch falls back to reference BLAS (~18x slower)
-  libopencv-dev libhdf5-dev
+  libopencv-dev libhdf5-dev libjpeg-dev   # libjpeg: strict check of JPEG inputs
   libcli11-dev nlohmann-json3-dev libfmt-dev
   # GUI
   qt6-base-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6
   libgl-dev
   # tests: real readers of our dumps, real windows
   hdf5-tools python3-h5py python3-numpy python3-pil
+  clang libclang-rt-14-dev      # the fuzzer build (CMake preset "fuzz", docs/robustness.md)
   xvfb xauth fonts-dejavu-core   # a real window under Xvfb, with text
 )
 

@@ -211,8 +211,17 @@ int runCompare(const CompareArgs& a) {
     o.quantizedPath = a.quantized;
     o.outPath = a.out;
     o.images = a.images;
-    if (!a.imagesDir.empty())
-        o.images = listImages(a.imagesDir);
+    int skipped = 0;
+    if (!a.imagesDir.empty()) // in a directory, a damaged image is skipped (and said so), not fatal
+        for (const auto& path : listImages(a.imagesDir)) {
+            try {
+                checkImageFile(path);
+                o.images.push_back(path);
+            } catch (const Error& e) {
+                std::fprintf(stderr, "quantscope-cli: warning: skipping %s\n", e.what());
+                ++skipped;
+            }
+        }
     if (o.images.empty())
         throw Error(ErrorKind::Usage, "compare: give --image FILE (repeatable) or --images DIR");
     o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
@@ -235,12 +244,15 @@ int runCompare(const CompareArgs& a) {
                             {"layers", s.layers},
                             {"original_calls", s.originalCalls},
                             {"quantized_calls", s.quantizedCalls},
+                            {"skipped_images", skipped},
                             {"unmatched", s.unmatchedNames}};
-        std::cout << j.dump(2) << "\n";
+        std::cout << jsonText(j, 2) << "\n";
         return 0;
     }
-    std::printf("wrote %s: %d image(s), %d layers paired (%d original and %d quantized tap calls per image)\n",
-                s.outPath.c_str(), s.images, s.layers, s.originalCalls, s.quantizedCalls);
+    std::printf("wrote %s: %d image(s)%s, %d layers paired (%d original and %d quantized tap calls per image)\n",
+                s.outPath.c_str(), s.images,
+                skipped ? (" (" + std::to_string(skipped) + " damaged skipped)").c_str() : "", s.layers,
+                s.originalCalls, s.quantizedCalls);
     if (!s.unmatchedNames.empty()) {
         std::printf("unmatched (%zu), not compared:\n", s.unmatchedNames.size());
         for (const auto& n : s.unmatchedNames)
@@ -294,7 +306,7 @@ int runInspect(const InspectArgs& a) {
                             {"models", models},
                             {"layers", rows},
                             {"unmatched", {{"original", unmatchedO}, {"quantized", unmatchedQ}}}};
-        std::cout << j.dump(2) << "\n";
+        std::cout << jsonText(j, 2) << "\n";
         return 0;
     }
     std::printf("%s: format v%d, %d image(s), %zu layers, activations %s, created %s\n", a.dump.c_str(),
@@ -411,7 +423,7 @@ int runEval(const EvalArgs& a) {
                                            {"relative_percent_std", r.relStd}, {"relative_images", r.relCount}}},
                             {"warnings", r.warnings}};
         std::ofstream out(a.json);
-        out << j.dump(2) << "\n";
+        out << jsonText(j, 2) << "\n";
         if (!out)
             throw Error(ErrorKind::Output, a.json + ": cannot write");
     }
@@ -587,7 +599,7 @@ int runQuantize(const QuantizeArgs& a) {
                             {"trade_off", tradeOffs},
                             {"layers", layers}};
         std::ofstream f(a.json);
-        f << j.dump(2) << "\n";
+        f << jsonText(j, 2) << "\n";
         if (!f)
             throw Error(ErrorKind::Output, a.json + ": cannot write the JSON report");
     }
@@ -683,7 +695,7 @@ int runBench(const BenchArgs& a) {
                             {"input", {r.width, r.height}}, {"threads", r.threads}, {"engine", r.engine},
                             {"memory_limit_mib", r.memoryLimitMiB}, {"batches", rows}};
         std::ofstream out(a.json);
-        out << j.dump(2) << "\n";
+        out << jsonText(j, 2) << "\n";
         if (!out)
             throw Error(ErrorKind::Output, a.json + ": cannot write");
     }

@@ -5,6 +5,8 @@
 #include "h5util.h"
 #include "progressbar.h"
 
+#include "model.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -22,9 +24,13 @@ int exitNow(int code) {
 
 int main(int argc, char** argv) {
     qs::h5::prepareLibrary();
+    qs::cli::installSignalHandlers(); // Ctrl-C while LibTorch loads still cancels cleanly
     CLI::App app{"QuantScope: where INT8 quantization hurts a CNN, layer by layer", "quantscope-cli"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("quantscope-cli ") + QS_VERSION);
+    bool verbose = false;
+    app.add_flag("--verbose", verbose, "Also print LibTorch's own warnings (dropped otherwise)");
+    app.fallthrough(); // --verbose may follow the subcommand
 
     qs::cli::CompareArgs compareArgs;
     qs::cli::addCompare(app, compareArgs);
@@ -54,7 +60,7 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    qs::cli::installSignalHandlers();
+    qs::routeLibraryWarnings(verbose, "quantscope-cli");
     try {
         if (app.got_subcommand("compare"))
             return qs::cli::runCompare(compareArgs);
@@ -73,10 +79,13 @@ int main(int argc, char** argv) {
     } catch (const qs::Error& e) {
         if (e.kind() == qs::ErrorKind::Cancelled) {
             std::fprintf(stderr, "quantscope-cli: %s\n", e.what());
-            return exitNow(1);
+            return exitNow(qs::cli::interrupted() ? 130 : 1); // 128 + SIGINT, as shells expect
         }
         std::fprintf(stderr, "quantscope-cli: error: %s\n", e.what());
         return exitNow(e.kind() == qs::ErrorKind::Usage ? 2 : 1);
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "quantscope-cli: error: out of memory\n");
+        return exitNow(1);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "quantscope-cli: internal error: %s\n", e.what());
         return exitNow(1);

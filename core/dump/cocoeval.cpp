@@ -52,6 +52,14 @@ T field(const nlohmann::json& obj, const char* name, const std::string& path, co
     }
 }
 
+template <typename T>
+T optionalField(const nlohmann::json& obj, const char* name, T fallback, const std::string& path,
+                const std::string& where) {
+    if (!obj.contains(name) || obj.at(name).is_null())
+        return fallback;
+    return field<T>(obj, name, path, where);
+}
+
 // Per image and category: the result of matching, as the COCO evaluation keeps it.
 struct ImageEval {
     std::vector<double> scores;                    // detections kept, by descending score
@@ -129,8 +137,8 @@ CocoDataset loadCocoAnnotations(const std::string& path) {
         CocoImage img;
         img.id = field<std::int64_t>(im, "id", path, where);
         img.fileName = field<std::string>(im, "file_name", path, where);
-        img.width = im.value("width", 0);
-        img.height = im.value("height", 0);
+        img.width = optionalField<int>(im, "width", 0, path, where);
+        img.height = optionalField<int>(im, "height", 0, path, where);
         if (!imageIds.insert(img.id).second)
             throw Error(ErrorKind::Input, path + ": image id " + std::to_string(img.id) + " appears twice");
         ds.images.push_back(img);
@@ -138,7 +146,7 @@ CocoDataset loadCocoAnnotations(const std::string& path) {
     for (std::size_t i = 0; i < j["categories"].size(); ++i) {
         const auto& c = j["categories"][i];
         const std::string where = "categories[" + std::to_string(i) + "]";
-        CocoCategory cat{field<std::int64_t>(c, "id", path, where), c.value("name", std::string())};
+        CocoCategory cat{field<std::int64_t>(c, "id", path, where), optionalField<std::string>(c, "name", std::string(), path, where)};
         if (!categoryIds.insert(cat.id).second)
             throw Error(ErrorKind::Input, path + ": category id " + std::to_string(cat.id) + " appears twice");
         ds.categories.push_back(cat);
@@ -156,7 +164,9 @@ CocoDataset loadCocoAnnotations(const std::string& path) {
         b.y = bbox[1];
         b.w = bbox[2];
         b.h = bbox[3];
-        b.crowd = a.value("iscrowd", 0) != 0;
+        b.crowd = a.contains("iscrowd") && a["iscrowd"].is_boolean()
+                      ? a["iscrowd"].get<bool>()
+                      : optionalField<int>(a, "iscrowd", 0, path, where) != 0;
         b.area = a.contains("area") && a["area"].is_number() ? a["area"].get<double>() : b.w * b.h;
         if (!imageIds.count(b.imageId))
             throw Error(ErrorKind::Input, path + ": " + where + " refers to image id " +

@@ -50,27 +50,6 @@ std::vector<hsize_t> chunkDims(const std::vector<hsize_t>& dims, std::size_t ele
     return chunk;
 }
 
-// Refuses a write that cannot fit (free disk space, or the process's file size limit)
-// before HDF5 tries it: HDF5 1.10 cannot close a file cleanly after a failed write.
-void ensureRoom(const std::string& path, std::size_t bytes) {
-    constexpr unsigned long long margin = 16ull << 20; // metadata, chunk index, attributes
-    struct stat st {};
-    const unsigned long long size = ::stat(path.c_str(), &st) == 0 ? static_cast<unsigned long long>(st.st_size) : 0;
-    struct rlimit limit {};
-    if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
-        size + bytes + margin > limit.rlim_cur)
-        throw Error(ErrorKind::Output, path + ": write failed: the process's file size limit (" +
-                                           std::to_string(limit.rlim_cur >> 20) + " MiB) would be exceeded");
-    struct statvfs fs {};
-    if (::statvfs(path.c_str(), &fs) == 0) {
-        const unsigned long long free = static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize;
-        if (free < bytes + margin)
-            throw Error(ErrorKind::Output, path + ": write failed: disk full (" + std::to_string(free >> 20) +
-                                               " MiB free, the next write needs " +
-                                               std::to_string((bytes + margin) >> 20) + " MiB)");
-    }
-}
-
 } // namespace
 
 DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)

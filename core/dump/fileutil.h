@@ -4,8 +4,11 @@
 // a failure or Ctrl-C never leaves a half-written file under the real name and never
 // touches a file the user already has.
 
+#include <cstddef>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace qs {
 
@@ -19,5 +22,16 @@ void commitFile(const std::string& temporaryPath, const std::string& finalPath);
 // write(temporaryPath) writes the whole file, then it is committed; if write throws, the
 // temporary file is removed and the exception passes on.
 void writeAtomically(const std::string& finalPath, const std::function<void(const std::string&)>& write);
+
+// Refuses, before anything is written, an output that is an existing non-regular file
+// (device, FIFO, socket, directory) or the same file as one of `inputs` ({what, path}:
+// what names it in the message, e.g. "--original"), however either is spelt.
+void checkOutputPath(const std::string& out, const std::vector<std::pair<std::string, std::string>>& inputs);
+
+// Refuses a write of `bytes` more into `path` that cannot fit (the process's file size
+// limit, free disk space) with Error(Output) naming the reason, before the write is tried:
+// libraries report such failures as "Input/output error", and HDF5 1.10 cannot close a
+// file cleanly after one.
+void ensureRoom(const std::string& path, std::size_t bytes);
 
 } // namespace qs

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -82,7 +83,10 @@ __attribute__((target("f16c,avx"))) static void halfToFloatF16c(const std::uint1
 
 void halfToFloat(const std::uint16_t* in, float* out, std::size_t n) {
 #if defined(__x86_64__) || defined(__i386__)
-    static const bool f16c = __builtin_cpu_supports("f16c");
+    static const bool f16c = [] { // CPUID leaf 1: ECX bit 29 = F16C, bit 28 = AVX
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) && (c & (1u << 28));
+    }();
     if (f16c) {
         halfToFloatF16c(in, out, n);
         return;

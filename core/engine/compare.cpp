@@ -3,6 +3,7 @@
 #include "detection.h"
 #include "dumpwriter.h"
 #include "error.h"
+#include "fileutil.h"
 #include "h5util.h"
 #include "sections.h"
 
@@ -55,6 +56,13 @@ ModelSummary modelSummary(const ModelInfo& info, const std::string& engine, int 
 CompareSummary compare(const CompareOptions& options, const ProgressFn& progress) {
     if (options.images.empty())
         throw Error(ErrorKind::Usage, "no input images given (use --image or --images)");
+    {
+        std::vector<std::pair<std::string, std::string>> inputs = {{"--original", options.originalPath},
+                                                                   {"--quantized", options.quantizedPath}};
+        for (const auto& image : options.images)
+            inputs.push_back({"image", image});
+        checkOutputPath(options.outPath, inputs);
+    }
     configureRuntime(options.model);
 
     bool cancelled = false;

@@ -3,6 +3,7 @@
 #include "dumpupdate.h"
 #include "dumpwriter.h"
 #include "error.h"
+#include "jsonnumber.h"
 #include "fileutil.h"
 #include "sections.h"
 
@@ -47,7 +48,7 @@ void writeCocoResults(const std::string& path, const std::vector<CocoBox>& detec
                      {"bbox", {d.x, d.y, d.w, d.h}}, {"score", d.score}});
     writeAtomically(path, [&](const std::string& temp) {
         std::ofstream out(temp);
-        out << j.dump() << "\n";
+        out << jsonText(j) << "\n";
         if (!out)
             throw Error(ErrorKind::Output, path + ": cannot write detections");
     });
@@ -73,6 +74,10 @@ void meanStd(const std::vector<double>& v, double& mean, double& stdev) {
 } // namespace
 
 EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) {
+    if (!options.saveDetectionsDir.empty())
+        for (const char* name : {"original.json", "quantized.json"})
+            checkOutputPath((std::filesystem::path(options.saveDetectionsDir) / name).string(),
+                            {{"--coco", options.annotationsPath}});
     auto report = [&](const Progress& p) {
         if (progress && !progress(p))
             throw Error(ErrorKind::Cancelled, "cancelled");

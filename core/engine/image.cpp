@@ -5,19 +5,93 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <jpeglib.h>
+
 #include <algorithm>
+#include <csetjmp>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 namespace qs {
 
 namespace fs = std::filesystem;
 
-Image loadImage(const std::string& path, const Preprocess& pre) {
+namespace {
+
+// libjpeg reports a truncated or corrupt file as a warning on stderr and returns grey or
+// garbage pixels; OpenCV passes that on as a good image. So JPEG files are decoded once
+// more here, with every warning an error.
+struct StrictJpegErrors {
+    jpeg_error_mgr mgr;
+    std::jmp_buf jump;
+    std::string problem;
+};
+
+extern "C" void jpegFail(j_common_ptr info) {
+    auto* e = reinterpret_cast<StrictJpegErrors*>(info->err);
+    char text[JMSG_LENGTH_MAX];
+    info->err->format_message(info, text);
+    e->problem = text;
+    std::longjmp(e->jump, 1);
+}
+
+extern "C" void jpegMessage(j_common_ptr info, int level) {
+    if (level < 0) // a warning: corrupt data, premature end of file
+        jpegFail(info);
+}
+
+bool isJpeg(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    unsigned char magic[3] = {0, 0, 0};
+    in.read(reinterpret_cast<char*>(magic), 3);
+    return in && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF;
+}
+
+// "" when the whole JPEG decodes without a warning, else libjpeg's message.
+std::string jpegProblem(const std::string& path) {
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (!file)
+        return "cannot open";
+    jpeg_decompress_struct info;
+    StrictJpegErrors errors;
+    info.err = jpeg_std_error(&errors.mgr);
+    errors.mgr.error_exit = jpegFail;
+    errors.mgr.emit_message = jpegMessage;
+    jpeg_create_decompress(&info);
+    if (setjmp(errors.jump) == 0) { // no C++ objects with destructors live across the jump
+        jpeg_stdio_src(&info, file);
+        jpeg_read_header(&info, TRUE);
+        jpeg_start_decompress(&info);
+        const std::size_t row = static_cast<std::size_t>(info.output_width) * info.output_components;
+        JSAMPARRAY buffer = (*info.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&info), JPOOL_IMAGE,
+                                                      static_cast<JDIMENSION>(row), 1);
+        while (info.output_scanline < info.output_height)
+            jpeg_read_scanlines(&info, buffer, 1);
+        jpeg_finish_decompress(&info);
+    }
+    jpeg_destroy_decompress(&info);
+    std::fclose(file);
+    return errors.problem;
+}
+
+} // namespace
+
+void checkImageFile(const std::string& path) {
     std::error_code ec;
     if (!fs::is_regular_file(path, ec))
         throw Error(ErrorKind::Input, path + ": no such image file");
+    if (isJpeg(path)) {
+        const std::string problem = jpegProblem(path);
+        if (!problem.empty())
+            throw Error(ErrorKind::Input, path + ": damaged JPEG (" + problem + ")");
+    }
+}
+
+Image loadImage(const std::string& path, const Preprocess& pre) {
+    checkImageFile(path);
     cv::Mat bgr;
     try {
         bgr = cv::imread(path, cv::IMREAD_COLOR);

@@ -30,6 +30,10 @@ struct Image {
 // read or decoded.
 Image loadImage(const std::string& path, const Preprocess& pre);
 
+// Throws Error(Input) naming the file when it is missing or a JPEG that does not decode
+// cleanly (truncated, corrupt data: libjpeg would only warn and hand back grey pixels).
+void checkImageFile(const std::string& path);
+
 // Every *.jpg/*.jpeg/*.png/*.bmp in a directory, sorted by name. Throws when there is none.
 std::vector<std::string> listImages(const std::string& directory);
 

@@ -71,6 +71,11 @@ public:
 // Loads a model file; throws Error(Input) naming the file and the problem.
 std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& options);
 
+// LibTorch's own warnings (TORCH_WARN, TorchScript's warnings.warn, e.g. "RCNN always
+// returns a (Losses, Detections) tuple") are dropped, or printed to stderr as
+// "<prefix>: LibTorch: <message>" when `print`. Call once, before the first model loads.
+void routeLibraryWarnings(bool print, const std::string& prefix);
+
 // Applies process-wide runtime settings (threads, quantized engine). Throws Error(Usage)
 // for an engine this LibTorch lacks.
 void configureRuntime(const ModelOptions& options);

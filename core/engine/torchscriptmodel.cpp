@@ -395,7 +395,8 @@ ModelOutput decodeOutput(const c10::IValue& out) {
     }
     at::Tensor t = firstTensor(out);
     if (!t.defined())
-        throw Error(ErrorKind::Input, "the model's output holds no tensor");
+        throw Error(ErrorKind::Input, "the model's output holds no tensor (expected a tensor, or detections "
+                                      "as a dict of boxes, scores and labels)");
     if (t.is_quantized())
         t = t.dequantize();
     t = t.to(at::kFloat).contiguous();
@@ -436,6 +437,8 @@ public:
         const c10::IValue out = ts::forward(m_module, input, m_info.path, image.source);
         try {
             return ts::decodeOutput(out);
+        } catch (const Error& e) {
+            throw Error(e.kind(), m_info.path + ": " + e.what());
         } catch (const c10::Error& e) {
             throw Error(ErrorKind::Input, m_info.path + ": cannot decode the output: " +
                                               firstLine(e.what_without_backtrace()));
@@ -488,6 +491,25 @@ std::optional<Size2> recordedSize(const std::shared_ptr<torch::jit::Graph>& grap
 }
 
 } // namespace
+
+namespace {
+class WarningRouter : public c10::WarningHandler {
+public:
+    bool print = false;
+    std::string prefix;
+    void process(const c10::SourceLocation&, const std::string& msg, const bool) override {
+        if (print)
+            std::fprintf(stderr, "%s: LibTorch: %s\n", prefix.c_str(), firstLine(msg).c_str());
+    }
+};
+} // namespace
+
+void routeLibraryWarnings(bool print, const std::string& prefix) {
+    static WarningRouter router; // lives as long as the process, as LibTorch requires
+    router.print = print;
+    router.prefix = prefix;
+    c10::Warning::set_warning_handler(&router);
+}
 
 void configureRuntime(const ModelOptions& options) {
     if (options.threads > 0)

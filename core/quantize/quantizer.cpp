@@ -973,7 +973,7 @@ bool cpuHasVnni() {
 } // namespace
 
 std::string quantizedLayersJson(const std::vector<QuantizedLayer>& layers, RankBy rankBy) {
-    return layersJson(layers, rankBy).dump();
+    return jsonText(layersJson(layers, rankBy));
 }
 
 std::vector<std::string> calibrationSample(const std::vector<std::string>& images, int count) {
@@ -993,10 +993,10 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     if (options.outPath.empty())
         throw Error(ErrorKind::Usage, "--out: no output file given");
     {
-        std::error_code ec;
-        if (std::filesystem::exists(options.outPath, ec) &&
-            std::filesystem::equivalent(options.outPath, options.modelPath, ec))
-            throw Error(ErrorKind::Usage, options.outPath + ": the output would overwrite the input model");
+        std::vector<std::pair<std::string, std::string>> inputs = {{"model", options.modelPath}};
+        for (const auto& image : options.images)
+            inputs.push_back({"calibration image", image});
+        checkOutputPath(options.outPath, inputs);
     }
     if (options.images.empty() && !options.foldOnly)
         throw Error(ErrorKind::Usage, "no calibration images given (--calib DIR or --calib-coco)");
@@ -1082,7 +1082,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             if (p.observed.size() != qparams.size())
                 throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
             BuildResult b = build(p, qparams, options, floatLayers, false);
-            save(p.module, tmp, reportJson(options, b, report.reduceRange).dump());
+            save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
             return b;
         };
         // the float and INT8 mAP@[.5:.95] of the model in `tmp` on the annotated set
@@ -1103,7 +1103,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
                 if (!l.quantizedOp.empty())
                     candidates.push_back(l.name);
             if (options.rankBy == RankBy::Sqnr && options.rankFrom.empty()) // compared below
-                save(p.module, tmp, reportJson(options, full, report.reduceRange).dump());
+                save(p.module, tmp, jsonText(reportJson(options, full, report.reduceRange)));
         }
         if (options.rankBy == RankBy::Sqnr) {
             const auto sqnr = sqnrOf(options.rankFrom.empty() ? compareWith(tmp, "rank") : options.rankFrom);
@@ -1186,7 +1186,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
         BuildResult b = build(p, qparams, options, keepFloat, options.foldOnly);
         report.layers = b.layers;
         report.quantizedAdds = b.quantizedAdds;
-        save(p.module, tmp, reportJson(options, b, report.reduceRange).dump());
+        save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
     }
     for (const auto& l : report.layers)
         (l.quantizedOp.empty() ? report.floatLayers : report.quantizedLayers)++;

@@ -579,7 +579,7 @@ class BadInput(Base):
         self.assertIsNotNone(seen, "compare never started its first forward pass")
         p.send_signal(signal.SIGINT)
         stdout, stderr = p.communicate(timeout=300)
-        self.assertEqual(p.returncode, 1, stderr)
+        self.assertEqual(p.returncode, 130, stderr)
         self.assertIn("cancelled", stderr)
         with open(out) as f:
             self.assertEqual(f.read(), "an earlier result the user saved")
