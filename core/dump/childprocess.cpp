@@ -30,7 +30,7 @@ ChildResult runChild(const std::function<void(int fd)>& inChild, int timeoutSeco
     ::close(fds[1]);
     ChildResult r;
     using Clock = std::chrono::steady_clock;
-    const auto deadline = Clock::now() + std::chrono::seconds(timeoutSeconds);
+    auto deadline = Clock::now() + std::chrono::seconds(timeoutSeconds);
     char buffer[4096];
     for (;;) {
         int waitMs = -1;
@@ -55,6 +55,7 @@ ChildResult runChild(const std::function<void(int fd)>& inChild, int timeoutSeco
         if (n <= 0)
             break; // closed: the child is done (or wrote all it will)
         r.output.append(buffer, static_cast<std::size_t>(n));
+        deadline = Clock::now() + std::chrono::seconds(timeoutSeconds); // it is progressing
     }
     ::close(fds[0]);
     int status = 0;

@@ -19,9 +19,10 @@ struct ChildResult {
 
 // Forks. The child runs inChild(fd), where fd is the write end of the pipe; inChild must
 // end the child itself (_exit or exec), and is only safe if it uses what fork() keeps
-// working in a threaded parent. The parent reads the pipe until the child closes it or
-// `timeoutSeconds` pass (<= 0: no limit), then reaps the child. Throws Error(Internal)
-// when no process can be created.
+// working in a threaded parent. The parent reads the pipe until the child closes it, then
+// reaps the child. The child is killed when `timeoutSeconds` pass without it writing
+// anything (<= 0: no limit): a child that reports progress may run as long as it
+// progresses. Throws Error(Internal) when no process can be created.
 ChildResult runChild(const std::function<void(int fd)>& inChild, int timeoutSeconds);
 
 } // namespace qs

@@ -25,6 +25,15 @@ std::vector<std::string> memberNames(const H5::Group& group) {
 
 constexpr std::int64_t kMaxImages = 10'000'000;
 
+// In openDump's child: tells the parent that validation is progressing (one byte on the
+// pipe per layer or image), so that only a child stuck inside libhdf5 runs out of time.
+int g_heartbeatFd = -1;
+constexpr char kHeartbeat = '\x01';
+void heartbeat() {
+    if (g_heartbeatFd >= 0 && ::write(g_heartbeatFd, &kHeartbeat, 1) < 0)
+        g_heartbeatFd = -1;
+}
+
 std::string dimsText(const std::vector<hsize_t>& d) {
     std::string s = "[";
     for (std::size_t i = 0; i < d.size(); ++i)
@@ -65,6 +74,7 @@ void checkDataset(const H5::Group& group, const std::string& name, const std::ve
 void DumpReader::validateLayers() {
     const hsize_t images = static_cast<hsize_t>(m_images);
     for (const auto& layer : m_layers) {
+        heartbeat();
         const std::string group = layout::child(layout::kLayers, layer.index);
         const std::string where = m_path + ": layer " + layout::indexName(layer.index);
         if (layer.shape.empty() || layer.shape.size() > 8)
@@ -106,6 +116,7 @@ void DumpReader::validateLayers() {
     }
     if (h5::exists(root, std::string(layout::kInputs + 1)))
         for (int i = 0; i < m_images; ++i) { // headers only: the pixels are read on demand
+            heartbeat();
             const std::string image = layout::child(layout::kInputs, i) + "/" + layout::kImage;
             if (!h5::exists(root, image.substr(1)))
                 throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + " has no image");
@@ -331,6 +342,7 @@ void DumpReader::readAllMetadata() const {
     for (Side side : {Side::Original, Side::Quantized})
         unmatched(side);
     for (int layer = 0; layer < static_cast<int>(m_layers.size()); ++layer) {
+        heartbeat();
         h5::Lock lock(h5::libraryMutex());
         try { // every attribute, as the views list them (strings included: see openDump)
             H5::Group g = m_file->openGroup(layerGroup(layer));
@@ -344,15 +356,17 @@ void DumpReader::readAllMetadata() const {
                                               h5::describe(e) + ")");
         }
     }
-    for (int image = 0; image < m_images; ++image)
+    for (int image = 0; image < m_images; ++image) {
+        heartbeat();
         outputs(image);
+    }
     if (hasBench())
         bench();
     if (hasEval())
         eval();
 }
 
-std::unique_ptr<DumpReader> openDump(const std::string& path, int timeoutSeconds) {
+std::unique_ptr<DumpReader> openDump(const std::string& path, int stallSeconds) {
     // The child inherits this thread only; holding the library lock across fork() means no
     // other thread of ours is inside libhdf5 at that moment, so its state is consistent.
     ChildResult r;
@@ -360,6 +374,7 @@ std::unique_ptr<DumpReader> openDump(const std::string& path, int timeoutSeconds
         h5::Lock lock(h5::libraryMutex());
         r = runChild([&path](int fd) {
             h5::resetLibraryMutexInChild();
+            g_heartbeatFd = fd;
             int code = 0;
             std::string message;
             try {
@@ -379,11 +394,12 @@ std::unique_ptr<DumpReader> openDump(const std::string& path, int timeoutSeconds
                 done += static_cast<std::size_t>(n);
             }
             ::_exit(code);
-        }, timeoutSeconds);
+        }, stallSeconds);
     }
+    r.output.erase(0, r.output.find_first_not_of(kHeartbeat));
     if (r.timedOut)
-        throw Error(ErrorKind::Input, path + ": damaged dump (reading its structure did not finish in " +
-                                          std::to_string(timeoutSeconds) + " s)");
+        throw Error(ErrorKind::Input, path + ": damaged dump (reading its structure stalled for " +
+                                          std::to_string(stallSeconds) + " s inside the HDF5 library)");
     if (!r.exited)
         throw Error(ErrorKind::Input, path + ": damaged dump (the HDF5 library crashed reading it, signal " +
                                           std::to_string(r.signal) + ")");

@@ -87,9 +87,10 @@ private:
     ModelSummary m_models[2];
 };
 
-// Validates `path` in a child process (DumpReader plus readAllMetadata, with a time
-// limit), then opens it here. A child killed by a signal or out of time becomes
-// Error(Input) naming the file; the child's own Error is rethrown as it was.
-std::unique_ptr<DumpReader> openDump(const std::string& path, int timeoutSeconds = 120);
+// Validates `path` in a child process (DumpReader plus readAllMetadata), then opens it
+// here. A child killed by a signal, or making no progress for `stallSeconds` (it reports
+// each layer and image it gets through, so a large dump may take as long as it needs),
+// becomes Error(Input) naming the file; the child's own Error is passed on as it was.
+std::unique_ptr<DumpReader> openDump(const std::string& path, int stallSeconds = 10);
 
 } // namespace qs

@@ -31,6 +31,14 @@ herr_t recordCause(hid_t stack, void*) {
 
 void quietErrors() { H5Eset_auto2(H5E_DEFAULT, recordCause, nullptr); }
 
+Lock::Lock(std::recursive_mutex& mutex) : m_guard(mutex) {
+    thread_local bool quiet = false;
+    if (!quiet) {
+        quietErrors();
+        quiet = true;
+    }
+}
+
 std::string describe(const H5::Exception& e) {
     std::string text = e.getDetailMsg();
     if (dynamic_cast<const DataError*>(&e))

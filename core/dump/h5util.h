@@ -28,12 +28,23 @@ void prepareLibrary();
 // Every HDF5 call of ours runs under this lock (the writer thread per task, readers per
 // call), so a dump can be read while another is being written.
 std::recursive_mutex& libraryMutex();
-using Lock = std::lock_guard<std::recursive_mutex>;
+// The lock every HDF5 call of ours runs under. It also makes libhdf5 quiet on the calling
+// thread (see quietErrors: Debian's libhdf5 is built thread-safe, where that setting is
+// per thread), so no reader thread ever prints HDF5's error stack.
+class Lock {
+public:
+    explicit Lock(std::recursive_mutex& mutex);
+    Lock(const Lock&) = delete;
+    Lock& operator=(const Lock&) = delete;
+
+private:
+    std::lock_guard<std::recursive_mutex> m_guard;
+};
 // In a child forked while this thread held the lock: the lock records its owner by
 // thread id, which the child's thread does not share, so the child starts a fresh one.
 void resetLibraryMutexInChild();
 
-// Makes libhdf5 print nothing and remember, per thread, the innermost message of the
+// Makes libhdf5 print nothing on the calling thread and remember, per thread, the innermost message of the
 // last failed call (what went wrong, e.g. a checksum mismatch, where H5::Exception only
 // says which API call failed). Called by the dump reader and writer.
 void quietErrors();

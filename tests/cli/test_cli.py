@@ -42,6 +42,11 @@ def sidecar(name):
         return json.load(f)
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def demo_images():
     return sorted(glob.glob(os.path.join(ARGS.models, "images", "demo_*.png")))
 
@@ -61,6 +66,22 @@ class Base(unittest.TestCase):
         self.assertFalse(os.path.exists(path), f"{path} must not exist after a failure")
         leftovers = glob.glob(path + ".partial*")
         self.assertEqual(leftovers, [], "temporary files left behind")
+
+    def expect_error(self, args, code, *needles, out=None):
+        r = run(*args)
+        self.assertEqual(r.returncode, code, f"stdout:{r.stdout}\nstderr:{r.stderr}")
+        err = r.stderr.strip().splitlines()
+        self.assertTrue(err, "an error message is expected")
+        for n in needles:
+            self.assertIn(n, r.stderr)
+        if out:
+            self.assertNoDump(out)
+        return r
+
+    def base(self, out, original=None, quantized=None, image=None):
+        return ["compare", "--original", original or model("demo_cnn_float.pt"),
+                "--quantized", quantized or model("demo_cnn_int8.pt"),
+                "--image", image or demo_images()[0], "--out", out, "--quiet"]
 
     def compare(self, original, quantized, images, out, *extra, expect=0):
         args = ["compare", "--original", original, "--quantized", quantized, "--out", out, "--threads", "2"]
@@ -486,21 +507,6 @@ def make_image(path, w, h, seed=0):
 
 
 class BadInput(Base):
-    def expect_error(self, args, code, *needles, out=None):
-        r = run(*args)
-        self.assertEqual(r.returncode, code, f"stdout:{r.stdout}\nstderr:{r.stderr}")
-        err = r.stderr.strip().splitlines()
-        self.assertTrue(err, "an error message is expected")
-        for n in needles:
-            self.assertIn(n, r.stderr)
-        if out:
-            self.assertNoDump(out)
-        return r
-
-    def base(self, out, original=None, quantized=None, image=None):
-        return ["compare", "--original", original or model("demo_cnn_float.pt"),
-                "--quantized", quantized or model("demo_cnn_int8.pt"),
-                "--image", image or demo_images()[0], "--out", out, "--quiet"]
 
     def test_missing_model(self):
         out = self.out()
@@ -660,6 +666,150 @@ class BadInput(Base):
             r = run(*sub, "--help")
             self.assertEqual(r.returncode, 0)
             self.assertIn("--help", r.stdout)
+
+
+class Robustness(Base):
+    """What a hostile user found (docs/robustness.md): outputs that are inputs, outputs
+    that are devices, --into under a file size limit, Ctrl-C at any moment, library noise,
+    names that are not UTF-8, COCO fields of the wrong type, damaged JPEGs."""
+
+    def weights(self, name):
+        return os.path.join(ARGS.weights, name)
+
+    def test_output_that_is_an_input_is_refused_however_spelt(self):
+        original = os.path.join(self.dir, "m.pt")
+        image = os.path.join(self.dir, "i.png")
+        with open(model("demo_cnn_float.pt"), "rb") as f, open(original, "wb") as g:
+            g.write(f.read())
+        make_image(image, 64, 64)
+        before = {p: read_bytes(p) for p in (original, image)}
+        sub = os.path.join(self.dir, "sub")
+        os.mkdir(sub)
+        for out, what in ((os.path.join(sub, "..", "m.pt"), "--original"), (image, "image")):
+            r = self.expect_error(self.base(out, original=original, image=image), 2, out, "is also the input " + what)
+        link = os.path.join(self.dir, "link.h5")
+        os.symlink(original, link)
+        self.expect_error(self.base(link, original=original, image=image), 2, "is also the input --original")
+        for p, data in before.items():
+            self.assertEqual(read_bytes(p), data, p + " was changed")
+        self.assertEqual(glob.glob(os.path.join(self.dir, "*.partial*")), [])
+
+    def test_output_that_is_not_a_regular_file_is_left_alone(self):
+        fifo = os.path.join(self.dir, "pipe")
+        os.mkfifo(fifo)
+        self.expect_error(self.base(fifo), 1, fifo, "not a regular file")
+        self.assertTrue(os.path.exists(fifo) and not os.path.isfile(fifo), "the FIFO was replaced")
+
+    def test_into_under_a_file_size_limit_names_the_limit_and_leaves_nothing(self):
+        dump = self.out("d.h5")
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images(), dump, "--quiet")
+        with open(dump, "rb") as f:
+            before = f.read()
+        limit = len(before) + (4 << 20)  # room for the dump, not for a copy of it plus margin
+
+        def small_files():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        r = run("bench", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
+                "--batch", "1", "--runs", "1", "--warmup", "0", "--into", dump, "--quiet", preexec_fn=small_files)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("file size limit", r.stderr)
+        self.assertNotIn("Input/output error", r.stderr)
+        self.assertEqual(glob.glob(dump + ".partial*"), [])
+        with open(dump, "rb") as f:
+            self.assertEqual(f.read(), before, "the dump changed")
+
+    def test_ctrl_c_at_any_moment_exits_130_and_leaves_nothing(self):
+        out = self.out()
+        args = [ARGS.cli, *self.base(out, self.weights("demo_frcnn_float.pt"), self.weights("demo_frcnn_int8_fx.pt"),
+                                     os.path.join(ARGS.weights, "images", "scene_test_0.png"))]
+        # Moments from LibTorch's start-up to the forward passes. Before main() runs the
+        # default action ends the process by the signal itself (which a shell also
+        # reports as 130); after, our handler cancels and exits 130. Either way nothing
+        # may be left behind. A run that finishes first is skipped, not failed.
+        outcomes = []
+        for delay in (0.0, 0.15, 0.4, 0.8, 1.5, 3.0):
+            p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(delay)
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=300)
+            outcomes.append(p.returncode)
+            if p.returncode == 0:
+                os.remove(out)
+                continue
+            self.assertIn(p.returncode, (130, -signal.SIGINT), err)
+            if p.returncode == 130:
+                self.assertIn("cancelled", err)
+            self.assertNoDump(out)
+        self.assertIn(130, outcomes, "no run was cancelled by our handler")
+
+    def test_no_library_noise_without_verbose(self):
+        out = self.out()
+        args = self.base(out, self.weights("demo_frcnn_float.pt"), self.weights("demo_frcnn_int8_fx.pt"),
+                         os.path.join(ARGS.weights, "images", "scene_test_0.png"))
+        r = run(*args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")  # no "WARNING: Logging before InitGoogleLogging", no RCNN warning
+        os.remove(out)
+        r = run(*args, "--verbose")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("quantscope-cli: LibTorch: RCNN always returns", r.stderr)
+
+    def test_names_that_are_not_utf8_still_make_json(self):
+        out = self.out()
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], out, "--quiet")
+        with h5py.File(out, "r+") as f:
+            f["layers/0000"].attrs["name"] = np.bytes_(b"features.\xff\xfe")
+        r = run("inspect", out, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        names = [l["name"] for l in json.loads(r.stdout)["layers"]]
+        self.assertIn("features.\ufffd\ufffd", names)
+
+    def test_coco_field_of_the_wrong_type_is_named(self):
+        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
+            gt = json.load(f)
+        gt["images"] = gt["images"][:2]
+        gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in {i["id"] for i in gt["images"]}]
+        for where, field, value in (("images", "width", "wide"), ("annotations", "iscrowd", "no"),
+                                    ("categories", "name", 7), ("annotations", "bbox", "1,2,3,4")):
+            bad = json.loads(json.dumps(gt))
+            bad[where][0][field] = value
+            path = os.path.join(self.dir, "gt.json")
+            with open(path, "w") as f:
+                json.dump(bad, f)
+            r = run("eval", "--original", self.weights("demo_frcnn_float.pt"), "--quantized",
+                    self.weights("demo_frcnn_int8_fx.pt"), "--coco", path, "--images",
+                    os.path.join(ARGS.data, "test"), "--quiet")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(path + ": " + where + "[0]", r.stderr)
+            self.assertIn('"%s" has the wrong type' % field, r.stderr)
+            self.assertNotIn("type_error", r.stderr)
+
+    def test_damaged_jpeg_is_an_error_or_skipped_in_a_directory(self):
+        from PIL import Image
+        images = os.path.join(self.dir, "images")
+        os.mkdir(images)
+        good = os.path.join(images, "a_good.jpg")
+        Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(good, quality=90)
+        data = read_bytes(good)
+        truncated = os.path.join(images, "b_truncated.jpg")
+        with open(truncated, "wb") as f:
+            f.write(data[: len(data) // 2])
+        corrupt = os.path.join(images, "c_corrupt.jpg")
+        with open(corrupt, "wb") as f:
+            f.write(data[: len(data) // 2] + bytes(40) + data[len(data) // 2 + 40:])
+        out = self.out()
+        self.expect_error(self.base(out, image=truncated), 1, truncated, "damaged JPEG", "Premature end", out=out)
+        self.expect_error(self.base(out, image=corrupt), 1, corrupt, "damaged JPEG", out=out)
+        r = run("compare", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
+                "--images", images, "--out", out, "--json", "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["skipped_images"], 2)
+        self.assertEqual(json.loads(r.stdout)["images"], 1)
+        for path in (truncated, corrupt):
+            self.assertIn("warning: skipping " + path, r.stderr)
+        with h5py.File(out) as f:
+            self.assertEqual(int(f.attrs["image_count"]), 1)
+            self.assertEqual(f["inputs/0000"].attrs["source"], good)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static const bool inProcess = std::getenv("QS_FUZZ_INPROCESS") != nullptr;
     try {
         std::unique_ptr<qs::DumpReader> dump =
-            inProcess ? std::make_unique<qs::DumpReader>(path) : qs::openDump(path, 20);
+            inProcess ? std::make_unique<qs::DumpReader>(path) : qs::openDump(path, 5);
         readEverything(*dump);
     } catch (const qs::Error&) {
         // an orderly refusal is the expected outcome for most inputs

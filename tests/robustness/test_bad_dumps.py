@@ -8,8 +8,10 @@ bounded (RLIMIT_DATA 3 GiB), nothing but our own one-line errors on stderr. A cr
 case (an inconsistency a hostile user found) must fail, with its file named and the
 words of manifest.json in the message, in every reader that reads what it damaged.
 
-usage: test_bad_dumps.py --cli CLI --gui GUI (--corpus DIR | --good GOOD.h5)
+usage: test_bad_dumps.py --cli CLI --gui GUI (--corpus DIR | --good GOOD.h5) [--regressions DIR]
   --good writes the corpus from GOOD.h5 first (make_bad_dumps.py, fixed seed)
+  --regressions: dumps the fuzzer found (each made a reader crash or hang once); they
+  go through inspect and the GUI and must be refused with exit 1 naming the file
 """
 import argparse
 import json
@@ -113,6 +115,28 @@ class BadDumps(unittest.TestCase):
                         bad.append("%s %s: %r not in %r" % (reader, f, word, err.strip()))
         self.assertEqual(bad, [], "\n".join(bad))
 
+    def test_fuzzer_findings_are_refused(self):
+        if not ARGS.regressions:
+            self.skipTest("no --regressions")
+        files = sorted(f for f in os.listdir(ARGS.regressions) if f.endswith(".h5"))
+        self.assertTrue(files)
+        bad = []
+        with tempfile.TemporaryDirectory() as out:
+            for f in files:
+                dump = os.path.join(ARGS.regressions, f)
+                for name in ("inspect", "screenshot"):
+                    code, _, err = run(readers(dump, out)[name])
+                    if code != 1 or f not in err:
+                        bad.append("%s %s: exit %s: %s" % (name, f, code, err.strip()[-300:]))
+        self.assertEqual(bad, [], "\n".join(bad))
+
+    def test_gui_help_and_version_need_no_display(self):
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+        for flag, word in (("--help", "--screenshot"), ("--version", "QuantScope")):
+            p = subprocess.run([ARGS.gui, flag], capture_output=True, text=True, timeout=TIMEOUT, env=env)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(word, p.stdout)
+
     def test_a_damaged_map_is_never_drawn(self):
         # the corrupted chunk's layer must not be exported as a figure (it would show
         # values the model never produced)
@@ -127,12 +151,13 @@ if __name__ == "__main__":
     p.add_argument("--gui", required=True)
     p.add_argument("--corpus")
     p.add_argument("--good")
+    p.add_argument("--regressions")
     ARGS, rest = p.parse_known_args()
     with tempfile.TemporaryDirectory() as corpus:
         if ARGS.good:
             ARGS.corpus = os.path.join(corpus, "corpus")
             subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "make_bad_dumps.py"),
-                            ARGS.good, ARGS.corpus, "--mutations", "30", "--seed", "1"], check=True)
+                            ARGS.good, ARGS.corpus, "--mutations", "24", "--seed", "1"], check=True)
         if not ARGS.corpus:
             p.error("give --corpus or --good")
         unittest.main(argv=[sys.argv[0]] + rest)
