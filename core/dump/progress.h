@@ -2,6 +2,8 @@
 // Progress reporting for long work in core. The callback returns false to cancel;
 // the work then stops at the next check and throws Error(ErrorKind::Cancelled).
 
+#include "error.h"
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -16,5 +18,12 @@ struct Progress {
 };
 
 using ProgressFn = std::function<bool(const Progress&)>;
+
+// The one cancel check: reports `state` (if anyone listens) and throws
+// Error(Cancelled) when the listener asks to stop.
+inline void reportProgress(const ProgressFn& progress, const Progress& state) {
+    if (progress && !progress(state))
+        throw Error(ErrorKind::Cancelled, "cancelled");
+}
 
 } // namespace qs

@@ -1,5 +1,6 @@
 #include "benchmark.h"
 
+#include "childprocess.h"
 #include "dumpupdate.h"
 #include "dumpwriter.h"
 #include "error.h"
@@ -82,51 +83,38 @@ struct ChildOutcome {
     double modelMiB = 0, peakMiB = 0;
 };
 
-ChildOutcome runChild(const std::vector<std::string>& args, long long limitBytes) {
-    // stdout (one short JSON line) through a pipe; stderr into a temporary file, so that a
-    // chatty child (LibTorch warnings) can never block on a full pipe nobody reads yet
-    int out[2];
-    if (pipe(out) != 0)
-        throw Error(ErrorKind::Internal, "bench: cannot create a pipe");
+ChildOutcome runProbe(const std::vector<std::string>& args, long long limitBytes) {
+    // stdout (one short JSON line) through the pipe; stderr into a temporary file, so that
+    // a chatty child (LibTorch warnings) can never block on a full pipe nobody reads yet
     std::FILE* errFile = std::tmpfile();
-    if (!errFile) {
-        close(out[0]);
-        close(out[1]);
+    if (!errFile)
         throw Error(ErrorKind::Internal, "bench: cannot create a temporary file");
-    }
     std::vector<char*> argv;
     for (const auto& a : args)
         argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    const pid_t pid = fork();
-    if (pid < 0)
-        throw Error(ErrorKind::Internal, "bench: cannot fork");
-    if (pid == 0) { // only async-signal-safe calls until exec
+    const ChildResult child = runChild([&](int fd) { // only async-signal-safe calls until exec
         struct rlimit lim;
         lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(limitBytes);
         setrlimit(RLIMIT_DATA, &lim);
-        dup2(out[1], STDOUT_FILENO);
+        dup2(fd, STDOUT_FILENO);
         dup2(fileno(errFile), STDERR_FILENO);
-        close(out[0]);
-        close(out[1]);
+        close(fd);
         execv(argv[0], argv.data());
         _exit(127);
-    }
-    close(out[1]);
-    const std::string stdoutText = readAllAndClose(out[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    }, 0);
     std::rewind(errFile);
     const std::string stderrText = readAllAndClose(dup(fileno(errFile)));
     std::fclose(errFile);
+    const std::string& stdoutText = child.output;
     ChildOutcome r;
-    if (WIFSIGNALED(status)) {
-        r.outOfMemory = WTERMSIG(status) == SIGKILL;
-        r.message = "child killed by signal " + std::to_string(WTERMSIG(status)) +
+    if (!child.exited) {
+        r.outOfMemory = child.signal == SIGKILL;
+        r.message = "child killed by signal " + std::to_string(child.signal) +
                     (r.outOfMemory ? " (out of memory)" : "");
         return r;
     }
-    const int code = WEXITSTATUS(status);
+    const int code = child.code;
     if (code == 3) {
         r.outOfMemory = true;
         r.message = "out of memory";
@@ -195,10 +183,7 @@ int benchChild(const std::string& modelPath, int batch, const std::string& image
 }
 
 BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
-    auto report = [&](const Progress& p) {
-        if (progress && !progress(p))
-            throw Error(ErrorKind::Cancelled, "cancelled");
-    };
+    auto report = [&](const Progress& p) { reportProgress(progress, p); };
     if (o.batches.empty())
         throw Error(ErrorKind::Usage, "--batch: give at least one batch size");
     for (int b : o.batches)
@@ -245,7 +230,7 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
             if (!o.imagePath.empty())
                 args.insert(args.end(), {"--image", o.imagePath});
             args.insert(args.end(), {"--size", std::to_string(image.width) + "x" + std::to_string(image.height)});
-            const ChildOutcome c = runChild(args, limitMiB << 20);
+            const ChildOutcome c = runProbe(args, limitMiB << 20);
             if (!c.ok) {
                 r.skipped = std::string(s == 0 ? "original" : "quantized") + ": " + c.message;
                 if (c.outOfMemory)

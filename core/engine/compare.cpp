@@ -65,13 +65,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     }
     configureRuntime(options.model);
 
-    bool cancelled = false;
-    auto report = [&](const Progress& p) {
-        if (progress && !progress(p)) {
-            cancelled = true;
-            throw Error(ErrorKind::Cancelled, "cancelled");
-        }
-    };
+    auto report = [&](const Progress& p) { reportProgress(progress, p); };
 
     using Clock = std::chrono::steady_clock;
     auto seconds = [](Clock::time_point since) {
@@ -129,9 +123,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
             });
             try {
                 outputs[side] = models[side]->run(image, &writer);
-            } catch (...) {
-                if (cancelled)
-                    throw Error(ErrorKind::Cancelled, "cancelled");
+            } catch (...) { // a cancel or write error thrown inside a tap comes back rewrapped
                 if (auto e = writer.pushError())
                     std::rethrow_exception(e);
                 throw;

@@ -78,10 +78,7 @@ EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) 
         for (const char* name : {"original.json", "quantized.json"})
             checkOutputPath((std::filesystem::path(options.saveDetectionsDir) / name).string(),
                             {{"--coco", options.annotationsPath}});
-    auto report = [&](const Progress& p) {
-        if (progress && !progress(p))
-            throw Error(ErrorKind::Cancelled, "cancelled");
-    };
+    auto report = [&](const Progress& p) { reportProgress(progress, p); };
     const CocoDataset gt = loadCocoAnnotations(options.annotationsPath);
     // every image must be there before any model runs
     std::vector<std::string> files;

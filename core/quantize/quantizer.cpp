@@ -510,11 +510,6 @@ Prepared prepare(const std::string& path, const QuantizeOptions& options) {
 // ---------------------------------------------------------------------------------------
 // Calibration
 
-void checkCancel(const ProgressFn& progress, const Progress& state) {
-    if (progress && !progress(state))
-        throw Error(ErrorKind::Cancelled, "cancelled");
-}
-
 // Reports a nested job's progress (a compare, an evaluation) with its stage prefixed.
 ProgressFn prefixed(const ProgressFn& progress, const std::string& prefix) {
     return [progress, prefix](const Progress& s) {
@@ -551,7 +546,7 @@ std::vector<ValueStats> calibrate(Prepared& p, const QuantizeOptions& options, c
         calibrator.setHistogramPass(pass == 1);
         for (std::size_t i = 0; i < options.images.size(); ++i) {
             const std::string& file = options.images[i];
-            checkCancel(progress, {pass == 0 ? "calibrate" : "histogram",
+            reportProgress(progress, {pass == 0 ? "calibrate" : "histogram",
                                    static_cast<std::int64_t>(pass * options.images.size() + i), total, file});
             if (!usable[i])
                 continue;
@@ -567,7 +562,7 @@ std::vector<ValueStats> calibrate(Prepared& p, const QuantizeOptions& options, c
             usedImages += pass == 0;
         }
     }
-    checkCancel(progress, {"calibrate", total, total, ""});
+    reportProgress(progress, {"calibrate", total, total, ""});
     for (Node* obs : observers)
         obs->destroy();
     torch::jit::EliminateDeadCode(p.graph);
@@ -1152,7 +1147,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
             ks.push_back(scores.size());
             std::size_t tried = 0;
             for (std::size_t k : ks) {
-                if (tried > 0 && k == report.tradeOffs.back().keptFloat)
+                if (tried > 0 && static_cast<int>(k) == report.tradeOffs.back().keptFloat)
                     continue;
                 ++tried;
                 b = rebuild(withTop(k));
@@ -1194,7 +1189,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
         throw Error(ErrorKind::Input, options.modelPath + ": no layer could be quantized (see the warnings)");
 
     // The written file must load and run before it takes the output's name.
-    checkCancel(progress, {"check", 0, 1, tmp});
+    reportProgress(progress, {"check", 0, 1, tmp});
     torch::jit::Module written = ts::loadModule(tmp);
     torch::jit::Module original = ts::loadModule(options.modelPath);
     report.originalParameterBytes = ts::parameterBytes(original);
@@ -1204,7 +1199,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
         report.checkSecondsOutput = timeForward(written, p.input, image, options.outPath, 3);
         report.checkSecondsOriginal = timeForward(original, p.input, image, options.modelPath, 3);
     }
-    checkCancel(progress, {"check", 1, 1, tmp});
+    reportProgress(progress, {"check", 1, 1, tmp});
     commitFile(tmp, options.outPath);
     report.outputFileBytes = fileSize(options.outPath);
     report.totalSeconds = secondsSince(t0);

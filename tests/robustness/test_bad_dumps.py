@@ -33,7 +33,8 @@ NOISE = ("QStandardPaths:", "This plugin does not support")
 
 
 def limit_memory():
-    resource.setrlimit(resource.RLIMIT_DATA, (MEMORY, MEMORY))
+    if not ARGS.sanitized:  # AddressSanitizer's shadow memory is a data mapping of terabytes
+        resource.setrlimit(resource.RLIMIT_DATA, (MEMORY, MEMORY))
 
 
 def run(argv):
@@ -152,7 +153,11 @@ if __name__ == "__main__":
     p.add_argument("--corpus")
     p.add_argument("--good")
     p.add_argument("--regressions")
+    p.add_argument("--sanitized", action="store_true",
+                   help="binaries built with AddressSanitizer (preset asan): no data limit, longer time limit")
     ARGS, rest = p.parse_known_args()
+    if ARGS.sanitized:
+        TIMEOUT = 300
     with tempfile.TemporaryDirectory() as corpus:
         if ARGS.good:
             ARGS.corpus = os.path.join(corpus, "corpus")
