@@ -4,7 +4,10 @@
 #include "error.h"
 #include "h5util.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <filesystem>
 #include <limits>
@@ -375,6 +378,13 @@ std::unique_ptr<DumpReader> openDump(const std::string& path, int stallSeconds) 
         r = runChild([&path](int fd) {
             h5::resetLibraryMutexInChild();
             g_heartbeatFd = fd;
+            // The parent reports the outcome; what a crashing libhdf5 (or a sanitizer
+            // watching it) prints here is noise to the user. QS_CHILD_STDERR=1 keeps it.
+            if (!std::getenv("QS_CHILD_STDERR")) {
+                const int devNull = ::open("/dev/null", O_WRONLY);
+                if (devNull >= 0)
+                    ::dup2(devNull, STDERR_FILENO);
+            }
             int code = 0;
             std::string message;
             try {

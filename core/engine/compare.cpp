@@ -51,6 +51,65 @@ ModelSummary modelSummary(const ModelInfo& info, const std::string& engine, int 
     return m;
 }
 
+// After the first image: checks that the two models are the same network, pairs their
+// layers and applies the --layers selection.
+struct Pairing {
+    std::vector<LayerPair> kept, dropped;
+    std::vector<std::string> names;  // display names (original side) of the kept pairs
+    std::vector<LayerRecord> records; // what /layers/<k> records about each kept pair
+    std::vector<std::string> unmatchedNames;
+    int unmatchedOriginal = 0, unmatchedQuantized = 0;
+};
+
+Pairing pairLayers(const CompareOptions& options, const std::vector<TapRecord> records[2],
+                   const ModelOutput outputs[2]) {
+    if (outputs[0].kind != outputs[1].kind)
+        throw Error(ErrorKind::Input, options.originalPath + " and " + options.quantizedPath +
+                                          " produce different kinds of output (" +
+                                          toString(outputs[0].kind) + " vs " +
+                                          toString(outputs[1].kind) + "): not the same network");
+    const MatchResult match = matchLayers(records[0], records[1]);
+    if (outputs[0].kind != OutputKind::Detections && outputs[0].shape != outputs[1].shape)
+        throw Error(ErrorKind::Input, options.originalPath + " and " + options.quantizedPath +
+                                          " produce outputs of different shapes: not the same network");
+    const std::size_t larger = std::max(records[0].size(), records[1].size());
+    if (match.pairs.empty() || match.pairs.size() * 2 < larger)
+        throw Error(ErrorKind::Input,
+                    options.originalPath + " and " + options.quantizedPath +
+                        " do not look like the same network: only " +
+                        std::to_string(match.pairs.size()) + " of " +
+                        std::to_string(records[0].size()) + " original layers (" +
+                        std::to_string(records[1].size()) + " quantized) could be paired");
+    const auto namesO = displayNames(records[0]);
+    const auto namesQ = displayNames(records[1]);
+    Pairing r;
+    for (const auto& p : match.pairs) {
+        const auto& nameO = namesO[static_cast<std::size_t>(p.original)];
+        const auto& nameQ = namesQ[static_cast<std::size_t>(p.quantized)];
+        if (!selected(options.layerGlobs, nameO, nameQ)) {
+            r.dropped.push_back(p);
+            continue;
+        }
+        r.kept.push_back(p);
+        r.names.push_back(nameO);
+    }
+    if (r.kept.empty())
+        throw Error(ErrorKind::Usage, "--layers: no layer matches the given pattern(s)");
+    for (int idx : match.unmatchedOriginal)
+        r.unmatchedNames.push_back("original: " + namesO[static_cast<std::size_t>(idx)]);
+    for (int idx : match.unmatchedQuantized)
+        r.unmatchedNames.push_back("quantized: " + namesQ[static_cast<std::size_t>(idx)]);
+    r.unmatchedOriginal = static_cast<int>(match.unmatchedOriginal.size());
+    r.unmatchedQuantized = static_cast<int>(match.unmatchedQuantized.size());
+    for (const auto& p : r.kept) {
+        const auto& ro = records[0][static_cast<std::size_t>(p.original)];
+        const auto& rq = records[1][static_cast<std::size_t>(p.quantized)];
+        r.records.push_back({ro.module, ro.call, ro.op, namesQ[static_cast<std::size_t>(p.quantized)], rq.op,
+                             ro.shape, p.original, p.quantized});
+    }
+    return r;
+}
+
 } // namespace
 
 CompareSummary compare(const CompareOptions& options, const ProgressFn& progress) {
@@ -134,55 +193,13 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
             expectedCalls = static_cast<std::int64_t>(records[0].size() + records[1].size());
             summary.originalCalls = static_cast<int>(records[0].size());
             summary.quantizedCalls = static_cast<int>(records[1].size());
-            if (outputs[0].kind != outputs[1].kind)
-                throw Error(ErrorKind::Input, options.originalPath + " and " + options.quantizedPath +
-                                                  " produce different kinds of output (" +
-                                                  toString(outputs[0].kind) + " vs " +
-                                                  toString(outputs[1].kind) + "): not the same network");
-            const MatchResult match = matchLayers(records[0], records[1]);
-            if (outputs[0].kind != OutputKind::Detections && outputs[0].shape != outputs[1].shape)
-                throw Error(ErrorKind::Input, options.originalPath + " and " + options.quantizedPath +
-                                                  " produce outputs of different shapes: not the same network");
-            const std::size_t larger = std::max(records[0].size(), records[1].size());
-            if (match.pairs.empty() || match.pairs.size() * 2 < larger)
-                throw Error(ErrorKind::Input,
-                            options.originalPath + " and " + options.quantizedPath +
-                                " do not look like the same network: only " +
-                                std::to_string(match.pairs.size()) + " of " +
-                                std::to_string(records[0].size()) + " original layers (" +
-                                std::to_string(records[1].size()) + " quantized) could be paired");
-            const auto namesO = displayNames(records[0]);
-            const auto namesQ = displayNames(records[1]);
-            std::vector<LayerPair> kept, dropped;
-            std::vector<std::string> names;
-            for (const auto& p : match.pairs) {
-                const auto& nameO = namesO[static_cast<std::size_t>(p.original)];
-                const auto& nameQ = namesQ[static_cast<std::size_t>(p.quantized)];
-                if (!selected(options.layerGlobs, nameO, nameQ)) {
-                    dropped.push_back(p);
-                    continue;
-                }
-                kept.push_back(p);
-                names.push_back(nameO);
-            }
-            if (kept.empty())
-                throw Error(ErrorKind::Usage, "--layers: no layer matches the given pattern(s)");
-            for (int idx : match.unmatchedOriginal)
-                summary.unmatchedNames.push_back("original: " + namesO[static_cast<std::size_t>(idx)]);
-            for (int idx : match.unmatchedQuantized)
-                summary.unmatchedNames.push_back("quantized: " + namesQ[static_cast<std::size_t>(idx)]);
-            summary.unmatchedOriginal = static_cast<int>(match.unmatchedOriginal.size());
-            summary.unmatchedQuantized = static_cast<int>(match.unmatchedQuantized.size());
-            summary.layers = static_cast<int>(kept.size());
-            writer.placeLayers(kept, names, dropped);
-            std::vector<LayerRecord> layerRecords;
-            for (const auto& p : kept) {
-                const auto& ro = records[0][static_cast<std::size_t>(p.original)];
-                const auto& rq = records[1][static_cast<std::size_t>(p.quantized)];
-                layerRecords.push_back({ro.module, ro.call, ro.op, namesQ[static_cast<std::size_t>(p.quantized)],
-                                        rq.op, ro.shape, p.original, p.quantized});
-            }
-            writer.post([layerRecords](H5::H5File& file) {
+            Pairing pairing = pairLayers(options, records, outputs);
+            summary.unmatchedNames = std::move(pairing.unmatchedNames);
+            summary.unmatchedOriginal = pairing.unmatchedOriginal;
+            summary.unmatchedQuantized = pairing.unmatchedQuantized;
+            summary.layers = static_cast<int>(pairing.kept.size());
+            writer.placeLayers(pairing.kept, pairing.names, pairing.dropped);
+            writer.post([layerRecords = std::move(pairing.records)](H5::H5File& file) {
                 for (std::size_t k = 0; k < layerRecords.size(); ++k)
                     writeLayerRecord(file, static_cast<int>(k), layerRecords[k]);
             });
