@@ -29,7 +29,10 @@ int main(int argc, char** argv) {
     qs::MainWindow w;
     w.resize(1440, 900);
     w.show();
-    QTest::qWaitForWindowExposed(&w);
+    if (!QTest::qWaitForWindowExposed(&w)) {
+        std::fprintf(stderr, "bench_gui: the window was never shown\n");
+        return 1;
+    }
 
     QElapsedTimer t;
     QSignalSpy loaded(w.layerView(), &qs::LayerView::loaded);

@@ -37,13 +37,6 @@ void heartbeat() {
         g_heartbeatFd = -1;
 }
 
-std::string dimsText(const std::vector<hsize_t>& d) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < d.size(); ++i)
-        s += (i ? "x" : "") + std::to_string(d[i]);
-    return s + "]";
-}
-
 std::string shapeText(const std::vector<std::int64_t>& shape) {
     std::string s;
     for (std::size_t i = 0; i < shape.size(); ++i)
@@ -57,8 +50,8 @@ void checkDataset(const H5::Group& group, const std::string& name, const std::ve
     H5::DataSet ds = group.openDataSet(name);
     const auto d = h5::dims(ds);
     if (d != expected)
-        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + dimsText(d) + " but the layer is " +
-                                          layerShape + " (expected " + dimsText(expected) + ")");
+        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + h5::dimsText(d) + " but the layer is " +
+                                          layerShape + " (expected " + h5::dimsText(expected) + ")");
     const std::size_t bytes = ds.getDataType().getSize();
     if (ds.getTypeClass() != H5T_FLOAT || (bytes != 2 && bytes != 4))
         throw Error(ErrorKind::Input, where + ": " + name + " is not float16 or float32");
@@ -98,7 +91,8 @@ void DumpReader::validateLayers() {
         if (layer.shape.size() == 3) {
             const std::vector<hsize_t> map{images, full[2], full[3]};
             for (std::string name : {std::string(layout::kAbsDiff), std::string(layout::kRelDiff),
-                                     std::string("mean_original"), std::string("mean_quantized")})
+                                     layout::meanMap(toString(Side::Original)),
+                                     layout::meanMap(toString(Side::Quantized))})
                 if (h5::exists(g, name))
                     checkDataset(g, name, map, where, shape);
         }
@@ -127,7 +121,7 @@ void DumpReader::validateLayers() {
             const auto d = h5::dims(ds);
             if (d.size() != 3 || d[2] != 3 || d[0] == 0 || d[1] == 0 || d[0] > 65536 || d[1] > 65536)
                 throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + ": image has shape " +
-                                                  dimsText(d) + " but [H, W, 3] is expected");
+                                                  h5::dimsText(d) + " but [H, W, 3] is expected");
             try {
                 h5::checkStorage(ds, d[0] * d[1] * 3);
             } catch (const H5::Exception& e) {
@@ -144,7 +138,6 @@ DumpReader::~DumpReader() {
 
 DumpReader::DumpReader(const std::string& path) : m_path(path) {
     h5::Lock lock(h5::libraryMutex());
-    h5::quietErrors();
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
         throw Error(ErrorKind::Input, path + ": no such dump file");
@@ -153,48 +146,37 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
     try {
         m_file = std::make_unique<H5::H5File>(path, H5F_ACC_RDONLY);
         H5::Group root = m_file->openGroup("/");
-        if (h5::stringAttr(root, "format") != layout::kFormatName)
+        const DumpHeader header = readDumpHeader(*m_file);
+        if (header.format != layout::kFormatName)
             throw Error(ErrorKind::Input, path + ": an HDF5 file, but not a QuantScope dump");
-        m_version = static_cast<int>(h5::intAttr(root, "version", 0));
+        m_version = header.version;
         if (m_version > layout::kFormatVersion)
             throw Error(ErrorKind::Input, path + ": dump format version " + std::to_string(m_version) +
                                               " is newer than this QuantScope reads (" +
                                               std::to_string(layout::kFormatVersion) + "); update QuantScope");
         if (m_version < 1)
             throw Error(ErrorKind::Input, path + ": dump has no valid format version");
-        if (h5::intAttr(root, layout::kComplete, 0) != 1)
+        if (!header.complete)
             throw Error(ErrorKind::Input, path + ": the dump is incomplete (its writer did not finish)");
-        const std::int64_t images = h5::intAttr(root, layout::kImageCount, 0);
-        if (images < 1 || images > kMaxImages)
-            throw Error(ErrorKind::Input, path + ": image_count is " + std::to_string(images) +
+        if (header.images < 1 || header.images > kMaxImages)
+            throw Error(ErrorKind::Input, path + ": image_count is " + std::to_string(header.images) +
                                               ", not a count of images (1.." + std::to_string(kMaxImages) + ")");
-        m_images = static_cast<int>(images);
-        m_dtype = h5::stringAttr(root, "dtype");
-        m_created = h5::stringAttr(root, "created");
-        m_producer = h5::stringAttr(root, "producer");
+        m_images = static_cast<int>(header.images);
+        m_dtype = header.dtype;
+        const RunRecord run = readRunRecord(*m_file);
+        m_created = run.created;
+        m_producer = run.producer;
         for (Side side : {Side::Original, Side::Quantized})
             m_models[static_cast<int>(side)] = readModel(*m_file, side);
-        if (!h5::exists(root, "layers"))
+        if (!h5::exists(root, layout::kLayers + 1))
             throw Error(ErrorKind::Input, path + ": the dump has no /layers group");
-        H5::Group layers = m_file->openGroup("/layers");
+        H5::Group layers = m_file->openGroup(layout::kLayers);
         const auto names = memberNames(layers);
         for (std::size_t k = 0; k < names.size(); ++k) {
             if (names[k] != layout::indexName(static_cast<int>(k)))
                 throw Error(ErrorKind::Input, path + ": /layers holds \"" + names[k] + "\" where layer " +
                                                   layout::indexName(static_cast<int>(k)) + " should be");
-            H5::Group g = layers.openGroup(names[k]);
-            LayerSummary s;
-            s.index = static_cast<int>(k);
-            s.name = h5::stringAttr(g, "name");
-            s.module = h5::stringAttr(g, "module");
-            s.call = static_cast<int>(h5::intAttr(g, "call", 0));
-            s.op = h5::stringAttr(g, "op");
-            s.quantizedName = h5::stringAttr(g, "quantized_name");
-            s.quantizedOp = h5::stringAttr(g, "quantized_op");
-            s.match = h5::stringAttr(g, "match");
-            s.shape = h5::intsAttr(g, "shape");
-            s.metrics = readMetrics(g);
-            m_layers.push_back(std::move(s));
+            m_layers.push_back(readLayer(layers.openGroup(names[k]), static_cast<int>(k)));
         }
         validateLayers();
     } catch (const Error&) {
@@ -208,15 +190,12 @@ std::vector<std::string> DumpReader::unmatched(Side side) const {
     h5::Lock lock(h5::libraryMutex());
     std::vector<std::string> names;
     try {
-        const std::string p = std::string("/unmatched/") + toString(side);
+        const std::string p = std::string(layout::kUnmatched) + "/" + toString(side);
         if (!h5::exists(m_file->openGroup("/"), p.substr(1)))
             return names;
         H5::Group g = m_file->openGroup(p);
-        for (const auto& member : memberNames(g)) {
-            H5::DataSet ds = g.openDataSet(member);
-            const auto call = h5::intAttr(ds, "call", 0);
-            names.push_back(h5::stringAttr(ds, "module") + (call > 0 ? "#" + std::to_string(call) : ""));
-        }
+        for (const auto& member : memberNames(g))
+            names.push_back(readActivationName(g.openDataSet(member)));
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Input, m_path + ": damaged dump (" + h5::describe(e) + ")");
     }
@@ -261,11 +240,11 @@ std::vector<float> DumpReader::optionalMap(int layer, const std::string& name, i
 }
 
 std::vector<float> DumpReader::diffMap(int layer, bool relative, int image) const {
-    return optionalMap(layer, relative ? "rel_diff" : "abs_diff", image);
+    return optionalMap(layer, relative ? layout::kRelDiff : layout::kAbsDiff, image);
 }
 
 std::vector<float> DumpReader::meanMap(int layer, Side side, int image) const {
-    return optionalMap(layer, std::string("mean_") + toString(side), image);
+    return optionalMap(layer, layout::meanMap(toString(side)), image);
 }
 
 std::vector<float> DumpReader::activationChannel(int layer, Side side, int image, int channel) const {
@@ -282,7 +261,7 @@ std::vector<float> DumpReader::activationChannel(int layer, Side side, int image
 
 std::vector<float> DumpReader::channelMetric(int layer, const std::string& metric) const {
     h5::Lock lock(h5::libraryMutex());
-    const std::string g = layerGroup(layer) + "/channels/" + metric;
+    const std::string g = layerGroup(layer) + "/" + layout::kChannels + "/" + metric;
     try {
         if (!h5::exists(m_file->openGroup("/"), g.substr(1)))
             return {};

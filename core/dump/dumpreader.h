@@ -19,19 +19,6 @@
 
 namespace qs {
 
-struct LayerSummary {
-    int index = 0;
-    std::string name;          // display name (original side)
-    std::string module;        // module path (original side)
-    int call = 0;
-    std::string op;            // original op
-    std::string quantizedName; // display name on the quantized side
-    std::string quantizedOp;
-    std::string match;         // "path" or "order+shape"
-    std::vector<std::int64_t> shape; // without the image dimension
-    Metrics metrics;
-};
-
 class DumpReader {
 public:
     // Throws Error(Input) naming the file: missing, not HDF5, not a dump, incomplete,

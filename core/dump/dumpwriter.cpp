@@ -3,6 +3,7 @@
 #include "error.h"
 #include "fileutil.h"
 #include "h5util.h"
+#include "sections.h"
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -54,7 +55,6 @@ std::vector<hsize_t> chunkDims(const std::vector<hsize_t>& dims, std::size_t ele
 
 DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
     : m_finalPath(std::move(finalPath)), m_options(options) {
-    h5::quietErrors();
     m_tempPath = partialPath(m_finalPath);
     std::error_code ec;
     const auto parent = std::filesystem::absolute(m_finalPath, ec).parent_path();
@@ -68,15 +68,10 @@ DumpWriter::DumpWriter(std::string finalPath, DumpWriterOptions options)
     h5::Lock lock(h5::libraryMutex());
     try {
         m_file = std::make_unique<H5::H5File>(m_tempPath, H5F_ACC_TRUNC);
-        H5::Group root = m_file->openGroup("/");
-        h5::setAttr(root, "format", std::string(layout::kFormatName));
-        h5::setAttr(root, "version", std::int64_t{layout::kFormatVersion});
-        h5::setAttr(root, "complete", std::int64_t{0});
-        h5::setAttr(root, "dtype", std::string(m_options.storage == StorageType::F16 ? "f16" : "f32"));
-        h5::setAttr(root, "image_count", std::int64_t{m_options.images});
-        m_file->createGroup("/staging");
-        m_file->createGroup("/staging/original");
-        m_file->createGroup("/staging/quantized");
+        writeDumpHeader(*m_file, m_options.storage, m_options.images);
+        m_file->createGroup(layout::kStaging);
+        for (Side side : {Side::Original, Side::Quantized})
+            m_file->createGroup(std::string(layout::kStaging) + "/" + toString(side));
     } catch (const H5::Exception& e) {
         abandon();
         throw Error(ErrorKind::Output, m_finalPath + ": cannot create dump (" + h5::describe(e) + ")");
@@ -124,7 +119,6 @@ std::exception_ptr DumpWriter::error() const {
 }
 
 void DumpWriter::writerLoop() {
-    h5::quietErrors(); // errors become exceptions, not prints
     for (;;) {
         Task task;
         {
@@ -288,14 +282,7 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
         H5::DSetAccPropList access;
         access.setChunkCache(0, 0, 1.0);
         H5::DataSet ds = m_file->createDataSet(path, fileType, space, props, access);
-        h5::setAttr(ds, "module", a.module);
-        h5::setAttr(ds, "call", std::int64_t{a.call});
-        h5::setAttr(ds, "op", a.op);
-        h5::setAttr(ds, "epilogue", a.epilogue);
-        if (!std::isnan(a.scale)) {
-            h5::setAttr(ds, "scale", a.scale);
-            h5::setAttr(ds, "zero_point", std::int64_t{a.zeroPoint});
-        }
+        writeActivationAttributes(ds, a);
         if (static_cast<int>(datasets.size()) <= seq)
             datasets.resize(static_cast<std::size_t>(seq) + 1);
         datasets[static_cast<std::size_t>(seq)] = ds;
@@ -319,7 +306,7 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs, const std::vec
         m_dropped[1].at(static_cast<std::size_t>(p.quantized)) = true;
     }
     post([this, pairs, names, dropped](H5::H5File& file) {
-        file.createGroup("/layers");
+        file.createGroup(layout::kLayers);
         std::vector<bool> moved[2];
         moved[0].assign(m_datasets[0].size(), false);
         moved[1].assign(m_datasets[1].size(), false);
@@ -336,9 +323,7 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs, const std::vec
         for (std::size_t k = 0; k < pairs.size(); ++k) {
             const std::string group = layout::child(layout::kLayers, static_cast<int>(k));
             H5::Group g = file.createGroup(group);
-            h5::setAttr(g, "name", names.at(k));
-            h5::setAttr(g, "index", static_cast<std::int64_t>(k));
-            h5::setAttr(g, "match", std::string(toString(pairs[k].method)));
+            writeLayerPlacement(g, static_cast<int>(k), names.at(k), pairs[k].method);
             const int seqs[2] = {pairs[k].original, pairs[k].quantized};
             for (int side = 0; side < 2; ++side) {
                 const std::string from = stagingPath(Side(side), seqs[side]);
@@ -348,9 +333,9 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs, const std::vec
                 moved[side][static_cast<std::size_t>(seqs[side])] = true;
             }
         }
-        file.createGroup("/unmatched");
+        file.createGroup(layout::kUnmatched);
         for (int side = 0; side < 2; ++side) {
-            const std::string dir = std::string("/unmatched/") + toString(Side(side));
+            const std::string dir = std::string(layout::kUnmatched) + "/" + toString(Side(side));
             file.createGroup(dir);
             for (std::size_t seq = 0; seq < moved[side].size(); ++seq) {
                 if (moved[side][seq])
@@ -361,7 +346,7 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs, const std::vec
                     throw Error(ErrorKind::Output, m_tempPath + ": cannot move " + from);
             }
         }
-        H5Ldelete(file.getId(), "/staging", H5P_DEFAULT);
+        H5Ldelete(file.getId(), layout::kStaging, H5P_DEFAULT);
     });
 }
 
@@ -371,9 +356,7 @@ void DumpWriter::commit() {
     try {
         for (auto& side : m_datasets)
             side.clear();
-        H5::Group root = m_file->openGroup("/");
-        h5::setAttr(root, "complete", std::int64_t{1});
-        root.close();
+        markComplete(*m_file);
         m_file->flush(H5F_SCOPE_GLOBAL);
         m_file->close();
     } catch (const H5::Exception& e) {

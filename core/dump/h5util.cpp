@@ -227,6 +227,13 @@ std::vector<std::int64_t> readInts(const H5::Group& group, const std::string& na
     return values;
 }
 
+std::string dimsText(const std::vector<hsize_t>& d) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < d.size(); ++i)
+        s += (i ? "x" : "") + std::to_string(d[i]);
+    return s + "]";
+}
+
 std::vector<hsize_t> dims(const H5::DataSet& dataset) {
     H5::DataSpace space = dataset.getSpace();
     const int rank = space.getSimpleExtentNdims();

@@ -24,9 +24,10 @@ public:
 // file cleanly, and its exit-time cleanup would crash on it.
 void prepareLibrary();
 
-// Debian's libhdf5 is the serial build: no two threads may be inside the library at once.
-// Every HDF5 call of ours runs under this lock (the writer thread per task, readers per
-// call), so a dump can be read while another is being written.
+// Debian's libhdf5 is built thread-safe but its C++ API is outside that guarantee, so no
+// two threads of ours are inside the library at once: every HDF5 call of ours runs under
+// this lock (the writer thread per task, readers per call), and a dump can still be read
+// while another is being written.
 std::recursive_mutex& libraryMutex();
 // The lock every HDF5 call of ours runs under. It also makes libhdf5 quiet on the calling
 // thread (see quietErrors: Debian's libhdf5 is built thread-safe, where that setting is
@@ -44,9 +45,9 @@ private:
 // thread id, which the child's thread does not share, so the child starts a fresh one.
 void resetLibraryMutexInChild();
 
-// Makes libhdf5 print nothing on the calling thread and remember, per thread, the innermost message of the
-// last failed call (what went wrong, e.g. a checksum mismatch, where H5::Exception only
-// says which API call failed). Called by the dump reader and writer.
+// Makes libhdf5 print nothing on the calling thread and remember, per thread, the
+// innermost message of the last failed call (what went wrong, e.g. a checksum mismatch,
+// where H5::Exception only says which API call failed). Lock calls it once per thread.
 void quietErrors();
 // "H5Dread failed: checksum mismatch (the stored data is damaged)" and the like.
 std::string describe(const H5::Exception& e);
@@ -84,6 +85,8 @@ std::vector<float> readFloats(const H5::DataSet& dataset);
 // A 1-D integer dataset; Error(Input) naming `where` and `name` when missing or not 1-D.
 std::vector<std::int64_t> readInts(const H5::Group& group, const std::string& name, const std::string& where);
 std::vector<hsize_t> dims(const H5::DataSet& dataset);
+// "[4x16x40x40]", "[]" for a scalar: dataset shapes in messages.
+std::string dimsText(const std::vector<hsize_t>& dims);
 // Throws DataError when `dataset` cannot hold `elements` elements in the
 // storage the file gives it (contiguous: its bytes; chunked: its allocated chunks).
 void checkStorage(const H5::DataSet& dataset, hsize_t elements);

@@ -28,9 +28,8 @@ constexpr const char* kChannels = "channels";
 constexpr const char* kMatches = "matches";
 constexpr const char* kImage = "image";
 
-// attributes of the root group
-constexpr const char* kComplete = "complete";
-constexpr const char* kImageCount = "image_count";
+// the per-image channel means of a layer: mean_original, mean_quantized
+inline std::string meanMap(const char* side) { return std::string("mean_") + side; }
 
 // The name of the i-th member of an indexed group: 0000, 0001, ... (sorted by name =
 // sorted by index for the first 10,000).

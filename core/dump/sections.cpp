@@ -13,6 +13,12 @@ namespace {
 
 // ---- names: each spelled here only ------------------------------------------------
 
+// root, written when a dump is created
+constexpr const char* kFormat = "format";
+constexpr const char* kVersion = "version";
+constexpr const char* kComplete = "complete";
+constexpr const char* kDtype = "dtype";
+constexpr const char* kImageCount = "image_count";
 // /inputs/<i>
 constexpr const char* kSource = "source";
 // /outputs/<i> and its datasets
@@ -21,6 +27,13 @@ constexpr const char* kColumns = "columns";
 constexpr const char* kMinIou = "min_iou";
 constexpr const char* kMatchColumns = "original,quantized,iou,score_delta";
 constexpr double kMatchMinIou = 0.5;
+// /layers/<k> (placement) and activation datasets
+constexpr const char* kName = "name";
+constexpr const char* kIndex = "index";
+constexpr const char* kMatch = "match";
+constexpr const char* kEpilogue = "epilogue";
+constexpr const char* kScale = "scale";
+constexpr const char* kZeroPoint = "zero_point";
 // /layers/<k>
 constexpr const char* kModule = "module";
 constexpr const char* kCall = "call";
@@ -33,7 +46,6 @@ constexpr const char* kQuantizedIndex = "quantized_index";
 constexpr const char* kMetricNames[6] = {"sqnr_db", "mse", "max_abs", "mean_abs", "rel_err", "cosine"};
 // /models/<side>
 constexpr const char* kPath = "path";
-constexpr const char* kFormat = "format";
 constexpr const char* kSha256 = "sha256";
 constexpr const char* kFileBytes = "file_bytes";
 constexpr const char* kParameterBytes = "parameter_bytes";
@@ -76,13 +88,6 @@ void replaceGroup(H5::H5File& file, const char* path) {
         H5Ldelete(file.getId(), path, H5P_DEFAULT);
 }
 
-std::string dimsText(const std::vector<hsize_t>& d) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < d.size(); ++i)
-        s += (i ? "x" : "") + std::to_string(d[i]);
-    return s + "]";
-}
-
 // A 1-D float dataset of exactly `n` elements (n < 0: any length), or an error naming it.
 std::vector<float> readVector(const H5::Group& group, const std::string& name, long long n,
                               const std::string& where) {
@@ -91,7 +96,7 @@ std::vector<float> readVector(const H5::Group& group, const std::string& name, l
     H5::DataSet ds = group.openDataSet(name);
     const auto d = h5::dims(ds);
     if (d.size() != 1 || (n >= 0 && d[0] != static_cast<hsize_t>(n)))
-        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + dimsText(d) + " but " +
+        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + h5::dimsText(d) + " but " +
                                           (n >= 0 ? std::to_string(n) + " values are expected"
                                                   : std::string("a vector is expected")));
     return h5::readFloats(ds);
@@ -103,7 +108,7 @@ std::vector<float> readRows(const H5::Group& group, const std::string& name, hsi
     H5::DataSet ds = group.openDataSet(name);
     const auto d = h5::dims(ds);
     if (d.size() != 2 || d[1] != columns)
-        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + dimsText(d) + " but rows of " +
+        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + h5::dimsText(d) + " but rows of " +
                                           std::to_string(columns) + " are expected");
     return h5::readFloats(ds);
 }
@@ -135,6 +140,37 @@ void writeMetricAttrs(H5::H5Object& obj, const Metrics& m) {
 } // namespace
 
 // ---- writers -------------------------------------------------------------------------
+
+void writeDumpHeader(H5::H5File& file, StorageType storage, int images) {
+    H5::Group root = file.openGroup("/");
+    h5::setAttr(root, kFormat, std::string(layout::kFormatName));
+    h5::setAttr(root, kVersion, std::int64_t{layout::kFormatVersion});
+    h5::setAttr(root, kComplete, std::int64_t{0});
+    h5::setAttr(root, kDtype, std::string(storage == StorageType::F16 ? "f16" : "f32"));
+    h5::setAttr(root, kImageCount, std::int64_t{images});
+}
+
+void markComplete(H5::H5File& file) {
+    H5::Group root = file.openGroup("/");
+    h5::setAttr(root, kComplete, std::int64_t{1});
+}
+
+void writeActivationAttributes(H5::DataSet& ds, const Activation& a) {
+    h5::setAttr(ds, kModule, a.module);
+    h5::setAttr(ds, kCall, std::int64_t{a.call});
+    h5::setAttr(ds, kOp, a.op);
+    h5::setAttr(ds, kEpilogue, a.epilogue);
+    if (!std::isnan(a.scale)) {
+        h5::setAttr(ds, kScale, a.scale);
+        h5::setAttr(ds, kZeroPoint, std::int64_t{a.zeroPoint});
+    }
+}
+
+void writeLayerPlacement(H5::Group& g, int index, const std::string& name, MatchMethod match) {
+    h5::setAttr(g, kName, name);
+    h5::setAttr(g, kIndex, std::int64_t{index});
+    h5::setAttr(g, kMatch, std::string(toString(match)));
+}
 
 void writeInput(H5::H5File& file, int image, const InputImage& input) {
     if (image == 0)
@@ -299,12 +335,58 @@ void writeLayerMetrics(H5::H5File& file, int index, int images, int threads) {
         const std::vector<hsize_t> mapDims = {static_cast<hsize_t>(images), dims[2], dims[3]};
         h5::writeFloats(layer, layout::kAbsDiff, absMaps, mapDims);
         h5::writeFloats(layer, layout::kRelDiff, relMaps, mapDims);
-        h5::writeFloats(layer, attrSide("mean", Side::Original), meanO, mapDims);
-        h5::writeFloats(layer, attrSide("mean", Side::Quantized), meanQ, mapDims);
+        h5::writeFloats(layer, layout::meanMap(toString(Side::Original)), meanO, mapDims);
+        h5::writeFloats(layer, layout::meanMap(toString(Side::Quantized)), meanQ, mapDims);
     }
 }
 
 // ---- readers -------------------------------------------------------------------------
+
+DumpHeader readDumpHeader(const H5::H5File& file) {
+    H5::Group root = file.openGroup("/");
+    DumpHeader h;
+    h.format = h5::stringAttr(root, kFormat);
+    h.version = static_cast<int>(h5::intAttr(root, kVersion, 0));
+    h.complete = h5::intAttr(root, kComplete, 0) == 1;
+    h.dtype = h5::stringAttr(root, kDtype);
+    h.images = h5::intAttr(root, kImageCount, 0);
+    return h;
+}
+
+RunRecord readRunRecord(const H5::H5File& file) {
+    H5::Group root = file.openGroup("/");
+    RunRecord r;
+    r.created = h5::stringAttr(root, kCreated);
+    r.producer = h5::stringAttr(root, kProducer);
+    r.tapPoint = h5::stringAttr(root, kTapPoint);
+    r.ops = h5::stringAttr(root, kOps);
+    r.layers = static_cast<int>(h5::intAttr(root, kLayerCount, 0));
+    r.unmatchedOriginal = static_cast<int>(h5::intAttr(root, kUnmatchedOriginal, 0));
+    r.unmatchedQuantized = static_cast<int>(h5::intAttr(root, kUnmatchedQuantized, 0));
+    r.inputWidth = static_cast<int>(h5::intAttr(root, kInputWidth, 0));
+    r.inputHeight = static_cast<int>(h5::intAttr(root, kInputHeight, 0));
+    return r;
+}
+
+LayerSummary readLayer(const H5::Group& g, int index) {
+    LayerSummary s;
+    s.index = index;
+    s.name = h5::stringAttr(g, kName);
+    s.module = h5::stringAttr(g, kModule);
+    s.call = static_cast<int>(h5::intAttr(g, kCall, 0));
+    s.op = h5::stringAttr(g, kOp);
+    s.quantizedName = h5::stringAttr(g, kQuantizedName);
+    s.quantizedOp = h5::stringAttr(g, kQuantizedOp);
+    s.match = h5::stringAttr(g, kMatch);
+    s.shape = h5::intsAttr(g, kShape);
+    s.metrics = readMetrics(g);
+    return s;
+}
+
+std::string readActivationName(const H5::DataSet& ds) {
+    const auto call = h5::intAttr(ds, kCall, 0);
+    return h5::stringAttr(ds, kModule) + (call > 0 ? "#" + std::to_string(call) : "");
+}
 
 Metrics readMetrics(const H5::H5Object& obj) {
     constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -332,7 +414,7 @@ InputImage readInput(const H5::H5File& file, const std::string& path, int image)
     H5::DataSet ds = g.openDataSet(layout::kImage);
     const auto d = h5::dims(ds);
     if (d.size() != 3 || d[2] != 3 || d[0] == 0 || d[1] == 0 || d[0] > 65536 || d[1] > 65536)
-        throw Error(ErrorKind::Input, where + ": image has shape " + dimsText(d) + " but [H, W, 3] is expected");
+        throw Error(ErrorKind::Input, where + ": image has shape " + h5::dimsText(d) + " but [H, W, 3] is expected");
     if (ds.getTypeClass() != H5T_INTEGER || ds.getDataType().getSize() != 1)
         throw Error(ErrorKind::Input, where + ": image is not 8-bit");
     img.height = static_cast<int>(d[0]);

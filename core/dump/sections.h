@@ -5,6 +5,7 @@
 // HDF5 by hand. Readers validate what they read (rank, extent, type, lengths that must
 // agree) and throw Error(Input) naming the object and the problem.
 
+#include "activation.h"
 #include "layout.h"
 #include "matching.h"
 #include "metrics.h"
@@ -17,6 +18,29 @@
 #include <vector>
 
 namespace qs {
+
+// Root attributes written when a dump is created (completion is set by markComplete).
+struct DumpHeader {
+    std::string format;    // layout::kFormatName for a dump
+    int version = 0;
+    bool complete = false;
+    std::string dtype;     // "f16" or "f32"
+    std::int64_t images = 0;
+};
+
+// /layers/<k>: what a viewer lists (placement by the writer, record by compare, metrics).
+struct LayerSummary {
+    int index = 0;
+    std::string name;          // display name (original side)
+    std::string module;        // module path (original side)
+    int call = 0;
+    std::string op;            // original op
+    std::string quantizedName; // display name on the quantized side
+    std::string quantizedOp;
+    std::string match;         // "path" or "order+shape"
+    std::vector<std::int64_t> shape; // without the image dimension
+    Metrics metrics;
+};
 
 // /inputs/<i>: one image as the models saw it.
 struct InputImage {
@@ -82,6 +106,10 @@ struct EvalData {
 };
 
 // Writers. Each creates its group (replacing /bench or /eval when present).
+void writeDumpHeader(H5::H5File& file, StorageType storage, int images); // complete = 0
+void markComplete(H5::H5File& file);
+void writeActivationAttributes(H5::DataSet& dataset, const Activation& activation);
+void writeLayerPlacement(H5::Group& layer, int index, const std::string& name, MatchMethod match);
 void writeInput(H5::H5File& file, int image, const InputImage& input);
 void writeOutputs(H5::H5File& file, int image, const ModelOutput& original, const ModelOutput& quantized);
 void writeLayerRecord(H5::H5File& file, int layer, const LayerRecord& record);
@@ -95,6 +123,11 @@ void writeEval(H5::H5File& file, const EvalData& eval);
 void writeLayerMetrics(H5::H5File& file, int layer, int images, int threads);
 
 // Readers: throw Error(Input) naming `path` (the dump, for messages) and the object.
+DumpHeader readDumpHeader(const H5::H5File& file);
+RunRecord readRunRecord(const H5::H5File& file); // what is there of it
+LayerSummary readLayer(const H5::Group& layer, int index);
+// "module#call" of an activation dataset (as /unmatched lists them).
+std::string readActivationName(const H5::DataSet& dataset);
 InputImage readInput(const H5::H5File& file, const std::string& path, int image);
 OutputPair readOutputs(const H5::H5File& file, const std::string& path, int image); // empty when absent
 ModelSummary readModel(const H5::H5File& file, Side side);                         // empty when absent

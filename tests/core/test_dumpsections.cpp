@@ -46,7 +46,6 @@ class TestDumpSections : public QObject {
 private slots:
     void initTestCase() {
         h5::prepareLibrary();
-        h5::quietErrors();
         if (qEnvironmentVariableIsEmpty("QS_TEST_DUMP"))
             QSKIP("QS_TEST_DUMP (a dump written by the CLI) is not set");
     }
