@@ -46,15 +46,6 @@ void DetectionView::clear() { setContent(QImage(), {}, {}, {}); }
 
 QSize DetectionView::sizeHint() const { return m_image.isNull() ? QSize(480, 360) : m_image.size(); }
 
-QImage DetectionView::render(double scale) const {
-    QImage out((m_image.isNull() ? QSize(480, 360) : m_image.size()) * scale, QImage::Format_ARGB32_Premultiplied);
-    out.fill(Qt::white);
-    QPainter p(&out);
-    p.setRenderHint(QPainter::Antialiasing);
-    paintTo(p, QRectF(QPointF(0, 0), QSizeF(out.size())));
-    return out;
-}
-
 void DetectionView::paintEvent(QPaintEvent*) {
     QPainter p(this);
     p.setRenderHint(QPainter::Antialiasing);

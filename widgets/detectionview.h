@@ -31,8 +31,7 @@ public:
     void setMinScore(float score);
     void clear();
     QSize sizeHint() const override;
-    // Renders at the image's own resolution times `scale`, for export.
-    QImage render(double scale) const;
+    QSize imageSize() const { return m_image.size(); }
     // Paints image and boxes into `target` (for PNG, SVG and PDF export).
     void paintTo(QPainter& painter, const QRectF& target) const;
 

@@ -27,10 +27,8 @@ void paintGrid(QCPPainter& painter, const QList<QCustomPlot*>& plots, int column
 
 } // namespace
 
-QString exportFigure(const QList<QCustomPlot*>& plots, int columns, const QString& fileName,
-                     const FigureFormat& format) {
-    if (plots.isEmpty())
-        return QObject::tr("Nothing to export");
+QString exportPainting(const std::function<void(QCPPainter&, QSize)>& paint, const QString& fileName,
+                       const FigureFormat& format) {
     const QString suffix = QFileInfo(fileName).suffix().toLower();
     const QSize size = format.size;
     if (suffix == QLatin1String("png")) {
@@ -39,7 +37,7 @@ QString exportFigure(const QList<QCustomPlot*>& plots, int columns, const QStrin
         {
             QCPPainter painter(&image);
             painter.setRenderHint(QPainter::Antialiasing);
-            paintGrid(painter, plots, columns, size);
+            paint(painter, size);
         }
         // the resolution is metadata (print size): set after painting, so that text is laid
         // out and drawn at the same size QCustomPlot measured it
@@ -59,7 +57,7 @@ QString exportFigure(const QList<QCustomPlot*>& plots, int columns, const QStrin
         QCPPainter painter;
         if (!painter.begin(&svg))
             return QObject::tr("%1: cannot write the SVG file").arg(fileName);
-        paintGrid(painter, plots, columns, size);
+        paint(painter, size);
         painter.end();
         return QFileInfo(fileName).size() > 0 ? QString() : QObject::tr("%1: cannot write the SVG file").arg(fileName);
     }
@@ -76,11 +74,26 @@ QString exportFigure(const QList<QCustomPlot*>& plots, int columns, const QStrin
             return QObject::tr("%1: cannot write the PDF file").arg(fileName);
         painter.setMode(QCPPainter::pmVectorized);
         painter.setMode(QCPPainter::pmNoCaching);
-        paintGrid(painter, plots, columns, size);
+        paint(painter, size);
         painter.end();
         return {};
     }
     return QObject::tr("%1: unknown figure format (use .png, .svg or .pdf)").arg(fileName);
+}
+
+QString exportFigure(const QList<QCustomPlot*>& plots, int columns, const QString& fileName,
+                     const FigureFormat& format) {
+    if (plots.isEmpty())
+        return QObject::tr("Nothing to export");
+    return exportPainting([&](QCPPainter& painter, QSize size) { paintGrid(painter, plots, columns, size); },
+                          fileName, format);
+}
+
+QRectF fitted(QSizeF content, QSize into) {
+    if (content.isEmpty())
+        return QRectF(QPointF(0, 0), QSizeF(into));
+    const QSizeF scaled = content.scaled(QSizeF(into), Qt::KeepAspectRatio);
+    return QRectF(QPointF((into.width() - scaled.width()) / 2, (into.height() - scaled.height()) / 2), scaled);
 }
 
 } // namespace qs

@@ -30,6 +30,7 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
         edit = new QLineEdit(QSettings().value(key).toString());
         auto* button = new QPushButton(tr("Browse…"));
         connect(button, &QPushButton::clicked, this, [this, edit, filter, save] { browse(edit, filter, save); });
+        m_inputs << edit << button;
         auto* row = new QHBoxLayout;
         row->addWidget(edit, 1);
         row->addWidget(button);
@@ -49,6 +50,7 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
         m_images->addItems(files);
     });
     connect(clearImages, &QPushButton::clicked, m_images, &QListWidget::clear);
+    m_inputs << m_images << addImages << clearImages;
     auto* imageButtons = new QVBoxLayout;
     imageButtons->addWidget(addImages);
     imageButtons->addWidget(clearImages);
@@ -68,6 +70,7 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
     m_size = new QLineEdit;
     m_size->setPlaceholderText(tr("WxH, empty: the first image's size"));
     form->addRow(tr("Input size"), m_size);
+    m_inputs << m_dtype << m_threads << m_size;
 
     m_progress = new QProgressBar;
     m_progress->setVisible(false);
@@ -118,7 +121,7 @@ void ComparisonDialog::setRunning(bool running) {
     m_running = running;
     m_run->setEnabled(!running);
     m_progress->setVisible(running);
-    for (QWidget* w : std::initializer_list<QWidget*>{m_original, m_quantized, m_images, m_out, m_dtype, m_threads, m_size})
+    for (QWidget* w : m_inputs) // nothing the running job reads may change under it
         w->setEnabled(!running);
 }
 
@@ -128,6 +131,25 @@ void ComparisonDialog::start() {
         QMessageBox::warning(this, tr("New comparison"), tr("Give both models, at least one image and the output dump."));
         return;
     }
+    const QFileInfo out(m_out->text());
+    if (out.exists()) { // never replace a file the user has without asking
+        auto* ask = new QMessageBox(QMessageBox::Question, tr("New comparison"),
+                                    tr("%1 already exists. Replace it with the new comparison?").arg(out.filePath()),
+                                    QMessageBox::Yes | QMessageBox::No, this);
+        ask->setObjectName(QStringLiteral("overwriteBox"));
+        ask->setDefaultButton(QMessageBox::No);
+        ask->setAttribute(Qt::WA_DeleteOnClose);
+        connect(ask, &QMessageBox::buttonClicked, this, [this, ask](QAbstractButton* button) {
+            if (ask->standardButton(button) == QMessageBox::Yes)
+                launch();
+        });
+        ask->open(); // window-modal, not blocking
+        return;
+    }
+    launch();
+}
+
+void ComparisonDialog::launch() {
     QStringList args = {QStringLiteral("compare"), QStringLiteral("--original"), m_original->text(),
                         QStringLiteral("--quantized"), m_quantized->text(), QStringLiteral("--out"), m_out->text(),
                         QStringLiteral("--dtype"), m_dtype->currentText(), QStringLiteral("--threads"),

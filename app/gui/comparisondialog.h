@@ -5,6 +5,7 @@
 // Debian build brings Qt 5 along), and Cancel is the CLI's own clean interruption.
 
 #include <QDialog>
+#include <QList>
 
 class QProcess;
 
@@ -36,6 +37,7 @@ protected:
 
 private:
     void start();
+    void launch(); // runs the CLI on what the form holds (after start() checked it)
     void setRunning(bool running);
     QString browse(QLineEdit* edit, const QString& filter, bool save);
 
@@ -50,6 +52,7 @@ private:
     QLabel* m_stage = nullptr;
     QDialogButtonBox* m_buttons = nullptr;
     QPushButton* m_run = nullptr;
+    QList<QWidget*> m_inputs; // every control that edits the form: disabled while running
     bool m_running = false;
     bool m_cancelled = false;
     QProcess* m_process = nullptr;

@@ -5,12 +5,12 @@
 #include "heatmapplot.h"
 #include "hexbinplottable.h"
 #include "layerdata.h"
+#include "qcp.h"
 
 #include <QDir>
 #include <QPainter>
-#include <QPdfWriter>
-#include <QSvgGenerator>
 
+#include <cmath>
 #include <cstdio>
 
 namespace qs {
@@ -88,32 +88,13 @@ QString exportDetections(const DumpReader& dump, int image, const ExportRequest&
     const QImage input = inputImage(dump, image);
     view.setContent(input, DetectionView::boxesFromRows(out.original), DetectionView::boxesFromRows(out.quantized),
                     DetectionView::pairsFromRows(out.matches));
-    const QRectF target(0, 0, r.width, r.width * (input.isNull() ? 0.75 : static_cast<double>(input.height()) / input.width()));
-    if (r.format == QLatin1String("png")) {
-        QImage img(target.size().toSize(), QImage::Format_ARGB32_Premultiplied);
-        img.fill(Qt::white);
-        QPainter p(&img);
-        p.setRenderHint(QPainter::Antialiasing);
-        view.paintTo(p, target);
-        p.end();
-        return img.save(file) ? QString() : QObject::tr("%1: cannot write").arg(file);
-    }
-    if (r.format == QLatin1String("svg")) {
-        QSvgGenerator svg;
-        svg.setFileName(file);
-        svg.setSize(target.size().toSize());
-        svg.setViewBox(target);
-        QPainter p(&svg);
-        view.paintTo(p, target);
-        return {};
-    }
-    QPdfWriter pdf(file);
-    pdf.setResolution(r.dpi);
-    pdf.setPageSize(QPageSize(target.size() * 72.0 / r.dpi, QPageSize::Point));
-    pdf.setPageMargins(QMarginsF(0, 0, 0, 0));
-    QPainter p(&pdf);
-    view.paintTo(p, target);
-    return {};
+    // the requested width; the height follows the image's aspect ratio
+    FigureFormat f;
+    f.size = QSize(r.width, static_cast<int>(std::lround(
+                                r.width * (input.isNull() ? 0.75 : static_cast<double>(input.height()) / input.width()))));
+    f.dpi = r.dpi;
+    return exportPainting([&view](QCPPainter& p, QSize size) { view.paintTo(p, QRectF(QPointF(0, 0), QSizeF(size))); },
+                          file, f);
 }
 
 } // namespace

@@ -273,11 +273,11 @@ QString MainWindow::exportCurrentFigure(const QString& fileName, QSize size, int
         return exportFigure(m_layerView->figures(), 2, fileName, format);
     if (tab == m_outputView)
         return exportFigure({m_outputView->figure()}, 1, fileName, format);
-    if (tab == m_detections) {
-        const QImage image = m_detections->view()->render(2.0);
-        if (!fileName.endsWith(QLatin1String(".png"), Qt::CaseInsensitive))
-            return tr("%1: detections export as PNG").arg(fileName);
-        return image.save(fileName) ? QString() : tr("%1: cannot write").arg(fileName);
+    if (tab == m_detections) { // the image fitted into the size asked for, in any format
+        const DetectionView* view = m_detections->view();
+        const QSizeF content = view->imageSize().isEmpty() ? QSizeF(size) : QSizeF(view->imageSize());
+        return exportPainting([view, content](QCPPainter& p, QSize into) { view->paintTo(p, fitted(content, into)); },
+                              fileName, format);
     }
     return exportFigure({m_depth}, 1, fileName, format);
 }

@@ -726,13 +726,13 @@ class Robustness(Base):
         # default action ends the process by the signal itself (which a shell also
         # reports as 130); after, our handler cancels and exits 130. Either way nothing
         # may be left behind. A run that finishes first is skipped, not failed.
-        outcomes = []
+        # (That a signal during the forward passes exits 130 is asserted, on a run that
+        # waits for its progress line, by BadInput.test_interrupt_leaves_no_dump_and_keeps_old_one.)
         for delay in (0.0, 0.15, 0.4, 0.8, 1.5, 3.0):
             p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(delay)
             p.send_signal(signal.SIGINT)
             _, err = p.communicate(timeout=300)
-            outcomes.append(p.returncode)
             if p.returncode == 0:
                 os.remove(out)
                 continue
@@ -740,7 +740,6 @@ class Robustness(Base):
             if p.returncode == 130:
                 self.assertIn("cancelled", err)
             self.assertNoDump(out)
-        self.assertIn(130, outcomes, "no run was cancelled by our handler")
 
     def test_no_library_noise_without_verbose(self):
         out = self.out()
