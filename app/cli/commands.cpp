@@ -276,7 +276,7 @@ void addInspect(CLI::App& app, InspectArgs& a) {
 }
 
 int runInspect(const InspectArgs& a) {
-    const std::unique_ptr<DumpReader> opened = openDump(a.dump);
+    const std::unique_ptr<DumpReader> opened = openDump(a.dump, 10, interrupted);
     const DumpReader& dump = *opened;
     auto layers = sorted(dump.layers(), a.sort);
     if (a.top > 0 && static_cast<std::size_t>(a.top) < layers.size())
@@ -744,7 +744,7 @@ void addExport(CLI::App& app, ExportArgs& a) {
 int runExport(const ExportArgs& a, const char* argv0) {
     if (a.layers.empty() && !a.all && a.kind != "hexbin" && a.kind != "detections")
         throw Error(ErrorKind::Usage, "export: give --layer NAME or --all for --kind " + a.kind);
-    openDump(a.dump); // a clear error for a bad dump before starting the renderer
+    openDump(a.dump, 10, interrupted); // a clear error for a bad dump before starting the renderer
     // The renderer is the GUI program's headless mode: keeps Qt out of this executable.
     namespace fs = std::filesystem;
     std::error_code ec;

@@ -12,6 +12,8 @@
 
 #include <QApplication>
 #include <QCloseEvent>
+#include <QDir>
+#include <QKeyEvent>
 #include <QDialogButtonBox>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -119,6 +121,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     connect(&m_openWatcher, &QFutureWatcher<OpenResult>::finished, this, [this] { opened(m_openWatcher.result()); });
 
     buildMenus();
+    qApp->installEventFilter(this); // see eventFilter: shortcuts over text fields
     QSettings settings;
     restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray());
     restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
@@ -127,7 +130,34 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         resize(1400, 900);
 }
 
-MainWindow::~MainWindow() = default;
+MainWindow::~MainWindow() { qApp->removeEventFilter(this); }
+
+bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
+    auto* widget = qobject_cast<QWidget*>(watched);
+    if (!widget || widget->window() != this)
+        return QMainWindow::eventFilter(watched, event);
+    if (event->type() == QEvent::ShortcutOverride) {
+        // A line edit claims Ctrl+E ("end of line" on X11) before the menu sees it. Leaving
+        // the override unaccepted lets the window's own shortcut fire.
+        auto* key = static_cast<QKeyEvent*>(event);
+        if (m_exportAction && QKeySequence(key->keyCombination()) == m_exportAction->shortcut())
+            return true;
+    }
+    if (watched == m_filter && event->type() == QEvent::KeyPress) {
+        auto* key = static_cast<QKeyEvent*>(event);
+        switch (key->key()) {
+        case Qt::Key_Up:
+        case Qt::Key_Down:
+        case Qt::Key_PageUp:
+        case Qt::Key_PageDown: // browse the filtered list without leaving the field
+            QCoreApplication::sendEvent(m_table, event);
+            return true;
+        default:
+            break;
+        }
+    }
+    return QMainWindow::eventFilter(watched, event);
+}
 
 void MainWindow::buildMenus() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
@@ -142,7 +172,8 @@ void MainWindow::buildMenus() {
     m_recentMenu = file->addMenu(tr("Open &recent"));
     rebuildRecentMenu();
     file->addSeparator();
-    file->addAction(tr("&Export figure…"), QKeySequence(tr("Ctrl+E")), this, &MainWindow::exportFigureDialog);
+    m_exportAction = file->addAction(tr("&Export figure…"), QKeySequence(tr("Ctrl+E")), this,
+                                     &MainWindow::exportFigureDialog);
     file->addAction(tr("Export &all layers…"), this, &MainWindow::exportAllDialog);
     file->addSeparator();
     file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
@@ -173,6 +204,8 @@ bool MainWindow::isOpening() const { return m_openWatcher.isRunning(); }
 void MainWindow::opened(const OpenResult& result) {
     statusBar()->clearMessage();
     if (!result.error.isEmpty()) {
+        if (!QFileInfo::exists(result.path))
+            forgetRecent(result.path); // gone: no point offering it again
         showError(tr("Cannot open dump"), result.error);
         emit openFailed(result.error);
         return;
@@ -206,6 +239,7 @@ void MainWindow::fillDepthPlot() {
         y << (std::isfinite(l.metrics.sqnrDb) ? l.metrics.sqnrDb : qQNaN());
     }
     m_depth->graph(0)->setData(x, y, true);
+    m_depth->graph(0)->setSelection(QCPDataSelection());
     m_depth->graph(1)->data()->clear();
     m_depth->rescaleAxes();
     // keep the extreme points inside the frame, where they can be clicked
@@ -233,6 +267,7 @@ void MainWindow::layerSelected() {
     m_layerView->showLayer(layer);
     const auto& l = m_dump->layers().at(static_cast<std::size_t>(layer));
     m_depth->graph(1)->setData(QVector<double>{static_cast<double>(layer)}, QVector<double>{l.metrics.sqnrDb});
+    m_depth->graph(0)->setSelection(QCPDataSelection()); // the marker shows the layer; no second highlight
     m_depth->replot();
 }
 
@@ -249,11 +284,24 @@ void MainWindow::updateRecent(const QString& path) {
     rebuildRecentMenu();
 }
 
+void MainWindow::forgetRecent(const QString& path) {
+    QSettings settings;
+    QStringList recent = settings.value(QStringLiteral("recentFiles")).toStringList();
+    recent.removeAll(QFileInfo(path).absoluteFilePath());
+    settings.setValue(QStringLiteral("recentFiles"), recent);
+    rebuildRecentMenu();
+}
+
 void MainWindow::rebuildRecentMenu() {
     m_recentMenu->clear();
     const QStringList recent = QSettings().value(QStringLiteral("recentFiles")).toStringList();
-    for (const QString& path : recent)
-        m_recentMenu->addAction(QFileInfo(path).fileName(), this, [this, path] { openDump(path); })->setToolTip(path);
+    for (const QString& path : recent) {
+        // "run.h5 — /home/me/experiments": the same name in two folders stays tellable apart
+        const QFileInfo info(path);
+        const QString dir = QDir::toNativeSeparators(info.absolutePath()).replace(QDir::homePath(), QStringLiteral("~"));
+        m_recentMenu->addAction(tr("%1 — %2").arg(info.fileName(), dir), this, [this, path] { openDump(path); })
+            ->setToolTip(path);
+    }
     m_recentMenu->setEnabled(!recent.isEmpty());
 }
 

@@ -59,12 +59,16 @@ protected:
     void closeEvent(QCloseEvent* event) override;
     void dragEnterEvent(QDragEnterEvent* event) override;
     void dropEvent(QDropEvent* event) override;
+    // Keeps the window's shortcuts (Ctrl+E) working while a text or spin field has focus,
+    // and lets the arrow keys in the filter field move through the layer table.
+    bool eventFilter(QObject* watched, QEvent* event) override;
 
 private:
     void buildMenus();
     void showError(const QString& title, const QString& message);
     void opened(const OpenResult& result);
     void updateRecent(const QString& path);
+    void forgetRecent(const QString& path);
     void rebuildRecentMenu();
     void layerSelected();
     void fillDepthPlot();
@@ -85,6 +89,7 @@ private:
     DetectionPanel* m_detections = nullptr;
     SummaryView* m_summary = nullptr;
     QMenu* m_recentMenu = nullptr;
+    QAction* m_exportAction = nullptr;
     QLabel* m_readout = nullptr;
     QFutureWatcher<OpenResult> m_openWatcher;
 };

@@ -55,9 +55,9 @@ void checkDataset(const H5::Group& group, const std::string& name, const std::ve
     const std::size_t bytes = ds.getDataType().getSize();
     if (ds.getTypeClass() != H5T_FLOAT || (bytes != 2 && bytes != 4))
         throw Error(ErrorKind::Input, where + ": " + name + " is not float16 or float32");
-    hsize_t n = 1;
-    for (hsize_t v : d)
-        n *= v;
+    hsize_t n = 0;
+    if (!h5::product(d, std::numeric_limits<hsize_t>::max(), n))
+        throw Error(ErrorKind::Input, where + ": " + name + " has shape " + h5::dimsText(d) + ", too large to be real");
     try {
         h5::checkStorage(ds, n);
     } catch (const H5::Exception& e) {
@@ -82,19 +82,23 @@ void DumpReader::validateLayers() {
             full.push_back(static_cast<hsize_t>(v));
         }
         const std::string shape = shapeText(layer.shape);
+        hsize_t perImage = 0;
+        if (!h5::product(std::vector<hsize_t>(full.begin() + 1, full.end()), h5::kMaxReadElements, perImage))
+            throw Error(ErrorKind::Input, where + ": its shape " + shape + " is larger than any layer can be");
         H5::Group g = m_file->openGroup(group);
         for (Side side : {Side::Original, Side::Quantized}) {
             if (!h5::exists(g, toString(side)))
                 throw Error(ErrorKind::Input, where + ": the " + std::string(toString(side)) + " activations are missing");
             checkDataset(g, toString(side), full, where, shape);
         }
-        if (layer.shape.size() == 3) {
-            const std::vector<hsize_t> map{images, full[2], full[3]};
-            for (std::string name : {std::string(layout::kAbsDiff), std::string(layout::kRelDiff),
-                                     layout::meanMap(toString(Side::Original)),
-                                     layout::meanMap(toString(Side::Quantized))})
-                if (h5::exists(g, name))
-                    checkDataset(g, name, map, where, shape);
+        for (std::string name : {std::string(layout::kAbsDiff), std::string(layout::kRelDiff),
+                                 layout::meanMap(toString(Side::Original)), layout::meanMap(toString(Side::Quantized))}) {
+            if (!h5::exists(g, name))
+                continue;
+            if (layer.shape.size() != 3) // maps are written for [C, H, W] layers only
+                throw Error(ErrorKind::Input, where + ": " + name + " on a layer of shape " + shape +
+                                                  ", which has no spatial map");
+            checkDataset(g, name, {images, full[2], full[3]}, where, shape);
         }
         if (h5::exists(g, layout::kChannels)) {
             H5::Group ch = g.openGroup(layout::kChannels);
@@ -122,6 +126,8 @@ void DumpReader::validateLayers() {
             if (d.size() != 3 || d[2] != 3 || d[0] == 0 || d[1] == 0 || d[0] > 65536 || d[1] > 65536)
                 throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + ": image has shape " +
                                                   h5::dimsText(d) + " but [H, W, 3] is expected");
+            if (ds.getTypeClass() != H5T_INTEGER || ds.getDataType().getSize() != 1)
+                throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + ": image is not 8-bit");
             try {
                 h5::checkStorage(ds, d[0] * d[1] * 3);
             } catch (const H5::Exception& e) {
@@ -171,12 +177,13 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
         if (!h5::exists(root, layout::kLayers + 1))
             throw Error(ErrorKind::Input, path + ": the dump has no /layers group");
         H5::Group layers = m_file->openGroup(layout::kLayers);
-        const auto names = memberNames(layers);
-        for (std::size_t k = 0; k < names.size(); ++k) {
-            if (names[k] != layout::indexName(static_cast<int>(k)))
-                throw Error(ErrorKind::Input, path + ": /layers holds \"" + names[k] + "\" where layer " +
-                                                  layout::indexName(static_cast<int>(k)) + " should be");
-            m_layers.push_back(readLayer(layers.openGroup(names[k]), static_cast<int>(k)));
+        const hsize_t count = layers.getNumObjs();
+        for (hsize_t k = 0; k < count; ++k) { // 0000, 0001, ... 9999, 10000: by existence, not name order
+            const std::string name = layout::indexName(static_cast<int>(k));
+            if (H5Lexists(layers.getId(), name.c_str(), H5P_DEFAULT) <= 0)
+                throw Error(ErrorKind::Input, path + ": /layers has " + std::to_string(count) +
+                                                  " members but no layer " + name);
+            m_layers.push_back(readLayer(layers.openGroup(name), static_cast<int>(k)));
         }
         validateLayers();
     } catch (const Error&) {
@@ -348,43 +355,46 @@ void DumpReader::readAllMetadata() const {
         eval();
 }
 
-std::unique_ptr<DumpReader> openDump(const std::string& path, int stallSeconds) {
-    // The child inherits this thread only; holding the library lock across fork() means no
-    // other thread of ours is inside libhdf5 at that moment, so its state is consistent.
-    ChildResult r;
-    {
-        h5::Lock lock(h5::libraryMutex());
-        r = runChild([&path](int fd) {
-            h5::resetLibraryMutexInChild();
-            g_heartbeatFd = fd;
-            // The parent reports the outcome; what a crashing libhdf5 (or a sanitizer
-            // watching it) prints here is noise to the user. QS_CHILD_STDERR=1 keeps it.
-            if (!std::getenv("QS_CHILD_STDERR")) {
-                const int devNull = ::open("/dev/null", O_WRONLY);
-                if (devNull >= 0)
-                    ::dup2(devNull, STDERR_FILENO);
-            }
-            int code = 0;
-            std::string message;
-            try {
-                DumpReader reader(path);
-                reader.readAllMetadata();
-            } catch (const Error& e) {
-                code = 1;
-                message = e.what();
-            } catch (const std::exception& e) { // bad_alloc and the like: the file is to blame
-                code = 1;
-                message = path + ": damaged dump (" + e.what() + ")";
-            }
-            for (std::size_t done = 0; done < message.size();) {
-                const ssize_t n = ::write(fd, message.data() + done, message.size() - done);
-                if (n <= 0)
-                    break;
-                done += static_cast<std::size_t>(n);
-            }
-            ::_exit(code);
-        }, stallSeconds);
-    }
+std::unique_ptr<DumpReader> openDump(const std::string& path, int stallSeconds,
+                                     const std::function<bool()>& cancelled) {
+    ChildOptions options;
+    options.stallSeconds = stallSeconds;
+    options.cancelled = cancelled;
+    // held across fork() only: no other thread of ours is inside libhdf5 at that moment,
+    // so the child starts with its state consistent; the parent's readers go on meanwhile
+    options.holdAcrossFork = &h5::libraryMutex();
+    ChildResult r = runChild([&path](int fd) {
+        h5::resetLibraryMutexInChild();
+        g_heartbeatFd = fd;
+        // The parent reports the outcome; what a crashing libhdf5 (or a sanitizer
+        // watching it) prints here is noise to the user. QS_CHILD_STDERR=1 keeps it.
+        if (!std::getenv("QS_CHILD_STDERR")) {
+            const int devNull = ::open("/dev/null", O_WRONLY);
+            if (devNull >= 0)
+                ::dup2(devNull, STDERR_FILENO);
+        }
+        int code = 0;
+        std::string message;
+        try {
+            DumpReader reader(path);
+            reader.readAllMetadata();
+        } catch (const Error& e) {
+            code = 1;
+            message = e.what();
+        } catch (const std::exception& e) { // bad_alloc and the like: the file is to blame
+            code = 1;
+            message = path + ": damaged dump (" + e.what() + ")";
+        }
+        for (std::size_t done = 0; done < message.size();) {
+            const ssize_t n = ::write(fd, message.data() + done, message.size() - done);
+            if (n <= 0)
+                break;
+            done += static_cast<std::size_t>(n);
+        }
+        ::_exit(code);
+    }, options);
+    if (r.cancelled)
+        throw Error(ErrorKind::Cancelled, "cancelled");
     r.output.erase(0, r.output.find_first_not_of(kHeartbeat));
     if (r.timedOut)
         throw Error(ErrorKind::Input, path + ": damaged dump (reading its structure stalled for " +

@@ -13,6 +13,7 @@
 #include <H5Cpp.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +79,9 @@ private:
 // here. A child killed by a signal, or making no progress for `stallSeconds` (it reports
 // each layer and image it gets through, so a large dump may take as long as it needs),
 // becomes Error(Input) naming the file; the child's own Error is passed on as it was.
-std::unique_ptr<DumpReader> openDump(const std::string& path, int stallSeconds = 10);
+// `cancelled` is polled while the child works (e.g. Ctrl-C): true ends it and throws
+// Error(Cancelled).
+std::unique_ptr<DumpReader> openDump(const std::string& path, int stallSeconds = 10,
+                                     const std::function<bool()>& cancelled = {});
 
 } // namespace qs

@@ -13,7 +13,10 @@ void updateDump(const std::string& path, const std::function<void(H5::H5File&)>&
     openDump(path); // refuses anything that is not a complete, readable dump
     writeAtomically(path, [&](const std::string& temp) {
         std::error_code ec;
-        ensureRoom(temp, static_cast<std::size_t>(std::filesystem::file_size(path, ec)));
+        const auto size = std::filesystem::file_size(path, ec);
+        if (ec)
+            throw Error(ErrorKind::Output, path + ": cannot read its size (" + ec.message() + ")");
+        ensureRoom(temp, static_cast<std::size_t>(size));
         std::filesystem::copy_file(path, temp, std::filesystem::copy_options::overwrite_existing, ec);
         if (ec)
             throw Error(ErrorKind::Output, path + ": cannot copy for writing (" + ec.message() + ")");

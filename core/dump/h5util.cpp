@@ -165,7 +165,12 @@ void writeWhole(H5::Group& group, const std::string& name, const T* values, std:
         group.createDataSet(name, fileType, space);
         return;
     }
-    H5::DataSet ds = group.createDataSet(name, fileType, space, checksummed(dims));
+    // [N, H, W] maps and other per-image stacks: one chunk per image, so that reading one
+    // image's map reads (and checksums) only that image, and no chunk nears HDF5's 4 GiB
+    std::vector<hsize_t> chunk = dims;
+    if (chunk.size() >= 3)
+        chunk[0] = 1;
+    H5::DataSet ds = group.createDataSet(name, fileType, space, checksummed(chunk));
     ds.write(values, memType);
 }
 } // namespace
@@ -190,27 +195,43 @@ void checkStorage(const H5::DataSet& dataset, hsize_t elements) {
         return;
     const hsize_t typeBytes = dataset.getDataType().getSize();
     H5::DSetCreatPropList props = dataset.getCreatePlist();
-    hsize_t capacity = 0; // elements the file has storage for
-    if (props.getLayout() == H5D_CHUNKED) {
+    const H5D_layout_t layout = props.getLayout();
+    if (layout == H5D_CHUNKED) {
+        // the chunk holding the last element must exist: a cheap test (one chunk-index
+        // lookup, whatever the number of chunks) that the data was written to the end
+        const auto d = dims(dataset);
         const int rank = props.getChunk(0, nullptr);
         std::vector<hsize_t> chunk(static_cast<std::size_t>(rank > 0 ? rank : 0));
         if (rank > 0)
             props.getChunk(rank, chunk.data());
-        hsize_t perChunk = 1;
-        for (hsize_t c : chunk)
-            perChunk *= c;
-        H5::DataSpace all = dataset.getSpace();
-        hsize_t chunks = 0;
-        if (H5Dget_num_chunks(dataset.getId(), all.getId(), &chunks) < 0)
-            throw DataError("checkStorage", "cannot count the dataset's chunks");
-        capacity = chunks * perChunk;
-    } else if (props.getLayout() == H5D_COMPACT || props.getLayout() == H5D_CONTIGUOUS) {
-        capacity = dataset.getStorageSize() / (typeBytes ? typeBytes : 1);
+        if (chunk.size() != d.size())
+            throw DataError("checkStorage", "its chunks do not match its rank");
+        std::vector<hsize_t> last(d.size());
+        for (std::size_t i = 0; i < d.size(); ++i)
+            last[i] = d[i] == 0 || chunk[i] == 0 ? 0 : (d[i] - 1) / chunk[i] * chunk[i];
+        unsigned filterMask = 0;
+        haddr_t address = HADDR_UNDEF;
+        hsize_t bytes = 0;
+        if (H5Dget_chunk_info_by_coord(dataset.getId(), last.data(), &filterMask, &address, &bytes) < 0 ||
+            address == HADDR_UNDEF)
+            throw DataError("checkStorage", "its extent (" + std::to_string(elements) +
+                                                " values) runs past the data stored for it");
+    } else if (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS) {
+        const hsize_t capacity = dataset.getStorageSize() / (typeBytes ? typeBytes : 1);
+        if (capacity < elements)
+            throw DataError("checkStorage", "its extent (" + std::to_string(elements) +
+                                                " values) is larger than the data stored for it (" +
+                                                std::to_string(capacity) + ")");
     }
-    if (capacity < elements)
-        throw DataError("checkStorage", "its extent (" + std::to_string(elements) +
-                                                        " values) is larger than the data stored for it (" +
-                                                        std::to_string(capacity) + ")");
+}
+
+bool product(const std::vector<hsize_t>& dims, hsize_t limit, hsize_t& out) {
+    hsize_t n = 1;
+    for (hsize_t v : dims)
+        if (__builtin_mul_overflow(n, v, &n) || n > limit)
+            return false;
+    out = n;
+    return true;
 }
 
 std::vector<std::int64_t> readInts(const H5::Group& group, const std::string& name, const std::string& where) {
@@ -247,6 +268,8 @@ std::vector<float> readFloats(const H5::DataSet& dataset) {
     const hssize_t n = dataset.getSpace().getSimpleExtentNpoints();
     if (dataset.getTypeClass() != H5T_FLOAT && dataset.getTypeClass() != H5T_INTEGER)
         throw DataError("readFloats", "the dataset does not hold numbers");
+    if (static_cast<hsize_t>(n > 0 ? n : 0) > kMaxReadElements)
+        throw DataError("readFloats", "the dataset is larger than any we write");
     checkStorage(dataset, static_cast<hsize_t>(n > 0 ? n : 0));
     std::vector<float> values(static_cast<std::size_t>(n > 0 ? n : 0));
     if (!values.empty())
@@ -277,12 +300,12 @@ std::vector<float> readHyperslab(const H5::DataSet& dataset, const std::vector<h
     const std::size_t typeBytes = dataset.getDataType().getSize();
     if (type != H5T_FLOAT || (typeBytes != 2 && typeBytes != 4))
         throw DataError("readHyperslab", "the dataset is not float16 or float32");
+    hsize_t n = 0;
+    if (!product(count, kMaxReadElements, n))
+        throw DataError("readHyperslab", "the slab is larger than any layer can be");
     H5::DataSpace fileSpace = dataset.getSpace();
     fileSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
     H5::DataSpace memSpace(static_cast<int>(count.size()), count.data());
-    std::size_t n = 1;
-    for (auto c : count)
-        n *= c;
     std::vector<float> out(n);
     if (typeBytes == 2) { // our float16: HDF5's soft conversion is slow
         std::vector<std::uint16_t> raw(n);

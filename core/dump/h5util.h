@@ -87,9 +87,15 @@ std::vector<std::int64_t> readInts(const H5::Group& group, const std::string& na
 std::vector<hsize_t> dims(const H5::DataSet& dataset);
 // "[4x16x40x40]", "[]" for a scalar: dataset shapes in messages.
 std::string dimsText(const std::vector<hsize_t>& dims);
-// Throws DataError when `dataset` cannot hold `elements` elements in the
-// storage the file gives it (contiguous: its bytes; chunked: its allocated chunks).
+// Throws DataError when `dataset` cannot hold `elements` elements in the storage the file
+// gives it (contiguous: its bytes; chunked: the chunk holding its last element exists).
 void checkStorage(const H5::DataSet& dataset, hsize_t elements);
+
+// The most elements one read may return (2^32 floats, 16 GiB): beyond it the extent is
+// damaged, not a layer.
+constexpr hsize_t kMaxReadElements = hsize_t{1} << 32;
+// The product of `dims` in `out`; false when it overflows or exceeds `limit`.
+bool product(const std::vector<hsize_t>& dims, hsize_t limit, hsize_t& out);
 
 bool exists(const H5::Group& group, const std::string& path);
 

@@ -83,9 +83,11 @@ __attribute__((target("f16c,avx"))) static void halfToFloatF16c(const std::uint1
 
 void halfToFloat(const std::uint16_t* in, float* out, std::size_t n) {
 #if defined(__x86_64__) || defined(__i386__)
-    static const bool f16c = [] { // CPUID leaf 1: ECX bit 29 = F16C, bit 28 = AVX
+    static const bool f16c = [] {
+        // "avx" also checks that the OS saves the AVX registers; F16C (CPUID leaf 1, ECX
+        // bit 29) is asked of CPUID directly, as clang's builtin does not know it
         unsigned a = 0, b = 0, c = 0, d = 0;
-        return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) && (c & (1u << 28));
+        return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
     }();
     if (f16c) {
         halfToFloatF16c(in, out, n);

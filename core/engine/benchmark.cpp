@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 namespace qs {
 
@@ -86,7 +87,8 @@ struct ChildOutcome {
 ChildOutcome runProbe(const std::vector<std::string>& args, long long limitBytes) {
     // stdout (one short JSON line) through the pipe; stderr into a temporary file, so that
     // a chatty child (LibTorch warnings) can never block on a full pipe nobody reads yet
-    std::FILE* errFile = std::tmpfile();
+    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> errHolder(std::tmpfile(), &std::fclose);
+    std::FILE* errFile = errHolder.get();
     if (!errFile)
         throw Error(ErrorKind::Internal, "bench: cannot create a temporary file");
     std::vector<char*> argv;
@@ -102,10 +104,9 @@ ChildOutcome runProbe(const std::vector<std::string>& args, long long limitBytes
         close(fd);
         execv(argv[0], argv.data());
         _exit(127);
-    }, 0);
+    });
     std::rewind(errFile);
     const std::string stderrText = readAllAndClose(dup(fileno(errFile)));
-    std::fclose(errFile);
     const std::string& stdoutText = child.output;
     ChildOutcome r;
     if (!child.exited) {

@@ -5,7 +5,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <cstdio> // before jpeglib.h, which uses FILE
 #include <jpeglib.h>
+#include <jerror.h> // libjpeg's message codes
 
 #include <algorithm>
 #include <csetjmp>
@@ -39,8 +41,24 @@ extern "C" void jpegFail(j_common_ptr info) {
 }
 
 extern "C" void jpegMessage(j_common_ptr info, int level) {
-    if (level < 0) // a warning: corrupt data, premature end of file
+    if (level >= 0)
+        return; // trace messages
+    // warnings that mean pixels are missing or wrong; others (an unknown JFIF revision,
+    // odd Adobe or ICC data) leave the image intact. Extraneous bytes before a marker is
+    // what overwritten entropy-coded data gives (measured: 40 bytes zeroed or randomised
+    // mid-file), so it counts as damage although some encoders leave such bytes harmlessly.
+    switch (info->err->msg_code) {
+    case JWRN_EXTRANEOUS_DATA:
+    case JWRN_JPEG_EOF:       // premature end of file: the rest is grey
+    case JWRN_HIT_MARKER:     // premature end of a data segment
+    case JWRN_MUST_RESYNC:    // corrupt data, decoder resynchronised
+    case JWRN_HUFF_BAD_CODE:  // corrupt entropy-coded data
+    case JWRN_NOT_SEQUENTIAL: // scans out of order
         jpegFail(info);
+        break;
+    default:
+        break;
+    }
 }
 
 bool isJpeg(const std::string& path) {

@@ -1047,7 +1047,8 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
         std::vector<std::pair<double, std::string>> scores;
         auto sqnrOf = [&](const std::string& dumpPath) {
             std::unordered_map<std::string, double> sqnr;
-            DumpReader reader(dumpPath);
+            const std::unique_ptr<DumpReader> opened = openDump(dumpPath); // --rank-from may be anyone's
+            const DumpReader& reader = *opened;
             // a module called several times (the RPN head, once per level) scores by its worst call
             for (const auto& l : reader.layers()) {
                 const std::string key = l.module.empty() ? l.name : l.module;

@@ -26,6 +26,11 @@
 #include <QSortFilterProxyModel>
 #include <QTableView>
 #include <QTemporaryDir>
+#include <QMenu>
+#include <QTimer>
+#include <QApplication>
+#include <QListWidget>
+#include <QPushButton>
 #include <QtTest>
 
 using namespace qs;
@@ -336,6 +341,160 @@ private slots:
         QVERIFY2(html.contains(QStringLiteral("81.23")) && html.contains(QStringLiteral("79.01")) &&
                      html.contains(QStringLiteral("2.22")),
                  qPrintable(html));
+    }
+
+    // Issue "GUI a quantization engineer reaches for", bugs 1, 2, 3, 4, 9, 10.
+    void exportShortcutAndArrowsWorkFromTheFilterField() {
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 10000);
+        w.selectLayer(0);
+        QTRY_COMPARE(w.layerView()->currentLayer(), 0);
+        w.activateWindow();
+        w.filterEdit()->setFocus();
+        QTRY_VERIFY(w.filterEdit()->hasFocus());
+        // arrow keys in the filter field browse the layer list
+        QTest::keyClick(w.filterEdit(), Qt::Key_Down);
+        QTRY_COMPARE(w.layerView()->currentLayer(), 1);
+        QVERIFY(w.filterEdit()->hasFocus());
+        // Ctrl+E opens the export dialog although a line edit has focus (it would take
+        // Ctrl+E as "end of line"); the file dialog is closed again as soon as it shows
+        QAction* exportAction = nullptr;
+        for (QAction* a : w.findChildren<QAction*>())
+            if (a->shortcut() == QKeySequence(QStringLiteral("Ctrl+E")))
+                exportAction = a;
+        QVERIFY(exportAction);
+        QSignalSpy triggered(exportAction, &QAction::triggered);
+        bool dialogSeen = false;
+        QTimer closer;
+        connect(&closer, &QTimer::timeout, [&] {
+            if (QWidget* modal = QApplication::activeModalWidget()) {
+                dialogSeen = true;
+                if (auto* d = qobject_cast<QDialog*>(modal))
+                    d->reject();
+            }
+        });
+        closer.start(50);
+        QTest::keyClick(w.filterEdit(), Qt::Key_E, Qt::ControlModifier);
+        QTRY_COMPARE(triggered.count(), 1);
+        QVERIFY(dialogSeen);
+        QCOMPARE(w.filterEdit()->text(), QString()); // and nothing typed into the filter
+    }
+
+    void detectionsExportInEveryFormatAtTheSizeAsked() {
+        const QString detector = qEnvironmentVariable("QS_TEST_DETECTOR_DUMP");
+        QVERIFY2(QFile::exists(detector), "QS_TEST_DETECTOR_DUMP must name a detector dump");
+        MainWindow w;
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(detector);
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 20000);
+        w.tabs()->setCurrentWidget(w.findChild<DetectionPanel*>());
+        QTemporaryDir dir;
+        for (const char* suffix : {"png", "svg", "pdf"}) {
+            const QString file = dir.filePath(QStringLiteral("detections.") + QLatin1String(suffix));
+            QCOMPARE(w.exportCurrentFigure(file, QSize(1600, 1200), 150), QString());
+            QVERIFY2(QFileInfo(file).size() > 1000, suffix);
+        }
+        QCOMPARE(QImage(dir.filePath(QStringLiteral("detections.png"))).size(), QSize(1600, 1200));
+        QFile svg(dir.filePath(QStringLiteral("detections.svg")));
+        QVERIFY(svg.open(QIODevice::ReadOnly));
+        QVERIFY(svg.readAll().contains("<image")); // the input image is in the drawing
+    }
+
+    void depthPlotHighlightsOnlyTheCurrentLayer() {
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 10000);
+        QCustomPlot* depth = w.depthPlot();
+        depth->replot();
+        const auto point = depth->graph(0)->coordsToPixels(2, depth->graph(0)->data()->at(2)->value);
+        QTest::mouseClick(depth, Qt::LeftButton, Qt::NoModifier, point.toPoint());
+        QTRY_COMPARE(w.layerView()->currentLayer(), 2);
+        w.selectLayer(0); // from the table: the clicked point must not stay highlighted
+        QTRY_COMPARE(w.layerView()->currentLayer(), 0);
+        QVERIFY(depth->graph(0)->selection().isEmpty());
+        QCOMPARE(depth->graph(1)->data()->size(), 1);
+        QCOMPARE(depth->graph(1)->data()->at(0)->key, 0.0);
+    }
+
+    void recentFilesShowTheFolderAndForgetDeletedFiles() {
+        QTemporaryDir dir;
+        const QString copy = dir.filePath(QStringLiteral("recent-test.h5"));
+        QVERIFY(QFile::copy(dumpPath(), copy));
+        MainWindow w;
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(copy);
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 10000);
+        const QString absolute = QFileInfo(copy).absoluteFilePath();
+        QVERIFY(QSettings().value(QStringLiteral("recentFiles")).toStringList().contains(absolute));
+        QMenu* recent = nullptr;
+        for (QMenu* m : w.findChildren<QMenu*>())
+            if (m->title() == QStringLiteral("Open &recent"))
+                recent = m;
+        QVERIFY(recent);
+        bool withFolder = false;
+        for (QAction* a : recent->actions())
+            withFolder |= a->text().startsWith(QStringLiteral("recent-test.h5")) &&
+                          a->text().contains(QFileInfo(dir.path()).fileName());
+        QVERIFY(withFolder);
+        QVERIFY(QFile::remove(copy));
+        QSignalSpy failed(&w, &MainWindow::openFailed);
+        w.openDump(copy);
+        QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 10000);
+        QVERIFY(!QSettings().value(QStringLiteral("recentFiles")).toStringList().contains(absolute));
+        for (QAction* a : recent->actions())
+            QVERIFY(!a->text().startsWith(QStringLiteral("recent-test.h5")));
+        if (auto* box = errorBox(&w))
+            box->close();
+    }
+
+    void newComparisonLocksTheFormAndAsksBeforeReplacing() {
+        QTemporaryDir dir;
+        const QString out = dir.filePath(QStringLiteral("existing.h5"));
+        {
+            QFile f(out);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("a result the user saved");
+        }
+        ComparisonDialog dialog;
+        dialog.show();
+        QSignalSpy written(&dialog, &ComparisonDialog::dumpWritten);
+        QVERIFY(startComparison(dialog, QStringLiteral("demo_cnn_float.pt"), QStringLiteral("demo_cnn_int8.pt"), out));
+        QMessageBox* ask = nullptr;
+        QTRY_VERIFY((ask = dialog.findChild<QMessageBox*>(QStringLiteral("overwriteBox"))) != nullptr);
+        QVERIFY(!dialog.isRunning()); // nothing starts before the answer
+        QTest::mouseClick(ask->button(QMessageBox::No), Qt::LeftButton);
+        QTRY_VERIFY(dialog.findChild<QMessageBox*>(QStringLiteral("overwriteBox")) == nullptr);
+        QVERIFY(!dialog.isRunning());
+        QFile kept(out);
+        QVERIFY(kept.open(QIODevice::ReadOnly));
+        QCOMPARE(kept.readAll(), QByteArray("a result the user saved"));
+        kept.close();
+        QVERIFY(startComparison(dialog, QStringLiteral("demo_cnn_float.pt"), QStringLiteral("demo_cnn_int8.pt"), out));
+        QTRY_VERIFY((ask = dialog.findChild<QMessageBox*>(QStringLiteral("overwriteBox"))) != nullptr);
+        QTest::mouseClick(ask->button(QMessageBox::Yes), Qt::LeftButton);
+        QTRY_VERIFY(dialog.isRunning());
+        // while it runs, nothing that edits the form may be used (Clear would empty the
+        // list under the running job); Cancel stays available
+        auto* buttons = dialog.findChild<QDialogButtonBox*>();
+        for (QPushButton* b : dialog.findChildren<QPushButton*>())
+            if (b->window() == &dialog && b != buttons->button(QDialogButtonBox::Cancel)) // not the closed question's
+                QVERIFY2(!b->isEnabled(), qPrintable(b->text()));
+        for (QLineEdit* e : dialog.findChildren<QLineEdit*>())
+            QVERIFY(!e->isEnabled());
+        QVERIFY(!dialog.findChild<QListWidget*>()->isEnabled());
+        QTRY_COMPARE_WITH_TIMEOUT(written.count(), 1, 60000);
+        QVERIFY(QFileInfo(out).size() > 1000); // replaced by the new dump
     }
 
     void newComparisonRunsOnAWorker() {
