@@ -1,6 +1,7 @@
 #pragma once
-// Lazy reader of a dump: opening it reads attributes and dataset headers only, never
-// activation data, so a multi-GB dump opens at once. Activations are read on demand.
+// Lazy reader of a dump: opening it reads attributes, dataset headers and one chunk-index
+// entry per dataset, never activation data, so a multi-GB dump opens in tens of
+// milliseconds. Activations are read on demand.
 // Opening validates the structure (docs/robustness.md): every count, rank and extent is
 // checked against the layer attributes and image_count, so later reads cannot run past
 // what is stored. Use openDump() on files you did not just write: it validates in a
