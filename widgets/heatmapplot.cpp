@@ -88,6 +88,8 @@ void HeatmapPlot::setLogScale(bool log) {
     m_map->setDataScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
 }
 
+bool HeatmapPlot::logScale() const { return m_map->dataScaleType() == QCPAxis::stLogarithmic; }
+
 void HeatmapPlot::setGradient(const QCPColorGradient& gradient) {
     m_gradient = gradient;
     m_gradient.setNanHandling(QCPColorGradient::nhTransparent);

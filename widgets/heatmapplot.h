@@ -27,6 +27,7 @@ public:
     void setColorRange(const QCPRange& range);
     QCPRange colorRange() const;
     void setLogScale(bool log);
+    bool logScale() const;
     void setGradient(const QCPColorGradient& gradient);
     void setColorLabel(const QString& label);
     // Draws `image` under the map, which then covers the image's extent translucently.

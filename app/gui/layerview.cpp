@@ -25,7 +25,8 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
     m_channel->setPrefix(tr("channel "));
     m_channel->setEnabled(false);
     m_rangeMode = new QComboBox;
-    m_rangeMode->addItems({tr("Auto range (each map)"), tr("Shared range (original = quantized)"), tr("Manual range")});
+    m_rangeMode->addItems({tr("Auto range (each map)"), tr("Shared range (original = quantized)"),
+                           tr("Manual range (original, quantized)")});
     m_min = new QDoubleSpinBox;
     m_max = new QDoubleSpinBox;
     for (auto* s : {m_min, m_max}) {
@@ -36,8 +37,11 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
     m_scale = new QComboBox;
     m_scale->addItems({tr("Linear"), tr("Log")});
     m_overlay = new QCheckBox(tr("Overlay on input"));
+    m_rangeNote = new QLabel;
+    m_rangeNote->setObjectName(QStringLiteral("rangeNote"));
+    m_rangeNote->setStyleSheet(QStringLiteral("color: #a05a00"));
     for (QWidget* w : std::initializer_list<QWidget*>{m_image, m_channelMode, m_channel, m_rangeMode, m_min, m_max,
-                                                      m_scale, m_overlay})
+                                                      m_scale, m_overlay, m_rangeNote})
         controls->addWidget(w);
     controls->addStretch();
 
@@ -118,8 +122,15 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
         m_max->setEnabled(mode == 2);
         applyRanges();
     });
-    connect(m_min, qOverload<double>(&QDoubleSpinBox::valueChanged), this, &LayerView::applyRanges);
-    connect(m_max, qOverload<double>(&QDoubleSpinBox::valueChanged), this, &LayerView::applyRanges);
+    // min never above max: each field bounds the other
+    connect(m_min, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [this](double v) {
+        m_max->setMinimum(v);
+        applyRanges();
+    });
+    connect(m_max, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [this](double v) {
+        m_min->setMaximum(v);
+        applyRanges();
+    });
     connect(m_scale, qOverload<int>(&QComboBox::currentIndexChanged), this, &LayerView::applyRanges);
     connect(m_overlay, &QCheckBox::toggled, this, [this] { present(m_maps); });
     connect(m_channelMetric, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] { present(m_maps); });
@@ -220,25 +231,39 @@ void LayerView::applyRanges() {
     const bool log = m_scale->currentIndex() == 1;
     QCPRange shared = m_plots[0]->dataBounds();
     shared.expand(m_plots[1]->dataBounds());
+    bool signedLinear = false;
     for (int i = 0; i < 4; ++i) {
         QCPRange r = m_plots[i]->dataBounds();
+        // shared and manual ranges are for the two activation maps; the difference maps
+        // keep their own, or a range chosen for activations would flatten them
         if (mode == 1 && i < 2)
             r = shared;
-        else if (mode == 2)
-            r = QCPRange(m_min->value(), std::max(m_max->value(), m_min->value() + 1e-9));
-        if (log && r.lower <= 0)
+        else if (mode == 2 && i < 2)
+            r = QCPRange(m_min->value(), m_max->value());
+        // a log scale cannot show negative values: signed maps stay linear, and say so
+        const bool signedMap = m_plots[i]->dataBounds().lower < 0;
+        const bool logHere = log && !signedMap;
+        signedLinear |= log && signedMap;
+        if (logHere && r.lower <= 0)
             r.lower = r.upper > 0 ? r.upper * 1e-4 : 1e-6;
-        m_plots[i]->setLogScale(log);
+        if (r.upper <= r.lower)
+            r.upper = r.lower + (logHere ? r.lower : 1e-9);
+        m_plots[i]->setLogScale(logHere);
         m_plots[i]->setColorRange(r);
         m_plots[i]->replot();
     }
+    m_rangeNote->setText(signedLinear ? tr("Log scale: maps with negative values stay linear") : QString());
     if (mode != 2) { // seed the manual fields with what is shown
-        m_min->blockSignals(true);
-        m_max->blockSignals(true);
+        for (QDoubleSpinBox* s : {m_min, m_max}) {
+            s->blockSignals(true);
+            s->setRange(-1e9, 1e9);
+        }
         m_min->setValue(shared.lower);
         m_max->setValue(shared.upper);
-        m_min->blockSignals(false);
-        m_max->blockSignals(false);
+        m_min->setMaximum(shared.upper);
+        m_max->setMinimum(shared.lower);
+        for (QDoubleSpinBox* s : {m_min, m_max})
+            s->blockSignals(false);
     }
 }
 

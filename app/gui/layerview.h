@@ -64,6 +64,7 @@ private:
     QCheckBox* m_overlay = nullptr;
     QComboBox* m_channelMetric = nullptr;
     QLabel* m_status = nullptr;
+    QLabel* m_rangeNote = nullptr; // why a setting does not apply to some maps
     QFutureWatcher<LayerMaps> m_watcher;
 };
 

@@ -12,9 +12,8 @@ namespace qs {
 
 OutputView::OutputView(QWidget* parent) : QWidget(parent) {
     m_quantity = new QComboBox;
-    m_quantity->addItem(tr("Scores of matched detections / values"), static_cast<int>(OutputQuantity::Scores));
-    m_quantity->addItem(tr("Box coordinates of matched detections"), static_cast<int>(OutputQuantity::Boxes));
-    m_quantity->addItem(tr("IoU of matched detections vs score"), static_cast<int>(OutputQuantity::IouVsScore));
+    m_quantity->setObjectName(QStringLiteral("quantity"));
+    fillQuantities(std::string());
     m_yMode = new QComboBox;
     m_yMode->addItems({tr("y = quantized"), tr("y = quantized − original")});
     m_scope = new QComboBox;
@@ -62,9 +61,31 @@ OutputView::OutputView(QWidget* parent) : QWidget(parent) {
     connect(m_grid, qOverload<int>(&QSpinBox::valueChanged), this, &OutputView::request);
 }
 
+void OutputView::fillQuantities(const std::string& kind) {
+    // what can be plotted depends on what the model outputs: the items name only that
+    m_quantity->blockSignals(true);
+    m_quantity->clear();
+    if (kind == "detections") {
+        m_quantity->addItem(tr("Scores of matched detections"), static_cast<int>(OutputQuantity::Scores));
+        m_quantity->addItem(tr("Box coordinates of matched detections"), static_cast<int>(OutputQuantity::Boxes));
+        m_quantity->addItem(tr("IoU of matched detections vs score"), static_cast<int>(OutputQuantity::IouVsScore));
+    } else if (kind == "logits") {
+        m_quantity->addItem(tr("Logits, every class"), static_cast<int>(OutputQuantity::Values));
+    } else {
+        m_quantity->addItem(tr("Output values"), static_cast<int>(OutputQuantity::Values));
+    }
+    m_quantity->blockSignals(false);
+}
+
 void OutputView::setDump(std::shared_ptr<DumpReader> dump) {
     ++m_generation;
     m_dump = std::move(dump);
+    std::string kind;
+    try {
+        kind = m_dump ? m_dump->outputs(0).kind : std::string();
+    } catch (const std::exception&) { // a damaged output shows in the status line on request
+    }
+    fillQuantities(kind);
     m_image->blockSignals(true);
     m_image->setRange(0, m_dump ? std::max(0, m_dump->imageCount() - 1) : 0);
     m_image->blockSignals(false);

@@ -9,6 +9,7 @@
 #include <QWidget>
 
 #include <memory>
+#include <string>
 
 class QComboBox;
 class QSpinBox;
@@ -27,6 +28,7 @@ public:
     QCustomPlot* figure() const { return m_plot; }
 
 private:
+    void fillQuantities(const std::string& kind); // "detections", "logits", "raw" or unknown
     void request();
     void present(const OutputSamples& samples);
 

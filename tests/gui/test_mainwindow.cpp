@@ -9,6 +9,7 @@
 #include "h5util.h"
 #include "layertablemodel.h"
 #include "layerview.h"
+#include "heatmapplot.h"
 #include "mainwindow.h"
 #include "qcp.h"
 
@@ -31,6 +32,8 @@
 #include <QApplication>
 #include <QListWidget>
 #include <QPushButton>
+#include <QComboBox>
+#include <QDoubleSpinBox>
 #include <QtTest>
 
 using namespace qs;
@@ -495,6 +498,88 @@ private slots:
         QVERIFY(!dialog.findChild<QListWidget*>()->isEnabled());
         QTRY_COMPARE_WITH_TIMEOUT(written.count(), 1, 60000);
         QVERIFY(QFileInfo(out).size() > 1000); // replaced by the new dump
+    }
+
+    // bugs 6, 7, 8: log scale on signed maps, manual range, output quantities by kind
+    void logScaleAndManualRangeRespectWhatEachMapHolds() {
+        const QString detector = qEnvironmentVariable("QS_TEST_DETECTOR_DUMP");
+        QVERIFY2(QFile::exists(detector), "QS_TEST_DETECTOR_DUMP must name a detector dump");
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(detector);
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 20000);
+        QList<HeatmapPlot*> plots;
+        for (QCustomPlot* p : w.layerView()->figures())
+            plots << qobject_cast<HeatmapPlot*>(p);
+        QVERIFY(plots.size() == 4 && plots[0]);
+        // an FPN layer: convolution output without ReLU, so its mean map is signed
+        int signedLayer = -1;
+        for (const auto& l : w.dump()->layers())
+            if (signedLayer < 0 && QString::fromStdString(l.name).contains(QStringLiteral("fpn.layer_blocks")))
+                signedLayer = l.index;
+        QVERIFY(signedLayer >= 0);
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.selectLayer(signedLayer);
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty() && loaded.last().at(0).toInt() == signedLayer, 10000);
+        QVERIFY2(plots[0]->dataBounds().lower < 0, "the chosen layer should hold negative values");
+        QComboBox* scale = nullptr;
+        QComboBox* range = nullptr;
+        for (QComboBox* c : w.layerView()->findChildren<QComboBox*>()) {
+            if (c->findText(QStringLiteral("Log")) >= 0)
+                scale = c;
+            if (c->itemText(0).startsWith(QStringLiteral("Auto range")))
+                range = c;
+        }
+        QVERIFY(scale && range);
+        scale->setCurrentIndex(scale->findText(QStringLiteral("Log")));
+        QVERIFY(!plots[0]->logScale()); // negative values cannot be shown on a log scale
+        QVERIFY(plots[2]->logScale());  // |diff| is never negative
+        QVERIFY(plots[3]->logScale());
+        auto* note = w.layerView()->findChild<QLabel*>(QStringLiteral("rangeNote"));
+        QVERIFY(note && note->text().contains(QStringLiteral("negative")));
+        scale->setCurrentIndex(0);
+        QVERIFY(note->text().isEmpty());
+        // manual range: min can never pass max, and it applies to the activation maps only
+        range->setCurrentIndex(2);
+        auto spins = w.layerView()->findChildren<QDoubleSpinBox*>();
+        QCOMPARE(spins.size(), 2);
+        QDoubleSpinBox* min = spins[0];
+        QDoubleSpinBox* max = spins[1];
+        max->setValue(1.0);
+        min->setValue(5.0); // typed above max: held at max
+        QVERIFY(min->value() <= max->value());
+        min->setValue(0.25);
+        QCOMPARE(plots[0]->colorRange().lower, 0.25);
+        QCOMPARE(plots[0]->colorRange().upper, 1.0);
+        QCOMPARE(plots[1]->colorRange().lower, 0.25);
+        QCOMPARE(plots[2]->colorRange().lower, plots[2]->dataBounds().lower);
+        QCOMPARE(plots[2]->colorRange().upper, plots[2]->dataBounds().upper);
+    }
+
+    void outputErrorOffersWhatTheModelOutputs() {
+        const QString detector = qEnvironmentVariable("QS_TEST_DETECTOR_DUMP");
+        for (const QString& path : {dumpPath(), detector}) {
+            MainWindow w;
+            w.show();
+            QSignalSpy opened(&w, &MainWindow::dumpOpened);
+            w.openDump(path);
+            QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 20000);
+            auto* quantity = w.findChild<QComboBox*>(QStringLiteral("quantity"));
+            QVERIFY(quantity);
+            QStringList items;
+            for (int i = 0; i < quantity->count(); ++i)
+                items << quantity->itemText(i);
+            const bool detections = w.dump()->outputs(0).kind == "detections";
+            if (detections) {
+                QCOMPARE(items.size(), 3);
+                for (const QString& item : items)
+                    QVERIFY2(item.contains(QStringLiteral("detections")), qPrintable(item));
+            } else { // the classifier: logits, nothing about detections
+                QCOMPARE(items, QStringList{QStringLiteral("Logits, every class")});
+            }
+        }
     }
 
     void newComparisonRunsOnAWorker() {
