@@ -26,6 +26,22 @@ HeatmapPlot::HeatmapPlot(QWidget* parent) : QCustomPlot(parent) {
     xAxis->setLabel(QStringLiteral("x"));
     yAxis->setLabel(QStringLiteral("y"));
     setMouseTracking(true);
+    connect(this, &QCustomPlot::afterLayout, this, &HeatmapPlot::keepSquareCells);
+}
+
+void HeatmapPlot::keepSquareCells() {
+    const int w = axisRect()->width(), h = axisRect()->height();
+    if (m_width <= 0 || m_height <= 0 || w <= 0 || h <= 0)
+        return;
+    const double xPerPixel = xAxis->range().size() / w;
+    const double yPerPixel = yAxis->range().size() / h;
+    if (std::fabs(xPerPixel - yPerPixel) <= 1e-9 * std::max(xPerPixel, yPerPixel))
+        return;
+    const double perPixel = std::max(xPerPixel, yPerPixel); // widen, never crop what is shown
+    QCPAxis* axis = xPerPixel < yPerPixel ? xAxis : yAxis;
+    const double centre = axis->range().center();
+    const double half = perPixel * (axis == xAxis ? w : h) / 2;
+    axis->setRange(centre - half, centre + half);
 }
 
 void HeatmapPlot::setTitle(const QString& title) { m_title->setText(title); }

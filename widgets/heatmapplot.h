@@ -45,6 +45,9 @@ protected:
 
 private:
     void updateGeometry();
+    // After every layout (a resize, an export at another size): widens whichever axis has
+    // room to spare so that cells stay square.
+    void keepSquareCells();
 
     QCPColorMap* m_map = nullptr;
     QCPColorScale* m_scale = nullptr;

@@ -582,6 +582,48 @@ private slots:
         }
     }
 
+    // bug 5: square heatmap cells after a resize and in exports
+    void heatmapCellsStaySquare() {
+        MainWindow w;
+        w.resize(1280, 720);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.openDump(dumpPath());
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 10000);
+        auto cellRatio = [](QCustomPlot* p) { // width / height of one cell, in pixels
+            const double x = std::fabs(p->xAxis->coordToPixel(1) - p->xAxis->coordToPixel(0));
+            const double y = std::fabs(p->yAxis->coordToPixel(1) - p->yAxis->coordToPixel(0));
+            return x / y;
+        };
+        for (const QSize size : {QSize(1280, 720), QSize(1920, 1080), QSize(1000, 1000)}) {
+            w.resize(size);
+            QTest::qWait(0);
+            for (QCustomPlot* p : w.layerView()->figures()) {
+                p->replot(QCustomPlot::rpImmediateRefresh);
+                QVERIFY2(std::fabs(cellRatio(p) - 1.0) < 0.01,
+                         qPrintable(QStringLiteral("%1x%2: cell ratio %3").arg(size.width()).arg(size.height()).arg(cellRatio(p))));
+            }
+        }
+        // in an export: each plot is laid out again for its 800x600 cell of the figure;
+        // the ratio is taken right after that layout (this connection runs after the
+        // plot's own), while the export draws
+        QList<double> exported;
+        QList<QMetaObject::Connection> taps;
+        for (QCustomPlot* p : w.layerView()->figures())
+            taps << connect(p, &QCustomPlot::afterLayout, p, [&, p] {
+                if (p->viewport().size() == QSize(800, 600))
+                    exported << cellRatio(p);
+            });
+        QTemporaryDir dir;
+        QCOMPARE(w.exportCurrentFigure(dir.filePath(QStringLiteral("maps.png")), QSize(1600, 1200), 100), QString());
+        for (const auto& c : taps)
+            disconnect(c);
+        QVERIFY(exported.size() >= 4);
+        for (double r : exported)
+            QVERIFY2(std::fabs(r - 1.0) < 0.01, qPrintable(QString::number(r)));
+    }
+
     void newComparisonRunsOnAWorker() {
         QTemporaryDir dir;
         const QString out = dir.filePath(QStringLiteral("fromgui.h5"));
