@@ -22,17 +22,27 @@ HeatmapPlot::HeatmapPlot(QWidget* parent) : QCustomPlot(parent) {
     auto* margins = new QCPMarginGroup(this);
     axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
     m_scale->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    // Fixed margins and a fixed colour-bar width: two heatmaps of the same widget size then
+    // have axis rects of exactly the same size whatever their tick labels, so the ranges
+    // that synchronised zoom copies between them are square in both (see keepSquareCells).
+    axisRect()->setAutoMargins(QCP::msNone);
+    axisRect()->setMargins(QMargins(58, 8, 12, 40));
+    m_scale->setMinimumSize(QSize(92, 0));
+    m_scale->setMaximumSize(QSize(92, QWIDGETSIZE_MAX));
     yAxis->setRangeReversed(true); // image rows grow downwards
     xAxis->setLabel(QStringLiteral("x"));
     yAxis->setLabel(QStringLiteral("y"));
     setMouseTracking(true);
     connect(this, &QCustomPlot::afterLayout, this, &HeatmapPlot::keepSquareCells);
+    for (QCPAxis* axis : {xAxis, yAxis}) // a zoom or pan, here or synchronised from elsewhere
+        connect(axis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this] {
+            if (!m_ownChange)
+                m_atHome = false;
+        });
 }
 
-void HeatmapPlot::keepSquareCells() {
+void HeatmapPlot::squareByWidening() {
     const int w = axisRect()->width(), h = axisRect()->height();
-    if (m_width <= 0 || m_height <= 0 || w <= 0 || h <= 0)
-        return;
     const double xPerPixel = xAxis->range().size() / w;
     const double yPerPixel = yAxis->range().size() / h;
     if (std::fabs(xPerPixel - yPerPixel) <= 1e-9 * std::max(xPerPixel, yPerPixel))
@@ -42,6 +52,21 @@ void HeatmapPlot::keepSquareCells() {
     const double centre = axis->range().center();
     const double half = perPixel * (axis == xAxis ? w : h) / 2;
     axis->setRange(centre - half, centre + half);
+}
+
+void HeatmapPlot::keepSquareCells() {
+    const QSize size = axisRect()->rect().size();
+    // Only when this plot's own geometry changed: a range copied in from a synchronised
+    // plot must not be squared again here, or two plots a pixel apart in size would
+    // widen each other without end.
+    if (m_width <= 0 || m_height <= 0 || size.width() < 16 || size.height() < 16 || size == m_squaredFor)
+        return;
+    m_squaredFor = size;
+    m_ownChange = true;
+    if (m_atHome)
+        setHomeRanges(); // not zoomed by the user: the whole map, fitted anew
+    squareByWidening();
+    m_ownChange = false;
 }
 
 void HeatmapPlot::setTitle(const QString& title) { m_title->setText(title); }
@@ -145,7 +170,7 @@ void HeatmapPlot::clearUnderlay() {
     setGradient(m_gradient);
 }
 
-void HeatmapPlot::resetView() {
+void HeatmapPlot::setHomeRanges() {
     if (m_imageSize.isValid()) {
         xAxis->setRange(0, m_imageSize.width());
         yAxis->setRange(0, m_imageSize.height());
@@ -153,15 +178,20 @@ void HeatmapPlot::resetView() {
         xAxis->setRange(-0.5, m_width - 0.5);
         yAxis->setRange(-0.5, m_height - 0.5);
     }
-    // square cells: widen whichever axis has room to spare
-    if (axisRect()->width() > 0 && axisRect()->height() > 0) {
-        const double xPerPixel = xAxis->range().size() / axisRect()->width();
-        const double yPerPixel = yAxis->range().size() / axisRect()->height();
-        if (xPerPixel < yPerPixel)
-            xAxis->setScaleRatio(yAxis, 1.0);
-        else
-            yAxis->setScaleRatio(xAxis, 1.0);
+}
+
+void HeatmapPlot::resetView() {
+    m_ownChange = true;
+    m_atHome = true;
+    setHomeRanges();
+    // square cells: widen whichever axis has room to spare (again after every layout)
+    if (axisRect()->width() >= 16 && axisRect()->height() >= 16) {
+        squareByWidening();
+        m_squaredFor = axisRect()->rect().size();
+    } else {
+        m_squaredFor = QSize();
     }
+    m_ownChange = false;
 }
 
 void HeatmapPlot::mouseMoveEvent(QMouseEvent* event) {

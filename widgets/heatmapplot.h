@@ -48,6 +48,8 @@ private:
     // After every layout (a resize, an export at another size): widens whichever axis has
     // room to spare so that cells stay square.
     void keepSquareCells();
+    void squareByWidening();
+    void setHomeRanges();
 
     QCPColorMap* m_map = nullptr;
     QCPColorScale* m_scale = nullptr;
@@ -57,6 +59,9 @@ private:
     std::vector<float> m_values;
     int m_width = 0, m_height = 0;
     QSize m_imageSize; // underlay size, or empty
+    QSize m_squaredFor;      // axis-rect size the ranges were last squared for
+    bool m_atHome = true;    // showing the whole map (not zoomed or panned by the user)
+    bool m_ownChange = false; // ranges being set by this class, not by the user
 };
 
 } // namespace qs
