@@ -56,12 +56,11 @@ void HeatmapPlot::squareByWidening() {
 
 void HeatmapPlot::keepSquareCells() {
     const QSize size = axisRect()->rect().size();
-    // Only when this plot's own geometry changed: a range copied in from a synchronised
-    // plot must not be squared again here, or two plots a pixel apart in size would
-    // widen each other without end.
-    if (m_width <= 0 || m_height <= 0 || size.width() < 16 || size.height() < 16 || size == m_squaredFor)
+    if (m_width <= 0 || m_height <= 0 || size.width() < 16 || size.height() < 16)
         return;
-    m_squaredFor = size;
+    // adjustingView() is true meanwhile: synchronised plots do not copy this adjustment
+    // (each squares itself for its own size; copying would make plots a pixel apart in
+    // size widen each other without end)
     m_ownChange = true;
     if (m_atHome)
         setHomeRanges(); // not zoomed by the user: the whole map, fitted anew
@@ -185,12 +184,8 @@ void HeatmapPlot::resetView() {
     m_atHome = true;
     setHomeRanges();
     // square cells: widen whichever axis has room to spare (again after every layout)
-    if (axisRect()->width() >= 16 && axisRect()->height() >= 16) {
+    if (axisRect()->width() >= 16 && axisRect()->height() >= 16)
         squareByWidening();
-        m_squaredFor = axisRect()->rect().size();
-    } else {
-        m_squaredFor = QSize();
-    }
     m_ownChange = false;
 }
 

@@ -34,6 +34,9 @@ public:
     void setUnderlay(const QImage& image);
     void clearUnderlay();
     void resetView();
+    // True while this plot sets its own ranges (fitting, squaring): views that synchronise
+    // zoom between plots must not pass those changes on.
+    bool adjustingView() const { return m_ownChange; }
 
 signals:
     void cellHovered(int col, int row);
@@ -59,7 +62,6 @@ private:
     std::vector<float> m_values;
     int m_width = 0, m_height = 0;
     QSize m_imageSize; // underlay size, or empty
-    QSize m_squaredFor;      // axis-rect size the ranges were last squared for
     bool m_atHome = true;    // showing the whole map (not zoomed or panned by the user)
     bool m_ownChange = false; // ranges being set by this class, not by the user
 };

@@ -60,7 +60,7 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
         for (QCPAxis* QCustomPlot::*axis : {&QCustomPlot::xAxis, &QCustomPlot::yAxis})
             connect(m_plots[i]->*axis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
                     [this, i, axis](const QCPRange& r) {
-                        if (m_syncing)
+                        if (m_syncing || m_plots[i]->adjustingView()) // its own fit, not a user's zoom
                             return;
                         m_syncing = true;
                         for (int k = 0; k < 4; ++k)

@@ -602,7 +602,10 @@ private slots:
             for (QCustomPlot* p : w.layerView()->figures()) {
                 p->replot(QCustomPlot::rpImmediateRefresh);
                 QVERIFY2(std::fabs(cellRatio(p) - 1.0) < 0.01,
-                         qPrintable(QStringLiteral("%1x%2: cell ratio %3").arg(size.width()).arg(size.height()).arg(cellRatio(p))));
+                         qPrintable(QStringLiteral("%1x%2: cell ratio %3, axis rect %4x%5, widget %6x%7")
+                                        .arg(size.width()).arg(size.height()).arg(cellRatio(p))
+                                        .arg(p->axisRect()->width()).arg(p->axisRect()->height())
+                                        .arg(p->width()).arg(p->height())));
             }
         }
         // in an export: each plot is laid out again for its 800x600 cell of the figure;
