@@ -487,7 +487,9 @@ void addQuantize(CLI::App& app, QuantizeArgs& a) {
     c->add_flag("--quiet", a.quiet, "No progress output");
 }
 
-int runQuantize(const QuantizeArgs& a) {
+namespace {
+
+QuantizeOptions quantizeOptions(const QuantizeArgs& a) {
     QuantizeOptions o;
     o.modelPath = a.model;
     o.outPath = a.out;
@@ -521,11 +523,11 @@ int runQuantize(const QuantizeArgs& a) {
     o.evalImagesDir = a.images;
     o.foldOnly = a.foldOnly;
 
-    const QuantizeReport r =
-        writingWithProgress(a.quiet, a.out, [&](const ProgressFn& progress) { return quantize(o, progress); });
-    for (const auto& w : r.warnings)
-        std::fprintf(stderr, "quantscope-cli: warning: %s\n", w.c_str());
+    return o;
+}
 
+// The layer table, what was written, size and time, and the --max-drop trade-off.
+void printQuantizeReport(const QuantizeReport& r, const QuantizeOptions& o, const QuantizeArgs& a) {
     std::size_t nameWidth = 5;
     for (const auto& l : r.layers)
         nameWidth = std::min<std::size_t>(48, std::max(nameWidth, l.name.size()));
@@ -572,37 +574,51 @@ int runQuantize(const QuantizeArgs& a) {
             std::printf("  %12d %9.2f %9.1f %6.2f %7.2f\n", t.keptFloat, mb(t.fileBytes), 1e3 * t.seconds, 100 * t.map,
                         t.dropPoints);
     }
-    if (!a.json.empty()) {
-        nlohmann::json tradeOffs = nlohmann::json::array();
-        for (const auto& t : r.tradeOffs)
-            tradeOffs.push_back({{"kept_float", t.keptFloat}, {"file_bytes", t.fileBytes}, {"seconds", t.seconds},
-                                 {"map", t.map}, {"drop_points", t.dropPoints}});
-        const nlohmann::json layers = nlohmann::json::parse(quantizedLayersJson(r.layers, o.rankBy));
-        nlohmann::json j = {{"out", r.outPath},
-                            {"model", o.modelPath},
-                            {"engine", o.model.engine},
-                            {"method", toString(o.method)},
-                            {"per_channel", o.perChannel},
-                            {"reduce_range", r.reduceRange},
-                            {"calibration_images", r.calibrationImages},
-                            {"quantized_layers", r.quantizedLayers},
-                            {"float_layers", r.floatLayers},
-                            {"quantized_adds", r.quantizedAdds},
-                            {"observed_values", r.observedValues},
-                            {"file_bytes", {{"original", r.originalFileBytes}, {"quantized", r.outputFileBytes}}},
-                            {"parameter_bytes",
-                             {{"original", r.originalParameterBytes}, {"quantized", r.outputParameterBytes}}},
-                            {"check_seconds", {{"original", r.checkSecondsOriginal}, {"quantized", r.checkSecondsOutput}}},
-                            {"calibration_seconds", r.calibrationSeconds},
-                            {"total_seconds", r.totalSeconds},
-                            {"warnings", r.warnings},
-                            {"trade_off", tradeOffs},
-                            {"layers", layers}};
-        std::ofstream f(a.json);
-        f << jsonText(j, 2) << "\n";
-        if (!f)
-            throw Error(ErrorKind::Output, a.json + ": cannot write the JSON report");
-    }
+}
+
+void writeQuantizeJson(const QuantizeReport& r, const QuantizeOptions& o, const std::string& path) {
+    nlohmann::json tradeOffs = nlohmann::json::array();
+    for (const auto& t : r.tradeOffs)
+        tradeOffs.push_back({{"kept_float", t.keptFloat}, {"file_bytes", t.fileBytes}, {"seconds", t.seconds},
+                             {"map", t.map}, {"drop_points", t.dropPoints}});
+    const nlohmann::json layers = nlohmann::json::parse(quantizedLayersJson(r.layers, o.rankBy));
+    nlohmann::json j = {{"out", r.outPath},
+                        {"model", o.modelPath},
+                        {"engine", o.model.engine},
+                        {"method", toString(o.method)},
+                        {"per_channel", o.perChannel},
+                        {"reduce_range", r.reduceRange},
+                        {"calibration_images", r.calibrationImages},
+                        {"quantized_layers", r.quantizedLayers},
+                        {"float_layers", r.floatLayers},
+                        {"quantized_adds", r.quantizedAdds},
+                        {"observed_values", r.observedValues},
+                        {"file_bytes", {{"original", r.originalFileBytes}, {"quantized", r.outputFileBytes}}},
+                        {"parameter_bytes",
+                         {{"original", r.originalParameterBytes}, {"quantized", r.outputParameterBytes}}},
+                        {"check_seconds", {{"original", r.checkSecondsOriginal}, {"quantized", r.checkSecondsOutput}}},
+                        {"calibration_seconds", r.calibrationSeconds},
+                        {"total_seconds", r.totalSeconds},
+                        {"warnings", r.warnings},
+                        {"trade_off", tradeOffs},
+                        {"layers", layers}};
+    std::ofstream f(path);
+    f << jsonText(j, 2) << "\n";
+    if (!f)
+        throw Error(ErrorKind::Output, path + ": cannot write the JSON report");
+}
+
+} // namespace
+
+int runQuantize(const QuantizeArgs& a) {
+    const QuantizeOptions o = quantizeOptions(a);
+    const QuantizeReport r =
+        writingWithProgress(a.quiet, a.out, [&](const ProgressFn& progress) { return quantize(o, progress); });
+    for (const auto& w : r.warnings)
+        std::fprintf(stderr, "quantscope-cli: warning: %s\n", w.c_str());
+    printQuantizeReport(r, o, a);
+    if (!a.json.empty())
+        writeQuantizeJson(r, o, a.json);
     return 0;
 }
 

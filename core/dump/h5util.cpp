@@ -206,6 +206,12 @@ void checkStorage(const H5::DataSet& dataset, hsize_t elements) {
             props.getChunk(rank, chunk.data());
         if (chunk.size() != d.size())
             throw DataError("checkStorage", "its chunks do not match its rank");
+        // a chunk larger than a fixed-size dataset is a damaged layout message: libhdf5
+        // would copy a chunk of that size into a buffer of the dataset's
+        for (std::size_t i = 0; i < d.size(); ++i)
+            if (chunk[i] == 0 || chunk[i] > std::max<hsize_t>(d[i], 1))
+                throw DataError("checkStorage", "its chunk shape " + dimsText(chunk) + " does not fit its shape " +
+                                                    dimsText(d));
         std::vector<hsize_t> last(d.size());
         for (std::size_t i = 0; i < d.size(); ++i)
             last[i] = d[i] == 0 || chunk[i] == 0 ? 0 : (d[i] - 1) / chunk[i] * chunk[i];

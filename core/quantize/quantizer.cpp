@@ -674,33 +674,211 @@ struct BuildResult {
     int quantizedAdds = 0;
 };
 
+// A layer copy no image reached (the FPN's top block also sits in a loop branch that never
+// runs for it) borrows the ranges of a reached copy of the same module.
+std::unordered_map<Value*, QParams> borrowRanges(const Prepared& p, const std::vector<QParams>& qparams) {
+    std::unordered_map<Value*, QParams> borrowed;
+    if (qparams.empty())
+        return borrowed;
+    auto reached = [&](const Layer& l) {
+        return l.reason.empty() && qparams.at(p.observedIndex.at(l.end)).observed &&
+               qparams.at(p.observedIndex.at(l.input)).observed;
+    };
+    for (const Layer& l : p.layers) {
+        if (!l.reason.empty() || !p.observedIndex.count(l.end) || reached(l))
+            continue;
+        for (const Layer& twin : p.layers)
+            if (&twin != &l && twin.name == l.name && p.observedIndex.count(twin.end) && reached(twin)) {
+                borrowed[l.input] = qparams.at(p.observedIndex.at(twin.input));
+                borrowed[l.end] = qparams.at(p.observedIndex.at(twin.end));
+                if (p.observedIndex.count(twin.output))
+                    borrowed[l.output] = qparams.at(p.observedIndex.at(twin.output));
+                break;
+            }
+    }
+    return borrowed;
+}
+
+// The graph rewrite of one build: quantized layers, additions and carried ops replace
+// their float nodes; every quantized value remembers its float original and parameters.
+class Rewriter {
+public:
+    Rewriter(Prepared& p, const std::vector<QParams>& qparams, std::unordered_map<Value*, QParams> borrowed,
+             const QuantizeOptions& options, const Plan& plan, BuildResult& result)
+        : m_p(p), m_qparams(qparams), m_borrowed(std::move(borrowed)), m_options(options), m_plan(plan),
+          m_result(result), m_g(*p.graph), m_attributes(p.module, p.graph) {
+        for (std::size_t i = 0; i < p.layers.size(); ++i)
+            m_layerIndex[p.layers[i].node] = i;
+    }
+
+    void run() {
+        rewrite(m_g.block());
+        torch::jit::EliminateDeadCode(m_p.graph);
+        collect(m_g.block(), [&](Node* n) {
+            if (n->kind().ns().toUnqualString() == std::string("quantscope"))
+                throw Error(ErrorKind::Internal, "quantizer: an instrumentation op was left in the graph");
+        });
+        m_g.lint();
+    }
+
+private:
+    QParams paramsOf(Value* v) const {
+        if (auto b = m_borrowed.find(v); b != m_borrowed.end())
+            return b->second;
+        auto it = m_p.observedIndex.find(v);
+        if (it == m_p.observedIndex.end())
+            throw Error(ErrorKind::Internal, "quantizer: no calibration range for value %" + v->debugName());
+        return m_qparams.at(it->second);
+    }
+
+    // v's quantized twin, made right after v the first time it is asked for
+    Value* quantized(Value* v) {
+        if (auto it = m_qmap.find(v); it != m_qmap.end())
+            return it->second;
+        const QParams q = paramsOf(v);
+        torch::jit::WithInsertPoint guard(v->node()->next());
+        Value* out = ops::emitQuantize(m_g, v, q.scale, q.zeroPoint, q.qmax);
+        m_qmap[v] = out;
+        m_qinfo[out] = q;
+        return out;
+    }
+
+    // replaces `old` (float) by dequantize(q) and remembers q as its quantized twin
+    void publish(Value* old, Value* q) {
+        torch::jit::WithInsertPoint guard(q->node()->next());
+        Value* dq = ops::emitDequantize(m_g, q, m_qinfo.at(q).scale, m_qinfo.at(q).zeroPoint);
+        old->replaceAllUsesWith(dq);
+        m_qmap[dq] = q;
+        // shape and device queries can read the quantized tensor: no dequantize for them
+        const auto uses = dq->uses();
+        for (const auto& u : uses)
+            if (isMetadataUse(u.user))
+                u.user->replaceInput(u.offset, q);
+    }
+
+    void rewrite(Block* block) {
+        std::vector<Node*> nodes(block->nodes().begin(), block->nodes().end());
+        for (Node* n : nodes) {
+            if (m_destroyed.count(n))
+                continue;
+            for (Block* sub : n->blocks())
+                rewrite(sub);
+            if (auto li = m_layerIndex.find(n); li != m_layerIndex.end())
+                rewriteLayer(n, m_p.layers[li->second], m_result.layers[li->second]);
+            else if (m_plan.adds.count(n))
+                rewriteAdd(n);
+            else if (m_plan.passThrough.count(n) && m_qmap.count(n->input(0)))
+                carryQuantized(n);
+        }
+    }
+
+    void rewriteLayer(Node* n, const Layer& l, QuantizedLayer& info) {
+        torch::jit::WithInsertPoint guard(n);
+        if (!m_plan.layers.count(n)) {
+            // stays float: move its weights under its module path so it keeps its name
+            if (l.weight.defined() && torch::jit::toIValue(n->input(1))) {
+                n->replaceInput(1, m_attributes.put(l.name, "weight", l.weight, true, l.weight.unsafeGetTensorImpl()));
+                if (l.bias.defined())
+                    n->replaceInput(2, m_attributes.put(l.name, "bias", l.bias, true, l.bias.unsafeGetTensorImpl()));
+            }
+            return;
+        }
+        const bool epilogueOp = l.epilogueMode == ops::EpilogueMode::QuantizedOp;
+        const bool fusedRelu = l.epilogueMode == ops::EpilogueMode::Fused;
+        const QParams out = paramsOf(epilogueOp ? l.output : l.end);
+        Value* qx = quantized(n->input(0));
+        const QParams in = m_qinfo.at(qx);
+        const at::Tensor qw = quantizeWeight(l.weight, m_options.perChannel);
+        c10::IValue bias = l.bias.defined() ? c10::IValue(l.bias) : c10::IValue();
+        c10::IValue packed;
+        std::string op;
+        if (l.conv) {
+            packed = callOp("quantized::conv2d_prepack", "", {qw, bias, l.stride, l.padding, l.dilation, l.groups});
+            op = fusedRelu ? "quantized::conv2d_relu" : "quantized::conv2d";
+        } else {
+            packed = callOp("quantized::linear_prepack", "", {qw, bias});
+            op = fusedRelu ? "quantized::linear_relu" : "quantized::linear";
+        }
+        Value* w = m_attributes.put(l.name, "_packed_params", packed, false, l.weight.unsafeGetTensorImpl());
+        Value* y = m_g.insert(c10::Symbol::fromQualString(op), {qx, w, out.scale, out.zeroPoint});
+        m_qinfo[y] = out;
+        if (epilogueOp) {
+            const QParams end = paramsOf(l.end);
+            y = emitQuantizedEpilogue(m_g, l.epilogue, y, end);
+            m_qinfo[y] = end;
+            info.epilogueScale = end.scale;
+            info.epilogueZeroPoint = end.zeroPoint;
+        }
+        publish(l.end, y);
+        if (l.end != l.output) {
+            m_destroyed.insert(l.epilogue);
+            l.epilogue->destroy();
+        }
+        m_layerIndex.erase(n);
+        n->destroy();
+        info.quantizedOp = op;
+        if (!l.epilogueKind.empty()) {
+            info.epilogue = l.epilogueKind;
+            info.epilogueMode = ops::toString(l.epilogueMode);
+        }
+        info.inputScale = in.scale;
+        info.inputZeroPoint = in.zeroPoint;
+        info.outputScale = out.scale;
+        info.outputZeroPoint = out.zeroPoint;
+    }
+
+    void rewriteAdd(Node* n) {
+        Node* relu = m_plan.addRelu.count(n) ? m_plan.addRelu.at(n) : nullptr;
+        Value* end = relu ? relu->output() : n->output();
+        const QParams out = paramsOf(end);
+        torch::jit::WithInsertPoint guard(n);
+        Value* y = m_g.insert(c10::Symbol::fromQualString(relu ? "quantized::add_relu" : "quantized::add"),
+                              {quantized(n->input(0)), quantized(n->input(1)), out.scale, out.zeroPoint});
+        m_qinfo[y] = out;
+        publish(end, y);
+        if (relu) {
+            m_destroyed.insert(relu);
+            relu->destroy();
+        }
+        n->destroy();
+        ++m_result.quantizedAdds;
+    }
+
+    // on the quantized tensor, in-place forms as their out-of-place ones
+    void carryQuantized(Node* n) {
+        torch::jit::WithInsertPoint guard(n);
+        std::vector<Value*> inputs(n->inputs().begin(), n->inputs().end());
+        inputs[0] = m_qmap.at(n->input(0));
+        Node* q = m_g.create(c10::Symbol::fromQualString(ops::outOfPlace(kindOf(n))), inputs, 1);
+        m_g.insertNode(q);
+        q->output()->setType(n->output()->type());
+        m_qinfo[q->output()] = m_qinfo.at(m_qmap.at(n->input(0)));
+        publish(n->output(), q->output());
+        n->destroy();
+    }
+
+    Prepared& m_p;
+    const std::vector<QParams>& m_qparams;
+    const std::unordered_map<Value*, QParams> m_borrowed;
+    const QuantizeOptions& m_options;
+    const Plan& m_plan;
+    BuildResult& m_result;
+    Graph& m_g;
+    Attributes m_attributes;
+    std::unordered_map<Value*, Value*> m_qmap;    // float value -> its quantized twin
+    std::unordered_map<Value*, QParams> m_qinfo;  // quantized value -> its parameters
+    std::unordered_set<Node*> m_destroyed;
+    std::unordered_map<Node*, std::size_t> m_layerIndex;
+};
+
 BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const QuantizeOptions& options,
                   const std::set<std::string>& keepFloat, bool foldOnly) {
     BuildResult result;
-    // A layer copy no image reached (the FPN's top block also sits in a loop branch that
-    // never runs for it) borrows the ranges of a reached copy of the same module.
-    std::unordered_map<Value*, QParams> borrowed;
-    if (!qparams.empty()) {
-        auto reached = [&](const Layer& l) {
-            return l.reason.empty() && qparams.at(p.observedIndex.at(l.end)).observed &&
-                   qparams.at(p.observedIndex.at(l.input)).observed;
-        };
-        for (const Layer& l : p.layers) {
-            if (!l.reason.empty() || !p.observedIndex.count(l.end) || reached(l))
-                continue;
-            for (const Layer& twin : p.layers)
-                if (&twin != &l && twin.name == l.name && p.observedIndex.count(twin.end) && reached(twin)) {
-                    borrowed[l.input] = qparams.at(p.observedIndex.at(twin.input));
-                    borrowed[l.end] = qparams.at(p.observedIndex.at(twin.end));
-                    if (p.observedIndex.count(twin.output))
-                        borrowed[l.output] = qparams.at(p.observedIndex.at(twin.output));
-                    break;
-                }
-        }
-    }
+    std::unordered_map<Value*, QParams> borrowed = borrowRanges(p, qparams);
     auto observedOk = [&](Value* v) {
         return borrowed.count(v) ? borrowed.at(v).observed : qparams.at(p.observedIndex.at(v)).observed;
     };
+    // which layers go INT8, and why each other one stays float
     std::unordered_set<const Layer*> selected;
     for (const Layer& l : p.layers) {
         QuantizedLayer q;
@@ -725,153 +903,7 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
         result.layers.push_back(q);
     }
     const Plan plan = makePlan(p, selected);
-    Graph& g = *p.graph;
-    Attributes attributes(p.module, p.graph);
-    std::unordered_map<Value*, Value*> qmap; // float value -> its quantized twin
-    std::unordered_map<Value*, QParams> qinfo; // quantized value -> its parameters
-    std::unordered_set<Node*> destroyed;
-
-    auto paramsOf = [&](Value* v) {
-        if (auto b = borrowed.find(v); b != borrowed.end())
-            return b->second;
-        auto it = p.observedIndex.find(v);
-        if (it == p.observedIndex.end())
-            throw Error(ErrorKind::Internal, "quantizer: no calibration range for value %" + v->debugName());
-        return qparams.at(it->second);
-    };
-    auto quantized = [&](Value* v) -> Value* {
-        if (auto it = qmap.find(v); it != qmap.end())
-            return it->second;
-        const QParams q = paramsOf(v);
-        torch::jit::WithInsertPoint guard(v->node()->next());
-        Value* out = ops::emitQuantize(g, v, q.scale, q.zeroPoint, q.qmax);
-        qmap[v] = out;
-        qinfo[out] = q;
-        return out;
-    };
-    // replaces `old` (float) by dequantize(q) and remembers q as its quantized twin
-    auto publish = [&](Value* old, Value* q) {
-        torch::jit::WithInsertPoint guard(q->node()->next());
-        Value* dq = ops::emitDequantize(g, q, qinfo.at(q).scale, qinfo.at(q).zeroPoint);
-        old->replaceAllUsesWith(dq);
-        qmap[dq] = q;
-        // shape and device queries can read the quantized tensor: no dequantize for them
-        const auto uses = dq->uses();
-        for (const auto& u : uses)
-            if (isMetadataUse(u.user))
-                u.user->replaceInput(u.offset, q);
-    };
-
-    std::unordered_map<Node*, std::size_t> layerIndex;
-    for (std::size_t i = 0; i < p.layers.size(); ++i)
-        layerIndex[p.layers[i].node] = i;
-
-    std::function<void(Block*)> rewrite = [&](Block* block) {
-        std::vector<Node*> nodes(block->nodes().begin(), block->nodes().end());
-        for (Node* n : nodes) {
-            if (destroyed.count(n))
-                continue;
-            for (Block* sub : n->blocks())
-                rewrite(sub);
-            auto li = layerIndex.find(n);
-            if (li != layerIndex.end()) {
-                const Layer& l = p.layers[li->second];
-                QuantizedLayer& info = result.layers[li->second];
-                torch::jit::WithInsertPoint guard(n);
-                if (!plan.layers.count(n)) {
-                    // stays float: move its weights under its module path so it keeps its name
-                    if (l.weight.defined() && torch::jit::toIValue(n->input(1))) {
-                        n->replaceInput(1, attributes.put(l.name, "weight", l.weight, true,
-                                                          l.weight.unsafeGetTensorImpl()));
-                        if (l.bias.defined())
-                            n->replaceInput(2, attributes.put(l.name, "bias", l.bias, true,
-                                                              l.bias.unsafeGetTensorImpl()));
-                    }
-                    continue;
-                }
-                const bool epilogueOp = l.epilogueMode == ops::EpilogueMode::QuantizedOp;
-                const bool fusedRelu = l.epilogueMode == ops::EpilogueMode::Fused;
-                const QParams out = paramsOf(epilogueOp ? l.output : l.end);
-                Value* qx = quantized(n->input(0));
-                const QParams in = qinfo.at(qx);
-                const at::Tensor qw = quantizeWeight(l.weight, options.perChannel);
-                c10::IValue bias = l.bias.defined() ? c10::IValue(l.bias) : c10::IValue();
-                c10::IValue packed;
-                std::string op;
-                if (l.conv) {
-                    packed = callOp("quantized::conv2d_prepack", "",
-                                    {qw, bias, l.stride, l.padding, l.dilation, l.groups});
-                    op = fusedRelu ? "quantized::conv2d_relu" : "quantized::conv2d";
-                } else {
-                    packed = callOp("quantized::linear_prepack", "", {qw, bias});
-                    op = fusedRelu ? "quantized::linear_relu" : "quantized::linear";
-                }
-                Value* w = attributes.put(l.name, "_packed_params", packed, false, l.weight.unsafeGetTensorImpl());
-                Value* y = g.insert(c10::Symbol::fromQualString(op), {qx, w, out.scale, out.zeroPoint});
-                qinfo[y] = out;
-                if (epilogueOp) {
-                    const QParams end = paramsOf(l.end);
-                    y = emitQuantizedEpilogue(g, l.epilogue, y, end);
-                    qinfo[y] = end;
-                    info.epilogueScale = end.scale;
-                    info.epilogueZeroPoint = end.zeroPoint;
-                }
-                publish(l.end, y);
-                if (l.end != l.output) {
-                    destroyed.insert(l.epilogue);
-                    l.epilogue->destroy();
-                }
-                layerIndex.erase(n);
-                n->destroy();
-                info.quantizedOp = op;
-                if (!l.epilogueKind.empty()) {
-                    info.epilogue = l.epilogueKind;
-                    info.epilogueMode = ops::toString(l.epilogueMode);
-                }
-                info.inputScale = in.scale;
-                info.inputZeroPoint = in.zeroPoint;
-                info.outputScale = out.scale;
-                info.outputZeroPoint = out.zeroPoint;
-                continue;
-            }
-            if (plan.adds.count(n)) {
-                Node* relu = plan.addRelu.count(n) ? plan.addRelu.at(n) : nullptr;
-                Value* end = relu ? relu->output() : n->output();
-                const QParams out = paramsOf(end);
-                torch::jit::WithInsertPoint guard(n);
-                Value* y = g.insert(c10::Symbol::fromQualString(relu ? "quantized::add_relu" : "quantized::add"),
-                                    {quantized(n->input(0)), quantized(n->input(1)), out.scale, out.zeroPoint});
-                qinfo[y] = out;
-                publish(end, y);
-                if (relu) {
-                    destroyed.insert(relu);
-                    relu->destroy();
-                }
-                n->destroy();
-                ++result.quantizedAdds;
-                continue;
-            }
-            if (plan.passThrough.count(n) && qmap.count(n->input(0))) {
-                torch::jit::WithInsertPoint guard(n);
-                // on the quantized tensor, in-place forms as their out-of-place ones
-                std::vector<Value*> inputs(n->inputs().begin(), n->inputs().end());
-                inputs[0] = qmap.at(n->input(0));
-                Node* q = g.create(c10::Symbol::fromQualString(ops::outOfPlace(kindOf(n))), inputs, 1);
-                g.insertNode(q);
-                q->output()->setType(n->output()->type());
-                qinfo[q->output()] = qinfo.at(qmap.at(n->input(0)));
-                publish(n->output(), q->output());
-                n->destroy();
-            }
-        }
-    };
-    rewrite(g.block());
-    torch::jit::EliminateDeadCode(p.graph);
-    collect(g.block(), [&](Node* n) {
-        if (n->kind().ns().toUnqualString() == std::string("quantscope"))
-            throw Error(ErrorKind::Internal, "quantizer: an instrumentation op was left in the graph");
-    });
-    g.lint();
+    Rewriter(p, qparams, std::move(borrowed), options, plan, result).run();
     return result;
 }
 
@@ -981,26 +1013,30 @@ std::vector<std::string> calibrationSample(const std::vector<std::string>& image
     return picked;
 }
 
-QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progress) {
-    const auto t0 = Clock::now();
-    QuantizeReport report;
-    report.outPath = options.outPath;
+namespace {
+
+// Refuses a request that cannot work, before anything is loaded.
+void checkRequest(const QuantizeOptions& options) {
     if (options.outPath.empty())
         throw Error(ErrorKind::Usage, "--out: no output file given");
-    {
-        std::vector<std::pair<std::string, std::string>> inputs = {{"model", options.modelPath}};
-        for (const auto& image : options.images)
-            inputs.push_back({"calibration image", image});
-        checkOutputPath(options.outPath, inputs);
-    }
+    std::vector<std::pair<std::string, std::string>> inputs = {{"model", options.modelPath}};
+    for (const auto& image : options.images)
+        inputs.push_back({"calibration image", image});
+    checkOutputPath(options.outPath, inputs);
     if (options.images.empty() && !options.foldOnly)
         throw Error(ErrorKind::Usage, "no calibration images given (--calib DIR or --calib-coco)");
     if (options.percentile <= 50 || options.percentile > 100)
         throw Error(ErrorKind::Usage, "--percentile must be in (50, 100]");
-    configureRuntime(options.model);
+    const bool search = options.maxDropPoints >= 0 && !options.foldOnly;
+    if (search && options.evalAnnotations.empty())
+        throw Error(ErrorKind::Usage, "--max-drop needs an annotated image set (--calib-coco JSON --images DIR)");
+    if (options.rankBy == RankBy::Map && options.evalAnnotations.empty() && (options.keepFloatCount > 0 || search))
+        throw Error(ErrorKind::Usage, "--rank-by map needs an annotated image set (--calib-coco JSON --images DIR)");
+}
 
-    Prepared p = prepare(options.modelPath, options);
-    report.originalFileBytes = fileSize(options.modelPath);
+// --scope must name layers; --float-layer names that match nothing and layers that stay
+// float for a reason become warnings.
+void checkLayerNames(const Prepared& p, const QuantizeOptions& options, QuantizeReport& report) {
     for (const auto& s : options.scope) {
         const bool named = std::any_of(p.layers.begin(), p.layers.end(),
                                        [&](const Layer& l) { return inScope(l.name, {s}); });
@@ -1014,182 +1050,199 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     for (const Layer& l : p.layers)
         if (!l.reason.empty() && inScope(l.name, options.scope))
             report.warnings.push_back("left in float: " + l.name + " (" + l.op + "): " + l.reason);
-    report.observedValues = static_cast<int>(p.observed.size());
+}
 
+// Calibrates and turns each observed value's statistics into quantization parameters.
+std::vector<QParams> calibrateRanges(Prepared& p, const QuantizeOptions& options, const ProgressFn& progress,
+                                     QuantizeReport& report) {
     report.reduceRange = options.reduceRange == ReduceRange::On ||
                          (options.reduceRange == ReduceRange::Auto && options.model.engine == "onednn" && !cpuHasVnni());
-    const int qmax = report.reduceRange ? 127 : 255;
     std::vector<QParams> qparams;
-    if (!options.foldOnly) {
-        const auto tc = Clock::now();
-        const auto stats = calibrate(p, options, progress, report.warnings, report.calibrationImages);
-        report.calibrationSeconds = secondsSince(tc);
-        for (const auto& s : stats) {
-            qparams.push_back(chooseRange(s, options.method, options.percentile, qmax));
-            if (s.nonFinite)
-                report.warnings.push_back("non-finite activations seen during calibration");
-        }
+    if (options.foldOnly)
+        return qparams;
+    const int qmax = report.reduceRange ? 127 : 255;
+    const auto tc = Clock::now();
+    const auto stats = calibrate(p, options, progress, report.warnings, report.calibrationImages);
+    report.calibrationSeconds = secondsSince(tc);
+    for (const auto& s : stats) {
+        qparams.push_back(chooseRange(s, options.method, options.percentile, qmax));
+        if (s.nonFinite)
+            report.warnings.push_back("non-finite activations seen during calibration");
+    }
+    return qparams;
+}
+
+// Mixed precision (--keep-float K, --max-drop X): ranks the layers by how much their
+// quantization hurts, then keeps the worst ones float. Every build reuses the calibration
+// ranges; each needs a fresh frozen graph (a build consumes its graph).
+class MixedPrecision {
+public:
+    MixedPrecision(const QuantizeOptions& options, const ProgressFn& progress, Prepared& p,
+                   const std::vector<QParams>& qparams, const std::set<std::string>& keepFloat,
+                   const std::string& tmp, RemoveOnExit& cleanup, QuantizeReport& report)
+        : m_options(options), m_progress(progress), m_p(p), m_qparams(qparams), m_keepFloat(keepFloat), m_tmp(tmp),
+          m_cleanup(cleanup), m_report(report) {}
+
+    // The model written to `tmp` with the chosen layers float; its layers carry rank scores.
+    BuildResult run() {
+        rank();
+        BuildResult b = m_options.maxDropPoints >= 0 ? searchDrop()
+                                                     : rebuild(withTop(static_cast<std::size_t>(m_options.keepFloatCount)));
+        for (auto& l : b.layers)
+            for (const auto& [score, name] : m_scores)
+                if (name == l.name) {
+                    l.rankScore = score;
+                    l.ranked = true;
+                }
+        return b;
     }
 
-    RemoveOnExit cleanup;
-    std::set<std::string> keepFloat(options.keepFloat.begin(), options.keepFloat.end());
-    const std::string tmp = partialPath(options.outPath);
-    cleanup.paths.push_back(tmp);
-
-    const bool search = options.maxDropPoints >= 0 && !options.foldOnly;
-    if (search && options.evalAnnotations.empty())
-        throw Error(ErrorKind::Usage, "--max-drop needs an annotated image set (--calib-coco JSON --images DIR)");
-    if (options.rankBy == RankBy::Map && options.evalAnnotations.empty() &&
-        (options.keepFloatCount > 0 || search))
-        throw Error(ErrorKind::Usage, "--rank-by map needs an annotated image set (--calib-coco JSON --images DIR)");
-    if ((options.keepFloatCount > 0 || search) && !options.foldOnly) {
-        // Rank the layers; the calibration ranges are reused by every build.
-        std::vector<std::pair<double, std::string>> scores;
-        auto sqnrOf = [&](const std::string& dumpPath) {
-            std::unordered_map<std::string, double> sqnr;
-            const std::unique_ptr<DumpReader> opened = openDump(dumpPath); // --rank-from may be anyone's
-            const DumpReader& reader = *opened;
-            // a module called several times (the RPN head, once per level) scores by its worst call
-            for (const auto& l : reader.layers()) {
-                const std::string key = l.module.empty() ? l.name : l.module;
-                const auto it = sqnr.find(key);
-                sqnr[key] = it == sqnr.end() ? l.metrics.sqnrDb : std::min(it->second, l.metrics.sqnrDb);
-            }
-            return sqnr;
-        };
-        auto compareWith = [&](const std::string& quantizedModel, const std::string& stage) {
-            const std::string dump = partialPath(options.outPath) + ".rank.h5";
-            cleanup.paths.push_back(dump);
-            CompareOptions c;
-            c.originalPath = options.modelPath;
-            c.quantizedPath = quantizedModel;
-            c.images.assign(options.images.begin(),
-                            options.images.begin() + std::min<std::size_t>(options.images.size(),
-                                                                            std::max(1, options.rankImages)));
-            c.outPath = dump;
-            c.preprocess = options.preprocess;
-            c.model = options.model;
-            compare(c, prefixed(progress, stage + " "));
-            return dump;
-        };
-        // a fresh frozen graph for every build after the first (a build consumes its graph)
-        auto rebuild = [&](const std::set<std::string>& floatLayers) {
-            p = prepare(options.modelPath, options);
-            if (p.observed.size() != qparams.size())
-                throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
-            BuildResult b = build(p, qparams, options, floatLayers, false);
-            save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
-            return b;
-        };
-        // the float and INT8 mAP@[.5:.95] of the model in `tmp` on the annotated set
-        auto evaluateTmp = [&](const std::string& stage) {
-            EvalOptions e;
-            e.originalPath = options.modelPath;
-            e.quantizedPath = tmp;
-            e.annotationsPath = options.evalAnnotations;
-            e.imagesDir = options.evalImagesDir;
-            e.preprocess = options.preprocess;
-            e.model = options.model;
-            return evaluatePair(e, prefixed(progress, stage + ", "));
-        };
+private:
+    // Scores ascending = most harmful first: SQNR in dB, or minus the mAP drop in points.
+    void rank() {
         std::vector<std::string> candidates;
         {
-            BuildResult full = build(p, qparams, options, keepFloat, false);
+            BuildResult full = build(m_p, m_qparams, m_options, m_keepFloat, false);
             for (const auto& l : full.layers)
                 if (!l.quantizedOp.empty())
                     candidates.push_back(l.name);
-            if (options.rankBy == RankBy::Sqnr && options.rankFrom.empty()) // compared below
-                save(p.module, tmp, jsonText(reportJson(options, full, report.reduceRange)));
+            if (m_options.rankBy == RankBy::Sqnr && m_options.rankFrom.empty()) // compared below
+                save(m_p.module, m_tmp, jsonText(reportJson(m_options, full, m_report.reduceRange)));
         }
-        if (options.rankBy == RankBy::Sqnr) {
-            const auto sqnr = sqnrOf(options.rankFrom.empty() ? compareWith(tmp, "rank") : options.rankFrom);
+        if (m_options.rankBy == RankBy::Sqnr) {
+            const auto sqnr = sqnrOf(m_options.rankFrom.empty() ? compareWith(m_tmp, "rank") : m_options.rankFrom);
             for (const auto& name : candidates)
                 if (auto it = sqnr.find(name); it != sqnr.end())
-                    scores.emplace_back(it->second, name);
-        } else {
+                    m_scores.emplace_back(it->second, name);
+        } else { // sensitivity: each layer alone quantized
             int k = 0;
             for (const auto& name : candidates) {
-                std::set<std::string> others(keepFloat);
+                std::set<std::string> others(m_keepFloat);
                 for (const auto& c : candidates)
                     if (c != name)
                         others.insert(c);
                 rebuild(others);
                 const std::string stage = "sensitivity " + std::to_string(++k) + "/" + std::to_string(candidates.size());
-                if (options.rankBy == RankBy::Map) {
-                    // score: minus the mAP drop in points (ascending = most harmful first)
+                if (m_options.rankBy == RankBy::Map) {
                     const EvalReport r = evaluateTmp(stage);
-                    scores.emplace_back(-100.0 * (r.original.coco.map - r.quantized.coco.map), name);
+                    m_scores.emplace_back(-100.0 * (r.original.coco.map - r.quantized.coco.map), name);
                     continue;
                 }
-                const auto sqnr = sqnrOf(compareWith(tmp, stage));
                 double worst = std::numeric_limits<double>::infinity();
-                for (const auto& [layer, v] : sqnr)
+                for (const auto& [layer, v] : sqnrOf(compareWith(m_tmp, stage)))
                     if (std::isfinite(v))
                         worst = std::min(worst, v);
-                scores.emplace_back(worst, name);
+                m_scores.emplace_back(worst, name);
             }
         }
-        std::sort(scores.begin(), scores.end());
-        auto withTop = [&](std::size_t k) {
-            std::set<std::string> floatLayers(keepFloat);
-            for (std::size_t i = 0; i < scores.size() && i < k; ++i)
-                floatLayers.insert(scores[i].second);
-            return floatLayers;
-        };
-        BuildResult b;
-        if (!search) {
-            b = rebuild(withTop(static_cast<std::size_t>(options.keepFloatCount)));
-        } else {
-            // 0, 1, 2, 4, ... layers in float until the drop is small enough
-            const Image first = loadImage(options.images.front(), options.preprocess);
-            std::vector<std::size_t> ks{0};
-            for (std::size_t k = 1; k < scores.size(); k *= 2)
-                ks.push_back(k);
-            ks.push_back(scores.size());
-            std::size_t tried = 0;
-            for (std::size_t k : ks) {
-                if (tried > 0 && static_cast<int>(k) == report.tradeOffs.back().keptFloat)
-                    continue;
-                ++tried;
-                b = rebuild(withTop(k));
-                const EvalReport r = evaluateTmp("max-drop: " + std::to_string(k) + " float");
-                TradeOff t;
-                t.keptFloat = static_cast<int>(k);
-                t.fileBytes = fileSize(tmp);
-                torch::jit::Module candidate = ts::loadModule(tmp);
-                t.seconds = timeForward(candidate, p.input, first, tmp, 3);
-                t.map = r.quantized.coco.map;
-                t.dropPoints = 100.0 * (r.original.coco.map - r.quantized.coco.map);
-                report.originalMap = r.original.coco.map;
-                report.tradeOffs.push_back(t);
-                if (t.dropPoints <= options.maxDropPoints)
-                    break;
-            }
-            if (report.tradeOffs.back().dropPoints > options.maxDropPoints)
-                report.warnings.push_back("--max-drop: no candidate met the drop; the last one (" +
-                                          std::to_string(report.tradeOffs.back().keptFloat) +
-                                          " layers float) is written");
-        }
-        for (auto& l : b.layers)
-            for (const auto& [score, name] : scores)
-                if (name == l.name) {
-                    l.rankScore = score;
-                    l.ranked = true;
-                }
-        report.layers = b.layers;
-        report.quantizedAdds = b.quantizedAdds;
-    } else {
-        BuildResult b = build(p, qparams, options, keepFloat, options.foldOnly);
-        report.layers = b.layers;
-        report.quantizedAdds = b.quantizedAdds;
-        save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
+        std::sort(m_scores.begin(), m_scores.end());
     }
-    for (const auto& l : report.layers)
-        (l.quantizedOp.empty() ? report.floatLayers : report.quantizedLayers)++;
-    if (!options.foldOnly && report.quantizedLayers == 0)
-        throw Error(ErrorKind::Input, options.modelPath + ": no layer could be quantized (see the warnings)");
 
-    // The written file must load and run before it takes the output's name.
+    // --max-drop: 0, 1, 2, 4, ... layers float until the mAP drop is small enough.
+    BuildResult searchDrop() {
+        const Image first = loadImage(m_options.images.front(), m_options.preprocess);
+        std::vector<std::size_t> ks{0};
+        for (std::size_t k = 1; k < m_scores.size(); k *= 2)
+            ks.push_back(k);
+        ks.push_back(m_scores.size());
+        BuildResult b;
+        std::size_t tried = 0;
+        for (std::size_t k : ks) {
+            if (tried > 0 && static_cast<int>(k) == m_report.tradeOffs.back().keptFloat)
+                continue;
+            ++tried;
+            b = rebuild(withTop(k));
+            const EvalReport r = evaluateTmp("max-drop: " + std::to_string(k) + " float");
+            TradeOff t;
+            t.keptFloat = static_cast<int>(k);
+            t.fileBytes = fileSize(m_tmp);
+            torch::jit::Module candidate = ts::loadModule(m_tmp);
+            t.seconds = timeForward(candidate, m_p.input, first, m_tmp, 3);
+            t.map = r.quantized.coco.map;
+            t.dropPoints = 100.0 * (r.original.coco.map - r.quantized.coco.map);
+            m_report.originalMap = r.original.coco.map;
+            m_report.tradeOffs.push_back(t);
+            if (t.dropPoints <= m_options.maxDropPoints)
+                break;
+        }
+        if (m_report.tradeOffs.back().dropPoints > m_options.maxDropPoints)
+            m_report.warnings.push_back("--max-drop: no candidate met the drop; the last one (" +
+                                        std::to_string(m_report.tradeOffs.back().keptFloat) +
+                                        " layers float) is written");
+        return b;
+    }
+
+    std::set<std::string> withTop(std::size_t k) const {
+        std::set<std::string> floatLayers(m_keepFloat);
+        for (std::size_t i = 0; i < m_scores.size() && i < k; ++i)
+            floatLayers.insert(m_scores[i].second);
+        return floatLayers;
+    }
+
+    BuildResult rebuild(const std::set<std::string>& floatLayers) {
+        m_p = prepare(m_options.modelPath, m_options);
+        if (m_p.observed.size() != m_qparams.size())
+            throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
+        BuildResult b = build(m_p, m_qparams, m_options, floatLayers, false);
+        save(m_p.module, m_tmp, jsonText(reportJson(m_options, b, m_report.reduceRange)));
+        return b;
+    }
+
+    // Each layer's SQNR in a dump; a module called several times (the RPN head, once per
+    // level) scores by its worst call.
+    static std::unordered_map<std::string, double> sqnrOf(const std::string& dumpPath) {
+        std::unordered_map<std::string, double> sqnr;
+        const std::unique_ptr<DumpReader> opened = openDump(dumpPath); // --rank-from may be anyone's
+        for (const auto& l : opened->layers()) {
+            const std::string key = l.module.empty() ? l.name : l.module;
+            const auto it = sqnr.find(key);
+            sqnr[key] = it == sqnr.end() ? l.metrics.sqnrDb : std::min(it->second, l.metrics.sqnrDb);
+        }
+        return sqnr;
+    }
+
+    std::string compareWith(const std::string& quantizedModel, const std::string& stage) {
+        const std::string dump = partialPath(m_options.outPath) + ".rank.h5";
+        m_cleanup.paths.push_back(dump);
+        CompareOptions c;
+        c.originalPath = m_options.modelPath;
+        c.quantizedPath = quantizedModel;
+        c.images.assign(m_options.images.begin(),
+                        m_options.images.begin() +
+                            std::min<std::size_t>(m_options.images.size(), std::max(1, m_options.rankImages)));
+        c.outPath = dump;
+        c.preprocess = m_options.preprocess;
+        c.model = m_options.model;
+        compare(c, prefixed(m_progress, stage + " "));
+        return dump;
+    }
+
+    // The float and INT8 mAP@[.5:.95] of the model in `tmp` on the annotated set.
+    EvalReport evaluateTmp(const std::string& stage) {
+        EvalOptions e;
+        e.originalPath = m_options.modelPath;
+        e.quantizedPath = m_tmp;
+        e.annotationsPath = m_options.evalAnnotations;
+        e.imagesDir = m_options.evalImagesDir;
+        e.preprocess = m_options.preprocess;
+        e.model = m_options.model;
+        return evaluatePair(e, prefixed(m_progress, stage + ", "));
+    }
+
+    const QuantizeOptions& m_options;
+    const ProgressFn& m_progress;
+    Prepared& m_p;
+    const std::vector<QParams>& m_qparams;
+    const std::set<std::string>& m_keepFloat;
+    const std::string& m_tmp;
+    RemoveOnExit& m_cleanup;
+    QuantizeReport& m_report;
+    std::vector<std::pair<double, std::string>> m_scores;
+};
+
+// The written file must load and run before it takes the output's name.
+void checkAndCommit(const QuantizeOptions& options, const ProgressFn& progress, const Prepared& p,
+                    const std::string& tmp, QuantizeReport& report) {
     reportProgress(progress, {"check", 0, 1, tmp});
     torch::jit::Module written = ts::loadModule(tmp);
     torch::jit::Module original = ts::loadModule(options.modelPath);
@@ -1203,6 +1256,43 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     reportProgress(progress, {"check", 1, 1, tmp});
     commitFile(tmp, options.outPath);
     report.outputFileBytes = fileSize(options.outPath);
+}
+
+} // namespace
+
+QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progress) {
+    const auto t0 = Clock::now();
+    checkRequest(options);
+    QuantizeReport report;
+    report.outPath = options.outPath;
+    configureRuntime(options.model);
+
+    Prepared p = prepare(options.modelPath, options);
+    report.originalFileBytes = fileSize(options.modelPath);
+    checkLayerNames(p, options, report);
+    report.observedValues = static_cast<int>(p.observed.size());
+    const std::vector<QParams> qparams = calibrateRanges(p, options, progress, report);
+
+    RemoveOnExit cleanup;
+    const std::set<std::string> keepFloat(options.keepFloat.begin(), options.keepFloat.end());
+    const std::string tmp = partialPath(options.outPath);
+    cleanup.paths.push_back(tmp);
+    const bool mixed = (options.keepFloatCount > 0 || options.maxDropPoints >= 0) && !options.foldOnly;
+    BuildResult b;
+    if (mixed) {
+        b = MixedPrecision(options, progress, p, qparams, keepFloat, tmp, cleanup, report).run();
+    } else {
+        b = build(p, qparams, options, keepFloat, options.foldOnly);
+        save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
+    }
+    report.layers = b.layers;
+    report.quantizedAdds = b.quantizedAdds;
+    for (const auto& l : report.layers)
+        (l.quantizedOp.empty() ? report.floatLayers : report.quantizedLayers)++;
+    if (!options.foldOnly && report.quantizedLayers == 0)
+        throw Error(ErrorKind::Input, options.modelPath + ": no layer could be quantized (see the warnings)");
+
+    checkAndCommit(options, progress, p, tmp, report);
     report.totalSeconds = secondsSince(t0);
     return report;
 }
