@@ -16,6 +16,7 @@ after the convolution: -0.95 dB against 34 dB for its neighbour.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -218,9 +219,12 @@ class Epilogues(unittest.TestCase):
             act = acts[layer]
             names = {"relu6": ("relu6", "hardtanh")}.get(act, (act,))
             # the tap sits after the activation on both sides; the quantized side may have
-            # it fused into the convolution (relu) or run it after a dequantize
-            self.assertTrue(eo.startswith("batch_norm") and any(n in eo for n in names), (layer, eo))
-            self.assertTrue((act == "relu" and eq == "") or any(n in eq for n in names), (layer, eq))
+            # it fused into the convolution (relu) or run it after a dequantize. Whole op
+            # names: "relu" must not pass for leaky_relu or relu6, nor "elu" for gelu.
+            def ops_of(epilogue):
+                return {t.rstrip("_") for t in re.split(r"[+:]", epilogue) if t}
+            self.assertTrue(eo.startswith("batch_norm") and ops_of(eo) & set(names), (layer, eo))
+            self.assertTrue((act == "relu" and eq == "") or ops_of(eq) & set(names), (layer, eq))
 
     def test_our_quantizer(self):
         for reduce_range in ("on", "off"):
