@@ -33,6 +33,7 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
         s->setRange(-1e9, 1e9);
         s->setDecimals(4);
         s->setEnabled(false);
+        s->setMaximumWidth(120); // the ±1e9 range would size it for ten digits
     }
     m_scale = new QComboBox;
     m_scale->addItems({tr("Linear"), tr("Log")});
@@ -40,10 +41,15 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
     m_rangeNote = new QLabel;
     m_rangeNote->setObjectName(QStringLiteral("rangeNote"));
     m_rangeNote->setStyleSheet(QStringLiteral("color: #a05a00"));
-    for (QWidget* w : std::initializer_list<QWidget*>{m_image, m_channelMode, m_channel, m_rangeMode, m_min, m_max,
-                                                      m_scale, m_overlay, m_rangeNote})
+    // two rows, so that the maps' side fits next to a readable layer list at 1280x720:
+    // what is shown (image, channels, overlay), then how it is coloured (range, scale)
+    for (QWidget* w : std::initializer_list<QWidget*>{m_image, m_channelMode, m_channel, m_overlay})
         controls->addWidget(w);
     controls->addStretch();
+    auto* colourControls = new QHBoxLayout;
+    for (QWidget* w : std::initializer_list<QWidget*>{m_rangeMode, m_min, m_max, m_scale, m_rangeNote})
+        colourControls->addWidget(w);
+    colourControls->addStretch();
 
     auto* grid = new QGridLayout;
     const QString titles[4] = {tr("Original"), tr("Quantized"), tr("|Quantized − original|"),
@@ -52,7 +58,7 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
         m_plots[i] = new HeatmapPlot;
         m_plots[i]->setTitle(titles[i]);
         m_plots[i]->setGradient(QCPColorGradient(i < 2 ? QCPColorGradient::gpSpectrum : QCPColorGradient::gpThermal));
-        m_plots[i]->setMinimumSize(240, 200);
+        m_plots[i]->setMinimumSize(240, 150);
         grid->addWidget(m_plots[i], i / 2, i % 2);
         connect(m_plots[i], &HeatmapPlot::cellHovered, this, &LayerView::hover);
         connect(m_plots[i], &HeatmapPlot::hoverLeft, this, [this] { emit readout(QString()); });
@@ -73,7 +79,7 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
     }
 
     m_channels = new QCustomPlot;
-    m_channels->setMinimumHeight(140);
+    m_channels->setMinimumHeight(110);
     m_channels->setMaximumHeight(200);
     m_channels->xAxis->setLabel(tr("channel"));
     QSharedPointer<QCPAxisTickerFixed> integerTicks(new QCPAxisTickerFixed);
@@ -99,6 +105,7 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
 
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(controls);
+    layout->addLayout(colourControls);
     layout->addLayout(grid, 1);
     layout->addLayout(chartRow);
     layout->addWidget(m_status);

@@ -26,6 +26,7 @@
 #include <QMimeData>
 #include <QProcess>
 #include <QProgressDialog>
+#include <QScreen>
 #include <QSettings>
 #include <QSortFilterProxyModel>
 #include <QSpinBox>
@@ -36,6 +37,7 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <algorithm>
 #include <cmath>
 
 namespace qs {
@@ -110,7 +112,6 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     split->addWidget(m_tabs);
     split->setStretchFactor(0, 2);
     split->setStretchFactor(1, 3);
-    split->setSizes({520, 920});
     setCentralWidget(split);
 
     m_readout = new QLabel;
@@ -125,9 +126,18 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     QSettings settings;
     restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray());
     restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
-    split->restoreState(settings.value(QStringLiteral("window/splitter")).toByteArray());
-    if (!settings.contains(QStringLiteral("window/geometry")))
-        resize(1400, 900);
+    const bool splitRestored = split->restoreState(settings.value(QStringLiteral("window/splitter")).toByteArray());
+    if (!settings.contains(QStringLiteral("window/geometry"))) {
+        // a first start: 1400x900, or 95 % of a smaller screen (a 1280x720 laptop)
+        const QRect screen = this->screen() ? this->screen()->availableGeometry() : QRect(0, 0, 1400, 900);
+        resize(QSize(1400, 900)
+                   .boundedTo(QSize(screen.width() * 95 / 100, screen.height() * 95 / 100))
+                   .expandedTo(minimumSizeHint()));
+    }
+    if (!splitRestored) { // the layer list gets room for whole names (~30 %, at least 380 px)
+        const int left = std::max(380, width() * 3 / 10);
+        split->setSizes({left, std::max(1, width() - left)});
+    }
 }
 
 MainWindow::~MainWindow() { qApp->removeEventFilter(this); }

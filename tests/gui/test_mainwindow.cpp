@@ -627,6 +627,37 @@ private slots:
             QVERIFY2(std::fabs(r - 1.0) < 0.01, qPrintable(QString::number(r)));
     }
 
+    // usability: the window fits a 1280x720 screen, with readable layer names
+    void fitsA1280x720Screen() {
+        QSettings().remove(QStringLiteral("window")); // a first start: no saved geometry or splitter
+        MainWindow w;
+        w.resize(1280, 720);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.openDump(qEnvironmentVariable("QS_TEST_DETECTOR_DUMP")); // long layer names
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 20000);
+        const QSize min = w.minimumSizeHint();
+        qInfo("minimum size hint %dx%d, window %dx%d", min.width(), min.height(), w.width(), w.height());
+        QVERIFY2(min.width() <= 1280 && min.height() <= 720,
+                 qPrintable(QStringLiteral("minimum %1x%2").arg(min.width()).arg(min.height())));
+        QCOMPARE(w.size(), QSize(1280, 720));
+        // the layer list shows whole names: "backbone.fpn.layer_blocks.0.0" and the like
+        const int nameWidth = w.layerTable()->columnWidth(LayerTableModel::Name);
+        qInfo("layer name column %d px, table viewport %d px", nameWidth, w.layerTable()->viewport()->width());
+        const QFontMetrics metrics(w.layerTable()->font());
+        int longest = 0;
+        for (const auto& l : w.dump()->layers())
+            longest = std::max(longest, metrics.horizontalAdvance(QString::fromStdString(l.name)));
+        QVERIFY2(nameWidth >= longest, // no name cut short
+                 qPrintable(QStringLiteral("column %1 px, longest name %2 px").arg(nameWidth).arg(longest)));
+        QVERIFY2(w.layerTable()->viewport()->width() >= 300, // name and quantized op side by side
+                 qPrintable(QString::number(w.layerTable()->viewport()->width())));
+        // the four maps keep a usable size
+        for (QCustomPlot* p : w.layerView()->figures())
+            QVERIFY2(p->width() >= 240 && p->height() >= 150, qPrintable(QStringLiteral("%1x%2").arg(p->width()).arg(p->height())));
+    }
+
     void newComparisonRunsOnAWorker() {
         QTemporaryDir dir;
         const QString out = dir.filePath(QStringLiteral("fromgui.h5"));
