@@ -204,6 +204,13 @@ void HeatmapPlot::mouseMoveEvent(QMouseEvent* event) {
         emit hoverLeft();
 }
 
+void HeatmapPlot::mouseDoubleClickEvent(QMouseEvent* event) {
+    QCustomPlot::mouseDoubleClickEvent(event);
+    resetView();
+    replot();
+    emit viewReset();
+}
+
 void HeatmapPlot::leaveEvent(QEvent* event) {
     QCustomPlot::leaveEvent(event);
     emit hoverLeft();

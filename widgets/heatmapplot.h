@@ -40,10 +40,12 @@ public:
 
 signals:
     void cellHovered(int col, int row);
+    void viewReset(); // by a double-click: synchronised plots follow
     void hoverLeft();
 
 protected:
     void mouseMoveEvent(QMouseEvent* event) override;
+    void mouseDoubleClickEvent(QMouseEvent* event) override; // back to the whole map
     void leaveEvent(QEvent* event) override;
 
 private:

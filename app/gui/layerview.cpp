@@ -62,6 +62,12 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
         grid->addWidget(m_plots[i], i / 2, i % 2);
         connect(m_plots[i], &HeatmapPlot::cellHovered, this, &LayerView::hover);
         connect(m_plots[i], &HeatmapPlot::hoverLeft, this, [this] { emit readout(QString()); });
+        connect(m_plots[i], &HeatmapPlot::viewReset, this, [this] { // zoom reset: all four together
+            for (auto* p : m_plots) {
+                p->resetView();
+                p->replot();
+            }
+        });
         // synchronised zoom and pan: a range change on one plot's axis goes to the others'
         for (QCPAxis* QCustomPlot::*axis : {&QCustomPlot::xAxis, &QCustomPlot::yAxis})
             connect(m_plots[i]->*axis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,

@@ -35,6 +35,11 @@ OutputView::OutputView(QWidget* parent) : QWidget(parent) {
     m_plot->plotLayout()->insertRow(0);
     m_plot->plotLayout()->addElement(0, 0, new QCPTextElement(m_plot, tr("Output error"), QFont(font().family(), 10, QFont::Bold)));
     m_hex = new HexbinPlottable(m_plot->xAxis, m_plot->yAxis);
+    m_identity = new QCPItemStraightLine(m_plot);
+    m_identity->setObjectName(QStringLiteral("identity"));
+    m_identity->setPen(QPen(QColor(60, 60, 60), 1, Qt::DashLine));
+    m_identity->point1->setCoords(0, 0);
+    m_identity->point2->setCoords(1, 1);
     auto* scale = new QCPColorScale(m_plot);
     scale->axis()->setLabel(tr("count"));
     m_plot->plotLayout()->addElement(1, 1, scale);
@@ -121,6 +126,11 @@ void OutputView::present(const OutputSamples& samples) {
     m_hex->setBins(bins);
     m_plot->xAxis->setLabel(samples.xLabel);
     m_plot->yAxis->setLabel(error ? tr("quantized − original") : samples.yLabel);
+    // the reference a reader looks for: y = x (quantized equals original), or y = 0 for the
+    // error; IoU against score has none
+    const bool iou = static_cast<OutputQuantity>(m_quantity->currentData().toInt()) == OutputQuantity::IouVsScore;
+    m_identity->setVisible(!iou);
+    m_identity->point2->setCoords(1, error ? 0 : 1);
     m_plot->rescaleAxes();
     m_plot->replot();
     m_status->setText(samples.x.empty() ? tr("No output pairs in this dump")

@@ -16,6 +16,8 @@ class QSpinBox;
 class QLabel;
 class QCustomPlot;
 
+class QCPItemStraightLine;
+
 namespace qs {
 
 class HexbinPlottable;
@@ -42,6 +44,7 @@ private:
     QLabel* m_status = nullptr;
     QCustomPlot* m_plot = nullptr;
     HexbinPlottable* m_hex = nullptr;
+    QCPItemStraightLine* m_identity = nullptr; // y = x: where unchanged outputs lie
     QFutureWatcher<OutputSamples> m_watcher;
 };
 

@@ -241,6 +241,34 @@ private slots:
             QCOMPARE(plot->yAxis->range().lower, 1.0);
             QCOMPARE(plot->yAxis->range().upper, 4.0);
         }
+        // a double-click on any map shows every map whole again
+        auto* heat = qobject_cast<HeatmapPlot*>(plots[3]);
+        QVERIFY(heat);
+        QTest::mouseDClick(heat, Qt::LeftButton, Qt::NoModifier, heat->axisRect()->rect().center());
+        for (QCustomPlot* plot : plots) {
+            auto* h = qobject_cast<HeatmapPlot*>(plot);
+            QVERIFY2(plot->xAxis->range().lower <= -0.5 && plot->xAxis->range().upper >= h->matrixWidth() - 0.5 &&
+                         plot->yAxis->range().lower <= -0.5 && plot->yAxis->range().upper >= h->matrixHeight() - 0.5,
+                     qPrintable(QStringLiteral("x %1..%2, y %3..%4").arg(plot->xAxis->range().lower).arg(plot->xAxis->range().upper)
+                                    .arg(plot->yAxis->range().lower).arg(plot->yAxis->range().upper)));
+        }
+    }
+
+    void outputErrorDrawsTheLineOfNoChange() {
+        MainWindow w;
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 10000);
+        QCPItemStraightLine* identity = nullptr;
+        for (QCustomPlot* p : w.findChildren<QCustomPlot*>())
+            for (int i = 0; i < p->itemCount(); ++i)
+                if (p->item(i)->objectName() == QStringLiteral("identity"))
+                    identity = qobject_cast<QCPItemStraightLine*>(p->item(i));
+        QVERIFY(identity);
+        QVERIFY(identity->visible());
+        QCOMPARE(identity->point1->coords(), QPointF(0, 0));
+        QCOMPARE(identity->point2->coords(), QPointF(1, 1)); // y = x
     }
 
     void detectionsTabListsTheMatches() {
