@@ -121,19 +121,7 @@ void DumpReader::validateLayers() {
             const std::string image = layout::child(layout::kInputs, i) + "/" + layout::kImage;
             if (!h5::exists(root, image.substr(1)))
                 throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + " has no image");
-            H5::DataSet ds = m_file->openDataSet(image);
-            const auto d = h5::dims(ds);
-            if (d.size() != 3 || d[2] != 3 || d[0] == 0 || d[1] == 0 || d[0] > 65536 || d[1] > 65536)
-                throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + ": image has shape " +
-                                                  h5::dimsText(d) + " but [H, W, 3] is expected");
-            if (ds.getTypeClass() != H5T_INTEGER || ds.getDataType().getSize() != 1)
-                throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + ": image is not 8-bit");
-            try {
-                h5::checkStorage(ds, d[0] * d[1] * 3);
-            } catch (const H5::Exception& e) {
-                throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + ": image: " +
-                                                  h5::describe(e));
-            }
+            checkInputImage(m_file->openDataSet(image), m_path + ": input " + layout::indexName(i));
         }
 }
 

@@ -403,6 +403,20 @@ Metrics readMetrics(const H5::H5Object& obj) {
     return m;
 }
 
+std::vector<hsize_t> checkInputImage(const H5::DataSet& ds, const std::string& where) {
+    const auto d = h5::dims(ds);
+    if (d.size() != 3 || d[2] != 3 || d[0] == 0 || d[1] == 0 || d[0] > 65536 || d[1] > 65536)
+        throw Error(ErrorKind::Input, where + ": image has shape " + h5::dimsText(d) + " but [H, W, 3] is expected");
+    if (ds.getTypeClass() != H5T_INTEGER || ds.getDataType().getSize() != 1)
+        throw Error(ErrorKind::Input, where + ": image is not 8-bit");
+    try {
+        h5::checkStorage(ds, d[0] * d[1] * 3);
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, where + ": image: " + h5::describe(e));
+    }
+    return d;
+}
+
 InputImage readInput(const H5::H5File& file, const std::string& path, int image) {
     const std::string group = layout::child(layout::kInputs, image);
     const std::string where = path + ": input " + layout::indexName(image);
@@ -412,11 +426,7 @@ InputImage readInput(const H5::H5File& file, const std::string& path, int image)
     InputImage img;
     img.source = h5::stringAttr(g, kSource);
     H5::DataSet ds = g.openDataSet(layout::kImage);
-    const auto d = h5::dims(ds);
-    if (d.size() != 3 || d[2] != 3 || d[0] == 0 || d[1] == 0 || d[0] > 65536 || d[1] > 65536)
-        throw Error(ErrorKind::Input, where + ": image has shape " + h5::dimsText(d) + " but [H, W, 3] is expected");
-    if (ds.getTypeClass() != H5T_INTEGER || ds.getDataType().getSize() != 1)
-        throw Error(ErrorKind::Input, where + ": image is not 8-bit");
+    const auto d = checkInputImage(ds, where);
     img.height = static_cast<int>(d[0]);
     img.width = static_cast<int>(d[1]);
     img.rgb.resize(d[0] * d[1] * 3);

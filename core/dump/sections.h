@@ -129,6 +129,9 @@ LayerSummary readLayer(const H5::Group& layer, int index);
 // "module#call" of an activation dataset (as /unmatched lists them).
 std::string readActivationName(const H5::DataSet& dataset);
 InputImage readInput(const H5::H5File& file, const std::string& path, int image);
+// An input image dataset's [H, W, 3] extent, after checking shape, 8-bit type and storage;
+// Error(Input) prefixed with `where` otherwise. Reads no pixels.
+std::vector<hsize_t> checkInputImage(const H5::DataSet& dataset, const std::string& where);
 OutputPair readOutputs(const H5::H5File& file, const std::string& path, int image); // empty when absent
 ModelSummary readModel(const H5::H5File& file, Side side);                         // empty when absent
 BenchData readBench(const H5::H5File& file, const std::string& path);
