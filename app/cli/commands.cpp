@@ -200,9 +200,23 @@ void addCompare(CLI::App& app, CompareArgs& a) {
     c->add_option("--tap-at", a.tapAt, "block: after the conv's batch norm and activation (default), "
                                        "output: the conv's own output")
         ->check(CLI::IsMember({"block", "output"}));
+    c->add_option("--decode", a.decode, "How outputs are stored: auto (torchvision dicts as detections; a raw "
+                                        "tensor with a YOLO layout decoded, other raw tensors kept), none, "
+                                        "torchvision, yolov5, yolov8")
+        ->check(CLI::IsMember({"auto", "none", "torchvision", "yolov5", "yolov8"}));
+    c->add_option("--conf", a.conf, "YOLO: minimum box score kept (default 0.05, as torchvision detectors)");
+    c->add_option("--nms-iou", a.nmsIou, "YOLO: IoU above which NMS drops a box (default 0.6)");
     addPreprocessOptions(c, a.size, a.mean, a.std, a.bgr);
     c->add_flag("--quiet", a.quiet, "No progress output");
     c->add_flag("--json", a.json, "Print the summary as JSON on stdout");
+}
+
+DecodeKind parseDecode(const std::string& text) {
+    return text == "none"          ? DecodeKind::None
+           : text == "torchvision" ? DecodeKind::Torchvision
+           : text == "yolov5"      ? DecodeKind::YoloV5
+           : text == "yolov8"      ? DecodeKind::YoloV8
+                                   : DecodeKind::Auto;
 }
 
 int runCompare(const CompareArgs& a) {
@@ -233,6 +247,9 @@ int runCompare(const CompareArgs& a) {
     o.model.tapPoint = a.tapAt == "output" ? TapPoint::Output : TapPoint::Block;
     o.layerGlobs = a.layers;
     o.gzip = a.gzip;
+    o.decode = parseDecode(a.decode);
+    o.yolo.confidence = a.conf;
+    o.yolo.nmsIou = a.nmsIou;
 
     const CompareSummary s =
         writingWithProgress(a.quiet, a.out, [&](const ProgressFn& progress) { return compare(o, progress); });
@@ -266,6 +283,31 @@ int runCompare(const CompareArgs& a) {
     return 0;
 }
 
+const std::pair<const char*, double Metrics::*> kImageMetricFields[] = {
+    {"sqnr_db", &Metrics::sqnrDb}, {"mse", &Metrics::mse},         {"max_abs", &Metrics::maxAbs},
+    {"mean_abs", &Metrics::meanAbs}, {"rel_err", &Metrics::relErr}, {"cosine", &Metrics::cosine}};
+
+// The images with the lowest mean SQNR over layers, when the dump has several.
+void printWorstImages(const DumpReader& dump, std::size_t top) {
+    const ImageMetrics& im = dump.imageMetrics();
+    if (im.images < 2)
+        return;
+    std::vector<ImageSummary> images;
+    for (int i = 0; i < im.images; ++i)
+        images.push_back(summarizeImage(im, i));
+    std::stable_sort(images.begin(), images.end(),
+                     [](const ImageSummary& a, const ImageSummary& b) { return a.meanSqnrDb < b.meanSqnrDb; });
+    if (images.size() > top)
+        images.resize(top);
+    std::printf("worst images (mean SQNR over layers; worst layer):\n");
+    for (const auto& s : images) {
+        const std::string& source = dump.source(s.image);
+        std::printf("  %4d  %-32s %8.2f dB  %8.2f dB at %s\n", s.image,
+                    (source.empty() ? "image " + std::to_string(s.image) : source).c_str(), s.meanSqnrDb,
+                    s.minSqnrDb, s.worstLayer >= 0 ? dump.layers()[static_cast<std::size_t>(s.worstLayer)].name.c_str() : "-");
+    }
+}
+
 void addInspect(CLI::App& app, InspectArgs& a) {
     CLI::App* c = app.add_subcommand("inspect", "Print the layer table of a dump, worst layers first");
     c->add_option("dump", a.dump, "Dump file written by compare")->required();
@@ -295,6 +337,24 @@ int runInspect(const InspectArgs& a) {
         nlohmann::json rows = nlohmann::json::array();
         for (const auto& l : layers)
             rows.push_back(layerJson(l));
+        nlohmann::json perImage = nlohmann::json::array(); // [N] objects, each with [L] per metric
+        const ImageMetrics& im = dump.imageMetrics();
+        for (int i = 0; i < im.images; ++i) {
+            const ImageSummary s = summarizeImage(im, i);
+            nlohmann::json metrics = nlohmann::json::object();
+            for (const auto& [key, field] : kImageMetricFields) {
+                nlohmann::json values = nlohmann::json::array();
+                for (int k = 0; k < im.layers; ++k)
+                    values.push_back(number(im.at(i, k).*field));
+                metrics[key] = values;
+            }
+            perImage.push_back({{"index", i},
+                                {"source", dump.source(i)},
+                                {"sqnr_db_mean", number(s.meanSqnrDb)},
+                                {"sqnr_db_min", number(s.minSqnrDb)},
+                                {"worst_layer", s.worstLayer >= 0 ? dump.layers()[static_cast<std::size_t>(s.worstLayer)].name : ""},
+                                {"layers", metrics}});
+        }
         nlohmann::json j = {{"dump", a.dump},
                             {"format_version", dump.version()},
                             {"created", dump.created()},
@@ -305,6 +365,7 @@ int runInspect(const InspectArgs& a) {
                             {"sort", a.sort},
                             {"models", models},
                             {"layers", rows},
+                            {"per_image", perImage},
                             {"unmatched", {{"original", unmatchedO}, {"quantized", unmatchedQ}}}};
         std::cout << jsonText(j, 2) << "\n";
         return 0;
@@ -319,6 +380,7 @@ int runInspect(const InspectArgs& a) {
                     static_cast<double>(m.parameterBytes) / 1e6, static_cast<long long>(m.tappedCalls));
     }
     printTable(layers);
+    printWorstImages(dump, 5);
     if (dump.hasEval()) {
         const EvalData e = dump.eval();
         std::printf("accuracy (%d images): mAP@[.5:.95] %.2f -> %.2f, mAP@.5 %.2f -> %.2f; per image %+.2f +/- %.2f points\n",
@@ -373,10 +435,7 @@ int runEval(const EvalArgs& a) {
     o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
     o.model.threads = a.threads;
     o.model.engine = a.engine;
-    o.decode = a.decode == "torchvision" ? DecodeKind::Torchvision
-               : a.decode == "yolov5"    ? DecodeKind::YoloV5
-               : a.decode == "yolov8"    ? DecodeKind::YoloV8
-                                         : DecodeKind::Auto;
+    o.decode = parseDecode(a.decode);
     o.yolo.confidence = a.conf;
     o.yolo.nmsIou = a.nmsIou;
     o.saveDetectionsDir = a.saveDetections;

@@ -12,8 +12,10 @@ struct CompareArgs {
     std::string original, quantized, out, imagesDir;
     std::vector<std::string> images, layers;
     std::string dtype = "f16", size, mean, std, engine = "onednn", ops = "conv", tapAt = "block";
+    std::string decode = "auto";
     bool bgr = false, quiet = false, json = false;
     int threads = 0, gzip = 0;
+    float conf = 0.05f, nmsIou = 0.6f;
 };
 void addCompare(CLI::App& app, CompareArgs& args);
 int runCompare(const CompareArgs& args);

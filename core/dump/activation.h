@@ -23,6 +23,7 @@ struct Activation {
     std::shared_ptr<const void> data; // contiguous, row-major, `type` elements
     double scale = std::nan("");      // quantization scale of the op output, when per-tensor
     std::int64_t zeroPoint = 0;
+    std::int64_t quantMin = 0, quantMax = 255; // the integer range of its type (quint8: 0..255)
 
     std::int64_t numel() const {
         std::int64_t n = 1;

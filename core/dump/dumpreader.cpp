@@ -100,6 +100,10 @@ void DumpReader::validateLayers() {
                                                   ", which has no spatial map");
             checkDataset(g, name, {images, full[2], full[3]}, where, shape);
         }
+        for (std::int64_t from : layer.inputs)
+            if (from < 0 || from >= static_cast<std::int64_t>(m_layers.size()) || from == layer.index)
+                throw Error(ErrorKind::Input, where + ": its inputs name layer " + std::to_string(from) +
+                                                  ", which is not another layer of the dump");
         if (h5::exists(g, layout::kChannels)) {
             H5::Group ch = g.openGroup(layout::kChannels);
             for (const auto& metric : memberNames(ch))
@@ -122,6 +126,7 @@ void DumpReader::validateLayers() {
             if (!h5::exists(root, image.substr(1)))
                 throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + " has no image");
             checkInputImage(m_file->openDataSet(image), m_path + ": input " + layout::indexName(i));
+            m_sources.push_back(readInputSource(*m_file, i));
         }
 }
 
@@ -174,6 +179,7 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
             m_layers.push_back(readLayer(layers.openGroup(name), static_cast<int>(k)));
         }
         validateLayers();
+        m_imageMetrics = readImageMetrics(*m_file, path, m_images, static_cast<int>(m_layers.size()));
     } catch (const Error&) {
         throw;
     } catch (const H5::Exception& e) {
@@ -267,6 +273,21 @@ std::vector<float> DumpReader::channelMetric(int layer, const std::string& metri
     }
 }
 
+const std::string& DumpReader::source(int image) const {
+    static const std::string none;
+    return image >= 0 && static_cast<std::size_t>(image) < m_sources.size() ? m_sources[static_cast<std::size_t>(image)]
+                                                                          : none;
+}
+
+Histogram DumpReader::histogram(int layer) const {
+    h5::Lock lock(h5::libraryMutex());
+    try {
+        return readHistogram(m_file->openGroup(layerGroup(layer)), layerWhere(layer));
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Input, layerWhere(layer) + ": cannot read its histogram (" + h5::describe(e) + ")");
+    }
+}
+
 InputImage DumpReader::input(int image) const {
     h5::Lock lock(h5::libraryMutex());
     try {
@@ -328,6 +349,7 @@ void DumpReader::readAllMetadata() const {
                 if (attr.getTypeClass() == H5T_STRING)
                     h5::stringAttr(g, attr.getName());
             }
+            readHistogram(g, layerWhere(layer));
         } catch (const H5::Exception& e) {
             throw Error(ErrorKind::Input, m_path + ": layer " + layout::indexName(layer) + " (" +
                                               h5::describe(e) + ")");

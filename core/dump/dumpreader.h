@@ -50,7 +50,14 @@ public:
     std::vector<float> meanMap(int layer, Side side, int image) const;
     // A per-channel metric of a layer ("sqnr_db", "mse", "max_abs", ...), [C].
     std::vector<float> channelMetric(int layer, const std::string& metric) const;
+    // Every layer's metrics on every image ([N, L]); empty for dumps made before they were
+    // recorded. Read and checked when the dump opens.
+    const ImageMetrics& imageMetrics() const { return m_imageMetrics; }
+    // A layer's value histogram over all images (both sides); empty when it has none.
+    Histogram histogram(int layer) const;
     InputImage input(int image) const;
+    // The file each image came from ("" for dumps without inputs), read when opening.
+    const std::string& source(int image) const;
     OutputPair outputs(int image) const;
     bool hasBench() const;
     bool hasEval() const;
@@ -73,6 +80,8 @@ private:
     int m_images = 0;
     std::string m_dtype, m_created, m_producer;
     std::vector<LayerSummary> m_layers;
+    ImageMetrics m_imageMetrics;
+    std::vector<std::string> m_sources;
     ModelSummary m_models[2];
 };
 

@@ -212,7 +212,7 @@ void DumpWriter::pushChecked(Activation a) {
     if (m_check)
         m_check();
     const int seq = static_cast<int>(m_records.size());
-    TapRecord record{a.module, a.call, a.op, {}};
+    TapRecord record{a.module, a.call, a.op, {}, a.site};
     if (!a.shape.empty())
         record.shape.assign(a.shape.begin() + 1, a.shape.end());
     if (m_image > 0) { // later images must repeat the first image's layers exactly
@@ -287,6 +287,14 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
             datasets.resize(static_cast<std::size_t>(seq) + 1);
         datasets[static_cast<std::size_t>(seq)] = ds;
     }
+    auto& ranges = m_ranges[static_cast<int>(side)];
+    if (static_cast<int>(ranges.size()) <= seq)
+        ranges.resize(static_cast<std::size_t>(seq) + 1);
+    const auto n = static_cast<std::size_t>(a.numel());
+    if (half)
+        ranges[static_cast<std::size_t>(seq)].add(static_cast<const std::uint16_t*>(a.data.get()), n);
+    else
+        ranges[static_cast<std::size_t>(seq)].add(static_cast<const float*>(a.data.get()), n);
     ensureRoom(m_tempPath, a.bytes());
     H5::DataSet& ds = datasets.at(static_cast<std::size_t>(seq));
     H5::DataSpace fileSpace = ds.getSpace();
@@ -348,6 +356,12 @@ void DumpWriter::placeLayers(const std::vector<LayerPair>& pairs, const std::vec
         }
         H5Ldelete(file.getId(), layout::kStaging, H5P_DEFAULT);
     });
+}
+
+ValueRange DumpWriter::valueRange(Side side, int seq) const {
+    const auto& ranges = m_ranges[static_cast<int>(side)];
+    return seq >= 0 && static_cast<std::size_t>(seq) < ranges.size() ? ranges[static_cast<std::size_t>(seq)]
+                                                                     : ValueRange{};
 }
 
 void DumpWriter::commit() {

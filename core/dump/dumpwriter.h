@@ -8,6 +8,7 @@
 #include "activation.h"
 #include "layout.h"
 #include "matching.h"
+#include "sections.h"
 
 #include <H5Cpp.h>
 
@@ -57,6 +58,10 @@ public:
     void placeLayers(const std::vector<LayerPair>& kept, const std::vector<std::string>& names,
                      const std::vector<LayerPair>& dropped);
 
+    // The smallest and largest finite value written for activation `seq` (execution order
+    // on image 0) of one side, over all images so far. Call after drain().
+    ValueRange valueRange(Side side, int seq) const;
+
     // The file, for the caller's own reads and writes once drain() has returned.
     H5::H5File& file() { return *m_file; }
 
@@ -93,6 +98,7 @@ private:
 
     // writer thread state
     std::vector<H5::DataSet> m_datasets[2]; // by seq
+    std::vector<ValueRange> m_ranges[2];     // by seq
     std::thread m_thread;
     mutable std::mutex m_mutex;
     std::condition_variable m_changed;

@@ -180,6 +180,11 @@ void writeFloats(H5::Group& group, const std::string& name, const std::vector<fl
     writeWhole(group, name, values.data(), values.size(), dims, H5::PredType::IEEE_F32LE, H5::PredType::NATIVE_FLOAT);
 }
 
+void writeDoubles(H5::Group& group, const std::string& name, const std::vector<double>& values,
+                  const std::vector<hsize_t>& dims) {
+    writeWhole(group, name, values.data(), values.size(), dims, H5::PredType::IEEE_F64LE, H5::PredType::NATIVE_DOUBLE);
+}
+
 void writeBytes(H5::Group& group, const std::string& name, const std::vector<std::uint8_t>& values,
                 const std::vector<hsize_t>& dims) {
     writeWhole(group, name, values.data(), values.size(), dims, H5::PredType::STD_U8LE, H5::PredType::NATIVE_UINT8);
@@ -280,6 +285,19 @@ std::vector<float> readFloats(const H5::DataSet& dataset) {
     std::vector<float> values(static_cast<std::size_t>(n > 0 ? n : 0));
     if (!values.empty())
         dataset.read(values.data(), H5::PredType::NATIVE_FLOAT);
+    return values;
+}
+
+std::vector<double> readDoubles(const H5::DataSet& dataset) {
+    const hssize_t n = dataset.getSpace().getSimpleExtentNpoints();
+    if (dataset.getTypeClass() != H5T_FLOAT && dataset.getTypeClass() != H5T_INTEGER)
+        throw DataError("readDoubles", "the dataset does not hold numbers");
+    if (static_cast<hsize_t>(n > 0 ? n : 0) > kMaxReadElements)
+        throw DataError("readDoubles", "the dataset is larger than any we write");
+    checkStorage(dataset, static_cast<hsize_t>(n > 0 ? n : 0));
+    std::vector<double> values(static_cast<std::size_t>(n > 0 ? n : 0));
+    if (!values.empty())
+        dataset.read(values.data(), H5::PredType::NATIVE_DOUBLE);
     return values;
 }
 

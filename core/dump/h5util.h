@@ -74,6 +74,8 @@ H5::DSetCreatPropList checksummed(const std::vector<hsize_t>& chunk);
 // Datasets written in one go (one checksummed chunk; empty ones have no chunk).
 void writeFloats(H5::Group& group, const std::string& name, const std::vector<float>& values,
                  const std::vector<hsize_t>& dims);
+void writeDoubles(H5::Group& group, const std::string& name, const std::vector<double>& values,
+                  const std::vector<hsize_t>& dims);
 void writeBytes(H5::Group& group, const std::string& name, const std::vector<std::uint8_t>& values,
                 const std::vector<hsize_t>& dims);
 void writeInts(H5::Group& group, const std::string& name, const std::vector<std::int64_t>& values);
@@ -82,6 +84,8 @@ void writeInts(H5::Group& group, const std::string& name, const std::vector<std:
 // dataset whose extent claims more elements than its file holds storage for, so a
 // damaged extent cannot make them allocate gigabytes.
 std::vector<float> readFloats(const H5::DataSet& dataset);
+// The whole of a numeric dataset as double (bounded as readFloats).
+std::vector<double> readDoubles(const H5::DataSet& dataset);
 // A 1-D integer dataset; Error(Input) naming `where` and `name` when missing or not 1-D.
 std::vector<std::int64_t> readInts(const H5::Group& group, const std::string& name, const std::string& where);
 std::vector<hsize_t> dims(const H5::DataSet& dataset);

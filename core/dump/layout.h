@@ -20,6 +20,7 @@ constexpr const char* kUnmatched = "/unmatched"; // /unmatched/<side>/<seq>
 constexpr const char* kStaging = "/staging";     // /staging/<side>/<seq>, image 0 before pairing
 constexpr const char* kBench = "/bench";
 constexpr const char* kEval = "/eval";
+constexpr const char* kImageMetrics = "/image_metrics"; // /image_metrics/<metric>: [N, L]
 
 // datasets of a layer group
 constexpr const char* kAbsDiff = "abs_diff";
@@ -27,6 +28,7 @@ constexpr const char* kRelDiff = "rel_diff";
 constexpr const char* kChannels = "channels";
 constexpr const char* kMatches = "matches";
 constexpr const char* kImage = "image";
+constexpr const char* kHistogram = "histogram"; // /layers/<k>/histogram/{original,quantized}
 
 // the per-image channel means of a layer: mean_original, mean_quantized
 inline std::string meanMap(const char* side) { return std::string("mean_") + side; }

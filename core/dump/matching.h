@@ -16,6 +16,7 @@ struct TapRecord {
     int call = 0;
     std::string op;
     std::vector<std::int64_t> shape; // without the batch dimension
+    int site = -1;                   // the tap site (Activation::site)
 };
 
 enum class MatchMethod { Path, OrderShape };

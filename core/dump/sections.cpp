@@ -3,7 +3,9 @@
 #include "detection.h"
 #include "error.h"
 #include "h5util.h"
+#include "halffloat.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -34,6 +36,8 @@ constexpr const char* kMatch = "match";
 constexpr const char* kEpilogue = "epilogue";
 constexpr const char* kScale = "scale";
 constexpr const char* kZeroPoint = "zero_point";
+constexpr const char* kQuantMin = "quant_min";
+constexpr const char* kQuantMax = "quant_max";
 // /layers/<k>
 constexpr const char* kModule = "module";
 constexpr const char* kCall = "call";
@@ -43,6 +47,10 @@ constexpr const char* kQuantizedOp = "quantized_op";
 constexpr const char* kShape = "shape";
 constexpr const char* kOriginalIndex = "original_index";
 constexpr const char* kQuantizedIndex = "quantized_index";
+constexpr const char* kInputs = "inputs";
+// /layers/<k>/histogram
+constexpr const char* kLow = "low";
+constexpr const char* kBinWidth = "bin_width";
 constexpr const char* kMetricNames[6] = {"sqnr_db", "mse", "max_abs", "mean_abs", "rel_err", "cosine"};
 // /models/<side>
 constexpr const char* kPath = "path";
@@ -163,6 +171,8 @@ void writeActivationAttributes(H5::DataSet& ds, const Activation& a) {
     if (!std::isnan(a.scale)) {
         h5::setAttr(ds, kScale, a.scale);
         h5::setAttr(ds, kZeroPoint, std::int64_t{a.zeroPoint});
+        h5::setAttr(ds, kQuantMin, std::int64_t{a.quantMin});
+        h5::setAttr(ds, kQuantMax, std::int64_t{a.quantMax});
     }
 }
 
@@ -212,6 +222,8 @@ void writeLayerRecord(H5::H5File& file, int layer, const LayerRecord& r) {
     h5::setAttr(g, kShape, r.shape);
     h5::setAttr(g, kOriginalIndex, std::int64_t{r.originalIndex});
     h5::setAttr(g, kQuantizedIndex, std::int64_t{r.quantizedIndex});
+    if (!r.inputs.empty())
+        h5::setAttr(g, kInputs, r.inputs);
 }
 
 void writeModel(H5::H5File& file, Side side, const ModelSummary& m) {
@@ -292,7 +304,8 @@ void writeEval(H5::H5File& file, const EvalData& e) {
     h5::setAttr(g, kCategoryNames, e.categoryNames);
 }
 
-void writeLayerMetrics(H5::H5File& file, int index, int images, int threads) {
+std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int index, int images, int threads,
+                                       const ValueRange& range) {
     H5::Group layer = file.openGroup(layout::child(layout::kLayers, index));
     H5::DataSet o = layer.openDataSet(toString(Side::Original));
     H5::DataSet q = layer.openDataSet(toString(Side::Quantized));
@@ -302,13 +315,33 @@ void writeLayerMetrics(H5::H5File& file, int index, int images, int threads) {
     for (std::size_t i = 2; i < dims.size(); ++i)
         plane *= dims[i];
     const bool maps4d = dims.size() == 4;
+    Histogram histogram;
+    if (!range.empty())
+        histogram = planHistogram(range, h5::doubleAttr(q, kScale, std::nan("")));
+    if (!histogram.empty() && h5::hasAttr(q, kScale)) {
+        histogram.zeroPoint = h5::intAttr(q, kZeroPoint, 0);
+        histogram.qmin = h5::intAttr(q, kQuantMin, 0);
+        histogram.qmax = h5::intAttr(q, kQuantMax, 255);
+    }
     std::vector<MetricsAccumulator> perChannel(channels);
+    std::vector<Metrics> perImage;
     std::vector<float> absMaps, relMaps, meanO, meanQ;
     for (int i = 0; i < images; ++i) {
         const std::vector<float> a = h5::readImageSlab(o, i);
         const std::vector<float> b = h5::readImageSlab(q, i);
         DiffMaps maps;
-        accumulateImage(a.data(), b.data(), channels, plane, perChannel, maps4d ? &maps : nullptr, threads);
+        std::vector<MetricsAccumulator> imageChannels(channels);
+        accumulateImage(a.data(), b.data(), channels, plane, imageChannels, maps4d ? &maps : nullptr, threads);
+        MetricsAccumulator image;
+        for (std::size_t c = 0; c < channels; ++c) {
+            perChannel[c].merge(imageChannels[c]);
+            image.merge(imageChannels[c]);
+        }
+        perImage.push_back(image.finish());
+        if (!histogram.empty()) {
+            histogram.add(Side::Original, a.data(), a.size());
+            histogram.add(Side::Quantized, b.data(), b.size());
+        }
         absMaps.insert(absMaps.end(), maps.absMean.begin(), maps.absMean.end());
         relMaps.insert(relMaps.end(), maps.relMean.begin(), maps.relMean.end());
         if (maps4d) { // channel means, so that viewers need not read whole activations
@@ -337,6 +370,111 @@ void writeLayerMetrics(H5::H5File& file, int index, int images, int threads) {
         h5::writeFloats(layer, layout::kRelDiff, relMaps, mapDims);
         h5::writeFloats(layer, layout::meanMap(toString(Side::Original)), meanO, mapDims);
         h5::writeFloats(layer, layout::meanMap(toString(Side::Quantized)), meanQ, mapDims);
+    }
+    if (!histogram.empty()) {
+        H5::Group hg = layer.createGroup(layout::kHistogram);
+        h5::setAttr(hg, kLow, histogram.low);
+        h5::setAttr(hg, kBinWidth, histogram.binWidth);
+        if (std::isfinite(histogram.scale)) {
+            h5::setAttr(hg, kScale, histogram.scale);
+            h5::setAttr(hg, kZeroPoint, histogram.zeroPoint);
+            h5::setAttr(hg, kQuantMin, histogram.qmin);
+            h5::setAttr(hg, kQuantMax, histogram.qmax);
+        }
+        for (Side side : {Side::Original, Side::Quantized})
+            h5::writeInts(hg, toString(side), histogram.counts[static_cast<int>(side)]);
+    }
+    return perImage;
+}
+
+void writeImageMetrics(H5::H5File& file, const std::vector<std::vector<Metrics>>& byLayer) {
+    if (byLayer.empty())
+        return;
+    const std::size_t layers = byLayer.size(), images = byLayer.front().size();
+    replaceGroup(file, layout::kImageMetrics);
+    H5::Group g = file.createGroup(layout::kImageMetrics);
+    for (int k = 0; k < 6; ++k) {
+        std::vector<double> values(images * layers);
+        for (std::size_t l = 0; l < layers; ++l)
+            for (std::size_t i = 0; i < images; ++i) {
+                const Metrics& m = byLayer[l].at(i);
+                const double v[6] = {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
+                values[i * layers + l] = v[k];
+            }
+        h5::writeDoubles(g, kMetricNames[k], values, {images, layers});
+    }
+}
+
+// ---- value ranges and histograms -----------------------------------------------------
+
+void ValueRange::add(const float* values, std::size_t n) {
+    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float v = values[i];
+        if (std::isfinite(v)) {
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+        }
+    }
+    if (lo <= hi) {
+        low = std::min(low, static_cast<double>(lo));
+        high = std::max(high, static_cast<double>(hi));
+    }
+}
+
+void ValueRange::add(const std::uint16_t* halfValues, std::size_t n) {
+    float buffer[4096];
+    for (std::size_t start = 0; start < n; start += 4096) {
+        const std::size_t count = std::min<std::size_t>(4096, n - start);
+        halfToFloat(halfValues + start, buffer, count);
+        add(buffer, count);
+    }
+}
+
+void ValueRange::merge(const ValueRange& other) {
+    low = std::min(low, other.low);
+    high = std::max(high, other.high);
+}
+
+Histogram planHistogram(const ValueRange& range, double scale) {
+    Histogram h;
+    const double lo = range.empty() ? 0 : range.low, hi = range.empty() ? 0 : range.high;
+    int bins = 256;
+    if (std::isfinite(scale) && scale > 0) {
+        const double first = std::floor(lo / scale), last = std::ceil(hi / scale);
+        const double levels = last - first + 1;
+        if (levels <= 2048) {
+            const int perLevel = std::max(1, std::min(16, static_cast<int>(1024 / levels)));
+            h.scale = scale;
+            h.binWidth = scale / perLevel;
+            h.low = first * scale - h.binWidth / 2; // level j * scale is the centre of a bin
+            bins = static_cast<int>(last - first) * perLevel + 1;
+        }
+    }
+    if (!std::isfinite(h.scale)) {
+        if (hi > lo) {
+            h.low = lo;
+            h.binWidth = (hi - lo) / bins;
+        } else {
+            h.low = lo - 0.5;
+            h.binWidth = 1.0 / bins;
+        }
+    }
+    for (auto& c : h.counts)
+        c.assign(static_cast<std::size_t>(bins), 0);
+    return h;
+}
+
+void Histogram::add(Side side, const float* values, std::size_t n) {
+    auto& c = counts[static_cast<int>(side)];
+    const long long last = static_cast<long long>(c.size()) - 1;
+    const double inverse = 1.0 / binWidth;
+    for (std::size_t i = 0; i < n; ++i) {
+        const double v = values[i];
+        if (!std::isfinite(v))
+            continue;
+        const long long b = static_cast<long long>(std::floor((v - low) * inverse));
+        ++c[static_cast<std::size_t>(std::clamp(b, 0LL, last))];
     }
 }
 
@@ -379,6 +517,8 @@ LayerSummary readLayer(const H5::Group& g, int index) {
     s.quantizedOp = h5::stringAttr(g, kQuantizedOp);
     s.match = h5::stringAttr(g, kMatch);
     s.shape = h5::intsAttr(g, kShape);
+    if (h5::hasAttr(g, kInputs))
+        s.inputs = h5::intsAttr(g, kInputs);
     s.metrics = readMetrics(g);
     return s;
 }
@@ -403,6 +543,67 @@ Metrics readMetrics(const H5::H5Object& obj) {
     return m;
 }
 
+ImageMetrics readImageMetrics(const H5::H5File& file, const std::string& path, int images, int layers) {
+    ImageMetrics r;
+    if (H5Lexists(file.getId(), layout::kImageMetrics + 1, H5P_DEFAULT) <= 0)
+        return r;
+    const std::string where = path + ": " + layout::kImageMetrics;
+    H5::Group g = file.openGroup(layout::kImageMetrics);
+    r.images = images;
+    r.layers = layers;
+    r.values.resize(static_cast<std::size_t>(images) * static_cast<std::size_t>(layers));
+    for (int k = 0; k < 6; ++k) {
+        if (!h5::exists(g, kMetricNames[k]))
+            throw Error(ErrorKind::Input, where + ": " + kMetricNames[k] + " is missing");
+        H5::DataSet ds = g.openDataSet(kMetricNames[k]);
+        const auto d = h5::dims(ds);
+        if (d.size() != 2 || d[0] != static_cast<hsize_t>(images) || d[1] != static_cast<hsize_t>(layers))
+            throw Error(ErrorKind::Input, where + ": " + kMetricNames[k] + " has shape " + h5::dimsText(d) +
+                                              " but [" + std::to_string(images) + "x" + std::to_string(layers) +
+                                              "] (images x layers) is expected");
+        const std::vector<double> v = h5::readDoubles(ds);
+        for (std::size_t j = 0; j < v.size(); ++j) {
+            Metrics& m = r.values[j];
+            double* fields[6] = {&m.sqnrDb, &m.mse, &m.maxAbs, &m.meanAbs, &m.relErr, &m.cosine};
+            *fields[k] = v[j];
+        }
+    }
+    return r;
+}
+
+Histogram readHistogram(const H5::Group& layer, const std::string& where) {
+    Histogram h;
+    if (!h5::exists(layer, layout::kHistogram))
+        return h;
+    H5::Group g = layer.openGroup(layout::kHistogram);
+    const std::string at = where + ": histogram";
+    h.low = h5::doubleAttr(g, kLow, std::nan(""));
+    h.binWidth = h5::doubleAttr(g, kBinWidth, std::nan(""));
+    if (!std::isfinite(h.low) || !std::isfinite(h.binWidth) || h.binWidth <= 0)
+        throw Error(ErrorKind::Input, at + ": low and bin_width must be finite numbers, bin_width > 0");
+    if (h5::hasAttr(g, kScale)) {
+        h.scale = h5::doubleAttr(g, kScale, std::nan(""));
+        h.zeroPoint = h5::intAttr(g, kZeroPoint, 0);
+        h.qmin = h5::intAttr(g, kQuantMin, 0);
+        h.qmax = h5::intAttr(g, kQuantMax, 255);
+        if (!std::isfinite(h.scale) || h.scale <= 0 || h.qmin > h.qmax)
+            throw Error(ErrorKind::Input, at + ": its quantization grid (scale, quant_min, quant_max) is not valid");
+    }
+    for (Side side : {Side::Original, Side::Quantized}) {
+        auto& c = h.counts[static_cast<int>(side)];
+        c = h5::readInts(g, toString(side), at);
+        if (c.empty() || c.size() > 65536)
+            throw Error(ErrorKind::Input, at + ": " + toString(side) + " has " + std::to_string(c.size()) +
+                                              " bins (1 to 65536 expected)");
+        for (auto v : c)
+            if (v < 0)
+                throw Error(ErrorKind::Input, at + ": " + toString(side) + " has a negative count");
+    }
+    if (h.counts[0].size() != h.counts[1].size())
+        throw Error(ErrorKind::Input, at + ": the two sides have different numbers of bins");
+    return h;
+}
+
 std::vector<hsize_t> checkInputImage(const H5::DataSet& ds, const std::string& where) {
     const auto d = h5::dims(ds);
     if (d.size() != 3 || d[2] != 3 || d[0] == 0 || d[1] == 0 || d[0] > 65536 || d[1] > 65536)
@@ -415,6 +616,33 @@ std::vector<hsize_t> checkInputImage(const H5::DataSet& ds, const std::string& w
         throw Error(ErrorKind::Input, where + ": image: " + h5::describe(e));
     }
     return d;
+}
+
+std::string readInputSource(const H5::H5File& file, int image) {
+    return h5::stringAttr(file.openGroup(layout::child(layout::kInputs, image)), kSource);
+}
+
+ImageSummary summarizeImage(const ImageMetrics& metrics, int image) {
+    ImageSummary s;
+    s.image = image;
+    double sum = 0;
+    int finite = 0;
+    s.minSqnrDb = std::numeric_limits<double>::infinity();
+    for (int k = 0; k < metrics.layers; ++k) {
+        const double v = metrics.at(image, k).sqnrDb;
+        if (std::isnan(v))
+            continue;
+        if (s.worstLayer < 0 || v < s.minSqnrDb) {
+            s.minSqnrDb = v;
+            s.worstLayer = k;
+        }
+        if (std::isfinite(v)) {
+            sum += v;
+            ++finite;
+        }
+    }
+    s.meanSqnrDb = finite ? sum / finite : std::numeric_limits<double>::infinity();
+    return s;
 }
 
 InputImage readInput(const H5::H5File& file, const std::string& path, int image) {

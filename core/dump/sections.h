@@ -14,6 +14,7 @@
 #include <H5Cpp.h>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,7 @@ struct LayerSummary {
     std::string quantizedOp;
     std::string match;         // "path" or "order+shape"
     std::vector<std::int64_t> shape; // without the image dimension
+    std::vector<std::int64_t> inputs; // layers whose output flows into this one (graph edges)
     Metrics metrics;
 };
 
@@ -72,7 +74,58 @@ struct LayerRecord {
     std::string quantizedOp;
     std::vector<std::int64_t> shape; // without the image dimension
     int originalIndex = 0, quantizedIndex = 0; // in each side's execution order
+    std::vector<std::int64_t> inputs; // kept layers feeding this one, from the original's graph
 };
+
+// /image_metrics: the six metrics of every layer on every image, [N, L] datasets.
+struct ImageMetrics {
+    int images = 0, layers = 0;
+    std::vector<Metrics> values; // values[image * layers + layer]
+    bool empty() const { return values.empty(); }
+    const Metrics& at(int image, int layer) const {
+        return values[static_cast<std::size_t>(image) * static_cast<std::size_t>(layers) +
+                      static_cast<std::size_t>(layer)];
+    }
+};
+
+// One image over all layers (docs/metrics.md): the mean of the layers' finite SQNRs (+inf
+// when every layer is exact) and the worst layer.
+struct ImageSummary {
+    int image = 0;
+    double meanSqnrDb = 0, minSqnrDb = 0;
+    int worstLayer = -1;
+};
+ImageSummary summarizeImage(const ImageMetrics& metrics, int image);
+
+// The smallest and largest finite value seen (low > high: none yet).
+struct ValueRange {
+    double low = std::numeric_limits<double>::infinity();
+    double high = -std::numeric_limits<double>::infinity();
+    void add(const float* values, std::size_t n);
+    void add(const std::uint16_t* halfValues, std::size_t n);
+    void merge(const ValueRange& other);
+    bool empty() const { return low > high; }
+};
+
+// /layers/<k>/histogram: value distributions of both sides over all images, on shared
+// bins. When the quantized side is per-tensor quantized, every quantization level
+// (scale * integer) sits at the centre of a bin, so rounding and clipping show.
+struct Histogram {
+    double low = 0, binWidth = 1;           // bin b covers [low + b w, low + (b + 1) w)
+    std::vector<std::int64_t> counts[2];    // by Side
+    double scale = std::numeric_limits<double>::quiet_NaN(); // quantized side, when known
+    std::int64_t zeroPoint = 0, qmin = 0, qmax = 0;          // its integer range
+    bool empty() const { return counts[0].empty(); }
+    int bins() const { return static_cast<int>(counts[0].size()); }
+    // the values the quantized tensor can hold: scale * (qmin - zp) .. scale * (qmax - zp)
+    double clipLow() const { return scale * static_cast<double>(qmin - zeroPoint); }
+    double clipHigh() const { return scale * static_cast<double>(qmax - zeroPoint); }
+    void add(Side side, const float* values, std::size_t n); // non-finite values are skipped
+};
+// Bins for values in `range`: one per quantization level (or several, up to 1024 bins
+// in all) when `scale` is a finite positive number and the range spans at most 2048
+// levels, else 256 equal bins.
+Histogram planHistogram(const ValueRange& range, double scale);
 
 // Root attributes written when a compare finishes.
 struct RunRecord {
@@ -120,7 +173,12 @@ void writeEval(H5::H5File& file, const EvalData& eval);
 
 // Reads both sides of layer `layer` back one image at a time and writes its metrics
 // (attributes, /channels) and, for 4-D layers, its difference and mean maps.
-void writeLayerMetrics(H5::H5File& file, int layer, int images, int threads);
+// Returns the layer's metrics on each image. `range` covers both sides' values (from the
+// writer); the histogram is written when it is not empty.
+std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int layer, int images, int threads,
+                                       const ValueRange& range = {});
+// byLayer[k][i]: layer k on image i.
+void writeImageMetrics(H5::H5File& file, const std::vector<std::vector<Metrics>>& byLayer);
 
 // Readers: throw Error(Input) naming `path` (the dump, for messages) and the object.
 DumpHeader readDumpHeader(const H5::H5File& file);
@@ -129,6 +187,7 @@ LayerSummary readLayer(const H5::Group& layer, int index);
 // "module#call" of an activation dataset (as /unmatched lists them).
 std::string readActivationName(const H5::DataSet& dataset);
 InputImage readInput(const H5::H5File& file, const std::string& path, int image);
+std::string readInputSource(const H5::H5File& file, int image); // its file name
 // An input image dataset's [H, W, 3] extent, after checking shape, 8-bit type and storage;
 // Error(Input) prefixed with `where` otherwise. Reads no pixels.
 std::vector<hsize_t> checkInputImage(const H5::DataSet& dataset, const std::string& where);
@@ -137,5 +196,10 @@ ModelSummary readModel(const H5::H5File& file, Side side);                      
 BenchData readBench(const H5::H5File& file, const std::string& path);
 EvalData readEval(const H5::H5File& file, const std::string& path);
 Metrics readMetrics(const H5::H5Object& object);
+// Empty when the dump has none (made before they were recorded); else checked to be
+// [images, layers] in every metric.
+ImageMetrics readImageMetrics(const H5::H5File& file, const std::string& path, int images, int layers);
+// Empty when the layer has none.
+Histogram readHistogram(const H5::Group& layer, const std::string& where);
 
 } // namespace qs

@@ -3,6 +3,7 @@
 #include "detection.h"
 #include "dumpwriter.h"
 #include "error.h"
+#include "evaluate.h"
 #include "fileutil.h"
 #include "h5util.h"
 #include "sections.h"
@@ -14,6 +15,7 @@
 #include <thread>
 #include <ctime>
 #include <optional>
+#include <unordered_map>
 
 namespace qs {
 
@@ -110,6 +112,58 @@ Pairing pairLayers(const CompareOptions& options, const std::vector<TapRecord> r
     return r;
 }
 
+// The output as stored: decoded into detections when asked (or, with Auto, when a raw
+// output has a YOLO layout).
+ModelOutput decoded(const ModelOutput& out, const CompareOptions& options, const std::string& path) {
+    if (options.decode == DecodeKind::None)
+        return out;
+    if (options.decode == DecodeKind::Auto) {
+        if (out.kind != OutputKind::Raw)
+            return out;
+        try {
+            return decodeYolo(out, options.yolo);
+        } catch (const Error&) {
+            return out; // not a YOLO layout: kept raw
+        }
+    }
+    return toDetections(out, options.decode, options.yolo, path);
+}
+
+// Graph edges among the kept layers, from the original model's tap sites: layer k takes
+// input from the kept layers of the sites feeding its site, the same call when that site
+// ran as often (per-level loops), else every call.
+void addEdges(Pairing& pairing, const std::vector<TapRecord>& records, const std::vector<TapSite>& sites) {
+    std::unordered_map<int, const TapSite*> byId;
+    for (const auto& s : sites)
+        byId[s.id] = &s;
+    std::unordered_map<int, std::vector<int>> layersOfSite; // site -> kept layers, call order
+    for (std::size_t k = 0; k < pairing.kept.size(); ++k)
+        layersOfSite[records[static_cast<std::size_t>(pairing.kept[k].original)].site].push_back(static_cast<int>(k));
+    for (std::size_t k = 0; k < pairing.kept.size(); ++k) {
+        const TapRecord& r = records[static_cast<std::size_t>(pairing.kept[k].original)];
+        const auto site = byId.find(r.site);
+        if (site == byId.end())
+            continue;
+        auto& inputs = pairing.records[k].inputs;
+        for (int from : site->second->inputs) {
+            const auto it = layersOfSite.find(from);
+            if (it == layersOfSite.end())
+                continue;
+            const auto& calls = it->second;
+            const auto& mine = layersOfSite[r.site];
+            if (calls.size() == mine.size() && calls.size() > 1) {
+                const auto pos = std::find(mine.begin(), mine.end(), static_cast<int>(k)) - mine.begin();
+                inputs.push_back(calls[static_cast<std::size_t>(pos)]);
+            } else {
+                inputs.insert(inputs.end(), calls.begin(), calls.end());
+            }
+        }
+        std::sort(inputs.begin(), inputs.end());
+        inputs.erase(std::unique(inputs.begin(), inputs.end()), inputs.end());
+        inputs.erase(std::remove(inputs.begin(), inputs.end(), static_cast<std::int64_t>(k)), inputs.end());
+    }
+}
+
 } // namespace
 
 CompareSummary compare(const CompareOptions& options, const ProgressFn& progress) {
@@ -163,6 +217,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     std::int64_t expectedCalls = static_cast<std::int64_t>(original->info().sites.size() +
                                                            quantized->info().sites.size());
     std::int64_t doneCalls = 0;
+    std::vector<LayerPair> kept;
 
     for (int i = 0; i < n; ++i) {
         const auto imageStart = Clock::now();
@@ -181,7 +236,8 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                 report({stage, doneCalls, expectedCalls * n, image.source});
             });
             try {
-                outputs[side] = models[side]->run(image, &writer);
+                outputs[side] = decoded(models[side]->run(image, &writer), options,
+                                        side == 0 ? options.originalPath : options.quantizedPath);
             } catch (...) { // a cancel or write error thrown inside a tap comes back rewrapped
                 if (auto e = writer.pushError())
                     std::rethrow_exception(e);
@@ -194,6 +250,8 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
             summary.originalCalls = static_cast<int>(records[0].size());
             summary.quantizedCalls = static_cast<int>(records[1].size());
             Pairing pairing = pairLayers(options, records, outputs);
+            addEdges(pairing, records[0], original->info().sites);
+            kept = pairing.kept;
             summary.unmatchedNames = std::move(pairing.unmatchedNames);
             summary.unmatchedOriginal = pairing.unmatchedOriginal;
             summary.unmatchedQuantized = pairing.unmatchedQuantized;
@@ -218,10 +276,15 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                                   ? options.model.threads
                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     try {
+        std::vector<std::vector<Metrics>> perImage; // [layer][image]
         for (int k = 0; k < summary.layers; ++k) {
             report({"metrics", k, summary.layers, ""});
-            writeLayerMetrics(file, k, n, metricThreads);
+            const LayerPair& p = kept[static_cast<std::size_t>(k)];
+            ValueRange range = writer.valueRange(Side::Original, p.original);
+            range.merge(writer.valueRange(Side::Quantized, p.quantized));
+            perImage.push_back(writeLayerMetrics(file, k, n, metricThreads, range));
         }
+        writeImageMetrics(file, perImage);
         writeModel(file, Side::Original, modelSummary(original->info(), "", summary.originalCalls));
         writeModel(file, Side::Quantized, modelSummary(quantized->info(), options.model.engine, summary.quantizedCalls));
         RunRecord run;

@@ -2,6 +2,7 @@
 // The comparison job: run images through the original and the quantized model with taps
 // on, stream every recorded activation into a dump, pair the layers, compute metrics.
 
+#include "detection.h"
 #include "image.h"
 #include "model.h"
 #include "progress.h"
@@ -19,6 +20,10 @@ struct CompareOptions {
     Preprocess preprocess;
     ModelOptions model;
     std::vector<std::string> layerGlobs; // keep only layers whose name matches one (fnmatch)
+    // Auto: raw outputs that have a YOLO layout are decoded (others stay raw); YoloV5/V8
+    // and Torchvision insist (an error when the output is not that).
+    DecodeKind decode = DecodeKind::Auto;
+    YoloDecode yolo = {YoloLayout::Auto, 0.05f}; // torchvision detectors' own score floor
     int gzip = 0;
     std::size_t queueBytes = 256u << 20;
 };

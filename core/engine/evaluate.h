@@ -14,8 +14,6 @@
 
 namespace qs {
 
-enum class DecodeKind { Auto, Torchvision, YoloV5, YoloV8 };
-
 struct EvalOptions {
     std::string originalPath, quantizedPath;
     std::string annotationsPath; // COCO JSON

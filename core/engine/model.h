@@ -31,6 +31,10 @@ enum class TapOps { Conv = 1, Linear = 2 };
 // batch norm and activation that quantization fuses into it; the default).
 enum class TapPoint { Output, Block };
 
+// How a model's output becomes detections: torchvision detection dicts as they are, raw
+// YOLO tensors decoded (detection.h). None keeps every output as the model returned it.
+enum class DecodeKind { Auto, None, Torchvision, YoloV5, YoloV8 };
+
 struct ModelOptions {
     int threads = 0;                // intra-op threads; 0 = library default
     std::string engine = "onednn";  // quantized engine: onednn | qnnpack
@@ -43,6 +47,9 @@ struct TapSite {
     std::string module; // module path recovered from the inlined call stack
     std::string op;     // e.g. aten::conv2d
     std::string epilogue; // ops the tap was moved past, e.g. "batch_norm+relu_" or "[bn]+relu"
+    int id = -1;          // Activation::site of its tensors
+    std::vector<int> inputs; // ids of the tap sites whose outputs reach this one's input
+                             // without passing another tap (the graph's data flow)
 };
 
 struct ModelInfo {

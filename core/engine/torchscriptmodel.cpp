@@ -13,6 +13,11 @@
 #include <torch/csrc/jit/ir/scope.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/library.h>
+
+#include <algorithm>
+#include <limits>
+#include <unordered_map>
+#include <unordered_set>
 #include <torch/script.h>
 
 #include <dlfcn.h>
@@ -82,6 +87,13 @@ public:
             if (x.qscheme() == at::kPerTensorAffine || x.qscheme() == at::kPerTensorSymmetric) {
                 a.scale = x.q_scale();
                 a.zeroPoint = x.q_zero_point();
+                if (x.scalar_type() == at::kQInt8) {
+                    a.quantMin = -128;
+                    a.quantMax = 127;
+                } else if (x.scalar_type() == at::kQInt32) {
+                    a.quantMin = std::numeric_limits<std::int32_t>::min();
+                    a.quantMax = std::numeric_limits<std::int32_t>::max();
+                }
             }
             value = x.dequantize();
         }
@@ -175,6 +187,46 @@ void collectTargets(torch::jit::Block* block, unsigned tapOps,
     }
 }
 
+// The tap sites whose recorded values reach `tap`'s input without passing through
+// another tap: a walk back from the input over every node's inputs (and, for the outputs
+// of loops and ifs, their blocks' results; for a block's parameters, the inputs of the
+// node owning the block), stopping at tap nodes.
+std::vector<int> upstreamTaps(const torch::jit::Node* tap,
+                              const std::unordered_map<const torch::jit::Node*, int>& taps) {
+    std::vector<int> found;
+    std::unordered_set<const torch::jit::Node*> seen;
+    std::vector<const torch::jit::Node*> stack;
+    auto visit = [&](const torch::jit::Value* v) {
+        const torch::jit::Node* n = v->node();
+        if (!seen.insert(n).second)
+            return;
+        const auto it = taps.find(n);
+        if (it != taps.end())
+            found.push_back(it->second);
+        else
+            stack.push_back(n);
+    };
+    visit(tap->input(0));
+    while (!stack.empty()) {
+        const torch::jit::Node* n = stack.back();
+        stack.pop_back();
+        if (n->kind() == c10::prim::Param) { // a block's parameter: what its owner takes
+            const torch::jit::Node* owner = n->owningBlock() ? n->owningBlock()->owningNode() : nullptr;
+            if (owner)
+                for (const torch::jit::Value* in : owner->inputs())
+                    visit(in);
+            continue;
+        }
+        for (const torch::jit::Value* in : n->inputs())
+            visit(in);
+        for (const torch::jit::Block* b : n->blocks())
+            for (const torch::jit::Value* out : b->outputs())
+                visit(out);
+    }
+    std::sort(found.begin(), found.end());
+    return found;
+}
+
 } // namespace
 
 namespace ts {
@@ -202,6 +254,7 @@ std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph,
     std::vector<torch::jit::Node*> targets;
     collectTargets(graph->block(), tapOps, targets);
     std::vector<TapSite> sites;
+    std::unordered_map<const torch::jit::Node*, int> taps; // tap node -> site id
     int anonymous = 0;
     for (torch::jit::Node* node : targets) {
         TapSite site;
@@ -221,8 +274,14 @@ std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph,
         tap->output()->setType(out->type());
         out->replaceAllUsesWith(tap->output());
         tap->replaceInput(0, out);
+        site.id = index;
+        taps[tap] = index;
         sites.push_back(std::move(site));
     }
+    for (const auto& [tap, id] : taps)
+        for (auto& site : sites)
+            if (site.id == id)
+                site.inputs = upstreamTaps(tap, taps);
     return sites;
 }
 
