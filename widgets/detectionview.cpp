@@ -26,6 +26,7 @@ void DetectionView::setContent(const QImage& image, std::vector<DrawnBox> origin
     m_image = image;
     m_original = std::move(original);
     m_quantized = std::move(quantized);
+    m_highlight[0] = m_highlight[1] = -1;
     m_matchOfOriginal.assign(m_original.size(), -1);
     m_matchOfQuantized.assign(m_quantized.size(), -1);
     for (const auto& [o, q] : matches) {
@@ -39,6 +40,22 @@ void DetectionView::setContent(const QImage& image, std::vector<DrawnBox> origin
 
 void DetectionView::setMinScore(float score) {
     m_minScore = score;
+    update();
+}
+
+void DetectionView::setLabelNames(std::map<int, QString> names) {
+    m_labelNames = std::move(names);
+    update();
+}
+
+QString DetectionView::labelText(int label) const {
+    const auto it = m_labelNames.find(label);
+    return it != m_labelNames.end() ? it->second : QString::number(label);
+}
+
+void DetectionView::setHighlight(int original, int quantized) {
+    m_highlight[0] = original;
+    m_highlight[1] = quantized;
     update();
 }
 
@@ -67,13 +84,16 @@ void DetectionView::paintTo(QPainter& p, const QRectF& target) const {
     auto map = [&](const QRectF& r) {
         return QRectF(target.left() + r.left() * s, target.top() + r.top() * s, r.width() * s, r.height() * s);
     };
-    auto drawBox = [&](const DrawnBox& b, const QColor& color, Qt::PenStyle style, bool labelBelow) {
-        QPen pen(color, 2, style);
+    const bool focused = m_highlight[0] >= 0 || m_highlight[1] >= 0;
+    auto drawBox = [&](const DrawnBox& b, QColor color, Qt::PenStyle style, bool labelBelow, bool highlighted) {
+        if (focused && !highlighted)
+            color.setAlpha(70); // the chosen pair stands out
+        QPen pen(color, highlighted ? 4 : 2, style);
         p.setPen(pen);
         p.setBrush(Qt::NoBrush);
         const QRectF r = map(b.rect);
         p.drawRect(r);
-        const QString text = QStringLiteral("%1: %2").arg(b.label).arg(b.score, 0, 'f', 2);
+        const QString text = QStringLiteral("%1: %2").arg(labelText(b.label)).arg(b.score, 0, 'f', 2);
         QFont f = p.font();
         f.setPointSizeF(8);
         p.setFont(f);
@@ -83,17 +103,21 @@ void DetectionView::paintTo(QPainter& p, const QRectF& target) const {
         p.setPen(Qt::white);
         p.drawText(QRectF(at, tr.size()), Qt::AlignCenter, text);
     };
-    for (std::size_t i = 0; i < m_original.size(); ++i) {
-        if (m_original[i].score < m_minScore)
-            continue;
-        const bool matched = m_matchOfOriginal[i] >= 0;
-        drawBox(m_original[i], matched ? QColor(40, 160, 60) : QColor(210, 40, 40), Qt::SolidLine, false);
-    }
-    for (std::size_t i = 0; i < m_quantized.size(); ++i) {
-        if (m_quantized[i].score < m_minScore)
-            continue;
-        const bool matched = m_matchOfQuantized[i] >= 0;
-        drawBox(m_quantized[i], matched ? QColor(40, 90, 200) : QColor(240, 140, 0), Qt::DashLine, true);
+    for (int pass = 0; pass < 2; ++pass) { // the highlighted boxes last, on top
+        for (std::size_t i = 0; i < m_original.size(); ++i) {
+            const bool highlighted = static_cast<int>(i) == m_highlight[0];
+            if (highlighted != (pass == 1) || (!highlighted && m_original[i].score < m_minScore))
+                continue;
+            const bool matched = m_matchOfOriginal[i] >= 0;
+            drawBox(m_original[i], matched ? QColor(40, 160, 60) : QColor(210, 40, 40), Qt::SolidLine, false, highlighted);
+        }
+        for (std::size_t i = 0; i < m_quantized.size(); ++i) {
+            const bool highlighted = static_cast<int>(i) == m_highlight[1];
+            if (highlighted != (pass == 1) || (!highlighted && m_quantized[i].score < m_minScore))
+                continue;
+            const bool matched = m_matchOfQuantized[i] >= 0;
+            drawBox(m_quantized[i], matched ? QColor(40, 90, 200) : QColor(240, 140, 0), Qt::DashLine, true, highlighted);
+        }
     }
 }
 

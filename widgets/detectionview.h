@@ -6,6 +6,7 @@
 #include <QImage>
 #include <QWidget>
 
+#include <map>
 #include <vector>
 
 namespace qs {
@@ -29,6 +30,13 @@ public:
     void setContent(const QImage& image, std::vector<DrawnBox> original, std::vector<DrawnBox> quantized,
                     std::vector<std::pair<int, int>> matches);
     void setMinScore(float score);
+    // Class names by label (labels without one are drawn as numbers).
+    void setLabelNames(std::map<int, QString> names);
+    QString labelText(int label) const;
+    // Draws these boxes (-1: none) thick and on top, the others faded; shown whatever
+    // their score.
+    void setHighlight(int original, int quantized);
+    std::pair<int, int> highlight() const { return {m_highlight[0], m_highlight[1]}; }
     void clear();
     QSize sizeHint() const override;
     QSize imageSize() const { return m_image.size(); }
@@ -44,6 +52,8 @@ private:
     std::vector<DrawnBox> m_original, m_quantized;
     std::vector<int> m_matchOfOriginal, m_matchOfQuantized;
     float m_minScore = 0.3f;
+    std::map<int, QString> m_labelNames;
+    int m_highlight[2] = {-1, -1};
 };
 
 } // namespace qs

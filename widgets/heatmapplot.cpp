@@ -1,9 +1,78 @@
 #include "heatmapplot.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 namespace qs {
+
+namespace {
+
+// Ticks on whole pixels (cells are centred on integers), only over the map itself: no
+// negative or fractional pixel positions, however the view is zoomed or widened.
+class PixelTicker : public QCPAxisTickerFixed {
+public:
+    explicit PixelTicker(const HeatmapPlot* plot, bool horizontal) : m_plot(plot), m_horizontal(horizontal) {
+        setTickStep(1.0);
+        setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+    }
+
+protected:
+    QVector<double> createTickVector(double tickStep, const QCPRange& range) override {
+        const double last = (m_horizontal ? m_plot->extent().width() : m_plot->extent().height()) - 1;
+        QVector<double> ticks;
+        for (double t : QCPAxisTickerFixed::createTickVector(std::max(1.0, std::round(tickStep)), range))
+            if (t >= -1e-9 && t <= last + 1e-9)
+                ticks << std::round(t);
+        return ticks;
+    }
+
+private:
+    const HeatmapPlot* m_plot;
+    bool m_horizontal;
+};
+
+QCPColorGradient gradientFrom(std::initializer_list<std::pair<double, QColor>> stops) {
+    QCPColorGradient g;
+    g.clearColorStops();
+    for (const auto& [at, colour] : stops)
+        g.setColorStopAt(at, colour);
+    g.setColorInterpolation(QCPColorGradient::ciRGB);
+    g.setLevelCount(255); // odd: the middle level is exactly the middle stop (0 on a centred range)
+    return g;
+}
+
+} // namespace
+
+QCPColorGradient HeatmapPlot::divergingGradient() {
+    // Moreland's cool-warm end points (2009), light grey in the middle
+    return gradientFrom({{0.0, QColor(59, 76, 192)},
+                         {0.25, QColor(124, 159, 249)},
+                         {0.5, QColor(221, 221, 221)},
+                         {0.75, QColor(246, 143, 111)},
+                         {1.0, QColor(180, 4, 38)}});
+}
+
+QCPColorGradient HeatmapPlot::sequentialGradient() {
+    // samples of matplotlib's viridis
+    return gradientFrom({{0.0, QColor(0x44, 0x01, 0x54)},
+                         {0.111, QColor(0x48, 0x28, 0x78)},
+                         {0.222, QColor(0x3e, 0x4a, 0x89)},
+                         {0.333, QColor(0x31, 0x68, 0x8e)},
+                         {0.444, QColor(0x26, 0x82, 0x8e)},
+                         {0.556, QColor(0x1f, 0x9e, 0x89)},
+                         {0.667, QColor(0x35, 0xb7, 0x79)},
+                         {0.778, QColor(0x6d, 0xcd, 0x59)},
+                         {0.889, QColor(0xb4, 0xde, 0x2c)},
+                         {1.0, QColor(0xfd, 0xe7, 0x25)}});
+}
+
+QCPRange HeatmapPlot::centredOnZero(const QCPRange& range) {
+    const double m = std::max(std::fabs(range.lower), std::fabs(range.upper));
+    return m > 0 ? QCPRange(-m, m) : QCPRange(-1, 1);
+}
+
+QSize HeatmapPlot::extent() const { return m_imageSize.isValid() ? m_imageSize : QSize(m_width, m_height); }
 
 HeatmapPlot::HeatmapPlot(QWidget* parent) : QCustomPlot(parent) {
     setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
@@ -16,7 +85,7 @@ HeatmapPlot::HeatmapPlot(QWidget* parent) : QCustomPlot(parent) {
     plotLayout()->addElement(1, 1, m_scale);
     m_scale->setType(QCPAxis::atRight);
     m_map->setColorScale(m_scale);
-    m_gradient = QCPColorGradient(QCPColorGradient::gpThermal);
+    m_gradient = sequentialGradient();
     m_gradient.setNanHandling(QCPColorGradient::nhTransparent);
     m_map->setGradient(m_gradient);
     auto* margins = new QCPMarginGroup(this);
@@ -30,8 +99,10 @@ HeatmapPlot::HeatmapPlot(QWidget* parent) : QCustomPlot(parent) {
     m_scale->setMinimumSize(QSize(92, 0));
     m_scale->setMaximumSize(QSize(92, QWIDGETSIZE_MAX));
     yAxis->setRangeReversed(true); // image rows grow downwards
-    xAxis->setLabel(QStringLiteral("x"));
-    yAxis->setLabel(QStringLiteral("y"));
+    xAxis->setLabel(QStringLiteral("x (pixel)"));
+    yAxis->setLabel(QStringLiteral("y (pixel)"));
+    xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new PixelTicker(this, true)));
+    yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new PixelTicker(this, false)));
     setMouseTracking(true);
     connect(this, &QCustomPlot::afterLayout, this, &HeatmapPlot::keepSquareCells);
     for (QCPAxis* axis : {xAxis, yAxis}) // a zoom or pan, here or synchronised from elsewhere

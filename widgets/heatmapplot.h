@@ -15,6 +15,14 @@ class HeatmapPlot : public QCustomPlot {
 public:
     explicit HeatmapPlot(QWidget* parent = nullptr);
 
+    // Colour maps: a diverging one for signed values (blue - light grey - red, the grey at
+    // the middle of the range, which views centre on 0) and a sequential one (dark violet
+    // to yellow, monotonic in lightness) for non-negative values.
+    static QCPColorGradient divergingGradient();
+    static QCPColorGradient sequentialGradient();
+    // For signed data: a range symmetric about 0 that holds `range`.
+    static QCPRange centredOnZero(const QCPRange& range);
+
     void setTitle(const QString& title);
     QString title() const;
     // values: row-major [height][width]; NaN cells are drawn transparent.
@@ -22,6 +30,8 @@ public:
     void clearMatrix();
     int matrixWidth() const { return m_width; }
     int matrixHeight() const { return m_height; }
+    // What the axes span: the underlay image's size, else the matrix size (cells).
+    QSize extent() const;
     float valueAt(int col, int row) const; // NaN outside
     QCPRange dataBounds() const;           // finite min and max (0..1 when empty)
     void setColorRange(const QCPRange& range);

@@ -24,19 +24,31 @@ void HexbinPlottable::setGradient(const QCPColorGradient& gradient) {
 
 void HexbinPlottable::setLogCounts(bool log) {
     m_log = log;
-    if (m_scale) {
-        m_scale->setDataScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-        m_scale->setDataRange(countRange());
-    }
+    configureScale();
 }
 
 void HexbinPlottable::setColorScale(QCPColorScale* scale) {
     m_scale = scale;
-    if (m_scale) {
+    if (m_scale)
         m_scale->setGradient(m_gradient);
-        m_scale->setDataScaleType(m_log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-        m_scale->setDataRange(countRange());
+    configureScale();
+}
+
+void HexbinPlottable::configureScale() {
+    if (!m_scale)
+        return;
+    m_scale->setDataScaleType(m_log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    // counts are whole numbers: 1, 10, 100 on a log scale, integer steps on a linear one
+    if (m_log) {
+        m_scale->axis()->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog));
+    } else {
+        QSharedPointer<QCPAxisTickerFixed> ticker(new QCPAxisTickerFixed);
+        ticker->setTickStep(1.0);
+        ticker->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+        m_scale->axis()->setTicker(ticker);
     }
+    m_scale->axis()->setNumberFormat(QStringLiteral("gb"));
+    m_scale->setDataRange(countRange());
 }
 
 QCPRange HexbinPlottable::countRange() const { return QCPRange(1, std::max(2, m_bins.maxCount())); }

@@ -32,6 +32,7 @@ protected:
 
 private:
     QPolygonF polygon(int bin) const;
+    void configureScale();
 
     HexBins m_bins;
     QCPColorGradient m_gradient{QCPColorGradient::gpThermal};

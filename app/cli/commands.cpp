@@ -302,7 +302,7 @@ void printWorstImages(const DumpReader& dump, std::size_t top) {
     std::printf("worst images (mean SQNR over layers; worst layer):\n");
     for (const auto& s : images) {
         const std::string& source = dump.source(s.image);
-        std::printf("  %4d  %-32s %8.2f dB  %8.2f dB at %s\n", s.image,
+        std::printf("  image %-4d %-32s %8.2f dB  %8.2f dB at %s\n", s.image,
                     (source.empty() ? "image " + std::to_string(s.image) : source).c_str(), s.meanSqnrDb,
                     s.minSqnrDb, s.worstLayer >= 0 ? dump.layers()[static_cast<std::size_t>(s.worstLayer)].name.c_str() : "-");
     }

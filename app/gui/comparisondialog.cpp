@@ -6,6 +6,7 @@
 #include <QFileInfo>
 #include <QProcess>
 #include <QRegularExpression>
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QFileDialog>
@@ -60,17 +61,78 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
     imageRow->addLayout(imageButtons);
     form->addRow(tr("Images"), imageRow);
     form->addRow(tr("Output dump"), fileRow(m_out, QStringLiteral("compare/out"), tr("Dumps (*.h5)"), true));
-    m_dtype = new QComboBox;
-    m_dtype->addItems({QStringLiteral("f16"), QStringLiteral("f32")});
-    form->addRow(tr("Stored as"), m_dtype);
+    // options, each remembered from the last run (QSettings "compare/<name>")
+    auto combo = [&settings](const QString& key, const QStringList& items, const QString& fallback) {
+        auto* c = new QComboBox;
+        c->addItems(items);
+        c->setCurrentText(settings.value(QStringLiteral("compare/") + key, fallback).toString());
+        c->setObjectName(key);
+        return c;
+    };
+    auto text = [&settings](const QString& key, const QString& placeholder) {
+        auto* e = new QLineEdit(settings.value(QStringLiteral("compare/") + key).toString());
+        e->setObjectName(key);
+        e->setPlaceholderText(placeholder);
+        return e;
+    };
+    m_dtype = combo(QStringLiteral("dtype"), {QStringLiteral("f16"), QStringLiteral("f32")}, QStringLiteral("f16"));
+    m_dtype->setToolTip(tr("How activations are stored: f16 halves the dump, f32 keeps every bit"));
+    m_gzip = new QSpinBox;
+    m_gzip->setRange(0, 9);
+    m_gzip->setSpecialValueText(tr("no compression"));
+    m_gzip->setPrefix(tr("gzip level "));
+    m_gzip->setObjectName(QStringLiteral("gzip"));
+    m_gzip->setValue(settings.value(QStringLiteral("compare/gzip"), 0).toInt());
+    auto* storageRow = new QHBoxLayout;
+    storageRow->addWidget(m_dtype);
+    storageRow->addWidget(m_gzip);
+    storageRow->addStretch();
+    form->addRow(tr("Stored as"), storageRow);
     m_threads = new QSpinBox;
     m_threads->setRange(0, 256);
     m_threads->setSpecialValueText(tr("LibTorch default"));
-    form->addRow(tr("Threads"), m_threads);
-    m_size = new QLineEdit;
-    m_size->setPlaceholderText(tr("WxH, empty: the first image's size"));
+    m_threads->setValue(settings.value(QStringLiteral("compare/threads"), 0).toInt());
+    m_engine = combo(QStringLiteral("engine"), {QStringLiteral("onednn"), QStringLiteral("qnnpack")}, QStringLiteral("onednn"));
+    m_engine->setToolTip(tr("The quantized engine the INT8 model runs on"));
+    auto* runRow = new QHBoxLayout;
+    runRow->addWidget(m_threads);
+    runRow->addWidget(new QLabel(tr("engine")));
+    runRow->addWidget(m_engine);
+    runRow->addStretch();
+    form->addRow(tr("Threads"), runRow);
+    m_size = text(QStringLiteral("size"), tr("WxH, empty: the first image's size"));
+    m_original->setObjectName(QStringLiteral("original"));
+    m_quantized->setObjectName(QStringLiteral("quantized"));
+    m_out->setObjectName(QStringLiteral("out"));
     form->addRow(tr("Input size"), m_size);
-    m_inputs << m_dtype << m_threads << m_size;
+    m_mean = text(QStringLiteral("mean"), tr("r,g,b subtracted from pixels in [0,1] (ImageNet: 0.485,0.456,0.406)"));
+    m_std = text(QStringLiteral("std"), tr("r,g,b dividing after the mean (ImageNet: 0.229,0.224,0.225)"));
+    m_bgr = new QCheckBox(tr("Feed channels as B, G, R"));
+    m_bgr->setObjectName(QStringLiteral("bgr"));
+    m_bgr->setChecked(settings.value(QStringLiteral("compare/bgr"), false).toBool());
+    form->addRow(tr("Mean"), m_mean);
+    form->addRow(tr("Std"), m_std);
+    form->addRow(QString(), m_bgr);
+    m_layers = text(QStringLiteral("layers"), tr("only layers matching these globs, comma-separated (e.g. backbone.*)"));
+    form->addRow(tr("Layers"), m_layers);
+    m_ops = combo(QStringLiteral("ops"), {QStringLiteral("conv"), QStringLiteral("conv,linear")}, QStringLiteral("conv"));
+    m_tapAt = combo(QStringLiteral("tapAt"), {QStringLiteral("block"), QStringLiteral("output")}, QStringLiteral("block"));
+    m_tapAt->setToolTip(tr("block: after the convolution's batch norm and activation (what INT8 kernels fuse); "
+                           "output: the convolution's own output"));
+    auto* tapRow = new QHBoxLayout;
+    tapRow->addWidget(m_ops);
+    tapRow->addWidget(new QLabel(tr("recorded at")));
+    tapRow->addWidget(m_tapAt);
+    tapRow->addStretch();
+    form->addRow(tr("Tap"), tapRow);
+    m_decode = combo(QStringLiteral("decode"),
+                     {QStringLiteral("auto"), QStringLiteral("none"), QStringLiteral("torchvision"), QStringLiteral("yolov5"),
+                      QStringLiteral("yolov8")},
+                     QStringLiteral("auto"));
+    m_decode->setToolTip(tr("How outputs are stored: auto decodes raw YOLO tensors into detections"));
+    form->addRow(tr("Outputs"), m_decode);
+    m_inputs << m_dtype << m_gzip << m_threads << m_engine << m_size << m_mean << m_std << m_bgr << m_layers << m_ops
+             << m_tapAt << m_decode;
 
     m_progress = new QProgressBar;
     m_progress->setVisible(false);
@@ -86,7 +148,7 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
     layout->addWidget(m_stage);
     layout->addWidget(m_progress);
     layout->addWidget(m_buttons);
-    resize(640, 480);
+    resize(680, 640);
 }
 
 ComparisonDialog::~ComparisonDialog() {
@@ -149,23 +211,53 @@ void ComparisonDialog::start() {
     launch();
 }
 
-void ComparisonDialog::launch() {
+QStringList ComparisonDialog::arguments() const {
     QStringList args = {QStringLiteral("compare"), QStringLiteral("--original"), m_original->text(),
                         QStringLiteral("--quantized"), m_quantized->text(), QStringLiteral("--out"), m_out->text(),
                         QStringLiteral("--dtype"), m_dtype->currentText(), QStringLiteral("--threads"),
-                        QString::number(m_threads->value())};
-    QStringList images;
-    for (int i = 0; i < m_images->count(); ++i) {
-        images << m_images->item(i)->text();
+                        QString::number(m_threads->value()), QStringLiteral("--engine"), m_engine->currentText(),
+                        QStringLiteral("--ops"), m_ops->currentText(), QStringLiteral("--tap-at"), m_tapAt->currentText(),
+                        QStringLiteral("--decode"), m_decode->currentText()};
+    for (int i = 0; i < m_images->count(); ++i)
         args << QStringLiteral("--image") << m_images->item(i)->text();
-    }
-    if (!m_size->text().trimmed().isEmpty())
-        args << QStringLiteral("--size") << m_size->text().trimmed();
+    if (m_gzip->value() > 0)
+        args << QStringLiteral("--gzip") << QString::number(m_gzip->value());
+    const std::pair<const char*, QLineEdit*> optional[] = {{"--size", m_size}, {"--mean", m_mean}, {"--std", m_std}};
+    for (const auto& [option, edit] : optional)
+        if (!edit->text().trimmed().isEmpty())
+            args << QLatin1String(option) << edit->text().trimmed();
+    if (m_bgr->isChecked())
+        args << QStringLiteral("--bgr");
+    for (const QString& glob : m_layers->text().split(QLatin1Char(','), Qt::SkipEmptyParts))
+        if (!glob.trimmed().isEmpty())
+            args << QStringLiteral("--layers") << glob.trimmed();
+    return args;
+}
+
+void ComparisonDialog::remember() const {
     QSettings settings;
+    QStringList images;
+    for (int i = 0; i < m_images->count(); ++i)
+        images << m_images->item(i)->text();
     settings.setValue(QStringLiteral("compare/original"), m_original->text());
     settings.setValue(QStringLiteral("compare/quantized"), m_quantized->text());
     settings.setValue(QStringLiteral("compare/out"), m_out->text());
     settings.setValue(QStringLiteral("compare/images"), images);
+    const std::pair<const char*, QComboBox*> combos[] = {{"dtype", m_dtype}, {"engine", m_engine}, {"ops", m_ops},
+                                                         {"tapAt", m_tapAt}, {"decode", m_decode}};
+    for (const auto& [key, c] : combos)
+        settings.setValue(QStringLiteral("compare/") + QLatin1String(key), c->currentText());
+    const std::pair<const char*, QLineEdit*> edits[] = {{"size", m_size}, {"mean", m_mean}, {"std", m_std}, {"layers", m_layers}};
+    for (const auto& [key, e] : edits)
+        settings.setValue(QStringLiteral("compare/") + QLatin1String(key), e->text());
+    settings.setValue(QStringLiteral("compare/threads"), m_threads->value());
+    settings.setValue(QStringLiteral("compare/gzip"), m_gzip->value());
+    settings.setValue(QStringLiteral("compare/bgr"), m_bgr->isChecked());
+}
+
+void ComparisonDialog::launch() {
+    const QStringList args = arguments();
+    remember();
 
     setRunning(true);
     m_cancelled = false;

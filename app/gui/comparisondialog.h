@@ -10,6 +10,7 @@
 class QProcess;
 
 class QLineEdit;
+class QCheckBox;
 class QListWidget;
 class QComboBox;
 class QSpinBox;
@@ -40,6 +41,11 @@ private:
     void launch(); // runs the CLI on what the form holds (after start() checked it)
     void setRunning(bool running);
     QString browse(QLineEdit* edit, const QString& filter, bool save);
+    void remember() const;   // every option, for the next time the dialog opens
+    QStringList arguments() const; // the compare command line the form describes
+public:
+    QStringList commandLine() const { return arguments(); } // for tests
+private:
 
     QLineEdit* m_original = nullptr;
     QLineEdit* m_quantized = nullptr;
@@ -48,6 +54,15 @@ private:
     QComboBox* m_dtype = nullptr;
     QSpinBox* m_threads = nullptr;
     QLineEdit* m_size = nullptr;
+    QLineEdit* m_mean = nullptr;
+    QLineEdit* m_std = nullptr;
+    QCheckBox* m_bgr = nullptr;
+    QLineEdit* m_layers = nullptr;
+    QComboBox* m_ops = nullptr;
+    QComboBox* m_tapAt = nullptr;
+    QComboBox* m_engine = nullptr;
+    QComboBox* m_decode = nullptr;
+    QSpinBox* m_gzip = nullptr;
     QProgressBar* m_progress = nullptr;
     QLabel* m_stage = nullptr;
     QDialogButtonBox* m_buttons = nullptr;

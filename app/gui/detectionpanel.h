@@ -24,9 +24,18 @@ public:
     void setDump(std::shared_ptr<DumpReader> dump);
     DetectionView* view() const { return m_view; }
     QTableWidget* table() const { return m_table; }
+    enum Column { OriginalIndex, QuantizedIndex, Label, ScoreOriginal, ScoreQuantized, ScoreDelta, Iou, Status, ColumnCount };
+    void setImage(int image);
+    int image() const;
+    // Selects the table row of this pair (either index may be -1) and highlights it.
+    void selectPair(int original, int quantized);
+
+signals:
+    void imageChanged(int image);
 
 private:
     void showImage(int image);
+    void rowChosen(int row);
 
     std::shared_ptr<DumpReader> m_dump;
     DetectionView* m_view = nullptr;

@@ -1,5 +1,7 @@
 #include "headless.h"
 
+#include <algorithm>
+
 #include "detectionview.h"
 #include "figureexport.h"
 #include "heatmapplot.h"
@@ -40,13 +42,23 @@ QString exportHeatmap(const DumpReader& dump, int layer, const ExportRequest& r,
                          : r.kind == QLatin1String("quantized") ? QObject::tr("quantized, mean over channels")
                          : r.kind == QLatin1String("rel")       ? QObject::tr("relative difference")
                                                                 : QObject::tr("|quantized − original|");
-    plot.setTitle(QStringLiteral("%1 — %2 (SQNR %3 dB)").arg(QString::fromStdString(l.name), what).arg(l.metrics.sqnrDb, 0, 'f', 2));
-    plot.setGradient(QCPColorGradient(r.kind == QLatin1String("original") || r.kind == QLatin1String("quantized")
-                                          ? QCPColorGradient::gpSpectrum
-                                          : QCPColorGradient::gpThermal));
+    const QString image = dump.imageCount() > 1 ? QObject::tr(", image 0 of %1").arg(dump.imageCount()) : QString();
+    plot.setTitle(QStringLiteral("%1 — %2 (SQNR %3 dB%4)")
+                      .arg(QString::fromStdString(l.name), what)
+                      .arg(l.metrics.sqnrDb, 0, 'f', 2)
+                      .arg(image));
     plot.setColorLabel(what);
     plot.setMatrix(maps.width, maps.height, *data);
-    plot.setColorRange(plot.dataBounds());
+    // signed activations: diverging colours centred on 0 (as the GUI does)
+    const bool activation = r.kind == QLatin1String("original") || r.kind == QLatin1String("quantized");
+    QCPRange bounds = plot.dataBounds();
+    for (const auto* side : {&maps.original, &maps.quantized})
+        for (float v : *side)
+            if (activation && v < 0)
+                bounds.lower = std::min(bounds.lower, static_cast<double>(v));
+    const bool diverging = activation && bounds.lower < 0;
+    plot.setGradient(diverging ? HeatmapPlot::divergingGradient() : HeatmapPlot::sequentialGradient());
+    plot.setColorRange(diverging ? HeatmapPlot::centredOnZero(plot.dataBounds()) : plot.dataBounds());
     plot.replot(); // lay out once at the figure size, so that margins fit the labels
     plot.resetView();
     FigureFormat f;

@@ -129,6 +129,12 @@ OutputSamples loadOutputSamples(const DumpReader& dump, OutputQuantity quantity,
                     const float iou = out.matches[4 * m + 2];
                     if (6 * oi + 5 >= out.original.size() || 6 * qi + 5 >= out.quantized.size())
                         continue;
+                    const int per = quantity == OutputQuantity::Boxes ? 4 : 1;
+                    for (int k = 0; k < per; ++k) {
+                        s.image.push_back(i);
+                        s.first.push_back(static_cast<int>(oi));
+                        s.second.push_back(static_cast<int>(qi));
+                    }
                     if (quantity == OutputQuantity::Boxes) {
                         for (int k = 0; k < 4; ++k) {
                             s.x.push_back(out.original[6 * oi + static_cast<std::size_t>(k)]);
@@ -152,6 +158,9 @@ OutputSamples loadOutputSamples(const DumpReader& dump, OutputQuantity quantity,
                 for (std::size_t k = 0; k < n; ++k) {
                     s.x.push_back(out.original[k]);
                     s.y.push_back(out.quantized[k]);
+                    s.image.push_back(i);
+                    s.first.push_back(static_cast<int>(k));
+                    s.second.push_back(-1);
                 }
                 s.xLabel = out.kind == "logits" ? QObject::tr("original logit") : QObject::tr("original output");
                 s.yLabel = out.kind == "logits" ? QObject::tr("quantized logit") : QObject::tr("quantized output");

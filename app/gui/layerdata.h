@@ -33,6 +33,9 @@ QImage inputImage(const DumpReader& dump, int image); // null when the dump has 
 enum class OutputQuantity { Values, Scores, Boxes, IouVsScore };
 struct OutputSamples {
     std::vector<double> x, y;
+    // where each sample comes from: the image, and the matched detections (original,
+    // quantized) or, for tensors, the element index (and -1)
+    std::vector<int> image, first, second;
     QString xLabel, yLabel;
     QString error;
 };

@@ -6,11 +6,13 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
+#include <QFileInfo>
 #include <QGridLayout>
 #include <QLabel>
 #include <QSpinBox>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <algorithm>
 #include <cmath>
 
 namespace qs {
@@ -57,7 +59,6 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
     for (int i = 0; i < 4; ++i) {
         m_plots[i] = new HeatmapPlot;
         m_plots[i]->setTitle(titles[i]);
-        m_plots[i]->setGradient(QCPColorGradient(i < 2 ? QCPColorGradient::gpSpectrum : QCPColorGradient::gpThermal));
         m_plots[i]->setMinimumSize(240, 150);
         grid->addWidget(m_plots[i], i / 2, i % 2);
         connect(m_plots[i], &HeatmapPlot::cellHovered, this, &LayerView::hover);
@@ -121,7 +122,10 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
         if (m_pendingGeneration == m_generation) // not for a dump that has been replaced
             present(m_watcher.result());
     });
-    connect(m_image, qOverload<int>(&QSpinBox::valueChanged), this, &LayerView::request);
+    connect(m_image, qOverload<int>(&QSpinBox::valueChanged), this, [this](int image) {
+        request();
+        emit imageChanged(image);
+    });
     connect(m_channelMode, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int mode) {
         m_channel->setEnabled(mode == 2);
         request();
@@ -166,6 +170,12 @@ void LayerView::setDump(std::shared_ptr<DumpReader> dump) {
     m_image->blockSignals(false);
 }
 
+void LayerView::setImage(int image) { m_image->setValue(image); }
+
+int LayerView::image() const { return m_image->value(); }
+
+int LayerView::channel() const { return m_channelMode->currentIndex() == 2 ? m_channel->value() : -1; }
+
 void LayerView::showLayer(int layer) {
     if (layer == m_layer)
         return;
@@ -199,8 +209,14 @@ void LayerView::present(const LayerMaps& maps) {
     const auto& summary = m_dump->layers().at(static_cast<std::size_t>(maps.layer));
     const QString name = QString::fromStdString(summary.name);
     const std::vector<float>* data[4] = {&maps.original, &maps.quantized, &maps.absDiff, &maps.relDiff};
-    const QString titles[4] = {tr("Original — %1").arg(name), tr("Quantized — %1").arg(QString::fromStdString(summary.quantizedName)),
-                               tr("|Quantized − original|"), tr("Relative difference")};
+    // what a figure shows, in its own titles (an exported figure stands alone)
+    const QString reduction = maps.mode == ChannelMode::Mean ? tr("mean over channels")
+                              : maps.mode == ChannelMode::Max ? tr("max over channels")
+                                                              : tr("channel %1").arg(maps.channel);
+    const QString context = m_dump->imageCount() > 1 ? tr("image %1, %2").arg(maps.image).arg(reduction) : reduction;
+    const QString titles[4] = {tr("Original — %1 (%2)").arg(name, context),
+                               tr("Quantized — %1 (%2)").arg(QString::fromStdString(summary.quantizedName), context),
+                               tr("|Quantized − original| (%1)").arg(context), tr("Relative difference (%1)").arg(context)};
     const bool overlay = m_overlay->isChecked() && !maps.input.isNull() && maps.height > 1;
     for (int i = 0; i < 4; ++i) {
         m_plots[i]->setTitle(titles[i]);
@@ -228,9 +244,21 @@ void LayerView::present(const LayerMaps& maps) {
     bars->setData(keys, vals, true);
     m_channels->yAxis->setLabel(sqnr ? tr("SQNR dB") : tr("MSE"));
     m_channels->rescaleAxes();
+    if (sqnr && !vals.isEmpty()) {
+        // bars rise from just below the worst channel, not from 0 dB: a 20 dB channel
+        // next to 30 dB ones must look different
+        const auto [lo, hi] = std::minmax_element(vals.begin(), vals.end());
+        const double margin = std::max(1.0, 0.1 * (*hi - *lo));
+        bars->setBaseValue(*lo - margin);
+        m_channels->yAxis->setRange(*lo - margin, *hi + margin);
+    } else {
+        bars->setBaseValue(0);
+    }
     m_channels->replot();
     applyRanges();
     QString where = tr("%1 — %2×%3, %4 channels").arg(name).arg(maps.width).arg(maps.height).arg(maps.channels);
+    if (m_dump->imageCount() > 1 || !m_dump->source(maps.image).empty())
+        where += tr("; image %1 (%2)").arg(maps.image).arg(QFileInfo(QString::fromStdString(m_dump->source(maps.image))).fileName());
     if (!std::isnan(summary.metrics.sqnrDb))
         where += tr(", SQNR %1 dB").arg(summary.metrics.sqnrDb, 0, 'f', 2);
     m_status->setText(where);
@@ -245,6 +273,11 @@ void LayerView::applyRanges() {
     QCPRange shared = m_plots[0]->dataBounds();
     shared.expand(m_plots[1]->dataBounds());
     bool signedLinear = false;
+    // original and quantized share one colour map: diverging, centred on 0, when either
+    // has negative values; the differences are never negative: sequential
+    const bool signedActivations = shared.lower < 0;
+    const QString scaleText = log ? tr(", log scale") : QString();
+    const QString colourLabels[4] = {tr("activation"), tr("activation"), tr("|q − o|"), tr("|q − o| / max(|o|, τ)")};
     for (int i = 0; i < 4; ++i) {
         QCPRange r = m_plots[i]->dataBounds();
         // shared and manual ranges are for the two activation maps; the difference maps
@@ -253,8 +286,13 @@ void LayerView::applyRanges() {
             r = shared;
         else if (mode == 2 && i < 2)
             r = QCPRange(m_min->value(), m_max->value());
+        const bool diverging = i < 2 && signedActivations;
+        if (diverging && mode != 2)
+            r = HeatmapPlot::centredOnZero(r);
+        m_plots[i]->setGradient(diverging ? HeatmapPlot::divergingGradient() : HeatmapPlot::sequentialGradient());
         // a log scale cannot show negative values: signed maps stay linear, and say so
         const bool signedMap = m_plots[i]->dataBounds().lower < 0;
+        m_plots[i]->setColorLabel(colourLabels[i] + (log && !signedMap ? scaleText : QString()));
         const bool logHere = log && !signedMap;
         signedLinear |= log && signedMap;
         if (logHere && r.lower <= 0)

@@ -32,10 +32,14 @@ public:
     QList<QCustomPlot*> figures() const;   // the four heatmaps, for export
     QCustomPlot* channelChart() const;
     bool isLoading() const { return m_loading; }
+    void setImage(int image);
+    int image() const;
+    int channel() const; // the channel shown in one-channel mode, else -1
 
 signals:
     void readout(const QString& text);
     void loaded(int layer);
+    void imageChanged(int image);
     void failed(const QString& message);
 
 private:

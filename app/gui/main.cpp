@@ -5,7 +5,13 @@
 
 #include "h5util.h"
 #include "headless.h"
+#include "detectionpanel.h"
+#include "graphview.h"
+#include "histogramview.h"
+#include "imagesview.h"
 #include "layerview.h"
+#include "outputview.h"
+#include "summaryview.h"
 #include "mainwindow.h"
 
 #include <QApplication>
@@ -30,8 +36,8 @@ bool wantsHeadless(int argc, char** argv) {
     return false;
 }
 
-int screenshot(qs::MainWindow& window, const QString& out, const QString& dump) {
-    window.resize(1440, 900);
+int screenshot(qs::MainWindow& window, const QString& out, const QString& dump, QSize size) {
+    window.resize(size);
     window.show();
     auto save = [&window, out] {
         // let queued replots land before grabbing
@@ -92,9 +98,14 @@ int main(int argc, char** argv) {
     QCommandLineOption outOpt(QStringLiteral("out"), QStringLiteral("Output directory"), QStringLiteral("DIR"));
     QCommandLineOption widthOpt(QStringLiteral("width"), QStringLiteral("Figure width (px)"), QStringLiteral("W"), QStringLiteral("1200"));
     QCommandLineOption heightOpt(QStringLiteral("height"), QStringLiteral("Figure height (px)"), QStringLiteral("H"), QStringLiteral("900"));
-    QCommandLineOption tabOpt(QStringLiteral("tab"), QStringLiteral("Start on this tab: layer, output, detections, summary"), QStringLiteral("TAB"), QStringLiteral("layer"));
+    QCommandLineOption tabOpt(QStringLiteral("tab"),
+                              QStringLiteral("Start on this tab: layer, histogram, graph, output, detections, summary, "
+                                             "or images (the browser's Images list)"),
+                              QStringLiteral("TAB"), QStringLiteral("layer"));
+    QCommandLineOption windowSizeOpt(QStringLiteral("window-size"), QStringLiteral("With --screenshot: the window's size"),
+                                     QStringLiteral("WxH"), QStringLiteral("1440x900"));
     QCommandLineOption dpiOpt(QStringLiteral("dpi"), QStringLiteral("Resolution"), QStringLiteral("DPI"), QStringLiteral("150"));
-    parser.addOptions({screenshotOpt, exportOpt, layerOpt, allOpt, kindOpt, formatOpt, outOpt, widthOpt, heightOpt, dpiOpt, tabOpt});
+    parser.addOptions({screenshotOpt, exportOpt, layerOpt, allOpt, kindOpt, formatOpt, outOpt, widthOpt, heightOpt, dpiOpt, tabOpt, windowSizeOpt});
     parser.process(app);
 
     if (parser.isSet(exportOpt)) {
@@ -116,16 +127,37 @@ int main(int argc, char** argv) {
     }
 
     qs::MainWindow window;
-    static const QStringList tabs = {QStringLiteral("layer"), QStringLiteral("output"), QStringLiteral("detections"), QStringLiteral("summary")};
-    if (!tabs.contains(parser.value(tabOpt))) {
-        std::fprintf(stderr, "quantscope: --tab: one of layer, output, detections, summary\n");
+    const QString tab = parser.value(tabOpt);
+    const std::pair<QString, QWidget*> tabs[] = {
+        {QStringLiteral("layer"), window.layerView()},        {QStringLiteral("histogram"), window.histogramView()},
+        {QStringLiteral("graph"), window.graphView()},        {QStringLiteral("output"), window.findChild<qs::OutputView*>()},
+        {QStringLiteral("detections"), window.findChild<qs::DetectionPanel*>()},
+        {QStringLiteral("summary"), window.findChild<qs::SummaryView*>()}};
+    bool known = tab == QLatin1String("images");
+    for (const auto& [name, widget] : tabs)
+        if (name == tab) {
+            window.tabs()->setCurrentWidget(widget);
+            known = true;
+        }
+    if (tab == QLatin1String("images"))
+        window.browserTabs()->setCurrentWidget(window.imagesView());
+    if (!known) {
+        std::fprintf(stderr, "quantscope: --tab: one of layer, histogram, graph, output, detections, summary, images\n");
         return 2;
     }
-    window.tabs()->setCurrentIndex(static_cast<int>(tabs.indexOf(parser.value(tabOpt))));
+    QSize windowSize;
+    {
+        const QStringList wh = parser.value(windowSizeOpt).split(QLatin1Char('x'));
+        windowSize = wh.size() == 2 ? QSize(wh[0].toInt(), wh[1].toInt()) : QSize();
+        if (windowSize.width() < 320 || windowSize.height() < 240) {
+            std::fprintf(stderr, "quantscope: --window-size: WxH, at least 320x240\n");
+            return 2;
+        }
+    }
     const QStringList args = parser.positionalArguments();
     const QString dump = args.isEmpty() ? QString() : args.first();
     if (parser.isSet(screenshotOpt))
-        return screenshot(window, parser.value(screenshotOpt), dump);
+        return screenshot(window, parser.value(screenshotOpt), dump, windowSize);
     window.show();
     if (!dump.isEmpty())
         window.openDump(dump);

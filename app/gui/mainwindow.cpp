@@ -4,6 +4,9 @@
 #include "detectionpanel.h"
 #include "detectionview.h"
 #include "figureexport.h"
+#include "graphview.h"
+#include "histogramview.h"
+#include "imagesview.h"
 #include "layertablemodel.h"
 #include "layerview.h"
 #include "outputview.h"
@@ -89,11 +92,20 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
             selectLayer(static_cast<int>(std::lround(m_depth->graph(0)->data()->at(dataIndex)->key)));
     });
 
+    auto* layersPage = new QWidget;
+    auto* layersLayout = new QVBoxLayout(layersPage);
+    layersLayout->setContentsMargins(0, 0, 0, 0);
+    layersLayout->addWidget(m_filter);
+    layersLayout->addWidget(m_table, 1);
+    m_images = new ImagesView;
+    m_browserTabs = new QTabWidget;
+    m_browserTabs->setObjectName(QStringLiteral("browserTabs"));
+    m_browserTabs->addTab(layersPage, tr("Layers"));
+    m_browserTabs->addTab(m_images, tr("Images"));
     auto* left = new QWidget;
     auto* leftLayout = new QVBoxLayout(left);
     leftLayout->setContentsMargins(0, 0, 0, 0);
-    leftLayout->addWidget(m_filter);
-    leftLayout->addWidget(m_table, 1);
+    leftLayout->addWidget(m_browserTabs, 1);
     leftLayout->addWidget(m_depth);
 
     m_tabs = new QTabWidget;
@@ -101,7 +113,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     m_outputView = new OutputView;
     m_detections = new DetectionPanel;
     m_summary = new SummaryView;
+    m_histogram = new HistogramView;
+    m_graph = new GraphView;
     m_tabs->addTab(m_layerView, tr("Layer"));
+    m_tabs->addTab(m_histogram, tr("Histogram"));
+    m_tabs->addTab(m_graph, tr("Graph"));
     m_tabs->addTab(m_outputView, tr("Output error"));
     m_tabs->addTab(m_detections, tr("Detections"));
     m_tabs->addTab(m_summary, tr("Summary"));
@@ -119,6 +135,19 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     connect(m_layerView, &LayerView::readout, m_readout, &QLabel::setText);
     connect(m_layerView, &LayerView::failed, this,
             [this](const QString& message) { showError(tr("Cannot show the layer"), message); });
+    // one current image for every view: whichever view changes it, the others follow
+    connect(m_layerView, &LayerView::imageChanged, this, &MainWindow::selectImage);
+    connect(m_outputView, &OutputView::imageChanged, this, &MainWindow::selectImage);
+    connect(m_detections, &DetectionPanel::imageChanged, this, &MainWindow::selectImage);
+    connect(m_images, &ImagesView::imageChosen, this, &MainWindow::selectImage);
+    connect(m_images, &ImagesView::layerChosen, this, &MainWindow::selectLayer);
+    connect(m_graph, &GraphView::layerChosen, this, &MainWindow::selectLayer);
+    connect(m_outputView, &OutputView::picked, this, [this](int image, int original, int quantized) {
+        if (quantized < 0)
+            return; // a tensor element: nothing to show elsewhere
+        selectImage(image);
+        m_detections->selectPair(original, quantized);
+    });
     connect(&m_openWatcher, &QFutureWatcher<OpenResult>::finished, this, [this] { opened(m_openWatcher.result()); });
 
     buildMenus();
@@ -228,6 +257,9 @@ void MainWindow::opened(const OpenResult& result) {
     m_outputView->setDump(m_dump);
     m_detections->setDump(m_dump);
     m_summary->setDump(m_dump);
+    m_images->setDump(m_dump);
+    m_histogram->setDump(m_dump);
+    m_graph->setDump(m_dump);
     fillDepthPlot();
     m_table->resizeColumnsToContents();
     updateRecent(m_path);
@@ -275,10 +307,22 @@ void MainWindow::layerSelected() {
         return;
     const int layer = current.data(LayerTableModel::LayerIndexRole).toInt();
     m_layerView->showLayer(layer);
+    m_histogram->showLayer(layer);
+    m_graph->showLayer(layer);
     const auto& l = m_dump->layers().at(static_cast<std::size_t>(layer));
     m_depth->graph(1)->setData(QVector<double>{static_cast<double>(layer)}, QVector<double>{l.metrics.sqnrDb});
     m_depth->graph(0)->setSelection(QCPDataSelection()); // the marker shows the layer; no second highlight
     m_depth->replot();
+}
+
+void MainWindow::selectImage(int image) {
+    if (!m_dump || image < 0 || image >= m_dump->imageCount())
+        return;
+    m_layerView->setImage(image); // each ignores a value it already has, so this ends
+    m_outputView->setImage(image);
+    m_detections->setImage(image);
+    m_histogram->setImage(image);
+    m_images->setImage(image);
 }
 
 void MainWindow::updateRecent(const QString& path) {
@@ -331,6 +375,11 @@ QString MainWindow::exportCurrentFigure(const QString& fileName, QSize size, int
         return exportFigure(m_layerView->figures(), 2, fileName, format);
     if (tab == m_outputView)
         return exportFigure({m_outputView->figure()}, 1, fileName, format);
+    if (tab == m_histogram)
+        return exportFigure({m_histogram->figure()}, 1, fileName, format);
+    if (tab == m_graph)
+        return exportPainting([this](QCPPainter& p, QSize into) { m_graph->render(&p, QRectF(QPointF(0, 0), QSizeF(into))); },
+                              fileName, format);
     if (tab == m_detections) { // the image fitted into the size asked for, in any format
         const DetectionView* view = m_detections->view();
         const QSizeF content = view->imageSize().isEmpty() ? QSizeF(size) : QSizeF(view->imageSize());

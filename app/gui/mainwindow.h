@@ -25,6 +25,9 @@ class LayerView;
 class OutputView;
 class DetectionPanel;
 class SummaryView;
+class ImagesView;
+class HistogramView;
+class GraphView;
 
 struct OpenResult {
     std::shared_ptr<DumpReader> dump;
@@ -47,6 +50,12 @@ public:
     QSortFilterProxyModel* layerProxy() const { return m_proxy; }
     QCustomPlot* depthPlot() const { return m_depth; }
     QTabWidget* tabs() const { return m_tabs; }
+    QTabWidget* browserTabs() const { return m_browserTabs; } // Layers | Images
+    ImagesView* imagesView() const { return m_images; }
+    HistogramView* histogramView() const { return m_histogram; }
+    GraphView* graphView() const { return m_graph; }
+    // Shows this image in every view.
+    void selectImage(int image);
     void selectLayer(int layerIndex);
     // Exports what the current tab shows; returns an error text or an empty string.
     QString exportCurrentFigure(const QString& fileName, QSize size, int dpi);
@@ -88,6 +97,10 @@ private:
     OutputView* m_outputView = nullptr;
     DetectionPanel* m_detections = nullptr;
     SummaryView* m_summary = nullptr;
+    ImagesView* m_images = nullptr;
+    HistogramView* m_histogram = nullptr;
+    GraphView* m_graph = nullptr;
+    QTabWidget* m_browserTabs = nullptr;
     QMenu* m_recentMenu = nullptr;
     QAction* m_exportAction = nullptr;
     QLabel* m_readout = nullptr;

@@ -6,6 +6,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QSpinBox>
+#include <QStringList>
 #include <QtConcurrent/QtConcurrentRun>
 
 namespace qs {
@@ -62,8 +63,16 @@ OutputView::OutputView(QWidget* parent) : QWidget(parent) {
         connect(c, qOverload<int>(&QComboBox::currentIndexChanged), this, &OutputView::request);
     connect(m_scope, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this](int i) { m_image->setEnabled(i == 1); });
-    connect(m_image, qOverload<int>(&QSpinBox::valueChanged), this, &OutputView::request);
+    connect(m_image, qOverload<int>(&QSpinBox::valueChanged), this, [this](int image) {
+        if (m_scope->currentIndex() == 1)
+            request();
+        emit imageChanged(image);
+    });
     connect(m_grid, qOverload<int>(&QSpinBox::valueChanged), this, &OutputView::request);
+    connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {
+        if (e->button() == Qt::LeftButton)
+            pick(e->position());
+    });
 }
 
 void OutputView::fillQuantities(const std::string& kind) {
@@ -97,6 +106,41 @@ void OutputView::setDump(std::shared_ptr<DumpReader> dump) {
     request();
 }
 
+void OutputView::setImage(int image) { m_image->setValue(image); }
+
+int OutputView::pick(const QPointF& pixel) {
+    const int bin = m_hex->binAt(pixel);
+    if (bin < 0)
+        return 0;
+    // the samples drawn into that hexagon: those whose own pixel falls in it
+    std::vector<std::size_t> members;
+    for (std::size_t i = 0; i < m_samples.x.size() && i < m_shownY.size(); ++i) {
+        const QPointF p(m_plot->xAxis->coordToPixel(m_samples.x[i]), m_plot->yAxis->coordToPixel(m_shownY[i]));
+        if (m_hex->binAt(p) == bin)
+            members.push_back(i);
+    }
+    if (members.empty())
+        return 0;
+    const bool detections = m_samples.second[members.front()] >= 0;
+    QStringList items;
+    for (std::size_t k = 0; k < members.size() && k < 6; ++k) {
+        const std::size_t i = members[k];
+        items << (detections ? tr("image %1: detection %2 ↔ %3 (%4 → %5)")
+                                   .arg(m_samples.image[i]).arg(m_samples.first[i]).arg(m_samples.second[i])
+                                   .arg(m_samples.x[i], 0, 'g', 4).arg(m_samples.y[i], 0, 'g', 4)
+                             : tr("image %1: element %2 (%3 → %4)")
+                                   .arg(m_samples.image[i]).arg(m_samples.first[i])
+                                   .arg(m_samples.x[i], 0, 'g', 4).arg(m_samples.y[i], 0, 'g', 4));
+    }
+    m_status->setText(tr("Hexagon of %1 sample(s): %2%3")
+                          .arg(members.size())
+                          .arg(items.join(QStringLiteral("; ")))
+                          .arg(members.size() > 6 ? tr("; …") : QString()));
+    const std::size_t first = members.front();
+    emit picked(m_samples.image[first], m_samples.first[first], m_samples.second[first]);
+    return static_cast<int>(members.size());
+}
+
 void OutputView::request() {
     if (!m_dump)
         return;
@@ -124,6 +168,8 @@ void OutputView::present(const OutputSamples& samples) {
     if (!samples.x.empty())
         bins = hexbin(samples.x, y, m_grid->value(), bins.xMin, bins.xMax, bins.yMin, bins.yMax, aspect);
     m_hex->setBins(bins);
+    m_samples = samples;
+    m_shownY = y;
     m_plot->xAxis->setLabel(samples.xLabel);
     m_plot->yAxis->setLabel(error ? tr("quantized − original") : samples.yLabel);
     // the reference a reader looks for: y = x (quantized equals original), or y = 0 for the

@@ -28,6 +28,17 @@ public:
     explicit OutputView(QWidget* parent = nullptr);
     void setDump(std::shared_ptr<DumpReader> dump);
     QCustomPlot* figure() const { return m_plot; }
+    void setImage(int image); // the image shown in one-image scope
+
+    // The samples in the hexagon under a pixel of the plot, described in the status line;
+    // returns how many.
+    int pick(const QPointF& pixel);
+
+signals:
+    void imageChanged(int image);
+    // A hexagon was clicked: its first matched pair of detections, or (tensor outputs)
+    // its first element with quantized = -1.
+    void picked(int image, int original, int quantized);
 
 private:
     void fillQuantities(const std::string& kind); // "detections", "logits", "raw" or unknown
@@ -46,6 +57,8 @@ private:
     HexbinPlottable* m_hex = nullptr;
     QCPItemStraightLine* m_identity = nullptr; // y = x: where unchanged outputs lie
     QFutureWatcher<OutputSamples> m_watcher;
+    OutputSamples m_samples;   // as shown
+    std::vector<double> m_shownY; // y as binned (the error, in that mode)
 };
 
 } // namespace qs

@@ -469,10 +469,16 @@ void Histogram::add(Side side, const float* values, std::size_t n) {
     auto& c = counts[static_cast<int>(side)];
     const long long last = static_cast<long long>(c.size()) - 1;
     const double inverse = 1.0 / binWidth;
+    // The quantized tensor held integers times its scale; activations stored as f16 are
+    // off by up to 2^-11 relative, enough to leave a level's bin when bins are finer than
+    // levels. Its values go back onto their levels first.
+    const bool snap = side == Side::Quantized && std::isfinite(scale) && scale > 0;
     for (std::size_t i = 0; i < n; ++i) {
-        const double v = values[i];
+        double v = values[i];
         if (!std::isfinite(v))
             continue;
+        if (snap)
+            v = std::nearbyint(v / scale) * scale;
         const long long b = static_cast<long long>(std::floor((v - low) * inverse));
         ++c[static_cast<std::size_t>(std::clamp(b, 0LL, last))];
     }

@@ -120,7 +120,9 @@ struct Histogram {
     // the values the quantized tensor can hold: scale * (qmin - zp) .. scale * (qmax - zp)
     double clipLow() const { return scale * static_cast<double>(qmin - zeroPoint); }
     double clipHigh() const { return scale * static_cast<double>(qmax - zeroPoint); }
-    void add(Side side, const float* values, std::size_t n); // non-finite values are skipped
+    // Non-finite values are skipped; with a grid, quantized values are put back on their
+    // level (round(v / scale) * scale) first, undoing f16 storage's rounding.
+    void add(Side side, const float* values, std::size_t n);
 };
 // Bins for values in `range`: one per quantization level (or several, up to 1024 bins
 // in all) when `scale` is a finite positive number and the range spans at most 2048

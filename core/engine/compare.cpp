@@ -107,7 +107,7 @@ Pairing pairLayers(const CompareOptions& options, const std::vector<TapRecord> r
         const auto& ro = records[0][static_cast<std::size_t>(p.original)];
         const auto& rq = records[1][static_cast<std::size_t>(p.quantized)];
         r.records.push_back({ro.module, ro.call, ro.op, namesQ[static_cast<std::size_t>(p.quantized)], rq.op,
-                             ro.shape, p.original, p.quantized});
+                             ro.shape, p.original, p.quantized, {}});
     }
     return r;
 }

@@ -29,9 +29,10 @@ c10::IValue forward(torch::jit::Module& module, const c10::IValue& input,
                     const std::string& path, const std::string& source);
 
 // Inserts a quantscope::tap after every convolution (and/or linear layer) of an inlined
-// graph; its third argument is the layer's module path.
+// graph; its third argument is the layer's module path. `module` (the graph's owner, when
+// given) settles branches on its attributes when the data flow among taps is traced.
 std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph, unsigned ops,
-                                TapPoint point);
+                                TapPoint point, const torch::jit::Module* module = nullptr);
 
 ModelOutput decodeOutput(const c10::IValue& out);
 

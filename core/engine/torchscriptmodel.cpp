@@ -187,17 +187,130 @@ void collectTargets(torch::jit::Block* block, unsigned tapOps,
     }
 }
 
+bool holdsTensor(const c10::TypePtr& type, int depth = 0) {
+    if (type->kind() == c10::TypeKind::TensorType)
+        return true;
+    if (depth > 4)
+        return false;
+    for (const auto& contained : type->containedTypes())
+        if (holdsTensor(contained, depth + 1))
+            return true;
+    return false;
+}
+
+// The value of a small expression that does not depend on the input: a constant, a
+// module attribute (self.use_res_connect, self.return_layers), `not`, `in`, `==`, `!=`
+// of those; nullopt otherwise.
+std::optional<c10::IValue> knownValue(const torch::jit::Value* v, const torch::jit::Value* self,
+                                      const torch::jit::Module* module, int depth = 0) {
+    const torch::jit::Node* n = v->node();
+    if (depth > 8)
+        return std::nullopt;
+    try {
+        if (n->kind() == c10::prim::Constant) {
+            auto value = torch::jit::toIValue(v);
+            return value ? std::optional<c10::IValue>(*value) : std::nullopt;
+        }
+        if (n->kind() == c10::prim::GetAttr) {
+            if (!module)
+                return std::nullopt;
+            std::vector<std::string> names;
+            for (const torch::jit::Value* at = v; at != self; at = at->node()->input(0)) {
+                if (at->node()->kind() != c10::prim::GetAttr)
+                    return std::nullopt;
+                names.push_back(at->node()->s(c10::attr::name));
+            }
+            c10::IValue value = module->_ivalue();
+            for (auto it = names.rbegin(); it != names.rend(); ++it)
+                value = value.toObjectRef().getAttr(*it);
+            return value;
+        }
+        if (n->kind() == c10::prim::If) { // a value merged from the branch taken
+            const auto cond = knownValue(n->input(0), self, module, depth + 1);
+            if (!cond || !cond->isBool())
+                return std::nullopt;
+            const torch::jit::Block* b = n->blocks()[cond->toBool() ? 0 : 1];
+            return knownValue(b->outputs()[v->offset()], self, module, depth + 1);
+        }
+        const c10::Symbol kind = n->kind();
+        const bool arithmetic = kind == c10::aten::add || kind == c10::aten::sub || kind == c10::aten::mul ||
+                                kind == c10::aten::lt || kind == c10::aten::gt || kind == c10::aten::le ||
+                                kind == c10::aten::ge;
+        std::vector<c10::IValue> args;
+        if (kind == c10::aten::__not__ || kind == c10::aten::__contains__ || kind == c10::aten::eq ||
+            kind == c10::aten::ne || kind == c10::aten::len || arithmetic) {
+            for (const torch::jit::Value* in : n->inputs()) {
+                auto a = knownValue(in, self, module, depth + 1);
+                if (!a)
+                    return std::nullopt;
+                args.push_back(*a);
+            }
+        }
+        if (n->kind() == c10::aten::__not__ && args.size() == 1 && args[0].isBool())
+            return c10::IValue(!args[0].toBool());
+        if (n->kind() == c10::aten::__contains__ && args.size() == 2) {
+            if (args[0].isGenericDict())
+                return c10::IValue(args[0].toGenericDict().contains(args[1]));
+            if (args[0].isList()) {
+                for (const auto& e : args[0].toListRef())
+                    if (e == args[1])
+                        return c10::IValue(true);
+                return c10::IValue(false);
+            }
+        }
+        if (kind == c10::aten::len && args.size() == 1) {
+            if (args[0].isList())
+                return c10::IValue(static_cast<std::int64_t>(args[0].toListRef().size()));
+            if (args[0].isGenericDict())
+                return c10::IValue(static_cast<std::int64_t>(args[0].toGenericDict().size()));
+        }
+        if (arithmetic && args.size() == 2 && args[0].isInt() && args[1].isInt()) {
+            const std::int64_t a = args[0].toInt(), b = args[1].toInt();
+            if (kind == c10::aten::add)
+                return c10::IValue(a + b);
+            if (kind == c10::aten::sub)
+                return c10::IValue(a - b);
+            if (kind == c10::aten::mul)
+                return c10::IValue(a * b);
+            return c10::IValue(kind == c10::aten::lt ? a < b : kind == c10::aten::gt ? a > b
+                               : kind == c10::aten::le ? a <= b : a >= b);
+        }
+        if ((n->kind() == c10::aten::eq || n->kind() == c10::aten::ne) && args.size() == 2 &&
+            !args[0].isTensor() && !args[1].isTensor() && args[0].tagKind() == args[1].tagKind())
+            return c10::IValue((args[0] == args[1]) == (n->kind() == c10::aten::eq));
+    } catch (const c10::Error&) {
+    }
+    return std::nullopt;
+}
+
+std::optional<bool> knownCondition(const torch::jit::Value* v, const torch::jit::Value* self,
+                                   const torch::jit::Module* module) {
+    const auto value = knownValue(v, self, module);
+    return value && value->isBool() ? std::optional<bool>(value->toBool()) : std::nullopt;
+}
+
+// Whether the user writes to the value it takes at this use (list.append's list,
+// add_'s self), by the op's schema.
+bool writesTo(const torch::jit::Use& use) {
+    const c10::FunctionSchema* schema = use.user->maybeSchema();
+    if (!schema || use.offset >= schema->arguments().size())
+        return false;
+    const c10::AliasInfo* alias = schema->arguments()[use.offset].alias_info();
+    return alias && alias->isWrite();
+}
+
 // The tap sites whose recorded values reach `tap`'s input without passing through
-// another tap: a walk back from the input over every node's inputs (and, for the outputs
-// of loops and ifs, their blocks' results; for a block's parameters, the inputs of the
-// node owning the block), stopping at tap nodes.
+// another tap: a walk back over tensor-holding values only (a size taken from a tensor is
+// not data flow), through the branch an `if` on a module attribute takes (the other is
+// dead code for this model), into loops' carried values, and to the ops that mutate a
+// value in place (list.append, dict[k] = v, x += y), stopping at tap nodes.
 std::vector<int> upstreamTaps(const torch::jit::Node* tap,
-                              const std::unordered_map<const torch::jit::Node*, int>& taps) {
+                              const std::unordered_map<const torch::jit::Node*, int>& taps,
+                              const torch::jit::Value* self, const torch::jit::Module* module) {
     std::vector<int> found;
     std::unordered_set<const torch::jit::Node*> seen;
     std::vector<const torch::jit::Node*> stack;
-    auto visit = [&](const torch::jit::Value* v) {
-        const torch::jit::Node* n = v->node();
+    auto push = [&](const torch::jit::Node* n) {
         if (!seen.insert(n).second)
             return;
         const auto it = taps.find(n);
@@ -206,15 +319,60 @@ std::vector<int> upstreamTaps(const torch::jit::Node* tap,
         else
             stack.push_back(n);
     };
+    // code in the branch of an `if` that this model never takes
+    auto dead = [&](const torch::jit::Node* n) {
+        for (const torch::jit::Block* b = n->owningBlock(); b && b->owningNode(); b = b->owningNode()->owningBlock()) {
+            const torch::jit::Node* owner = b->owningNode();
+            if (owner->kind() != c10::prim::If)
+                continue;
+            const auto taken = knownCondition(owner->input(0), self, module);
+            if (taken && *taken != (b == owner->blocks()[0]))
+                return true;
+        }
+        return false;
+    };
+    auto visit = [&](const torch::jit::Value* v) {
+        if (!holdsTensor(v->type()))
+            return;
+        push(v->node());
+        // A list or dict is filled after it is made (append, d[k] = v): its writers are
+        // where its contents come from. A tensor updated in place (x += y) is rebound to
+        // the op's result by TorchScript, so the walk reaches that op anyway.
+        if (v->type()->kind() == c10::TypeKind::TensorType)
+            return;
+        for (const torch::jit::Use& use : v->uses())
+            if (use.user != tap && writesTo(use) && !taps.count(use.user) && !dead(use.user))
+                push(use.user);
+    };
     visit(tap->input(0));
     while (!stack.empty()) {
         const torch::jit::Node* n = stack.back();
         stack.pop_back();
-        if (n->kind() == c10::prim::Param) { // a block's parameter: what its owner takes
-            const torch::jit::Node* owner = n->owningBlock() ? n->owningBlock()->owningNode() : nullptr;
-            if (owner)
-                for (const torch::jit::Value* in : owner->inputs())
-                    visit(in);
+        if (n->kind() == c10::prim::Param) { // a block's parameter: a loop's carried values
+            const torch::jit::Block* block = n->owningBlock();
+            const torch::jit::Node* owner = block ? block->owningNode() : nullptr;
+            if (owner && owner->kind() == c10::prim::Loop)
+                for (std::size_t i = 2; i < owner->inputs().size(); ++i)
+                    visit(owner->input(i));
+            if (owner && owner->kind() == c10::prim::Loop)
+                for (std::size_t i = 1; i < block->outputs().size(); ++i)
+                    visit(block->outputs()[i]);
+            continue;
+        }
+        if (n->kind() == c10::prim::If) {
+            const auto taken = knownCondition(n->input(0), self, module);
+            for (std::size_t b = 0; b < n->blocks().size(); ++b)
+                if (!taken || *taken == (b == 0))
+                    for (const torch::jit::Value* out : n->blocks()[b]->outputs())
+                        visit(out);
+            continue;
+        }
+        if (n->kind() == c10::prim::Loop) {
+            for (std::size_t i = 2; i < n->inputs().size(); ++i)
+                visit(n->input(i));
+            for (const torch::jit::Block* b : n->blocks())
+                for (std::size_t i = 1; i < b->outputs().size(); ++i)
+                    visit(b->outputs()[i]);
             continue;
         }
         for (const torch::jit::Value* in : n->inputs())
@@ -224,6 +382,7 @@ std::vector<int> upstreamTaps(const torch::jit::Node* tap,
                 visit(out);
     }
     std::sort(found.begin(), found.end());
+    found.erase(std::unique(found.begin(), found.end()), found.end());
     return found;
 }
 
@@ -250,7 +409,7 @@ bool hasQuantizedOps(torch::jit::Block* block) {
 namespace ts {
 
 std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph, unsigned tapOps,
-                                TapPoint point) {
+                                TapPoint point, const torch::jit::Module* module) {
     std::vector<torch::jit::Node*> targets;
     collectTargets(graph->block(), tapOps, targets);
     std::vector<TapSite> sites;
@@ -281,7 +440,7 @@ std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph,
     for (const auto& [tap, id] : taps)
         for (auto& site : sites)
             if (site.id == id)
-                site.inputs = upstreamTaps(tap, taps);
+                site.inputs = upstreamTaps(tap, taps, graph->inputs()[0], module);
     return sites;
 }
 
@@ -707,7 +866,7 @@ std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& op
         info.recordedInputSize = recordedSize(graph);
         torch::jit::Inline(*graph);
         info.quantized = ts::hasQuantizedOps(graph->block());
-        info.sites = ts::instrument(graph, options.tapOps, options.tapPoint);
+        info.sites = ts::instrument(graph, options.tapOps, options.tapPoint, &module);
         info.parameterBytes = ts::parameterBytes(module);
     } catch (const Error&) {
         throw;

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from testutil import wait_for_line
+from testutil import METRIC_NAMES, check_recorded_views, wait_for_line
 import unittest
 
 import h5py
@@ -218,7 +218,7 @@ class DemoDump(Base):
             activations = []
             f.visititems(lambda name, obj: activations.append(name)
                          if isinstance(obj, h5py.Dataset) and name.split("/")[-1] in ("original", "quantized")
-                         and not name.startswith("outputs") else None)
+                         and not name.startswith("outputs") and "/histogram/" not in name else None)
             image_count = int(f.attrs["image_count"])
             shapes = {n: f[n].shape[0] for n in activations}
         self.assertEqual(names, ["classifier", "features.0"])
@@ -493,6 +493,198 @@ class Eval(Base):
                 "--coco", gt, "--images", os.path.join(ARGS.data, "test"), "--quiet")
         self.assertEqual(r.returncode, 1)
         self.assertIn("not detections", r.stderr)
+
+
+def conv_edges_fx(module, prefix=""):
+    """Data flow among the Conv2d layers of a Python module, by torch.fx: for each conv,
+    the convs whose outputs reach its input without passing another conv. An independent
+    reference for the edges compare records from the TorchScript graph."""
+    import torch
+    gm = torch.fx.symbolic_trace(module)
+    convs = {n: n.target for n in gm.graph.nodes
+             if n.op == "call_module" and isinstance(gm.get_submodule(n.target), torch.nn.Conv2d)}
+    edges = {}
+    for node, name in convs.items():
+        found, seen, stack = set(), set(), list(node.all_input_nodes)
+        while stack:
+            m = stack.pop()
+            if m in seen:
+                continue
+            seen.add(m)
+            if m in convs:
+                found.add(prefix + convs[m])
+            else:
+                stack.extend(m.all_input_nodes)
+        edges[prefix + name] = found
+    return edges
+
+
+def dump_edges(path):
+    with h5py.File(path) as f:
+        names = {int(k): f["layers"][k].attrs["name"] for k in f["layers"]}
+        return {names[int(k)]: {names[int(i)] for i in f["layers"][k].attrs.get("inputs", [])}
+                for k in f["layers"]}
+
+
+def numpy_yolo_v8(raw, conf, nms_iou, max_det=300, label_offset=1):
+    """The v8 layout decoded as documented (detection.h): best class, score >= conf, greedy
+    per-label NMS dropping IoU > nms_iou, highest score first. float32 arithmetic."""
+    raw = raw.astype(np.float32)
+    scores = raw[4:]
+    best = np.argmax(scores, axis=0)
+    score = scores[best, np.arange(raw.shape[1])]
+    cand = []
+    for b in np.nonzero(score >= np.float32(conf))[0]:
+        cx, cy, w, h = raw[0, b], raw[1, b], raw[2, b], raw[3, b]
+        half_w, half_h = w / np.float32(2), h / np.float32(2)
+        cand.append([cx - half_w, cy - half_h, cx + half_w, cy + half_h, score[b], best[b] + label_offset])
+    cand.sort(key=lambda d: -d[4])  # stable, as std::stable_sort
+
+    def iou(a, b):
+        ix = max(np.float32(0), min(a[2], b[2]) - max(a[0], b[0]))
+        iy = max(np.float32(0), min(a[3], b[3]) - max(a[1], b[1]))
+        inter = ix * iy
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        return inter / union if union > 0 else 0
+    kept, dropped = [], [False] * len(cand)
+    for i, d in enumerate(cand):
+        if dropped[i] or len(kept) >= max_det:
+            continue
+        kept.append(d)
+        for j in range(i + 1, len(cand)):
+            if not dropped[j] and cand[j][5] == d[5] and iou(d, cand[j]) > nms_iou:
+                dropped[j] = True
+    return np.array(kept, dtype=np.float64).reshape(-1, 6)
+
+
+class PerImageHistogramsGraph(Base):
+    """What compare records for the GUI's per-image, histogram and graph views, and its
+    --decode, each checked against an independent computation."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.shared = tempfile.TemporaryDirectory(prefix="qs-views-")
+        cls.demo = os.path.join(cls.shared.name, "demo.h5")
+        r = run("compare", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
+                *sum((["--image", i] for i in demo_images()), []), "--dtype", "f32", "--out", cls.demo, "--quiet")
+        assert r.returncode == 0, r.stderr
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.shared.cleanup()
+
+    def test_per_image_metrics_match_numpy(self):
+        check_recorded_views(self, self.demo)  # [N, L] metrics and histograms vs numpy
+        with h5py.File(self.demo) as f:
+            n = int(f.attrs["image_count"])
+            self.assertGreater(n, 1)
+            stored = {m: f["image_metrics"][m][()] for m in METRIC_NAMES}
+            self.assertEqual(stored["sqnr_db"].dtype, np.float64)
+        # inspect --json hands the same [N, L] over, with the mean of the layers' SQNRs
+        r = run("inspect", self.demo, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        per_image = json.loads(r.stdout)["per_image"]
+        self.assertEqual(len(per_image), n)
+        for i, row in enumerate(per_image):
+            self.assertEqual(row["index"], i)
+            self.assertEqual(os.path.basename(row["source"]), os.path.basename(demo_images()[i]))
+            np.testing.assert_allclose(row["layers"]["sqnr_db"], stored["sqnr_db"][i], rtol=1e-12)
+            finite = stored["sqnr_db"][i][np.isfinite(stored["sqnr_db"][i])]
+            self.assertAlmostEqual(row["sqnr_db_mean"], float(np.mean(finite)), places=9)
+            self.assertAlmostEqual(row["sqnr_db_min"], float(np.min(stored["sqnr_db"][i])), places=9)
+        # the text output lists the worst image first
+        r = run("inspect", self.demo)
+        worst = min(range(n), key=lambda i: per_image[i]["sqnr_db_mean"])
+        lines = r.stdout.splitlines()
+        first = lines[lines.index(next(l for l in lines if l.startswith("worst images"))) + 1]
+        self.assertIn(os.path.basename(demo_images()[worst]), first)
+
+    def test_histograms_match_numpy_and_sit_on_the_quantization_grid(self):
+        with h5py.File(self.demo) as f:
+            for k in f["layers"]:
+                g = f["layers"][k]
+                h = g["histogram"]
+                low, width = h.attrs["low"], h.attrs["bin_width"]
+                o, q = g["original"][()].astype(np.float64), g["quantized"][()].astype(np.float64)
+                scale = g["quantized"].attrs["scale"]
+                # (the counts themselves: check_recorded_views in the test above)
+                # both sides' values lie inside the bins (no clamping at the ends)
+                self.assertGreaterEqual(min(o.min(), q.min()), low)
+                self.assertLess(max(o.max(), q.max()), low + width * len(h["original"]))
+                # the grid is the quantized tensor's own, and every quantized value falls in
+                # the bin centred on its level: rounding shows as spikes, one per level
+                np.testing.assert_allclose(np.rint(q / scale) * scale, q, rtol=1e-6, atol=1e-6 * scale)
+                self.assertEqual(h.attrs["scale"], scale)
+                self.assertEqual(h.attrs["zero_point"], g["quantized"].attrs["zero_point"])
+                per_level = round(scale / width)
+                self.assertAlmostEqual(scale / width, per_level, places=6)
+                full = np.nonzero(h["quantized"][()])[0]
+                self.assertTrue(np.all(full % per_level == 0), f"layer {k}: quantized values off the grid")
+                # nothing quantized lies beyond what its integer range can hold
+                zp, qmin, qmax = h.attrs["zero_point"], h.attrs["quant_min"], h.attrs["quant_max"]
+                self.assertGreaterEqual(q.min(), scale * (qmin - zp) - 1e-6 * scale)
+                self.assertLessEqual(q.max(), scale * (qmax - zp) + 1e-6 * scale)
+
+    def test_graph_edges_match_torch_fx(self):
+        """Residual adds (ResNet-18) and an FPN-like neck with upsampling (the YOLO demo):
+        the edges recorded from the TorchScript graph equal torch.fx's data flow."""
+        import torch
+        import torchvision
+        out = self.out("r18.h5")
+        r = run("compare", "--original", model("resnet18_float.pt"), "--quantized", model("resnet18_int8.pt"),
+                "--image", demo_images()[0], "--size", "64x64", "--out", out, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        reference = conv_edges_fx(torchvision.models.quantization.resnet18(weights=None, quantize=False))
+        got = dump_edges(out)
+        self.assertEqual(set(got), set(reference))
+        self.assertEqual(got, reference)
+        self.assertIn("layer1.0.conv1", got["layer1.0.conv2"])
+        # the identity path: layer 2's first block reads the sum of every earlier block's
+        # last conv and the stem (through the residual adds)
+        self.assertEqual(got["layer2.0.conv1"], {"layer1.1.conv2", "layer1.0.conv2", "conv1"})
+        self.assertEqual(got["layer2.0.downsample.0"], got["layer2.0.conv1"])
+
+        sys.path.insert(0, ARGS.tools)
+        import train_yolo
+        out = self.out("yolo.h5")
+        r = run("compare", "--original", self.weights("demo_yolo_v8.pt"), "--quantized",
+                self.weights("demo_yolo_v8_int8_fx.pt"), "--image", os.path.join(ARGS.data, "test", "000001.png"),
+                "--out", out, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        reference = conv_edges_fx(train_yolo.YoloNet(), prefix="net.")
+        got = dump_edges(out)
+        self.assertEqual(got, reference)
+        self.assertTrue(any(len(v) > 1 for v in got.values()), "the neck merges levels")
+
+    def weights(self, name):
+        return os.path.join(ARGS.weights, name)
+
+    def test_decode_yolo_in_compare(self):
+        out_auto, out_raw = self.out("auto.h5"), self.out("raw.h5")
+        common = ["--original", self.weights("demo_yolo_v8.pt"), "--quantized", self.weights("demo_yolo_v8_int8_fx.pt"),
+                  "--image", os.path.join(ARGS.data, "test", "000001.png"), "--quiet"]  # a 320x320 scene
+        r = run("compare", *common, "--out", out_auto)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("compare", *common, "--out", out_raw, "--decode", "none")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(out_auto) as fa, h5py.File(out_raw) as fr:
+            self.assertEqual(fa["outputs/0000"].attrs["kind"], "detections")
+            self.assertEqual(fr["outputs/0000"].attrs["kind"], "raw")
+            raw = fr["outputs/0000/original"][()]
+            self.assertEqual(raw.shape[0], 8)  # v8: 4 + C rows
+            want = numpy_yolo_v8(raw, conf=0.05, nms_iou=0.6)
+            got = fa["outputs/0000/original"][()]
+            self.assertGreater(len(want), 0)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+            self.assertIn("matches", fa["outputs/0000"])
+        # explicit layouts insist: a classifier's logits are not YOLO boxes
+        out = self.out("bad.h5")
+        r = run("compare", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
+                "--image", demo_images()[0], "--out", out, "--decode", "yolov8")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("demo_cnn_float.pt", r.stderr)
+        self.assertNoDump(out)
+
 
 
 def load_json(path):

@@ -26,7 +26,7 @@ import h5py
 import torch
 import torch.nn.functional as F
 
-from testutil import load_batch, write_images
+from testutil import check_recorded_views, load_batch, write_images
 
 ARGS = None
 torch.backends.quantized.engine = "onednn"
@@ -201,6 +201,10 @@ class Epilogues(unittest.TestCase):
                     epilogue_original=str(g["original"].attrs["epilogue"]),
                     epilogue_quantized=str(g["quantized"].attrs["epilogue"]))
         self.assertEqual(len(layers), 2 * len(EPILOGUES))
+        # what compare records for the GUI, on every epilogue (SiLU, hardswish, leaky ReLU,
+        # ...; quantized ones with a grid, float ones without): per-image metrics and
+        # histograms against numpy
+        check_recorded_views(self, dump)
         return layers
 
     def check(self, layers_, ref, route_name):

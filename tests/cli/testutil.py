@@ -45,3 +45,61 @@ def load_batch(paths):
     """The images as our loader feeds a batch-tensor model: RGB, [0,1], NCHW."""
     arrs = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 for p in paths]
     return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+
+
+METRIC_NAMES = ["sqnr_db", "mse", "max_abs", "mean_abs", "rel_err", "cosine"]
+
+
+def numpy_metrics(o, q):
+    """docs/metrics.md in float64 numpy, from the stored values: [sqnr_db, mse, max_abs,
+    mean_abs, rel_err, cosine]."""
+    import numpy as np
+    o = o.astype(np.float64).ravel()
+    q = q.astype(np.float64).ravel()
+    e = q - o
+    err2, ref2 = np.sum(e * e), np.sum(o * o)
+    sqnr = np.inf if err2 == 0 else (10 * np.log10(ref2 / err2) if ref2 > 0 else -np.inf)
+    abs_ref = np.sum(np.abs(o))
+    rel = 0.0 if np.sum(np.abs(e)) == 0 else (np.sum(np.abs(e)) / abs_ref if abs_ref > 0 else np.inf)
+    no, nq = np.sqrt(ref2), np.sqrt(np.sum(q * q))
+    cosine = 1.0 if no == 0 and nq == 0 else (0.0 if no == 0 or nq == 0 else np.dot(o, q) / (no * nq))
+    return [sqnr, np.mean(e * e), np.max(np.abs(e)), np.mean(np.abs(e)), rel, cosine]
+
+
+def numpy_histogram(values, low, width, bins, scale=None):
+    """docs/dump-format.md#histograms: bin floor((v - low) / width), clamped to the ends;
+    with a grid, values put back on their level first; non-finite values skipped."""
+    import numpy as np
+    v = values.astype(np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if scale is not None:
+        v = np.rint(v / scale) * scale
+    idx = np.clip(np.floor((v - low) * (1.0 / width)), 0, bins - 1).astype(int)
+    return np.bincount(idx, minlength=bins)
+
+
+def check_recorded_views(test, dump):
+    """The per-image metrics and histograms compare wrote into `dump`, against numpy on
+    the stored activations."""
+    import h5py
+    import numpy as np
+    with h5py.File(dump, "r") as f:
+        n, layers = int(f.attrs["image_count"]), len(f["layers"])
+        stored = {m: f["image_metrics"][m][()] for m in METRIC_NAMES}
+        for m in METRIC_NAMES:
+            test.assertEqual(stored[m].shape, (n, layers), m)
+        for k in range(layers):
+            g = f["layers"]["%04d" % k]
+            o, q = g["original"][()], g["quantized"][()]
+            for i in range(n):
+                for m, want in zip(METRIC_NAMES, numpy_metrics(o[i], q[i])):
+                    np.testing.assert_allclose(stored[m][i, k], want, rtol=1e-9, atol=1e-12,
+                                               err_msg="%s of %s on image %d" % (m, g.attrs["name"], i))
+            h = g["histogram"]
+            scale = h.attrs["scale"] if "scale" in h.attrs else None
+            test.assertEqual(scale is not None, "scale" in g["quantized"].attrs, g.attrs["name"])
+            for side, values, grid in (("original", o, None), ("quantized", q, scale)):
+                counts = h[side][()]
+                np.testing.assert_array_equal(
+                    counts, numpy_histogram(values, h.attrs["low"], h.attrs["bin_width"], len(counts), grid),
+                    err_msg="%s %s histogram" % (g.attrs["name"], side))

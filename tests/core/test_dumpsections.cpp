@@ -171,6 +171,89 @@ private slots:
         QVERIFY(errorOf([&] { dump.activationChannel(0, Side::Original, 0, 15); }).isEmpty());
     }
 
+    void histogramBinsSitOnTheQuantizationGrid() {
+        // 103 levels of 0.1 in [0, 10.2]: 9 bins per level (1024 / 103), each level the
+        // centre of a bin, so values between levels fall beside the quantized spikes
+        ValueRange range;
+        const float ends[2] = {0.0f, 10.2f};
+        range.add(ends, 2);
+        Histogram h = planHistogram(range, 0.1);
+        QCOMPARE(h.bins(), 102 * 9 + 1);
+        QCOMPARE(h.binWidth, 0.1 / 9);
+        for (int level = 0; level <= 102; ++level) {
+            const float v = static_cast<float>(level * 0.1);
+            h.add(Side::Quantized, &v, 1);
+            h.add(Side::Original, &v, 1);
+        }
+        for (int b = 0; b < h.bins(); ++b) {
+            QCOMPARE(h.counts[1][static_cast<std::size_t>(b)], b % 9 == 0 ? 1 : 0);
+            QCOMPARE(h.counts[0][static_cast<std::size_t>(b)], b % 9 == 0 ? 1 : 0);
+        }
+        // an f16-rounded quantized value goes back onto its level; a float one does not
+        const float off = 10.2f * (1 + 1.0f / 2048);
+        h.add(Side::Quantized, &off, 1);
+        h.add(Side::Original, &off, 1);
+        QCOMPARE(h.counts[1].back(), std::int64_t{2});
+        QCOMPARE(h.counts[0].back(), std::int64_t{2}); // in the last bin too...
+        const float between = 5.05f;                   // ...but a float value between levels
+        h.add(Side::Original, &between, 1);
+        QCOMPARE(h.counts[0][50 * 9 + 4] + h.counts[0][50 * 9 + 5], std::int64_t{1});
+        // the clip range follows the integer range
+        h.zeroPoint = 0;
+        h.qmin = 0;
+        h.qmax = 255;
+        QCOMPARE(h.clipHigh(), 25.5);
+        // without a grid: 256 equal bins over the values; a NaN is not counted
+        Histogram plain = planHistogram(range, std::nan(""));
+        QCOMPARE(plain.bins(), 256);
+        const float values[3] = {0.0f, 10.2f, std::nanf("")};
+        plain.add(Side::Original, values, 3);
+        QCOMPARE(plain.counts[0].front() + plain.counts[0].back(), std::int64_t{2});
+        // too many levels for a readable grid: plain bins
+        QVERIFY(!std::isfinite(planHistogram(range, 1e-4).scale));
+        // an empty range still gives a usable layout
+        QCOMPARE(planHistogram(ValueRange{}, 0.5).bins() > 0, true);
+        // f16 input gives the same range as its float values
+        const std::uint16_t half[3] = {0x3c00 /* 1 */, 0xc000 /* -2 */, 0x7e00 /* NaN */};
+        ValueRange r16;
+        r16.add(half, 3);
+        QCOMPARE(r16.low, -2.0);
+        QCOMPARE(r16.high, 1.0);
+    }
+
+    void imageMetricsAndHistogramsReadBack() {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath(QStringLiteral("m.h5")).toStdString();
+        std::vector<std::vector<Metrics>> byLayer(3, std::vector<Metrics>(2));
+        for (int k = 0; k < 3; ++k)
+            for (int i = 0; i < 2; ++i) {
+                Metrics& m = byLayer[static_cast<std::size_t>(k)][static_cast<std::size_t>(i)];
+                m.sqnrDb = 10 * k + i;
+                m.cosine = 0.5 + 0.01 * k;
+            }
+        byLayer[2][1].sqnrDb = std::numeric_limits<double>::infinity(); // an exact layer
+        {
+            h5::Lock lock(h5::libraryMutex());
+            H5::H5File file(path, H5F_ACC_TRUNC);
+            writeImageMetrics(file, byLayer);
+        }
+        h5::Lock lock(h5::libraryMutex());
+        H5::H5File file(path, H5F_ACC_RDONLY);
+        const ImageMetrics im = readImageMetrics(file, path, 2, 3);
+        QCOMPARE(im.images, 2);
+        QCOMPARE(im.at(1, 2).sqnrDb, std::numeric_limits<double>::infinity());
+        QCOMPARE(im.at(0, 1).sqnrDb, 10.0);
+        QCOMPARE(im.at(1, 0).cosine, 0.5);
+        // image 1: layers 1, 11, exact: mean of the finite ones, worst = layer 0
+        const ImageSummary s = summarizeImage(im, 1);
+        QCOMPARE(s.meanSqnrDb, 6.0);
+        QCOMPARE(s.minSqnrDb, 1.0);
+        QCOMPARE(s.worstLayer, 0);
+        // a dump whose [N, L] disagrees with its image or layer count is refused by name
+        const QString e = errorOf([&] { readImageMetrics(file, path, 3, 3); });
+        QVERIFY2(e.contains(QStringLiteral("image_metrics")) && e.contains(QStringLiteral("[3x3]")), qPrintable(e));
+    }
+
     void inconsistentLayerIsRefusedAtOpen() {
         QVERIFY2(QFile::exists(qEnvironmentVariable("QS_TEST_DUMP")), "QS_TEST_DUMP must name a dump (fixture gui_dump)");
         QTemporaryDir dir;

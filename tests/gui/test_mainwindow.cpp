@@ -4,6 +4,12 @@
 
 #include "comparisondialog.h"
 #include "detectionpanel.h"
+#include "detectionview.h"
+#include "graphview.h"
+#include "hexbinplottable.h"
+#include "histogramview.h"
+#include "imagesview.h"
+#include "outputview.h"
 #include "dumpupdate.h"
 #include "summaryview.h"
 #include "h5util.h"
@@ -48,15 +54,13 @@ QMessageBox* errorBox(QWidget* window) { return window->findChild<QMessageBox*>(
 bool startComparison(ComparisonDialog& dialog, const QString& original, const QString& quantized,
                      const QString& out, const QString& size = QString()) {
     const QString models = qEnvironmentVariable("QS_TEST_MODELS");
-    auto edits = dialog.findChildren<QLineEdit*>();
-    // the dialog's line edits in form order: original, quantized, output, size
-    if (edits.size() < 4)
+    auto edit = [&dialog](const char* name) { return dialog.findChild<QLineEdit*>(QLatin1String(name)); };
+    if (!edit("original") || !edit("quantized") || !edit("out") || !edit("size"))
         return false;
-    edits[0]->setText(models + QLatin1Char('/') + original);
-    edits[1]->setText(models + QLatin1Char('/') + quantized);
-    edits[2]->setText(out);
-    if (!size.isEmpty())
-        edits[3]->setText(size);
+    edit("original")->setText(models + QLatin1Char('/') + original);
+    edit("quantized")->setText(models + QLatin1Char('/') + quantized);
+    edit("out")->setText(out);
+    edit("size")->setText(size);
     auto* images = dialog.findChild<QListWidget*>();
     images->clear();
     images->addItem(models + QStringLiteral("/images/demo_0.png"));
@@ -271,7 +275,7 @@ private slots:
         QCOMPARE(identity->point2->coords(), QPointF(1, 1)); // y = x
     }
 
-    void detectionsTabListsTheMatches() {
+    void detectionsTabListsEveryDetectionAndHighlightsTheChosenOne() {
         const QString detector = qEnvironmentVariable("QS_TEST_DETECTOR_DUMP");
         QVERIFY2(QFile::exists(detector), "QS_TEST_DETECTOR_DUMP must name a detector dump");
         MainWindow w;
@@ -284,13 +288,351 @@ private slots:
         const OutputPair out = w.dump()->outputs(0);
         QCOMPARE(QString::fromStdString(out.kind), QStringLiteral("detections"));
         QVERIFY(!out.matches.empty());
-        QCOMPARE(panel->table()->rowCount(), static_cast<int>(out.matches.size() / 4));
-        // IoU column holds the stored IoU of the first match
-        bool found = false;
+        // expected rows, from the stored outputs: every matched pair, every unmatched
+        // detection, each when its higher score reaches the drawing threshold
+        auto score = [](const std::vector<float>& rows, int i) { return rows[6 * static_cast<std::size_t>(i) + 4]; };
+        const int n[2] = {static_cast<int>(out.original.size() / 6), static_cast<int>(out.quantized.size() / 6)};
+        auto expectedRows = [&](float threshold, int* firstMatch) {
+            std::vector<bool> matched[2] = {std::vector<bool>(n[0]), std::vector<bool>(n[1])};
+            int rows = 0;
+            for (std::size_t m = 0; 4 * m + 3 < out.matches.size(); ++m) {
+                const int o = static_cast<int>(out.matches[4 * m]), q = static_cast<int>(out.matches[4 * m + 1]);
+                matched[0][o] = matched[1][q] = true;
+                if (std::max(score(out.original, o), score(out.quantized, q)) >= threshold) {
+                    ++rows;
+                    if (firstMatch && *firstMatch < 0)
+                        *firstMatch = static_cast<int>(m);
+                }
+            }
+            for (int side = 0; side < 2; ++side)
+                for (int i = 0; i < n[side]; ++i)
+                    if (!matched[side][i] && score(side == 0 ? out.original : out.quantized, i) >= threshold)
+                        ++rows;
+            return rows;
+        };
+        int firstMatch = -1;
+        const int expected = expectedRows(0.3f, &firstMatch);
+        QVERIFY(firstMatch >= 0);
+        QCOMPARE(panel->table()->rowCount(), expected);
+        // the row of the first match holds its stored IoU; choosing it highlights its boxes
+        const int o = static_cast<int>(out.matches[4 * firstMatch]), q = static_cast<int>(out.matches[4 * firstMatch + 1]);
+        int row = -1;
         for (int r = 0; r < panel->table()->rowCount(); ++r)
-            if (std::fabs(panel->table()->item(r, 6)->data(Qt::DisplayRole).toDouble() - out.matches[2]) < 1e-6)
-                found = true;
-        QVERIFY(found);
+            if (panel->table()->item(r, DetectionPanel::OriginalIndex)->data(Qt::UserRole).toInt() == o &&
+                panel->table()->item(r, DetectionPanel::QuantizedIndex)->data(Qt::UserRole).toInt() == q)
+                row = r;
+        QVERIFY(row >= 0);
+        QCOMPARE(panel->table()->item(row, DetectionPanel::Iou)->data(Qt::DisplayRole).toDouble(),
+                 static_cast<double>(out.matches[4 * firstMatch + 2]));
+        QCOMPARE(panel->table()->item(row, DetectionPanel::Status)->text(), QStringLiteral("matched"));
+        QCOMPARE(panel->view()->highlight(), std::make_pair(-1, -1));
+        panel->table()->setCurrentCell(row, DetectionPanel::Label);
+        QCOMPARE(panel->view()->highlight(), std::make_pair(o, q));
+        // a threshold chosen for this dump does not carry over to the next one
+        auto* threshold = panel->findChild<QDoubleSpinBox*>();
+        threshold->setValue(1.0);
+        QCOMPARE(panel->table()->rowCount(), expectedRows(1.0f, nullptr)); // the table lists what is drawn
+        QVERIFY(expectedRows(1.0f, nullptr) < expected);
+        w.openDump(detector);
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 2, 60000);
+        QCOMPARE(threshold->value(), 0.3);
+        QCOMPARE(panel->table()->rowCount(), expected);
+
+        // unmatched detections are rows too: a copy of the dump whose first match is
+        // removed leaves that original and that quantized detection without a partner
+        QTemporaryDir dir;
+        const QString copy = dir.filePath(QStringLiteral("unmatched.h5"));
+        QVERIFY(QFile::copy(detector, copy));
+        {
+            h5::Lock lock(h5::libraryMutex());
+            H5::H5File file(copy.toStdString(), H5F_ACC_RDWR);
+            H5::Group g = file.openGroup("/outputs/0000");
+            std::vector<float> rest(out.matches.begin() + 4, out.matches.end());
+            H5Ldelete(g.getId(), "matches", H5P_DEFAULT);
+            h5::writeFloats(g, "matches", rest, {rest.size() / 4, 4});
+        }
+        w.openDump(copy);
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 3, 60000);
+        const int o0 = static_cast<int>(out.matches[0]), q0 = static_cast<int>(out.matches[1]);
+        int missed = -1, extra = -1;
+        for (int r = 0; r < panel->table()->rowCount(); ++r) {
+            const QString status = panel->table()->item(r, DetectionPanel::Status)->text();
+            const int ro = panel->table()->item(r, DetectionPanel::OriginalIndex)->data(Qt::UserRole).toInt();
+            const int rq = panel->table()->item(r, DetectionPanel::QuantizedIndex)->data(Qt::UserRole).toInt();
+            if (status == QStringLiteral("missed by quantized") && ro == o0 && rq == -1)
+                missed = r;
+            if (status == QStringLiteral("extra in quantized") && ro == -1 && rq == q0)
+                extra = r;
+        }
+        QVERIFY(missed >= 0 && extra >= 0);
+        QCOMPARE(panel->table()->rowCount(), expected + 1); // one pair became two rows
+        QCOMPARE(panel->table()->item(missed, DetectionPanel::ScoreQuantized)->text(), QStringLiteral("–"));
+        panel->table()->setCurrentCell(extra, DetectionPanel::Label);
+        QCOMPARE(panel->view()->highlight(), std::make_pair(-1, q0));
+    }
+
+    // per-image view: ranked by the per-image metrics compare stored, worst first;
+    // choosing an image switches every view
+    void imagesTableRanksWorstFirstAndSwitchesEveryView() {
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
+        const auto& dump = *w.dump();
+        const ImageMetrics& im = dump.imageMetrics();
+        QVERIFY(dump.imageCount() > 1);
+        QCOMPARE(im.images, dump.imageCount());
+        QCOMPARE(im.layers, static_cast<int>(dump.layers().size()));
+        QTableWidget* table = w.imagesView()->table();
+        QTRY_COMPARE_WITH_TIMEOUT(table->rowCount(), dump.imageCount(), 60000);
+        // the mean over layers of each image's SQNR, computed here from the stored [N, L]
+        std::vector<double> mean(static_cast<std::size_t>(im.images));
+        for (int i = 0; i < im.images; ++i) {
+            double sum = 0;
+            int finite = 0;
+            for (int k = 0; k < im.layers; ++k)
+                if (std::isfinite(im.at(i, k).sqnrDb)) {
+                    sum += im.at(i, k).sqnrDb;
+                    ++finite;
+                }
+            mean[static_cast<std::size_t>(i)] = sum / finite;
+        }
+        const int worst = static_cast<int>(std::min_element(mean.begin(), mean.end()) - mean.begin());
+        QCOMPARE(table->item(0, ImagesView::Index)->data(Qt::UserRole).toInt(), worst);
+        for (int r = 0; r < table->rowCount(); ++r) {
+            const int image = table->item(r, ImagesView::Index)->data(Qt::UserRole).toInt();
+            QCOMPARE(table->item(r, ImagesView::Source)->text(), QFileInfo(QString::fromStdString(dump.source(image))).fileName());
+            QVERIFY(std::fabs(table->item(r, ImagesView::MeanSqnr)->text().toDouble() - mean[static_cast<std::size_t>(image)]) < 0.006);
+            if (r > 0)
+                QVERIFY(mean[static_cast<std::size_t>(image)] >=
+                        mean[static_cast<std::size_t>(table->item(r - 1, ImagesView::Index)->data(Qt::UserRole).toInt())]);
+        }
+        // choose the last row: every view shows that image
+        const int chosen = table->item(table->rowCount() - 1, ImagesView::Index)->data(Qt::UserRole).toInt();
+        QVERIFY(chosen != w.layerView()->image());
+        table->setCurrentCell(table->rowCount() - 1, ImagesView::Source);
+        QCOMPARE(w.layerView()->image(), chosen);
+        QCOMPARE(w.findChild<DetectionPanel*>()->image(), chosen);
+        // and the other way round: the layer view's image selects the table's row
+        const int other = chosen == 0 ? 1 : 0;
+        w.layerView()->setImage(other);
+        QCOMPARE(table->item(table->currentRow(), ImagesView::Index)->data(Qt::UserRole).toInt(), other);
+        QCOMPARE(w.findChild<DetectionPanel*>()->image(), other);
+        // a double-click goes to that image's worst layer
+        const int row = table->currentRow();
+        const int worstLayer = table->item(row, ImagesView::WorstLayer)->data(Qt::UserRole).toInt();
+        int expectedLayer = 0;
+        for (int k = 0; k < im.layers; ++k)
+            if (im.at(other, k).sqnrDb < im.at(other, expectedLayer).sqnrDb)
+                expectedLayer = k;
+        QCOMPARE(worstLayer, expectedLayer);
+        emit table->cellDoubleClicked(row, ImagesView::WorstLayer);
+        QTRY_COMPARE(w.layerView()->currentLayer(), expectedLayer);
+    }
+
+    void histogramShowsStoredCountsGridAndClipRange() {
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
+        HistogramView* view = w.histogramView();
+        w.tabs()->setCurrentWidget(view);
+        w.selectLayer(1);
+        QTRY_VERIFY_WITH_TIMEOUT(view->shown().layer == 1 && !view->isLoading(), 60000);
+        const Histogram stored = w.dump()->histogram(1);
+        QVERIFY(!stored.empty());
+        QVERIFY(std::isfinite(stored.scale)); // the demo's INT8 layer is per-tensor quantized
+        QCOMPARE(view->shown().histogram.counts[0], stored.counts[0]);
+        QCOMPARE(view->shown().histogram.counts[1], stored.counts[1]);
+        QCustomPlot* plot = view->figure();
+        QCOMPARE(plot->graph(0)->dataCount(), stored.bins());
+        QCOMPARE(plot->graph(1)->dataCount(), stored.bins());
+        // the clip range is marked where the quantized tensor's integer range ends
+        QCPItemStraightLine* clip[2] = {};
+        for (int i = 0; i < plot->itemCount(); ++i) {
+            if (plot->item(i)->objectName() == QStringLiteral("clipLow"))
+                clip[0] = qobject_cast<QCPItemStraightLine*>(plot->item(i));
+            if (plot->item(i)->objectName() == QStringLiteral("clipHigh"))
+                clip[1] = qobject_cast<QCPItemStraightLine*>(plot->item(i));
+        }
+        QVERIFY(clip[0] && clip[1] && clip[0]->visible());
+        QCOMPARE(clip[0]->point1->coords().x(), stored.scale * static_cast<double>(stored.qmin - stored.zeroPoint));
+        QCOMPARE(clip[1]->point1->coords().x(), stored.scale * static_cast<double>(stored.qmax - stored.zeroPoint));
+        QVERIFY(view->findChild<QLabel*>(QStringLiteral("histogramStatus"))->text().contains(QStringLiteral("scale")));
+        // the top axis counts quantization codes: its ticks sit on multiples of the scale
+        QVERIFY(plot->xAxis2->visible());
+        plot->replot();
+        for (double tick : plot->xAxis2->tickVector())
+            QVERIFY(std::fabs(tick / stored.scale - std::round(tick / stored.scale)) < 1e-6);
+        // one channel of the current image: every value of that channel, binned on the grid
+        auto* scope = view->findChild<QComboBox*>(QStringLiteral("histogramScope"));
+        scope->setCurrentIndex(1);
+        QTRY_VERIFY_WITH_TIMEOUT(view->shown().channel == 0 && !view->isLoading(), 60000);
+        const auto& shape = w.dump()->layers()[1].shape;
+        std::int64_t total = 0;
+        for (auto c : view->shown().histogram.counts[1])
+            total += c;
+        QCOMPARE(total, shape[1] * shape[2]);
+        // quantized values fill only the bins centred on a level (rounding shows as spikes)
+        const Histogram& h = view->shown().histogram;
+        const long perLevel = std::lround(h.scale / h.binWidth);
+        QVERIFY(perLevel >= 1);
+        for (std::size_t b = 0; b < h.counts[1].size(); ++b)
+            if (h.counts[1][b] > 0) {
+                const double centre = h.low + (static_cast<double>(b) + 0.5) * h.binWidth;
+                QVERIFY(std::fabs(centre / h.scale - std::round(centre / h.scale)) < 1e-6);
+            }
+    }
+
+    void graphViewFollowsTheSelectionClicksAndSearch() {
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(dumpPath());
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
+        GraphView* graph = w.graphView();
+        w.tabs()->setCurrentWidget(graph);
+        const GraphLayout& g = graph->graph();
+        QVERIFY(g.hasEdges);
+        QCOMPARE(g.nodeOfLayer.size(), w.dump()->layers().size());
+        // the demo CNN is a chain: every layer after the first takes the one before
+        for (const auto& l : w.dump()->layers())
+            if (l.index > 0)
+                QCOMPARE(l.inputs, std::vector<std::int64_t>{l.index - 1});
+        // top to bottom in that order
+        for (std::size_t n = 1; n < g.nodes.size(); ++n)
+            QVERIFY(g.nodes[n].y > g.nodes[n - 1].y);
+        // a click on a node selects its layer everywhere
+        const int target = static_cast<int>(g.nodes.size()) - 1;
+        graph->canvas()->centerOn(g.nodes[static_cast<std::size_t>(target)].x, g.nodes[static_cast<std::size_t>(target)].y);
+        const QPoint at = graph->canvas()->mapFromScene(QPointF(g.nodes[static_cast<std::size_t>(target)].x,
+                                                                g.nodes[static_cast<std::size_t>(target)].y));
+        QTest::mouseClick(graph->canvas()->viewport(), Qt::LeftButton, Qt::NoModifier, at);
+        QTRY_COMPARE(w.layerView()->currentLayer(), g.nodes[static_cast<std::size_t>(target)].layers.front());
+        // search: Enter selects the next layer whose name holds the text
+        const QString name = QString::fromStdString(w.dump()->layers()[1].name);
+        graph->searchField()->setText(name);
+        QTest::keyClick(graph->searchField(), Qt::Key_Return);
+        QTRY_COMPARE(w.layerView()->currentLayer(), 1);
+    }
+
+    void graphLayoutGroupsALargeModel() {
+        // 150 layers in 10 blocks of 15 chained convolutions with a skip per block: the
+        // automatic grouping keeps the graph at most 60 nodes; expanding a group shows
+        // its layers, edges between groups stay
+        std::vector<LayerSummary> layers;
+        for (int b = 0; b < 10; ++b)
+            for (int i = 0; i < 15; ++i) {
+                LayerSummary l;
+                l.index = static_cast<int>(layers.size());
+                l.name = "backbone.stage" + std::to_string(b) + ".block" + std::to_string(i / 5) + ".conv" + std::to_string(i % 5);
+                l.metrics.sqnrDb = 40.0 - l.index * 0.2;
+                if (l.index > 0)
+                    l.inputs.push_back(l.index - 1);
+                if (i == 0 && b > 0)
+                    l.inputs.push_back(l.index - 15); // skip
+                layers.push_back(l);
+            }
+        const int depth = autoGroupDepth(layers, 60);
+        QVERIFY(depth > 0);
+        const GraphLayout grouped = layoutGraph(layers, depth, {});
+        QVERIFY(grouped.nodes.size() <= 60);
+        QVERIFY(grouped.nodes.size() > 1);
+        for (const auto& n : grouped.nodes) // a group is coloured by its worst member
+            if (n.layers.size() > 1)
+                QCOMPARE(n.worstSqnrDb, 40.0 - n.layers.back() * 0.2);
+        QVERIFY(!grouped.edges.empty());
+        const QString prefix = grouped.nodes.front().prefix;
+        QVERIFY(!prefix.isEmpty());
+        const GraphLayout expanded = layoutGraph(layers, depth, {prefix});
+        QCOMPARE(expanded.nodes.size(), grouped.nodes.size() - 1 + grouped.nodes.front().layers.size());
+        // ranks follow the data flow: a layer sits below every layer feeding it
+        const GraphLayout flat = layoutGraph(layers, 0, {});
+        QCOMPARE(flat.nodes.size(), layers.size());
+        for (const auto& l : layers)
+            for (auto from : l.inputs)
+                QVERIFY(flat.nodes[static_cast<std::size_t>(flat.nodeOfLayer[static_cast<std::size_t>(from)])].rank <
+                        flat.nodes[static_cast<std::size_t>(flat.nodeOfLayer[static_cast<std::size_t>(l.index)])].rank);
+    }
+
+    void hexagonClickNamesItsSamplesAndShowsTheDetection() {
+        const QString detector = qEnvironmentVariable("QS_TEST_DETECTOR_DUMP");
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(detector);
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
+        auto* output = w.findChild<OutputView*>();
+        w.tabs()->setCurrentWidget(output);
+        auto* hex = qobject_cast<HexbinPlottable*>(output->figure()->plottable(0));
+        QVERIFY(hex);
+        QTRY_VERIFY_WITH_TIMEOUT(!hex->bins().counts.empty(), 60000);
+        output->figure()->replot();
+        const HexBins& bins = hex->bins();
+        const auto fullest = static_cast<std::size_t>(std::max_element(bins.counts.begin(), bins.counts.end()) - bins.counts.begin());
+        const QPointF pixel(output->figure()->xAxis->coordToPixel(bins.centerX[fullest]),
+                            output->figure()->yAxis->coordToPixel(bins.centerY[fullest]));
+        QSignalSpy picked(output, &OutputView::picked);
+        QCOMPARE(output->pick(pixel), bins.counts[fullest]);
+        QCOMPARE(picked.count(), 1);
+        const int o = picked.first().at(1).toInt(), q = picked.first().at(2).toInt();
+        QCOMPARE(w.findChild<DetectionPanel*>()->view()->highlight(), std::make_pair(o, q));
+    }
+
+    void signedMapsDivergeFromZeroAndTicksArePixels() {
+        const QString detector = qEnvironmentVariable("QS_TEST_DETECTOR_DUMP");
+        MainWindow w;
+        w.resize(1400, 900);
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        w.openDump(detector);
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
+        // a layer whose mean map has negative values, and one whose has none
+        int signedLayer = -1, positiveLayer = -1;
+        for (const auto& l : w.dump()->layers()) {
+            if (l.shape.size() != 3)
+                continue;
+            const auto m = w.dump()->meanMap(l.index, Side::Original, 0);
+            const auto n = w.dump()->meanMap(l.index, Side::Quantized, 0);
+            const bool negative = std::any_of(m.begin(), m.end(), [](float v) { return v < 0; }) ||
+                                  std::any_of(n.begin(), n.end(), [](float v) { return v < 0; });
+            (negative ? signedLayer : positiveLayer) = l.index;
+        }
+        QVERIFY(signedLayer >= 0 && positiveLayer >= 0);
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        auto colourMap = [](QCustomPlot* p) { return qobject_cast<QCPColorMap*>(p->plottable(0)); };
+        w.selectLayer(signedLayer);
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty() && loaded.last().at(0).toInt() == signedLayer, 60000);
+        const auto figures = w.layerView()->figures();
+        for (int i = 0; i < 2; ++i) { // centred on 0, 0 drawn in the diverging map's grey
+            const QCPRange r = colourMap(figures[i])->dataRange();
+            QCOMPARE(r.lower, -r.upper);
+            QCOMPARE(QColor(colourMap(figures[i])->gradient().color(0.0, r)), QColor(221, 221, 221));
+        }
+        const QCPRange diff = colourMap(figures[2])->dataRange();
+        QVERIFY(diff.lower >= 0); // |diff| is never negative: sequential, from its minimum
+        for (QCustomPlot* p : figures) {
+            p->replot();
+            auto* heat = static_cast<HeatmapPlot*>(p);
+            for (QCPAxis* axis : {p->xAxis, p->yAxis}) {
+                const double last = (axis == p->xAxis ? heat->extent().width() : heat->extent().height()) - 1;
+                QVERIFY(!axis->tickVector().isEmpty());
+                for (double t : axis->tickVector())
+                    QVERIFY2(t >= 0 && t <= last && t == std::round(t), qPrintable(QString::number(t)));
+            }
+            QVERIFY(!colourMap(p)->colorScale()->axis()->label().isEmpty()); // labelled colour bar
+        }
+        w.selectLayer(positiveLayer);
+        QTRY_VERIFY_WITH_TIMEOUT(loaded.last().at(0).toInt() == positiveLayer, 60000);
+        QVERIFY(colourMap(w.layerView()->figures()[0])->dataRange().lower >= 0);
     }
 
     void settingsPersist() {
