@@ -214,6 +214,7 @@ void HeatmapPlot::setGradient(const QCPColorGradient& gradient) {
     } else {
         m_map->setGradient(m_gradient);
     }
+    m_scale->setGradient(m_gradient); // the colour bar shows the map's colours, opaque
 }
 
 void HeatmapPlot::setUnderlay(const QImage& image) {

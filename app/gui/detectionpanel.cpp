@@ -44,6 +44,7 @@ DetectionPanel::DetectionPanel(QWidget* parent) : QWidget(parent) {
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_table->setSelectionMode(QAbstractItemView::SingleSelection);
+    m_table->verticalHeader()->hide();
     m_table->setSortingEnabled(true);
     connect(m_table, &QTableWidget::currentCellChanged, this, [this](int row, int, int, int) { rowChosen(row); });
     auto* split = new QSplitter(Qt::Horizontal);

@@ -2,6 +2,7 @@
 
 #include "layertablemodel.h"
 
+#include <QCheckBox>
 #include <QGraphicsRectItem>
 #include <QGraphicsScene>
 #include <QGraphicsSimpleTextItem>
@@ -66,7 +67,8 @@ int autoGroupDepth(const std::vector<LayerSummary>& layers, int maxNodes) {
     return best;
 }
 
-GraphLayout layoutGraph(const std::vector<LayerSummary>& layers, int depth, const QSet<QString>& expanded) {
+GraphLayout layoutGraph(const std::vector<LayerSummary>& layers, int depth, const QSet<QString>& expanded,
+                        bool reduce) {
     GraphLayout g;
     g.nodeOfLayer.assign(layers.size(), -1);
     std::map<QString, int> groupNode;
@@ -121,6 +123,36 @@ GraphLayout layoutGraph(const std::vector<LayerSummary>& layers, int depth, cons
         }
     }
     g.edges.assign(edges.begin(), edges.end());
+    if (reduce) {
+        // transitive reduction over the forward edges (nodes are numbered in execution
+        // order): reach[u] = nodes reachable from u, filled from the last node backwards
+        const std::size_t n = g.nodes.size();
+        std::vector<std::vector<int>> next(n);
+        for (const auto& [from, to] : g.edges)
+            if (from < to)
+                next[static_cast<std::size_t>(from)].push_back(to);
+        std::vector<std::vector<bool>> reach(n, std::vector<bool>(n, false));
+        for (std::size_t u = n; u-- > 0;)
+            for (int v : next[u]) {
+                reach[u][static_cast<std::size_t>(v)] = true;
+                for (std::size_t w = 0; w < n; ++w)
+                    if (reach[static_cast<std::size_t>(v)][w])
+                        reach[u][w] = true;
+            }
+        std::vector<std::pair<int, int>> kept;
+        for (const auto& [from, to] : g.edges) {
+            bool implied = false;
+            if (from < to)
+                for (int v : next[static_cast<std::size_t>(from)])
+                    if (v != to && reach[static_cast<std::size_t>(v)][static_cast<std::size_t>(to)])
+                        implied = true;
+            if (implied)
+                ++g.impliedEdges;
+            else
+                kept.push_back({from, to});
+        }
+        g.edges = std::move(kept);
+    }
     // ranks: longest path from the sources, over edges that go forward in execution order
     // (nodes are numbered in the order of their first layer)
     std::vector<std::vector<int>> preds(g.nodes.size());
@@ -222,11 +254,17 @@ GraphView::GraphView(QWidget* parent) : QWidget(parent) {
     m_search->setClearButtonEnabled(true);
     auto* fitButton = new QPushButton(tr("Fit"));
     auto* collapseAll = new QPushButton(tr("Collapse all"));
+    m_reduce = new QCheckBox(tr("Hide implied edges"));
+    m_reduce->setObjectName(QStringLiteral("hideImplied"));
+    m_reduce->setChecked(true);
+    m_reduce->setToolTip(tr("Leave out an edge when a longer path links the same layers (skip connections, "
+                            "and the approximate inputs of loops over feature lists); the dump keeps them all"));
     m_status = new QLabel;
     m_status->setObjectName(QStringLiteral("graphStatus"));
     auto* controls = new QHBoxLayout;
     controls->addWidget(m_depth);
     controls->addWidget(collapseAll);
+    controls->addWidget(m_reduce);
     controls->addWidget(fitButton);
     controls->addWidget(m_search, 1);
     m_scene = new QGraphicsScene(this);
@@ -248,6 +286,7 @@ GraphView::GraphView(QWidget* parent) : QWidget(parent) {
         fit();
     });
     connect(fitButton, &QPushButton::clicked, this, &GraphView::fit);
+    connect(m_reduce, &QCheckBox::toggled, this, [this] { rebuild(); });
     connect(m_search, &QLineEdit::returnPressed, this, &GraphView::search);
     connect(m_view, &GraphCanvas::nodeClicked, this, &GraphView::nodeClicked);
     connect(m_view, &GraphCanvas::nodeDoubleClicked, this, [this](int node) {
@@ -314,7 +353,7 @@ void GraphView::rebuild() {
         m_layout = GraphLayout();
         return;
     }
-    m_layout = layoutGraph(m_dump->layers(), m_depth->value(), m_expanded);
+    m_layout = layoutGraph(m_dump->layers(), m_depth->value(), m_expanded, m_reduce->isChecked());
     const int currentNode = m_current >= 0 && static_cast<std::size_t>(m_current) < m_layout.nodeOfLayer.size()
                                 ? m_layout.nodeOfLayer[static_cast<std::size_t>(m_current)]
                                 : -1;
@@ -357,8 +396,10 @@ void GraphView::rebuild() {
     }
     m_scene->setSceneRect(m_scene->itemsBoundingRect().adjusted(-40, -40, 40, 40));
     m_status->setText(m_layout.hasEdges
-                          ? tr("%1 layers as %2 nodes, %3 edges. Click: select; double-click a dashed group: expand; wheel: zoom.")
+                          ? tr("%1 layers as %2 nodes, %3 edges (%4 implied ones hidden). Click: select; "
+                               "double-click a dashed group: expand; wheel: zoom.")
                                 .arg(m_dump->layers().size()).arg(m_layout.nodes.size()).arg(m_layout.edges.size())
+                                .arg(m_layout.impliedEdges)
                           : tr("This dump records no data flow (made by an older QuantScope): layers are chained in "
                                "execution order."));
 }

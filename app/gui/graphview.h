@@ -17,6 +17,7 @@
 #include <vector>
 
 class QLineEdit;
+class QCheckBox;
 class QSpinBox;
 class QLabel;
 class QGraphicsScene;
@@ -36,11 +37,16 @@ struct GraphNode {
 };
 struct GraphLayout {
     std::vector<GraphNode> nodes;
-    std::vector<std::pair<int, int>> edges; // node -> node
+    std::vector<std::pair<int, int>> edges; // node -> node, as drawn
+    int impliedEdges = 0;                   // left out by reduce: a longer path implies them
     std::vector<int> nodeOfLayer;           // layer index -> node
     bool hasEdges = false;                  // false for dumps made before edges were recorded
 };
-GraphLayout layoutGraph(const std::vector<LayerSummary>& layers, int depth, const QSet<QString>& expanded);
+// reduce: leave out an edge u -> v when v is reachable from u by a longer path (a skip
+// connection, or the over-approximated inputs of an FPN's loop, docs/dump-format.md):
+// the drawing keeps the structure, the dump keeps every edge.
+GraphLayout layoutGraph(const std::vector<LayerSummary>& layers, int depth, const QSet<QString>& expanded,
+                        bool reduce = false);
 // The smallest grouping depth (0 = none) that leaves at most `maxNodes` nodes.
 int autoGroupDepth(const std::vector<LayerSummary>& layers, int maxNodes);
 
@@ -93,6 +99,7 @@ private:
     QGraphicsScene* m_scene = nullptr;
     GraphCanvas* m_view = nullptr;
     QSpinBox* m_depth = nullptr;
+    QCheckBox* m_reduce = nullptr;
     QLineEdit* m_search = nullptr;
     QLabel* m_status = nullptr;
 };

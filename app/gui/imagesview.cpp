@@ -128,12 +128,15 @@ void ImagesView::present(const ImageRows& r) {
         m_table->setItem(row, Source, source);
         // sorting puts "exact" (+inf) last and unknown (NaN) after it
         const auto key = [](double v) { return std::isnan(v) ? 1e300 : std::isinf(v) && v > 0 ? 1e299 : v; };
-        auto* mean = new NumberItem(decibels(x.meanSqnrDb), key(x.meanSqnrDb));
-        mean->setBackground(LayerTableModel::severityColor(LayerTableModel::severity(x.meanSqnrDb)));
-        m_table->setItem(row, MeanSqnr, mean);
-        auto* worst = new NumberItem(decibels(x.minSqnrDb), key(x.minSqnrDb));
-        worst->setBackground(LayerTableModel::severityColor(LayerTableModel::severity(x.minSqnrDb)));
-        m_table->setItem(row, WorstSqnr, worst);
+        // severity colours as in the layer table (none at 30 dB or better)
+        auto colour = [](QTableWidgetItem* item, double db) {
+            const QColor c = LayerTableModel::severityColor(LayerTableModel::severity(db));
+            if (c.isValid())
+                item->setBackground(c);
+            return item;
+        };
+        m_table->setItem(row, MeanSqnr, colour(new NumberItem(decibels(x.meanSqnrDb), key(x.meanSqnrDb)), x.meanSqnrDb));
+        m_table->setItem(row, WorstSqnr, colour(new NumberItem(decibels(x.minSqnrDb), key(x.minSqnrDb)), x.minSqnrDb));
         const QString layerName = x.worstLayer >= 0
                                       ? QString::fromStdString(m_dump->layers()[static_cast<std::size_t>(x.worstLayer)].name)
                                       : QStringLiteral("–");

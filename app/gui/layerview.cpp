@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace qs {
 
@@ -214,9 +215,10 @@ void LayerView::present(const LayerMaps& maps) {
                               : maps.mode == ChannelMode::Max ? tr("max over channels")
                                                               : tr("channel %1").arg(maps.channel);
     const QString context = m_dump->imageCount() > 1 ? tr("image %1, %2").arg(maps.image).arg(reduction) : reduction;
-    const QString titles[4] = {tr("Original — %1 (%2)").arg(name, context),
-                               tr("Quantized — %1 (%2)").arg(QString::fromStdString(summary.quantizedName), context),
-                               tr("|Quantized − original| (%1)").arg(context), tr("Relative difference (%1)").arg(context)};
+    // two lines: the map and layer, then what of it is shown (one line is clipped at 1280 px)
+    const QString titles[4] = {tr("Original — %1\n%2").arg(name, context),
+                               tr("Quantized — %1\n%2").arg(QString::fromStdString(summary.quantizedName), context),
+                               tr("|Quantized − original|\n%1").arg(context), tr("Relative difference\n%1").arg(context)};
     const bool overlay = m_overlay->isChecked() && !maps.input.isNull() && maps.height > 1;
     for (int i = 0; i < 4; ++i) {
         m_plots[i]->setTitle(titles[i]);
@@ -236,24 +238,31 @@ void LayerView::present(const LayerMaps& maps) {
     auto* bars = static_cast<QCPBars*>(m_channels->plottable(0));
     const bool sqnr = m_channelMetric->currentIndex() == 0;
     const auto& values = sqnr ? maps.channelSqnr : maps.channelMse;
+    // SQNR: the axis starts just below the worst finite channel, not at 0 dB (the bars,
+    // drawn from 0, rise from the bottom of the plot), so a 20 dB channel next to 30 dB
+    // ones looks different; an exact channel (+inf) is a full bar, -inf an empty one
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (float v : values)
+        if (std::isfinite(v)) {
+            lo = std::min(lo, static_cast<double>(v));
+            hi = std::max(hi, static_cast<double>(v));
+        }
+    const bool anyFinite = lo <= hi;
+    const double margin = anyFinite ? std::max(1.0, 0.1 * (hi - lo)) : 1.0;
     QVector<double> keys, vals;
     for (std::size_t c = 0; c < values.size(); ++c) {
         keys << static_cast<double>(c);
-        vals << (std::isfinite(values[c]) ? values[c] : 0.0);
+        const double v = values[c];
+        vals << (std::isfinite(v) ? v
+                 : sqnr && anyFinite && v > 0 ? hi + margin
+                 : sqnr && anyFinite && v < 0 ? lo - margin
+                                              : 0.0);
     }
     bars->setData(keys, vals, true);
     m_channels->yAxis->setLabel(sqnr ? tr("SQNR dB") : tr("MSE"));
     m_channels->rescaleAxes();
-    if (sqnr && !vals.isEmpty()) {
-        // bars rise from just below the worst channel, not from 0 dB: a 20 dB channel
-        // next to 30 dB ones must look different
-        const auto [lo, hi] = std::minmax_element(vals.begin(), vals.end());
-        const double margin = std::max(1.0, 0.1 * (*hi - *lo));
-        bars->setBaseValue(*lo - margin);
-        m_channels->yAxis->setRange(*lo - margin, *hi + margin);
-    } else {
-        bars->setBaseValue(0);
-    }
+    if (sqnr && anyFinite)
+        m_channels->yAxis->setRange(lo - margin, hi + margin);
     m_channels->replot();
     applyRanges();
     QString where = tr("%1 — %2×%3, %4 channels").arg(name).arg(maps.width).arg(maps.height).arg(maps.channels);

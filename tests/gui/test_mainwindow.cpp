@@ -405,6 +405,9 @@ private slots:
             const int image = table->item(r, ImagesView::Index)->data(Qt::UserRole).toInt();
             QCOMPARE(table->item(r, ImagesView::Source)->text(), QFileInfo(QString::fromStdString(dump.source(image))).fileName());
             QVERIFY(std::fabs(table->item(r, ImagesView::MeanSqnr)->text().toDouble() - mean[static_cast<std::size_t>(image)]) < 0.006);
+            // readable: a cell is either uncoloured or in a severity colour, never black
+            const QBrush background = table->item(r, ImagesView::MeanSqnr)->background();
+            QVERIFY(background.style() == Qt::NoBrush || background.color().lightness() > 150);
             if (r > 0)
                 QVERIFY(mean[static_cast<std::size_t>(image)] >=
                         mean[static_cast<std::size_t>(table->item(r - 1, ImagesView::Index)->data(Qt::UserRole).toInt())]);
@@ -555,6 +558,13 @@ private slots:
         // ranks follow the data flow: a layer sits below every layer feeding it
         const GraphLayout flat = layoutGraph(layers, 0, {});
         QCOMPARE(flat.nodes.size(), layers.size());
+        QCOMPARE(flat.edges.size(), std::size_t{149 + 9}); // the chain and 9 skips
+        // hiding implied edges drops exactly the skips (the chain links their ends too)
+        const GraphLayout reduced = layoutGraph(layers, 0, {}, true);
+        QCOMPARE(reduced.edges.size(), std::size_t{149});
+        QCOMPARE(reduced.impliedEdges, 9);
+        for (const auto& [from, to] : reduced.edges)
+            QCOMPARE(to, from + 1);
         for (const auto& l : layers)
             for (auto from : l.inputs)
                 QVERIFY(flat.nodes[static_cast<std::size_t>(flat.nodeOfLayer[static_cast<std::size_t>(from)])].rank <
@@ -616,6 +626,10 @@ private slots:
             const QCPRange r = colourMap(figures[i])->dataRange();
             QCOMPARE(r.lower, -r.upper);
             QCOMPARE(QColor(colourMap(figures[i])->gradient().color(0.0, r)), QColor(221, 221, 221));
+            // and the colour bar shows those colours
+            QCOMPARE(QColor(colourMap(figures[i])->colorScale()->gradient().color(0.0, r)), QColor(221, 221, 221));
+            QCOMPARE(QColor(colourMap(figures[i])->colorScale()->gradient().color(r.upper, r)),
+                     QColor(colourMap(figures[i])->gradient().color(r.upper, r)));
         }
         const QCPRange diff = colourMap(figures[2])->dataRange();
         QVERIFY(diff.lower >= 0); // |diff| is never negative: sequential, from its minimum
@@ -633,6 +647,19 @@ private slots:
         w.selectLayer(positiveLayer);
         QTRY_VERIFY_WITH_TIMEOUT(loaded.last().at(0).toInt() == positiveLayer, 60000);
         QVERIFY(colourMap(w.layerView()->figures()[0])->dataRange().lower >= 0);
+        // the per-channel SQNR axis starts just below the worst channel, not at 0 dB
+        // (finite channels only: an exact channel, +inf, is drawn as a full bar)
+        const auto sqnr = w.dump()->channelMetric(positiveLayer, "sqnr_db");
+        double lo = 1e300, hi = -1e300;
+        for (float v : sqnr)
+            if (std::isfinite(v)) {
+                lo = std::min(lo, static_cast<double>(v));
+                hi = std::max(hi, static_cast<double>(v));
+            }
+        QVERIFY(lo < hi);
+        const QCPRange axis = w.layerView()->channelChart()->yAxis->range();
+        QCOMPARE(axis.lower, lo - std::max(1.0, 0.1 * (hi - lo)));
+        QVERIFY(axis.lower > 0);
     }
 
     void settingsPersist() {
@@ -1031,14 +1058,48 @@ private slots:
     void newComparisonRunsOnAWorker() {
         QTemporaryDir dir;
         const QString out = dir.filePath(QStringLiteral("fromgui.h5"));
-        ComparisonDialog dialog;
-        dialog.show();
-        QSignalSpy written(&dialog, &ComparisonDialog::dumpWritten);
-        QVERIFY(startComparison(dialog, QStringLiteral("demo_cnn_float.pt"), QStringLiteral("demo_cnn_int8.pt"), out));
-        QVERIFY(dialog.isRunning());
-        QTRY_COMPARE_WITH_TIMEOUT(written.count(), 1, 60000);
-        QCOMPARE(written.first().at(0).toString(), out);
-        QVERIFY(QFile::exists(out));
+        {
+            ComparisonDialog dialog;
+            dialog.show();
+            // the options a classifier needs, and the others compare has
+            dialog.findChild<QLineEdit*>(QStringLiteral("mean"))->setText(QStringLiteral("0.485,0.456,0.406"));
+            dialog.findChild<QLineEdit*>(QStringLiteral("std"))->setText(QStringLiteral("0.229,0.224,0.225"));
+            dialog.findChild<QLineEdit*>(QStringLiteral("layers"))->setText(QStringLiteral("features.*, classifier"));
+            dialog.findChild<QComboBox*>(QStringLiteral("ops"))->setCurrentText(QStringLiteral("conv,linear"));
+            dialog.findChild<QComboBox*>(QStringLiteral("decode"))->setCurrentText(QStringLiteral("none"));
+            dialog.findChild<QCheckBox*>(QStringLiteral("bgr"))->setChecked(true);
+            QSignalSpy written(&dialog, &ComparisonDialog::dumpWritten);
+            QVERIFY(startComparison(dialog, QStringLiteral("demo_cnn_float.pt"), QStringLiteral("demo_cnn_int8.pt"), out));
+            const QStringList args = dialog.commandLine();
+            for (const QStringList& pair : {QStringList{QStringLiteral("--mean"), QStringLiteral("0.485,0.456,0.406")},
+                                            QStringList{QStringLiteral("--std"), QStringLiteral("0.229,0.224,0.225")},
+                                            QStringList{QStringLiteral("--layers"), QStringLiteral("features.*")},
+                                            QStringList{QStringLiteral("--layers"), QStringLiteral("classifier")},
+                                            QStringList{QStringLiteral("--ops"), QStringLiteral("conv,linear")},
+                                            QStringList{QStringLiteral("--decode"), QStringLiteral("none")}}) {
+                const auto value = args.indexOf(pair[1]); // each value right after its option
+                QVERIFY2(value > 0 && args[value - 1] == pair[0], qPrintable(pair.join(QLatin1Char(' '))));
+            }
+            QVERIFY(args.contains(QStringLiteral("--bgr")));
+            QVERIFY(dialog.isRunning());
+            QTRY_COMPARE_WITH_TIMEOUT(written.count(), 1, 60000);
+            QCOMPARE(written.first().at(0).toString(), out);
+            QVERIFY(QFile::exists(out));
+        }
+        // what the run used is offered again next time
+        DumpReader made(out.toStdString());
+        QCOMPARE(made.layers().size(), std::size_t{5}); // four convolutions and the classifier
+        {
+            ComparisonDialog again;
+            QCOMPARE(again.findChild<QLineEdit*>(QStringLiteral("mean"))->text(), QStringLiteral("0.485,0.456,0.406"));
+            QCOMPARE(again.findChild<QLineEdit*>(QStringLiteral("layers"))->text(), QStringLiteral("features.*, classifier"));
+            QCOMPARE(again.findChild<QComboBox*>(QStringLiteral("ops"))->currentText(), QStringLiteral("conv,linear"));
+            QCOMPARE(again.findChild<QComboBox*>(QStringLiteral("decode"))->currentText(), QStringLiteral("none"));
+            QVERIFY(again.findChild<QCheckBox*>(QStringLiteral("bgr"))->isChecked());
+        }
+        QSettings settings; // the other tests start from the defaults
+        for (const char* key : {"mean", "std", "layers", "ops", "decode", "bgr"})
+            settings.remove(QStringLiteral("compare/") + QLatin1String(key));
     }
 
     void newComparisonCancels() {
