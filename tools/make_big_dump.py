@@ -44,12 +44,12 @@ def main():
         image_sqnr = np.zeros((n, args.layers))
         for k in range(args.layers):
             g = f.create_group(f"layers/{k:04d}")
-            name = f"backbone.stage{k // 25}.block{(k // 5) % 5}.conv{k % 5}"  # a detector-like hierarchy
+            layer = f"backbone.stage{k // 25}.block{(k // 5) % 5}.conv{k % 5}"  # a detector-like hierarchy
             o = np.stack([np.roll(base, k + i, axis=0) for i in range(n)]).astype(np.float16)
             q = (o.astype(np.float32) + 0.05 * rng.standard_normal(o.shape, dtype=np.float32)).astype(np.float16)
             for name, data in (("original", o), ("quantized", q)):
                 d = g.create_dataset(name, data=data, chunks=(1, 1, h, w))
-                d.attrs.update({"module": name, "call": 0, "op": "aten::conv2d", "epilogue": ""})
+                d.attrs.update({"module": layer, "call": 0, "op": "aten::conv2d", "epilogue": ""})
             o32, q32 = o.astype(np.float32), q.astype(np.float32)
             err = np.abs(q32 - o32)
             g.create_dataset("abs_diff", data=err.mean(axis=1))
@@ -67,8 +67,8 @@ def main():
             for i in range(n):
                 image_sqnr[i, k] = 10 * np.log10(np.sum(o32[i].astype(np.float64) ** 2) / np.sum(err[i].astype(np.float64) ** 2))
             inputs = [k - 1] + ([k - 3] if k >= 3 and k % 3 == 0 else []) if k > 0 else []
-            g.attrs.update({"index": k, "name": name, "module": name,
-                            "call": 0, "op": "aten::conv2d", "quantized_name": name,
+            g.attrs.update({"index": k, "name": layer, "module": layer,
+                            "call": 0, "op": "aten::conv2d", "quantized_name": layer,
                             "quantized_op": "quantized::conv2d", "match": "path", "shape": np.array([c, h, w], dtype=np.int64),
                             "original_index": k, "quantized_index": k, "sqnr_db": 26.0, "mse": 0.0025,
                             "max_abs": 0.2, "mean_abs": 0.04, "rel_err": 0.05, "cosine": 0.999})

@@ -10,6 +10,7 @@
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <cmath>
+#include <map>
 
 namespace qs {
 
@@ -37,6 +38,15 @@ ImageRows imageRows(const DumpReader& dump) {
     const ImageMetrics& im = dump.imageMetrics();
     r.hasMetrics = !im.empty();
     try {
+        // per-image mAP from /eval, found by file name (the dump keeps the path it read,
+        // the annotations a name relative to their image folder)
+        std::map<QString, std::size_t> evaluated;
+        EvalData eval;
+        if (dump.hasEval()) {
+            eval = dump.eval();
+            for (std::size_t k = 0; k < eval.perImageFiles.size(); ++k)
+                evaluated[QFileInfo(QString::fromStdString(eval.perImageFiles[k])).fileName()] = k;
+        }
         for (int i = 0; i < dump.imageCount(); ++i) {
             ImageRow row;
             row.image = i;
@@ -50,6 +60,10 @@ ImageRows imageRows(const DumpReader& dump) {
             } else {
                 row.meanSqnrDb = row.minSqnrDb = std::nan("");
             }
+            const auto found = evaluated.find(QFileInfo(QString::fromStdString(dump.source(i))).fileName());
+            if (found != evaluated.end())
+                for (int side = 0; side < 2; ++side)
+                    row.map[side] = eval.perImageMap[side][found->second];
             const OutputPair out = dump.outputs(i);
             if (out.kind == "detections") {
                 const int n[2] = {static_cast<int>(out.original.size() / 6), static_cast<int>(out.quantized.size() / 6)};
@@ -70,11 +84,13 @@ ImagesView::ImagesView(QWidget* parent) : QWidget(parent) {
     m_table = new QTableWidget(0, ColumnCount);
     m_table->setObjectName(QStringLiteral("imagesTable"));
     m_table->setHorizontalHeaderLabels({tr("#"), tr("image"), tr("mean SQNR dB"), tr("worst SQNR dB"),
-                                        tr("worst layer"), tr("detections changed")});
+                                        tr("worst layer"), tr("detections changed"), tr("mAP change")});
     m_table->horizontalHeaderItem(MeanSqnr)->setToolTip(tr("Mean over layers of each layer's SQNR on this image"));
     m_table->horizontalHeaderItem(WorstSqnr)->setToolTip(tr("The lowest layer SQNR on this image"));
     m_table->horizontalHeaderItem(Changed)->setToolTip(
         tr("Detections without a partner (IoU ≥ 0.5, same label) on the other side"));
+    m_table->horizontalHeaderItem(MapChange)->setToolTip(
+        tr("Quantized − original mAP@[.5:.95] on this image, in points (stored by quantscope-cli eval --into)"));
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_table->setSelectionMode(QAbstractItemView::SingleSelection);
@@ -119,7 +135,7 @@ void ImagesView::present(const ImageRows& r) {
     m_filling = true;
     m_table->setSortingEnabled(false);
     m_table->setRowCount(static_cast<int>(r.rows.size()));
-    bool detector = false;
+    bool detector = false, evaluated = false;
     for (int row = 0; row < static_cast<int>(r.rows.size()); ++row) {
         const ImageRow& x = r.rows[static_cast<std::size_t>(row)];
         m_table->setItem(row, Index, new NumberItem(QString::number(x.image), x.image));
@@ -150,8 +166,16 @@ void ImagesView::present(const ImageRows& r) {
         if (x.detectionsChanged >= 0)
             changed->setToolTip(tr("%1 original, %2 quantized detections").arg(x.detections[0]).arg(x.detections[1]));
         m_table->setItem(row, Changed, changed);
+        const bool hasMap = x.map[0] >= 0 && x.map[1] >= 0;
+        evaluated = evaluated || hasMap;
+        const double delta = hasMap ? 100.0 * (x.map[1] - x.map[0]) : 0.0;
+        auto* map = new NumberItem(hasMap ? QString::number(delta, 'f', 2) : QStringLiteral("–"), hasMap ? delta : 1e300);
+        if (hasMap)
+            map->setToolTip(tr("mAP@[.5:.95] %1 → %2").arg(100 * x.map[0], 0, 'f', 2).arg(100 * x.map[1], 0, 'f', 2));
+        m_table->setItem(row, MapChange, map);
     }
     m_table->setColumnHidden(Changed, !detector);
+    m_table->setColumnHidden(MapChange, !evaluated);
     m_table->setSortingEnabled(true);
     m_table->sortByColumn(r.hasMetrics ? MeanSqnr : Index, Qt::AscendingOrder); // worst first
     m_table->resizeColumnsToContents();

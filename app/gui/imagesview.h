@@ -1,7 +1,8 @@
 #pragma once
 // The images of a dump as a sortable table, worst first: file name, mean and worst SQNR
-// over layers (from /image_metrics), the worst layer, and for detectors how many
-// detections changed (unmatched on either side). Choosing a row switches every view to
+// over layers (from /image_metrics), the worst layer, for detectors how many detections
+// changed (unmatched on either side) and, when `eval --into` stored it for an image of the
+// same file name, the change of its mAP. Choosing a row switches every view to
 // that image; double-clicking also selects its worst layer. Rows are computed on a
 // worker thread (one read of each image's outputs).
 
@@ -25,6 +26,7 @@ struct ImageRow {
     int worstLayer = -1;
     int detectionsChanged = -1; // -1: not a detector (or no outputs)
     int detections[2] = {0, 0};
+    double map[2] = {-1, -1};   // mAP@[.5:.95] of each model on this image (eval --into), -1: none
 };
 struct ImageRows {
     std::vector<ImageRow> rows;
@@ -36,7 +38,7 @@ ImageRows imageRows(const DumpReader& dump);
 class ImagesView : public QWidget {
     Q_OBJECT
 public:
-    enum Column { Index, Source, MeanSqnr, WorstSqnr, WorstLayer, Changed, ColumnCount };
+    enum Column { Index, Source, MeanSqnr, WorstSqnr, WorstLayer, Changed, MapChange, ColumnCount };
 
     explicit ImagesView(QWidget* parent = nullptr);
     void setDump(std::shared_ptr<DumpReader> dump);

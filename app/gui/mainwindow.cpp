@@ -67,6 +67,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     m_table->setSelectionMode(QAbstractItemView::SingleSelection);
     m_table->verticalHeader()->hide();
     m_table->horizontalHeader()->setStretchLastSection(true);
+    // SQNR, the headline, right after the name: visible without scrolling at 1280 px
+    m_table->horizontalHeader()->moveSection(LayerTableModel::Sqnr, LayerTableModel::Name + 1);
     m_table->setAlternatingRowColors(true);
     connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this, &MainWindow::layerSelected);
 

@@ -4,6 +4,7 @@
 #include "error.h"
 #include "h5util.h"
 #include "halffloat.h"
+#include "parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -87,6 +88,7 @@ constexpr const char* kRelMean = "per_image_relative_mean";
 constexpr const char* kRelStd = "per_image_relative_std";
 constexpr const char* kCategoryIds = "category_ids";
 constexpr const char* kCategoryNames = "category_names";
+constexpr const char* kPerImageFiles = "per_image_files"; // newline-separated
 
 std::string sideAttr(Side side, const char* name) { return std::string(toString(side)) + "_" + name; }
 std::string attrSide(const char* name, Side side) { return std::string(name) + "_" + toString(side); }
@@ -302,6 +304,15 @@ void writeEval(H5::H5File& file, const EvalData& e) {
     }
     h5::setAttr(g, kCategoryIds, e.categoryIds);
     h5::setAttr(g, kCategoryNames, e.categoryNames);
+    if (!e.perImageFiles.empty()) {
+        std::string files;
+        for (const auto& f : e.perImageFiles)
+            files += (files.empty() ? "" : "\n") + f;
+        h5::setAttr(g, kPerImageFiles, files);
+        for (Side s : {Side::Original, Side::Quantized})
+            h5::writeFloats(g, sideAttr(s, "per_image_map"), e.perImageMap[static_cast<int>(s)],
+                            {e.perImageMap[static_cast<int>(s)].size()});
+    }
 }
 
 std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int index, int images, int threads,
@@ -339,8 +350,8 @@ std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int index, int images, 
         }
         perImage.push_back(image.finish());
         if (!histogram.empty()) {
-            histogram.add(Side::Original, a.data(), a.size());
-            histogram.add(Side::Quantized, b.data(), b.size());
+            histogram.add(Side::Original, a.data(), a.size(), threads);
+            histogram.add(Side::Quantized, b.data(), b.size(), threads);
         }
         absMaps.insert(absMaps.end(), maps.absMean.begin(), maps.absMean.end());
         relMaps.insert(relMaps.end(), maps.relMean.begin(), maps.relMean.end());
@@ -465,23 +476,65 @@ Histogram planHistogram(const ValueRange& range, double scale) {
     return h;
 }
 
-void Histogram::add(Side side, const float* values, std::size_t n) {
+namespace {
+
+// Counts bin(v) of every finite v into `counts` (size `bins`). Four interleaved copies of
+// the counts, so that runs of values in one bin do not wait on each other's increments.
+template <typename BinOf>
+void countBins(const float* values, std::size_t n, std::size_t bins, BinOf binOf, std::int64_t* counts) {
+    std::vector<std::uint32_t> copies(4 * bins, 0); // a slab holds < 2^32 values
+    std::uint32_t* c[4] = {copies.data(), copies.data() + bins, copies.data() + 2 * bins, copies.data() + 3 * bins};
+    constexpr float finiteMax = std::numeric_limits<float>::max();
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; ++k) {
+            const float v = values[i + static_cast<std::size_t>(k)];
+            if (std::fabs(v) <= finiteMax) // not NaN, not infinite
+                ++c[k][binOf(v)];
+        }
+    for (; i < n; ++i)
+        if (std::fabs(values[i]) <= finiteMax)
+            ++c[0][binOf(values[i])];
+    for (std::size_t b = 0; b < bins; ++b)
+        counts[b] += std::int64_t{c[0][b]} + c[1][b] + c[2][b] + c[3][b];
+}
+
+} // namespace
+
+void Histogram::add(Side side, const float* values, std::size_t n, int threads) {
     auto& c = counts[static_cast<int>(side)];
-    const long long last = static_cast<long long>(c.size()) - 1;
-    const double inverse = 1.0 / binWidth;
-    // The quantized tensor held integers times its scale; activations stored as f16 are
-    // off by up to 2^-11 relative, enough to leave a level's bin when bins are finer than
-    // levels. Its values go back onto their levels first.
-    const bool snap = side == Side::Quantized && std::isfinite(scale) && scale > 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        double v = values[i];
-        if (!std::isfinite(v))
-            continue;
-        if (snap)
-            v = std::nearbyint(v / scale) * scale;
-        const long long b = static_cast<long long>(std::floor((v - low) * inverse));
-        ++c[static_cast<std::size_t>(std::clamp(b, 0LL, last))];
+    const std::size_t bins = c.size();
+    // The quantized tensor held integers times its scale: its values are binned by their
+    // integer level (which also undoes f16 storage's rounding, up to 2^-11 relative, enough
+    // to leave a level's bin when bins are finer than levels). Float values are binned in
+    // float arithmetic, (v - low) * (1 / w), the formula docs/dump-format.md gives.
+    const bool grid = side == Side::Quantized && std::isfinite(scale) && scale > 0;
+    const std::size_t t = threadCount(threads, n / 65536 + 1);
+    std::vector<std::vector<std::int64_t>> partial(t, std::vector<std::int64_t>(bins, 0));
+    if (grid) {
+        const auto perLevel = static_cast<std::int32_t>(std::llround(scale / binWidth));
+        const auto firstLevel = static_cast<std::int32_t>(std::llround((low + binWidth / 2) / scale));
+        const float inverseScale = static_cast<float>(1.0 / scale);
+        const auto last = static_cast<std::int32_t>(bins - 1);
+        const auto binOf = [=](float v) {
+            const float r = v * inverseScale; // a whole number, give or take f16 rounding
+            const auto level = static_cast<std::int32_t>(std::clamp(r + (r >= 0 ? 0.5f : -0.5f), -2e9f, 2e9f));
+            return static_cast<std::size_t>(std::clamp((level - firstLevel) * perLevel, 0, last));
+        };
+        parallelRanges(n, t, [&](std::size_t k, std::size_t b, std::size_t e) {
+            countBins(values + b, e - b, bins, binOf, partial[k].data());
+        });
+    } else {
+        const float lowF = static_cast<float>(low), inverseF = static_cast<float>(1.0 / binWidth);
+        const float top = static_cast<float>(bins - 1);
+        const auto binOf = [=](float v) { return static_cast<std::size_t>(std::clamp((v - lowF) * inverseF, 0.0f, top)); };
+        parallelRanges(n, t, [&](std::size_t k, std::size_t b, std::size_t e) {
+            countBins(values + b, e - b, bins, binOf, partial[k].data());
+        });
     }
+    for (const auto& p : partial)
+        for (std::size_t b = 0; b < bins; ++b)
+            c[b] += p[b];
 }
 
 // ---- readers -------------------------------------------------------------------------
@@ -765,6 +818,17 @@ EvalData readEval(const H5::H5File& file, const std::string& path) {
         e.recall[i] = h5::doubleAttr(g, sideAttr(s, "recall"), -1);
         if (h5::exists(g, sideAttr(s, "class_ap")))
             e.classAp[i] = readVector(g, sideAttr(s, "class_ap"), static_cast<long long>(e.categoryIds.size()), where);
+    }
+    if (h5::hasAttr(g, kPerImageFiles)) {
+        const std::string files = h5::stringAttr(g, kPerImageFiles);
+        for (std::size_t start = 0; start <= files.size();) {
+            const std::size_t end = std::min(files.find('\n', start), files.size());
+            e.perImageFiles.push_back(files.substr(start, end - start));
+            start = end + 1;
+        }
+        for (Side s : {Side::Original, Side::Quantized})
+            e.perImageMap[static_cast<int>(s)] = readVector(g, sideAttr(s, "per_image_map"),
+                                                            static_cast<long long>(e.perImageFiles.size()), where);
     }
     return e;
 }

@@ -121,8 +121,9 @@ struct Histogram {
     double clipLow() const { return scale * static_cast<double>(qmin - zeroPoint); }
     double clipHigh() const { return scale * static_cast<double>(qmax - zeroPoint); }
     // Non-finite values are skipped; with a grid, quantized values are put back on their
-    // level (round(v / scale) * scale) first, undoing f16 storage's rounding.
-    void add(Side side, const float* values, std::size_t n);
+    // level (round(v / scale) * scale) first, undoing f16 storage's rounding. The values
+    // are split over `threads` threads (counts do not depend on it).
+    void add(Side side, const float* values, std::size_t n, int threads = 1);
 };
 // Bins for values in `range`: one per quantization level (or several, up to 1024 bins
 // in all) when `scale` is a finite positive number and the range spans at most 2048
@@ -158,6 +159,10 @@ struct EvalData {
     std::vector<float> classAp[2];
     std::vector<std::int64_t> categoryIds;
     std::string categoryNames; // comma-separated, in categoryIds order
+    // per evaluated image (those with ground truth): its file name as the annotations give
+    // it, and each model's mAP@[.5:.95] on it alone; empty in dumps made before
+    std::vector<std::string> perImageFiles;
+    std::vector<float> perImageMap[2];
 };
 
 // Writers. Each creates its group (replacing /bench or /eval when present).

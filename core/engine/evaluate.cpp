@@ -141,6 +141,12 @@ EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) 
         if (!a.crowd)
             withGt.insert(a.imageId);
     rep.imageIds.assign(withGt.begin(), withGt.end());
+    for (auto id : rep.imageIds)
+        for (const auto& im : gt.images)
+            if (im.id == id) {
+                rep.imageFiles.push_back(im.fileName);
+                break;
+            }
     std::vector<double> deltas, rel;
     for (int side = 0; side < 2; ++side) {
         evals[side]->coco = evaluateCoco(gt, evals[side]->detections);
@@ -211,6 +217,10 @@ void storeEvaluation(const std::string& dumpPath, const EvalReport& r, const std
         e.categoryIds.push_back(k.categoryId);
         e.categoryNames += (e.categoryNames.empty() ? "" : ",") + k.name;
     }
+    e.perImageFiles = r.imageFiles;
+    for (int s = 0; s < 2; ++s)
+        for (double m : sides[s]->perImageMap)
+            e.perImageMap[s].push_back(static_cast<float>(m));
     updateDump(dumpPath, [&e](H5::H5File& file) { writeEval(file, e); });
 }
 

@@ -36,6 +36,7 @@ struct ModelEval {
 struct EvalReport {
     ModelEval original, quantized;
     std::vector<std::int64_t> imageIds;   // images with ground truth, for the per-image change
+    std::vector<std::string> imageFiles;  // their file_name entries, in the same order
     double deltaMean = 0, deltaStd = 0;   // per-image mAP change, quantized - original, in points
     double relMean = 0, relStd = 0;       // per-image relative change in %, images with mAP > 0
     int relCount = 0;

@@ -67,14 +67,21 @@ def numpy_metrics(o, q):
 
 
 def numpy_histogram(values, low, width, bins, scale=None):
-    """docs/dump-format.md#histograms: bin floor((v - low) / width), clamped to the ends;
-    with a grid, values put back on their level first; non-finite values skipped."""
+    """docs/dump-format.md#histograms, in numpy: float values to bin (v - low) * (1 / w) in
+    float32 arithmetic, clamped to the ends; with a grid (quantized values), the value's
+    level round(v / scale) to bin (level - first level) * bins per level; NaN and inf
+    skipped."""
     import numpy as np
-    v = values.astype(np.float64).ravel()
+    v = values.astype(np.float32).ravel()
     v = v[np.isfinite(v)]
     if scale is not None:
-        v = np.rint(v / scale) * scale
-    idx = np.clip(np.floor((v - low) * (1.0 / width)), 0, bins - 1).astype(int)
+        per_level = round(scale / width)
+        first = round((low + width / 2) / scale)
+        levels = np.rint(v * np.float32(1.0 / scale)).astype(np.int64)
+        idx = np.clip((levels - first) * per_level, 0, bins - 1)
+    else:
+        position = (v - np.float32(low)) * np.float32(1.0 / width)
+        idx = np.clip(position, np.float32(0), np.float32(bins - 1)).astype(np.int64)
     return np.bincount(idx, minlength=bins)
 
 

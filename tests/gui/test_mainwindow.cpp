@@ -23,6 +23,7 @@
 #include <QDir>
 #include <QFile>
 #include <QCheckBox>
+#include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
 #include <QSettings>
@@ -1050,9 +1051,20 @@ private slots:
                  qPrintable(QStringLiteral("column %1 px, longest name %2 px").arg(nameWidth).arg(longest)));
         QVERIFY2(w.layerTable()->viewport()->width() >= 300, // name and quantized op side by side
                  qPrintable(QString::number(w.layerTable()->viewport()->width())));
+        // the headline metric, SQNR, is in view without scrolling
+        const QHeaderView* header = w.layerTable()->horizontalHeader();
+        const int sqnrRight = header->sectionViewportPosition(LayerTableModel::Sqnr) + header->sectionSize(LayerTableModel::Sqnr);
+        QVERIFY2(header->sectionSize(LayerTableModel::Sqnr) >= metrics.horizontalAdvance(QStringLiteral("SQNR dB")) &&
+                     sqnrRight <= w.layerTable()->viewport()->width(),
+                 qPrintable(QStringLiteral("SQNR column ends at %1 px of %2").arg(sqnrRight).arg(w.layerTable()->viewport()->width())));
         // the four maps keep a usable size
         for (QCustomPlot* p : w.layerView()->figures())
             QVERIFY2(p->width() >= 240 && p->height() >= 150, qPrintable(QStringLiteral("%1x%2").arg(p->width()).arg(p->height())));
+        // and so do the histogram and the graph
+        w.tabs()->setCurrentWidget(w.histogramView());
+        QVERIFY(w.histogramView()->figure()->width() >= 600 && w.histogramView()->figure()->height() >= 350);
+        w.tabs()->setCurrentWidget(w.graphView());
+        QVERIFY(w.graphView()->canvas()->width() >= 600 && w.graphView()->canvas()->height() >= 350);
     }
 
     void newComparisonRunsOnAWorker() {
