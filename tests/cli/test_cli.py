@@ -430,6 +430,28 @@ class Eval(Base):
             self.assertAlmostEqual(float(f["eval"].attrs["original_map"]), ours["original"]["coco"]["map"], places=9)
             self.assertEqual(f["eval/quantized_class_ap"].shape, (4,))
             self.assertEqual(f["outputs/0000"].attrs["kind"], "detections")
+            files = f["eval"].attrs["per_image_files"].split("\n")
+            per_image = {side: f["eval"][side + "_per_image_map"][()] for side in ("original", "quantized")}
+        # per-image mAP (the GUI's images table): each image alone, against the Python
+        # evaluator on a one-image annotation file
+        with open(gt) as fh:
+            full = json.load(fh)
+        self.assertEqual(len(files), 40)
+        self.assertEqual(set(files), {im["file_name"] for im in full["images"]})
+        for k in (0, 7, 23):
+            image = next(im for im in full["images"] if im["file_name"] == files[k])
+            one = dict(full, images=[image], annotations=[a for a in full["annotations"] if a["image_id"] == image["id"]])
+            one_gt = os.path.join(self.dir, "one.json")
+            with open(one_gt, "w") as fh:
+                json.dump(one, fh)
+            for side in ("original", "quantized"):
+                with open(os.path.join(dets, side + ".json")) as fh:
+                    mine = [d for d in json.load(fh) if d["image_id"] == image["id"]]
+                one_dets = os.path.join(self.dir, "one_dets.json")
+                with open(one_dets, "w") as fh:
+                    json.dump(mine, fh)
+                self.assertAlmostEqual(per_image[side][k], self.python_eval(one_gt, one_dets)["map"], delta=1e-4,
+                                       msg=f"{side} on {files[k]}")
         # the trained demo detector is a real detector
         self.assertGreater(ours["original"]["coco"]["map50"], 0.85)
         self.assertLess(abs(ours["drop"]["map"]), 0.05)

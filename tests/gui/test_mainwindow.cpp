@@ -11,6 +11,7 @@
 #include "imagesview.h"
 #include "outputview.h"
 #include "dumpupdate.h"
+#include "sections.h"
 #include "summaryview.h"
 #include "h5util.h"
 #include "layertablemodel.h"
@@ -381,7 +382,8 @@ private slots:
         QSignalSpy opened(&w, &MainWindow::dumpOpened);
         w.openDump(dumpPath());
         QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
-        const auto& dump = *w.dump();
+        const std::shared_ptr<DumpReader> keep = w.dump(); // stays valid when another dump opens
+        const auto& dump = *keep;
         const ImageMetrics& im = dump.imageMetrics();
         QVERIFY(dump.imageCount() > 1);
         QCOMPARE(im.images, dump.imageCount());
@@ -434,6 +436,28 @@ private slots:
         QCOMPARE(worstLayer, expectedLayer);
         emit table->cellDoubleClicked(row, ImagesView::WorstLayer);
         QTRY_COMPARE(w.layerView()->currentLayer(), expectedLayer);
+        QVERIFY(table->isColumnHidden(ImagesView::MapChange)); // no eval in this dump
+
+        // with per-image mAP stored by eval --into for an image of the same file name,
+        // the table shows its change in points
+        QTemporaryDir dir;
+        const QString copy = dir.filePath(QStringLiteral("evaluated.h5"));
+        QVERIFY(QFile::copy(dumpPath(), copy));
+        EvalData eval;
+        eval.images = 2;
+        eval.perImageFiles = {"elsewhere.png", QFileInfo(QString::fromStdString(dump.source(1))).fileName().toStdString()};
+        eval.perImageMap[0] = {0.5f, 0.625f};
+        eval.perImageMap[1] = {0.5f, 0.5f};
+        updateDump(copy.toStdString(), [&eval](H5::H5File& file) { writeEval(file, eval); });
+        QSignalSpy opened2(&w, &MainWindow::dumpOpened);
+        w.openDump(copy);
+        QTRY_COMPARE_WITH_TIMEOUT(opened2.count(), 1, 60000);
+        QTRY_VERIFY_WITH_TIMEOUT(!w.imagesView()->isLoading() && table->rowCount() == dump.imageCount(), 60000);
+        QVERIFY(!table->isColumnHidden(ImagesView::MapChange));
+        for (int r = 0; r < table->rowCount(); ++r) {
+            const int image = table->item(r, ImagesView::Index)->data(Qt::UserRole).toInt();
+            QCOMPARE(table->item(r, ImagesView::MapChange)->text(), image == 1 ? QStringLiteral("-12.50") : QStringLiteral("–"));
+        }
     }
 
     void histogramShowsStoredCountsGridAndClipRange() {
