@@ -34,6 +34,7 @@
 #include <QSortFilterProxyModel>
 #include <QSpinBox>
 #include <QSplitter>
+#include <QStackedWidget>
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QTableView>
@@ -124,10 +125,23 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     m_tabs->addTab(m_detections, tr("Detections"));
     m_tabs->addTab(m_summary, tr("Summary"));
 
+    // before a dump is open: what to do, not empty plots with made-up axes
+    m_welcome = new QLabel(tr("<h2>QuantScope</h2><p>Where INT8 quantization hurts a CNN, layer by layer.</p>"
+                              "<p><b>File ▸ Open dump…</b> (Ctrl+O), or drop a dump here.<br>"
+                              "<b>File ▸ New comparison…</b> (Ctrl+N) runs a float and a quantized model "
+                              "on your images and opens the dump it writes.</p>"));
+    m_welcome->setObjectName(QStringLiteral("welcome"));
+    static_cast<QLabel*>(m_welcome)->setAlignment(Qt::AlignCenter);
+    static_cast<QLabel*>(m_welcome)->setWordWrap(true);
+    m_views = new QStackedWidget;
+    m_views->addWidget(m_welcome);
+    m_views->addWidget(m_tabs);
+    m_depth->setVisible(false);
+
     auto* split = new QSplitter(Qt::Horizontal);
     split->setObjectName(QStringLiteral("mainSplitter"));
     split->addWidget(left);
-    split->addWidget(m_tabs);
+    split->addWidget(m_views);
     split->setStretchFactor(0, 2);
     split->setStretchFactor(1, 3);
     setCentralWidget(split);
@@ -253,6 +267,8 @@ void MainWindow::opened(const OpenResult& result) {
     }
     m_dump = result.dump;
     m_path = result.path;
+    m_views->setCurrentWidget(m_tabs);
+    m_depth->setVisible(true);
     setWindowTitle(tr("%1 — QuantScope").arg(QFileInfo(m_path).fileName()));
     m_model->setLayers(m_dump->layers());
     m_layerView->setDump(m_dump);

@@ -17,6 +17,7 @@ class QMenu;
 class QSortFilterProxyModel;
 class QCustomPlot;
 class QLabel;
+class QStackedWidget;
 
 namespace qs {
 
@@ -51,6 +52,7 @@ public:
     QCustomPlot* depthPlot() const { return m_depth; }
     QTabWidget* tabs() const { return m_tabs; }
     QTabWidget* browserTabs() const { return m_browserTabs; } // Layers | Images
+    QWidget* welcomePage() const { return m_welcome; }        // shown until a dump opens
     ImagesView* imagesView() const { return m_images; }
     HistogramView* histogramView() const { return m_histogram; }
     GraphView* graphView() const { return m_graph; }
@@ -101,6 +103,8 @@ private:
     HistogramView* m_histogram = nullptr;
     GraphView* m_graph = nullptr;
     QTabWidget* m_browserTabs = nullptr;
+    QStackedWidget* m_views = nullptr; // a welcome page until a dump is open, then the tabs
+    QWidget* m_welcome = nullptr;
     QMenu* m_recentMenu = nullptr;
     QAction* m_exportAction = nullptr;
     QLabel* m_readout = nullptr;

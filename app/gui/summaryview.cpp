@@ -3,6 +3,7 @@
 #include "layertablemodel.h"
 
 #include <QFileInfo>
+#include <QStringList>
 
 #include <algorithm>
 #include <cmath>
@@ -65,6 +66,46 @@ QString SummaryView::html(const DumpReader& dump) {
                      "Worst: %5 (%6 dB).</p>")
              .arg(severity[0]).arg(severity[1]).arg(severity[2]).arg(severity[3])
              .arg(worstName.toHtmlEscaped()).arg(worst, 0, 'f', 2);
+    // the five worst layers, and (several images) the five worst images: where to look first
+    std::vector<const LayerSummary*> byError;
+    for (const auto& l : dump.layers())
+        byError.push_back(&l);
+    std::stable_sort(byError.begin(), byError.end(),
+                     [](const LayerSummary* a, const LayerSummary* b) { return a->metrics.sqnrDb < b->metrics.sqnrDb; });
+    byError.resize(std::min<std::size_t>(5, byError.size()));
+    h += QObject::tr("<table border=1 cellspacing=0 cellpadding=4><tr><th>worst layers</th><th>op (quantized)</th>"
+                     "<th>shape</th><th>SQNR dB</th><th>cosine</th><th>max |error|</th></tr>");
+    for (const LayerSummary* l : byError) {
+        QStringList shape;
+        for (auto d : l->shape)
+            shape << QString::number(d);
+        h += QStringLiteral("<tr><td>%1</td><td>%2</td><td>%3</td><td>%4</td><td>%5</td><td>%6</td></tr>")
+                 .arg(QString::fromStdString(l->name).toHtmlEscaped(), QString::fromStdString(l->quantizedOp).toHtmlEscaped(),
+                      shape.join(QStringLiteral("×")))
+                 .arg(l->metrics.sqnrDb, 0, 'f', 2)
+                 .arg(l->metrics.cosine, 0, 'f', 5)
+                 .arg(l->metrics.maxAbs, 0, 'g', 4);
+    }
+    h += QStringLiteral("</table>");
+    const ImageMetrics& im = dump.imageMetrics();
+    if (im.images > 1) {
+        std::vector<ImageSummary> images;
+        for (int i = 0; i < im.images; ++i)
+            images.push_back(summarizeImage(im, i));
+        std::stable_sort(images.begin(), images.end(),
+                         [](const ImageSummary& a, const ImageSummary& b) { return a.meanSqnrDb < b.meanSqnrDb; });
+        images.resize(std::min<std::size_t>(5, images.size()));
+        h += QObject::tr("<p></p><table border=1 cellspacing=0 cellpadding=4><tr><th>worst images</th>"
+                         "<th>mean SQNR dB over layers</th><th>worst layer there</th></tr>");
+        for (const auto& s : images)
+            h += QStringLiteral("<tr><td>%1</td><td>%2</td><td>%3 (%4 dB)</td></tr>")
+                     .arg(QFileInfo(QString::fromStdString(dump.source(s.image))).fileName().toHtmlEscaped())
+                     .arg(s.meanSqnrDb, 0, 'f', 2)
+                     .arg(s.worstLayer >= 0 ? QString::fromStdString(dump.layers()[static_cast<std::size_t>(s.worstLayer)].name).toHtmlEscaped()
+                                            : QStringLiteral("–"))
+                     .arg(s.minSqnrDb, 0, 'f', 2);
+        h += QStringLiteral("</table>");
+    }
     if (dump.hasEval()) {
         const EvalData e = dump.eval();
         h += QObject::tr("<h3>Accuracy</h3><p>COCO evaluation on %1 images (%2).</p>"

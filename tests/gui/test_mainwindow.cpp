@@ -90,6 +90,10 @@ private slots:
     void opensAndShowsWorstLayer() {
         MainWindow w;
         w.show();
+        // before a dump is open: a page saying what to do, no plots with made-up axes
+        QVERIFY(w.welcomePage()->isVisible());
+        QVERIFY(!w.tabs()->isVisible());
+        QVERIFY(!w.depthPlot()->isVisible());
         QSignalSpy opened(&w, &MainWindow::dumpOpened);
         QSignalSpy loaded(w.layerView(), &LayerView::loaded);
         w.openDump(dumpPath());
@@ -102,6 +106,7 @@ private slots:
                 worst = l.index;
         QCOMPARE(w.layerView()->currentLayer(), worst);
         QVERIFY(w.windowTitle().contains(QFileInfo(dumpPath()).fileName()));
+        QVERIFY(w.tabs()->isVisible() && w.depthPlot()->isVisible() && !w.welcomePage()->isVisible());
     }
 
     void keyboardAndClickNavigation() {
@@ -751,6 +756,20 @@ private slots:
             const QString html = SummaryView::html(plain);
             QVERIFY(html.contains(QStringLiteral("No accuracy figures")));
             QVERIFY(html.contains(QStringLiteral("No latency or memory figures")));
+            // the worst layer and the worst image (lowest mean SQNR over layers) are named
+            int worstLayer = 0;
+            for (const auto& l : plain.layers())
+                if (l.metrics.sqnrDb < plain.layers()[static_cast<std::size_t>(worstLayer)].metrics.sqnrDb)
+                    worstLayer = l.index;
+            QVERIFY(html.contains(QStringLiteral("worst layers")));
+            QVERIFY(html.contains(QString::fromStdString(plain.layers()[static_cast<std::size_t>(worstLayer)].name)));
+            int worstImage = 0;
+            for (int i = 1; i < plain.imageCount(); ++i)
+                if (summarizeImage(plain.imageMetrics(), i).meanSqnrDb < summarizeImage(plain.imageMetrics(), worstImage).meanSqnrDb)
+                    worstImage = i;
+            const QString worstFile = QFileInfo(QString::fromStdString(plain.source(worstImage))).fileName();
+            QVERIFY(html.indexOf(worstFile) > html.indexOf(QStringLiteral("worst images")));
+            QVERIFY(html.indexOf(QStringLiteral("worst images")) > 0);
         }
         updateDump(copy.toStdString(), [](H5::H5File& f) {
             H5::Group g = f.createGroup("/eval");
