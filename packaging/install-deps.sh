@@ -18,6 +18,7 @@ packages=(
   hdf5-tools python3-h5py python3-numpy python3-pil
   clang libclang-rt-14-dev      # the fuzzer build (CMake preset "fuzz", docs/robustness.md)
   xvfb xauth fonts-dejavu-core   # a real window under Xvfb, with text
+  slurm-wlm munge                # a single-node Slurm, started by the scale test (docs/scale.md)
 )
 
 SUDO=""

@@ -1,4 +1,6 @@
 #include "commands.h"
+
+#include "merge.h"
 #include "jsonnumber.h"
 
 #include "benchmark.h"
@@ -20,6 +22,7 @@
 #include <cerrno>
 #include <cstring>
 #include <cmath>
+#include <thread>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -205,10 +208,22 @@ void addCompare(CLI::App& app, CompareArgs& a) {
                                         "torchvision, yolov5, yolov8")
         ->check(CLI::IsMember({"auto", "none", "torchvision", "yolov5", "yolov8"}));
     c->add_option("--conf", a.conf, "YOLO: minimum box score kept (default 0.05, as torchvision detectors)");
+    c->add_option("--shard", a.shard, "I/N: process every N-th image of the list, from the I-th (0-based), "
+                                      "for a run split over N jobs; quantscope-cli merge joins the N dumps");
     c->add_option("--nms-iou", a.nmsIou, "YOLO: IoU above which NMS drops a box (default 0.6)");
     addPreprocessOptions(c, a.size, a.mean, a.std, a.bgr);
     c->add_flag("--quiet", a.quiet, "No progress output");
     c->add_flag("--json", a.json, "Print the summary as JSON on stdout");
+}
+
+// "I/N" with 0 <= I < N
+std::pair<int, int> parseShard(const std::string& text) {
+    int index = -1, count = 0;
+    char slash = 0, extra = 0;
+    if (std::sscanf(text.c_str(), "%d %c %d %c", &index, &slash, &count, &extra) != 3 || slash != '/' || count < 1 ||
+        index < 0 || index >= count)
+        throw Error(ErrorKind::Usage, "--shard " + text + ": give I/N with 0 <= I < N, e.g. 0/4");
+    return {index, count};
 }
 
 DecodeKind parseDecode(const std::string& text) {
@@ -238,6 +253,21 @@ int runCompare(const CompareArgs& a) {
         }
     if (o.images.empty())
         throw Error(ErrorKind::Usage, "compare: give --image FILE (repeatable) or --images DIR");
+    if (!a.shard.empty()) {
+        const auto [index, count] = parseShard(a.shard);
+        std::vector<std::string> mine;
+        for (std::size_t i = static_cast<std::size_t>(index); i < o.images.size(); i += static_cast<std::size_t>(count)) {
+            mine.push_back(o.images[i]);
+            o.listIndex.push_back(static_cast<std::int64_t>(i));
+        }
+        if (mine.empty())
+            throw Error(ErrorKind::Usage, "--shard " + a.shard + ": no image falls in this shard (the list has " +
+                                              std::to_string(o.images.size()) + ")");
+        o.imagesTotal = static_cast<std::int64_t>(o.images.size());
+        o.shardIndex = index;
+        o.shardCount = count;
+        o.images = std::move(mine);
+    }
     o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
     o.model.threads = a.threads;
     o.model.engine = a.engine;
@@ -315,6 +345,26 @@ void addInspect(CLI::App& app, InspectArgs& a) {
         ->check(CLI::IsMember({"sqnr", "mse", "max_abs", "index"}));
     c->add_option("--top", a.top, "Show only the K worst layers")->check(CLI::NonNegativeNumber);
     c->add_flag("--json", a.json, "Machine-readable output on stdout");
+}
+
+void addMerge(CLI::App& app, MergeArgs& a) {
+    CLI::App* c = app.add_subcommand("merge", "Join the dumps of compare --shard I/N (every shard once) into the "
+                                              "dump the unsharded run writes");
+    c->add_option("shards", a.shards, "The shard dumps, in any order")->required();
+    c->add_option("--out", a.out, "The merged dump; written under a temporary name, renamed when complete")->required();
+    c->add_option("--threads", a.threads, "Threads for re-binning the histograms (0: all cores)")->check(CLI::Range(0, 256));
+    c->add_flag("--quiet", a.quiet, "No progress output");
+}
+
+int runMerge(const MergeArgs& a) {
+    const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const MergeReport r = writingWithProgress(a.quiet, a.out, [&](const ProgressFn& progress) {
+        return mergeDumps(a.shards, a.out, threads, progress);
+    });
+    for (const auto& d : r.dropped)
+        std::fprintf(stderr, "quantscope-cli: note: not merged: %s\n", d.c_str());
+    std::printf("wrote %s: %d shards, %d image(s), %d layers\n", a.out.c_str(), r.shards, r.images, r.layers);
+    return 0;
 }
 
 int runInspect(const InspectArgs& a) {

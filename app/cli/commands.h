@@ -12,11 +12,20 @@ struct CompareArgs {
     std::string original, quantized, out, imagesDir;
     std::vector<std::string> images, layers;
     std::string dtype = "f16", size, mean, std, engine = "onednn", ops = "conv", tapAt = "block";
-    std::string decode = "auto";
+    std::string decode = "auto", shard;
     bool bgr = false, quiet = false, json = false;
     int threads = 0, gzip = 0;
     float conf = 0.05f, nmsIou = 0.6f;
 };
+
+struct MergeArgs {
+    std::vector<std::string> shards;
+    std::string out;
+    int threads = 0;
+    bool quiet = false;
+};
+void addMerge(CLI::App& app, MergeArgs& args);
+int runMerge(const MergeArgs& args);
 void addCompare(CLI::App& app, CompareArgs& args);
 int runCompare(const CompareArgs& args);
 

@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
     qs::cli::addBench(app, benchArgs);
     qs::cli::ExportArgs exportArgs;
     qs::cli::addExport(app, exportArgs);
+    qs::cli::MergeArgs mergeArgs;
+    qs::cli::addMerge(app, mergeArgs);
     qs::cli::BenchChildArgs benchChildArgs;
     qs::cli::addBenchChild(app, benchChildArgs);
 
@@ -74,6 +76,8 @@ int main(int argc, char** argv) {
             return qs::cli::runBench(benchArgs);
         if (app.got_subcommand("export"))
             return qs::cli::runExport(exportArgs, argv[0]);
+        if (app.got_subcommand("merge"))
+            return qs::cli::runMerge(mergeArgs);
         if (app.got_subcommand("_bench-child"))
             return qs::cli::runBenchChild(benchChildArgs);
     } catch (const qs::Error& e) {

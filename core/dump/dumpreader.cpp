@@ -53,8 +53,8 @@ void checkDataset(const H5::Group& group, const std::string& name, const std::ve
         throw Error(ErrorKind::Input, where + ": " + name + " has shape " + h5::dimsText(d) + " but the layer is " +
                                           layerShape + " (expected " + h5::dimsText(expected) + ")");
     const std::size_t bytes = ds.getDataType().getSize();
-    if (ds.getTypeClass() != H5T_FLOAT || (bytes != 2 && bytes != 4))
-        throw Error(ErrorKind::Input, where + ": " + name + " is not float16 or float32");
+    if (ds.getTypeClass() != H5T_FLOAT || (bytes != 2 && bytes != 4 && bytes != 8))
+        throw Error(ErrorKind::Input, where + ": " + name + " is not float16, float32 or float64");
     hsize_t n = 0;
     if (!h5::product(d, std::numeric_limits<hsize_t>::max(), n))
         throw Error(ErrorKind::Input, where + ": " + name + " has shape " + h5::dimsText(d) + ", too large to be real");
@@ -106,8 +106,9 @@ void DumpReader::validateLayers() {
                                                   ", which is not another layer of the dump");
         if (h5::exists(g, layout::kChannels)) {
             H5::Group ch = g.openGroup(layout::kChannels);
-            for (const auto& metric : memberNames(ch))
-                checkDataset(ch, metric, {full[1]}, where + ": channels", shape);
+            for (const auto& metric : memberNames(ch)) // per channel, and the sums behind them
+                checkDataset(ch, metric, metric == "sums" ? std::vector<hsize_t>{full[1], 8} : std::vector<hsize_t>{full[1]},
+                             where + ": channels", shape);
         }
     }
     H5::Group root = m_file->openGroup("/");

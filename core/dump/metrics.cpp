@@ -44,6 +44,23 @@ void MetricsAccumulator::merge(const MetricsAccumulator& other) {
     m_count += other.m_count;
 }
 
+std::array<double, MetricsAccumulator::kSums> MetricsAccumulator::sums() const {
+    return {m_sumRef2, m_sumErr2, m_sumAbsErr, m_sumAbsRef, m_dot, m_sumQ2, m_maxAbs, static_cast<double>(m_count)};
+}
+
+MetricsAccumulator MetricsAccumulator::fromSums(const double* s) {
+    MetricsAccumulator a;
+    a.m_sumRef2 = s[0];
+    a.m_sumErr2 = s[1];
+    a.m_sumAbsErr = s[2];
+    a.m_sumAbsRef = s[3];
+    a.m_dot = s[4];
+    a.m_sumQ2 = s[5];
+    a.m_maxAbs = s[6];
+    a.m_count = static_cast<std::int64_t>(s[7]);
+    return a;
+}
+
 Metrics MetricsAccumulator::finish() const {
     constexpr double inf = std::numeric_limits<double>::infinity();
     Metrics m;

@@ -2,6 +2,7 @@
 // Error metrics between an original (reference) tensor o and a quantized one q.
 // Definitions, edge cases included, are in docs/metrics.md; keep the two in step.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -27,6 +28,12 @@ public:
     void add(const float* original, const float* quantized, std::size_t n);
     void merge(const MetricsAccumulator& other);
     Metrics finish() const;
+
+    // The sums behind the metrics, for storing and merging exactly (shards of one run):
+    // Σo², Σe², Σ|e|, Σ|o|, Σo·q, Σq², max|e|, n.
+    static constexpr int kSums = 8;
+    std::array<double, kSums> sums() const;
+    static MetricsAccumulator fromSums(const double* sums);
 
 private:
     double m_sumRef2 = 0, m_sumErr2 = 0, m_sumAbsErr = 0, m_sumAbsRef = 0;

@@ -24,6 +24,7 @@ constexpr const char* kDtype = "dtype";
 constexpr const char* kImageCount = "image_count";
 // /inputs/<i>
 constexpr const char* kSource = "source";
+constexpr const char* kListIndex = "list_index";
 // /outputs/<i> and its datasets
 constexpr const char* kKind = "kind";
 constexpr const char* kColumns = "columns";
@@ -52,6 +53,10 @@ constexpr const char* kInputs = "inputs";
 // /layers/<k>/histogram
 constexpr const char* kLow = "low";
 constexpr const char* kBinWidth = "bin_width";
+constexpr const char* kValueMin = "value_min";
+constexpr const char* kValueMax = "value_max";
+// /layers/<k>/sums, /layers/<k>/channels/sums: what the metrics are computed from
+constexpr const char* kSums = "sums";
 constexpr const char* kMetricNames[6] = {"sqnr_db", "mse", "max_abs", "mean_abs", "rel_err", "cosine"};
 // /models/<side>
 constexpr const char* kPath = "path";
@@ -73,6 +78,9 @@ constexpr const char* kTapPoint = "tap_point";
 constexpr const char* kOps = "ops";
 constexpr const char* kInputWidth = "input_width";
 constexpr const char* kInputHeight = "input_height";
+constexpr const char* kShardIndex = "shard_index";
+constexpr const char* kShardCount = "shard_count";
+constexpr const char* kImagesTotal = "images_total";
 // /bench
 constexpr const char* kBatch = "batch";
 constexpr const char* kWidth = "width";
@@ -189,6 +197,8 @@ void writeInput(H5::H5File& file, int image, const InputImage& input) {
         file.createGroup(layout::kInputs);
     H5::Group g = file.createGroup(layout::child(layout::kInputs, image));
     h5::setAttr(g, kSource, input.source);
+    if (input.index >= 0)
+        h5::setAttr(g, kListIndex, input.index);
     h5::writeBytes(g, layout::kImage, input.rgb,
                    {static_cast<hsize_t>(input.height), static_cast<hsize_t>(input.width), 3});
     H5::DataSet ds = g.openDataSet(layout::kImage);
@@ -256,6 +266,9 @@ void writeRunRecord(H5::H5File& file, const RunRecord& r) {
     h5::setAttr(root, kOps, r.ops);
     h5::setAttr(root, kInputWidth, std::int64_t{r.inputWidth});
     h5::setAttr(root, kInputHeight, std::int64_t{r.inputHeight});
+    h5::setAttr(root, kShardIndex, std::int64_t{r.shardIndex});
+    h5::setAttr(root, kShardCount, std::int64_t{r.shardCount});
+    h5::setAttr(root, kImagesTotal, r.imagesTotal);
 }
 
 void writeBench(H5::H5File& file, const BenchData& b) {
@@ -315,6 +328,107 @@ void writeEval(H5::H5File& file, const EvalData& e) {
     }
 }
 
+namespace {
+
+// A layer's histogram planned over `range`, on the quantized dataset's grid when it has one.
+Histogram plannedHistogram(const H5::DataSet& q, const ValueRange& range) {
+    Histogram histogram;
+    if (range.empty())
+        return histogram;
+    histogram = planHistogram(range, h5::doubleAttr(q, kScale, std::nan("")));
+    if (h5::hasAttr(q, kScale)) {
+        histogram.zeroPoint = h5::intAttr(q, kZeroPoint, 0);
+        histogram.qmin = h5::intAttr(q, kQuantMin, 0);
+        histogram.qmax = h5::intAttr(q, kQuantMax, 255);
+    }
+    return histogram;
+}
+
+void writeHistogram(H5::Group& layer, const Histogram& histogram, const ValueRange& range) {
+    if (histogram.empty())
+        return;
+    if (h5::exists(layer, layout::kHistogram))
+        H5Ldelete(layer.getId(), layout::kHistogram, H5P_DEFAULT);
+    H5::Group hg = layer.createGroup(layout::kHistogram);
+    h5::setAttr(hg, kLow, histogram.low);
+    h5::setAttr(hg, kBinWidth, histogram.binWidth);
+    h5::setAttr(hg, kValueMin, range.low); // what the bins were planned over (merging needs it)
+    h5::setAttr(hg, kValueMax, range.high);
+    if (std::isfinite(histogram.scale)) {
+        h5::setAttr(hg, kScale, histogram.scale);
+        h5::setAttr(hg, kZeroPoint, histogram.zeroPoint);
+        h5::setAttr(hg, kQuantMin, histogram.qmin);
+        h5::setAttr(hg, kQuantMax, histogram.qmax);
+    }
+    for (Side side : {Side::Original, Side::Quantized})
+        h5::writeInts(hg, toString(side), histogram.counts[static_cast<int>(side)]);
+}
+
+} // namespace
+
+void writeLayerStatistics(H5::Group& layer, const std::vector<MetricsAccumulator>& perChannel) {
+    MetricsAccumulator total;
+    std::vector<float> columns[6];
+    std::vector<double> channelSums;
+    for (const auto& acc : perChannel) {
+        total.merge(acc);
+        const Metrics m = acc.finish();
+        const double v[6] = {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
+        for (int k = 0; k < 6; ++k)
+            columns[k].push_back(static_cast<float>(v[k]));
+        const auto sums = acc.sums();
+        channelSums.insert(channelSums.end(), sums.begin(), sums.end());
+    }
+    writeMetricAttrs(layer, total.finish());
+    const auto sums = total.sums();
+    h5::writeDoubles(layer, kSums, std::vector<double>(sums.begin(), sums.end()), {sums.size()});
+    H5::Group ch = layer.createGroup(layout::kChannels);
+    const hsize_t channels = perChannel.size();
+    for (int k = 0; k < 6; ++k)
+        h5::writeFloats(ch, kMetricNames[k], columns[k], {channels});
+    h5::writeDoubles(ch, kSums, channelSums, {channels, static_cast<hsize_t>(MetricsAccumulator::kSums)});
+}
+
+std::vector<MetricsAccumulator> readChannelSums(const H5::Group& layer, const std::string& where) {
+    const std::string at = where + ": channels/" + kSums;
+    if (!h5::exists(layer, std::string(layout::kChannels) + "/" + kSums))
+        throw Error(ErrorKind::Input, at + " is missing (the dump was made before sums were stored)");
+    H5::DataSet ds = layer.openDataSet(std::string(layout::kChannels) + "/" + kSums);
+    const auto d = h5::dims(ds);
+    if (d.size() != 2 || d[1] != static_cast<hsize_t>(MetricsAccumulator::kSums))
+        throw Error(ErrorKind::Input, at + " has shape " + h5::dimsText(d) + " but [C x 8] is expected");
+    const std::vector<double> v = h5::readDoubles(ds);
+    std::vector<MetricsAccumulator> perChannel;
+    for (std::size_t c = 0; c < d[0]; ++c)
+        perChannel.push_back(MetricsAccumulator::fromSums(v.data() + c * MetricsAccumulator::kSums));
+    return perChannel;
+}
+
+ValueRange readHistogramRange(const H5::Group& layer) {
+    ValueRange r;
+    if (h5::exists(layer, layout::kHistogram)) {
+        H5::Group hg = layer.openGroup(layout::kHistogram);
+        r.low = h5::doubleAttr(hg, kValueMin, r.low);
+        r.high = h5::doubleAttr(hg, kValueMax, r.high);
+    }
+    return r;
+}
+
+void rewriteHistogram(H5::Group& layer, int images, int threads, const ValueRange& range) {
+    H5::DataSet o = layer.openDataSet(toString(Side::Original));
+    H5::DataSet q = layer.openDataSet(toString(Side::Quantized));
+    Histogram histogram = plannedHistogram(q, range);
+    if (histogram.empty())
+        return;
+    for (int i = 0; i < images; ++i) {
+        const std::vector<float> a = h5::readImageSlab(o, i);
+        const std::vector<float> b = h5::readImageSlab(q, i);
+        histogram.add(Side::Original, a.data(), a.size(), threads);
+        histogram.add(Side::Quantized, b.data(), b.size(), threads);
+    }
+    writeHistogram(layer, histogram, range);
+}
+
 std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int index, int images, int threads,
                                        const ValueRange& range) {
     H5::Group layer = file.openGroup(layout::child(layout::kLayers, index));
@@ -326,14 +440,7 @@ std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int index, int images, 
     for (std::size_t i = 2; i < dims.size(); ++i)
         plane *= dims[i];
     const bool maps4d = dims.size() == 4;
-    Histogram histogram;
-    if (!range.empty())
-        histogram = planHistogram(range, h5::doubleAttr(q, kScale, std::nan("")));
-    if (!histogram.empty() && h5::hasAttr(q, kScale)) {
-        histogram.zeroPoint = h5::intAttr(q, kZeroPoint, 0);
-        histogram.qmin = h5::intAttr(q, kQuantMin, 0);
-        histogram.qmax = h5::intAttr(q, kQuantMax, 255);
-    }
+    Histogram histogram = plannedHistogram(q, range);
     std::vector<MetricsAccumulator> perChannel(channels);
     std::vector<Metrics> perImage;
     std::vector<float> absMaps, relMaps, meanO, meanQ;
@@ -362,19 +469,7 @@ std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int index, int images, 
             meanQ.insert(meanQ.end(), mb.begin(), mb.end());
         }
     }
-    MetricsAccumulator total;
-    std::vector<float> columns[6];
-    for (auto& acc : perChannel) {
-        total.merge(acc);
-        const Metrics m = acc.finish();
-        const double v[6] = {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
-        for (int k = 0; k < 6; ++k)
-            columns[k].push_back(static_cast<float>(v[k]));
-    }
-    writeMetricAttrs(layer, total.finish());
-    H5::Group ch = layer.createGroup(layout::kChannels);
-    for (int k = 0; k < 6; ++k)
-        h5::writeFloats(ch, kMetricNames[k], columns[k], {channels});
+    writeLayerStatistics(layer, perChannel);
     if (maps4d) {
         const std::vector<hsize_t> mapDims = {static_cast<hsize_t>(images), dims[2], dims[3]};
         h5::writeFloats(layer, layout::kAbsDiff, absMaps, mapDims);
@@ -382,19 +477,7 @@ std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int index, int images, 
         h5::writeFloats(layer, layout::meanMap(toString(Side::Original)), meanO, mapDims);
         h5::writeFloats(layer, layout::meanMap(toString(Side::Quantized)), meanQ, mapDims);
     }
-    if (!histogram.empty()) {
-        H5::Group hg = layer.createGroup(layout::kHistogram);
-        h5::setAttr(hg, kLow, histogram.low);
-        h5::setAttr(hg, kBinWidth, histogram.binWidth);
-        if (std::isfinite(histogram.scale)) {
-            h5::setAttr(hg, kScale, histogram.scale);
-            h5::setAttr(hg, kZeroPoint, histogram.zeroPoint);
-            h5::setAttr(hg, kQuantMin, histogram.qmin);
-            h5::setAttr(hg, kQuantMax, histogram.qmax);
-        }
-        for (Side side : {Side::Original, Side::Quantized})
-            h5::writeInts(hg, toString(side), histogram.counts[static_cast<int>(side)]);
-    }
+    writeHistogram(layer, histogram, range);
     return perImage;
 }
 
@@ -562,6 +645,9 @@ RunRecord readRunRecord(const H5::H5File& file) {
     r.unmatchedQuantized = static_cast<int>(h5::intAttr(root, kUnmatchedQuantized, 0));
     r.inputWidth = static_cast<int>(h5::intAttr(root, kInputWidth, 0));
     r.inputHeight = static_cast<int>(h5::intAttr(root, kInputHeight, 0));
+    r.shardIndex = static_cast<int>(h5::intAttr(root, kShardIndex, 0));
+    r.shardCount = static_cast<int>(h5::intAttr(root, kShardCount, 1));
+    r.imagesTotal = h5::intAttr(root, kImagesTotal, 0);
     return r;
 }
 
@@ -677,6 +763,10 @@ std::vector<hsize_t> checkInputImage(const H5::DataSet& ds, const std::string& w
     return d;
 }
 
+std::int64_t readInputIndex(const H5::H5File& file, int image) {
+    return h5::intAttr(file.openGroup(layout::child(layout::kInputs, image)), kListIndex, -1);
+}
+
 std::string readInputSource(const H5::H5File& file, int image) {
     return h5::stringAttr(file.openGroup(layout::child(layout::kInputs, image)), kSource);
 }
@@ -712,6 +802,7 @@ InputImage readInput(const H5::H5File& file, const std::string& path, int image)
     H5::Group g = file.openGroup(group);
     InputImage img;
     img.source = h5::stringAttr(g, kSource);
+    img.index = h5::intAttr(g, kListIndex, -1);
     H5::DataSet ds = g.openDataSet(layout::kImage);
     const auto d = checkInputImage(ds, where);
     img.height = static_cast<int>(d[0]);

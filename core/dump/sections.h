@@ -47,6 +47,7 @@ struct LayerSummary {
 // /inputs/<i>: one image as the models saw it.
 struct InputImage {
     std::string source;
+    std::int64_t index = -1; // position in the whole image list (sharded runs); -1: unknown
     int width = 0, height = 0;
     std::vector<std::uint8_t> rgb; // [H, W, 3]
 };
@@ -135,6 +136,10 @@ struct RunRecord {
     std::string created, producer, tapPoint, ops;
     int layers = 0, unmatchedOriginal = 0, unmatchedQuantized = 0;
     int inputWidth = 0, inputHeight = 0;
+    // compare --shard I/N: this dump holds every N-th image of the list, from the I-th
+    // (a merged or unsharded dump: 0/1); images_total: how many the whole list holds
+    int shardIndex = 0, shardCount = 1;
+    std::int64_t imagesTotal = 0;
 };
 
 // /bench
@@ -184,6 +189,15 @@ void writeEval(H5::H5File& file, const EvalData& eval);
 // writer); the histogram is written when it is not empty.
 std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int layer, int images, int threads,
                                        const ValueRange& range = {});
+// A layer's metrics attributes, /layers/<k>/sums and /layers/<k>/channels/* from its
+// per-channel accumulators (over all images).
+void writeLayerStatistics(H5::Group& layer, const std::vector<MetricsAccumulator>& perChannel);
+// Those accumulators back, from channels/sums; Error(Input) naming `where` when missing.
+std::vector<MetricsAccumulator> readChannelSums(const H5::Group& layer, const std::string& where);
+// The value range a layer's histogram was planned over (empty when it has none).
+ValueRange readHistogramRange(const H5::Group& layer);
+// Bins the layer's activations (all `images`) anew over `range` and replaces its histogram.
+void rewriteHistogram(H5::Group& layer, int images, int threads, const ValueRange& range);
 // byLayer[k][i]: layer k on image i.
 void writeImageMetrics(H5::H5File& file, const std::vector<std::vector<Metrics>>& byLayer);
 
@@ -195,6 +209,7 @@ LayerSummary readLayer(const H5::Group& layer, int index);
 std::string readActivationName(const H5::DataSet& dataset);
 InputImage readInput(const H5::H5File& file, const std::string& path, int image);
 std::string readInputSource(const H5::H5File& file, int image); // its file name
+std::int64_t readInputIndex(const H5::H5File& file, int image);  // its place in the whole list, or -1
 // An input image dataset's [H, W, 3] extent, after checking shape, 8-bit type and storage;
 // Error(Input) prefixed with `where` otherwise. Reads no pixels.
 std::vector<hsize_t> checkInputImage(const H5::DataSet& dataset, const std::string& where);

@@ -222,9 +222,11 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     for (int i = 0; i < n; ++i) {
         const auto imageStart = Clock::now();
         Image image = i == 0 ? std::move(first) : loadImage(options.images[static_cast<std::size_t>(i)], pre);
-        writer.post([i, input = InputImage{image.source, image.width, image.height, image.rgb}](H5::H5File& file) {
-            writeInput(file, i, input);
-        }, image.rgb.size());
+        InputImage input{image.source, i < static_cast<int>(options.listIndex.size())
+                                           ? options.listIndex[static_cast<std::size_t>(i)]
+                                           : static_cast<std::int64_t>(i),
+                         image.width, image.height, image.rgb};
+        writer.post([i, input = std::move(input)](H5::H5File& file) { writeInput(file, i, input); }, image.rgb.size());
 
         ModelOutput outputs[2];
         std::vector<TapRecord> records[2];
@@ -297,6 +299,9 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         run.ops = (options.model.tapOps & 2u) ? "conv,linear" : "conv";
         run.inputWidth = pre.size->width;
         run.inputHeight = pre.size->height;
+        run.shardIndex = options.shardIndex;
+        run.shardCount = options.shardCount;
+        run.imagesTotal = options.imagesTotal > 0 ? options.imagesTotal : n;
         writeRunRecord(file, run);
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Output, writer.temporaryPath() + ": cannot write metrics (" + h5::describe(e) + ")");

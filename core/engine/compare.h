@@ -16,6 +16,11 @@ struct CompareOptions {
     std::string originalPath;
     std::string quantizedPath;
     std::vector<std::string> images;
+    // compare --shard I/N: `images` is this shard's part of a list of imagesTotal, and
+    // listIndex[i] the position of images[i] in that list (empty: 0, 1, ...)
+    int shardIndex = 0, shardCount = 1;
+    std::int64_t imagesTotal = 0;
+    std::vector<std::int64_t> listIndex;
     std::string outPath;
     Preprocess preprocess;
     ModelOptions model;

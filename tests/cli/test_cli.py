@@ -10,13 +10,14 @@ import glob
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-from testutil import METRIC_NAMES, check_recorded_views, wait_for_line
+from testutil import METRIC_NAMES, assert_same_run, check_recorded_views, wait_for_line
 import unittest
 
 import h5py
@@ -707,6 +708,72 @@ class PerImageHistogramsGraph(Base):
         self.assertIn("demo_cnn_float.pt", r.stderr)
         self.assertNoDump(out)
 
+
+
+class Sharding(Base):
+    """compare --shard I/N and merge: N shards merge into what one run writes."""
+
+    def shards(self, original, quantized, images, n, extra=()):
+        paths = []
+        for i in range(n):
+            out = self.out(f"shard{i}.h5")
+            r = run("compare", "--original", original, "--quantized", quantized, "--images", images,
+                    "--shard", f"{i}/{n}", "--out", out, "--quiet", *extra)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            paths.append(out)
+        return paths
+
+    def test_four_shards_merge_into_the_unsharded_run(self):
+        # the YOLO demo (detections in the outputs) over 9 scenes: shards of 3, 2, 2, 2 images
+        images = os.path.join(self.dir, "scenes")
+        os.makedirs(images)
+        for i in range(9):
+            shutil.copy(os.path.join(ARGS.data, "test", f"{i:06d}.png"), images)
+        original = os.path.join(ARGS.weights, "demo_yolo_v8.pt")
+        quantized = os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt")
+        whole = self.out("whole.h5")
+        r = run("compare", "--original", original, "--quantized", quantized, "--images", images, "--out", whole, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        parts = self.shards(original, quantized, images, 4)
+        with h5py.File(parts[1]) as f:
+            self.assertEqual((int(f.attrs["shard_index"]), int(f.attrs["shard_count"]), int(f.attrs["images_total"])), (1, 4, 9))
+            self.assertEqual([int(f["inputs"][k].attrs["list_index"]) for k in f["inputs"]], [1, 5])
+        merged = self.out("merged.h5")
+        r = run("merge", *reversed(parts), "--out", merged, "--quiet")  # any order
+        self.assertEqual(r.returncode, 0, r.stderr)
+        assert_same_run(self, merged, whole)
+        r = run("inspect", merged, "--json")  # a normal dump to every reader
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(json.loads(r.stdout)["per_image"]), 9)
+
+    def test_merge_refuses_what_is_not_one_run(self):
+        images = os.path.join(ARGS.models, "images")
+        parts = self.shards(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), images, 2)
+        out = self.out("merged.h5")
+        # another quantized model
+        other = self.out("other.h5")
+        r = run("compare", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8_fx.pt"),
+                "--images", images, "--shard", "1/2", "--out", other, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.expect_error(["merge", parts[0], other, "--out", out], 1, other, "quantized model", out=out)
+        # other settings
+        f32 = self.out("f32.h5")
+        r = run("compare", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
+                "--images", images, "--shard", "1/2", "--dtype", "f32", "--out", f32, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.expect_error(["merge", parts[0], f32, "--out", out], 1, "storage type", out=out)
+        # a shard twice, a shard missing, not a shard
+        self.expect_error(["merge", parts[0], parts[0], "--out", out], 1, "given twice", out=out)
+        three = self.shards(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), images, 3)
+        self.expect_error(["merge", three[0], three[2], "--out", out], 1, "shard 1/3", "missing", out=out)
+        whole = self.out("whole.h5")
+        self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images(), whole)
+        self.expect_error(["merge", whole, parts[1], "--out", out], 1, "not a shard", out=out)
+        # bad --shard
+        for bad in ("2/2", "-1/2", "1", "a/b", "0/0"):
+            self.expect_error(["compare", "--original", model("demo_cnn_float.pt"), "--quantized",
+                               model("demo_cnn_int8.pt"), "--images", images, "--shard", bad, "--out", out], 2,
+                              "--shard", out=out)
 
 
 def load_json(path):

@@ -110,3 +110,38 @@ def check_recorded_views(test, dump):
                 np.testing.assert_array_equal(
                     counts, numpy_histogram(values, h.attrs["low"], h.attrs["bin_width"], len(counts), grid),
                     err_msg="%s %s histogram" % (g.attrs["name"], side))
+
+
+def assert_same_run(test, merged, whole):
+    """A merged dump against the unsharded run's: every dataset image by image, metrics
+    from sums to 1e-9 relative."""
+    import h5py
+    import numpy as np
+    with h5py.File(merged) as m, h5py.File(whole) as w:
+        test.assertEqual(int(m.attrs["image_count"]), int(w.attrs["image_count"]))
+        test.assertEqual(int(m.attrs["complete"]), 1)
+        n = int(w.attrs["image_count"])
+        for i in range(n):
+            test.assertEqual(m["inputs"]["%04d" % i].attrs["source"], w["inputs"]["%04d" % i].attrs["source"])
+            np.testing.assert_array_equal(m["inputs"]["%04d" % i]["image"][()], w["inputs"]["%04d" % i]["image"][()])
+            for side in ("original", "quantized"):
+                np.testing.assert_array_equal(m["outputs"]["%04d" % i][side][()], w["outputs"]["%04d" % i][side][()])
+        test.assertEqual(sorted(m["layers"]), sorted(w["layers"]))
+        for k in w["layers"]:
+            a, b = m["layers"][k], w["layers"][k]
+            test.assertEqual(a.attrs["name"], b.attrs["name"])
+            for name in ("original", "quantized", "abs_diff", "rel_diff", "mean_original", "mean_quantized"):
+                if name in b:
+                    np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=f"{k} {name}")
+                    test.assertEqual(dict(a[name].attrs), dict(b[name].attrs))
+            for metric in METRIC_NAMES:  # from summed statistics, not averaged
+                np.testing.assert_allclose(a.attrs[metric], b.attrs[metric], rtol=1e-9, err_msg=f"{k} {metric}")
+                np.testing.assert_allclose(a["channels"][metric][()], b["channels"][metric][()], rtol=1e-6)
+            np.testing.assert_allclose(a["sums"][()], b["sums"][()], rtol=1e-9)
+            np.testing.assert_allclose(a["channels/sums"][()], b["channels/sums"][()], rtol=1e-9)
+            for side in ("original", "quantized"):  # binned anew over the union of ranges
+                np.testing.assert_array_equal(a["histogram"][side][()], b["histogram"][side][()])
+            test.assertEqual(a["histogram"].attrs["low"], b["histogram"].attrs["low"])
+        for metric in METRIC_NAMES:
+            np.testing.assert_allclose(m["image_metrics"][metric][()], w["image_metrics"][metric][()], rtol=1e-12)
+

@@ -81,7 +81,7 @@ private slots:
         model.quantized = true;
         model.tapSites = 12;
         model.engine = "onednn";
-        InputImage input{"img.png", 3, 2, std::vector<std::uint8_t>(18)};
+        InputImage input{"img.png", 7, 3, 2, std::vector<std::uint8_t>(18)};
         for (std::size_t i = 0; i < input.rgb.size(); ++i)
             input.rgb[i] = static_cast<std::uint8_t>(i * 7);
         ModelOutput o, q;

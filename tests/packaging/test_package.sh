@@ -12,7 +12,8 @@ for f in ./usr/bin/quantscope ./usr/bin/quantscope-cli \
          ./usr/share/applications/io.github.quantscope.QuantScope.desktop \
          ./usr/share/mime/packages/quantscope.xml \
          ./usr/share/metainfo/io.github.quantscope.QuantScope.metainfo.xml \
-         ./usr/share/icons/hicolor/scalable/apps/quantscope.svg; do
+         ./usr/share/icons/hicolor/scalable/apps/quantscope.svg \
+         ./usr/share/quantscope/slurm/quantscope-sharded.sh; do
   if grep -q " $f\$" <<<"$contents"; then echo "ok: $f"; else echo "missing: $f"; fail=1; fi
 done
 info=$(dpkg-deb -I "$deb")
