@@ -123,6 +123,8 @@ private slots:
         QCOMPARE(in.width, 3);
         QCOMPARE(in.height, 2);
         QCOMPARE(in.rgb, input.rgb);
+        QCOMPARE(in.index, std::int64_t{7}); // its place in the whole list (sharded runs)
+        QCOMPARE(readInputIndex(file, 0), std::int64_t{7});
         const OutputPair out = readOutputs(file, path, 0);
         QCOMPARE(out.kind, std::string("detections"));
         QCOMPARE(out.original.size(), std::size_t{12});
