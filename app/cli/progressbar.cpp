@@ -39,6 +39,10 @@ bool ProgressBar::update(const Progress& p) {
     if (m_quiet)
         return true;
     const auto now = std::chrono::steady_clock::now();
+    if (p.imagesTotal > 0 && p.images == 0 && !m_imagesStarted) {
+        m_imagesStarted = true;
+        m_firstImage = now;
+    }
     const bool newStage = p.stage != m_stage;
     if (newStage) {
         m_stage = p.stage;
@@ -61,20 +65,34 @@ bool ProgressBar::update(const Progress& p) {
         std::string detail = p.detail;
         if (detail.size() > 30)
             detail = "..." + detail.substr(detail.size() - 27);
-        std::fprintf(stderr, "\r\033[K%-10s [%s] %3.0f%%%s %s", p.stage.c_str(), bar.c_str(),
-                     fraction * 100.0, eta, detail.c_str());
+        std::fprintf(stderr, "\r\033[K%-10s [%s] %3.0f%%%s%s %s", p.stage.c_str(), bar.c_str(),
+                     fraction * 100.0, eta, imageRate(p, now).c_str(), detail.c_str());
         std::fflush(stderr);
         m_drawn = true;
     } else {
         const int decile = static_cast<int>(fraction * 10.0);
         if (newStage || decile > m_lastDecile) {
             m_lastDecile = decile;
-            std::fprintf(stderr, "%s: %lld/%lld (%.0f%%)%s%s\n", p.stage.c_str(),
+            std::fprintf(stderr, "%s: %lld/%lld (%.0f%%)%s%s%s\n", p.stage.c_str(),
                          static_cast<long long>(p.done), static_cast<long long>(p.total),
-                         fraction * 100.0, p.detail.empty() ? "" : " ", p.detail.c_str());
+                         fraction * 100.0, p.detail.empty() ? "" : " ", p.detail.c_str(), imageRate(p, now).c_str());
         }
     }
     return true;
+}
+
+std::string ProgressBar::imageRate(const Progress& p, std::chrono::steady_clock::time_point now) const {
+    if (p.imagesTotal <= 0)
+        return {};
+    const double elapsed = std::chrono::duration<double>(now - m_firstImage).count(); // loading left out
+    char text[64];
+    if (p.images > 0 && elapsed > 0)
+        std::snprintf(text, sizeof text, " [image %lld/%lld, %.2f images/s]", static_cast<long long>(p.images + 1),
+                      static_cast<long long>(p.imagesTotal), static_cast<double>(p.images) / elapsed);
+    else
+        std::snprintf(text, sizeof text, " [image %lld/%lld]", static_cast<long long>(p.images + 1),
+                      static_cast<long long>(p.imagesTotal));
+    return text;
 }
 
 void ProgressBar::finish() {

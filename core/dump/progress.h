@@ -15,6 +15,8 @@ struct Progress {
     std::int64_t done = 0;
     std::int64_t total = 0;
     std::string detail; // e.g. the image or layer being processed
+    // jobs over images: images finished and in all (imagesTotal 0: not such a job)
+    std::int64_t images = 0, imagesTotal = 0;
 };
 
 using ProgressFn = std::function<bool(const Progress&)>;

@@ -235,7 +235,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
             const std::string stage = toString(Side(side));
             writer.beginPass(Side(side), i, [&, stage] {
                 ++doneCalls;
-                report({stage, doneCalls, expectedCalls * n, image.source});
+                report({stage, doneCalls, expectedCalls * n, image.source, i, n});
             });
             try {
                 outputs[side] = decoded(models[side]->run(image, &writer), options,

@@ -937,10 +937,12 @@ class BadInput(Base):
         self.assertIn("\r\x1b[K", screen)       # redrawn in place
         self.assertIn("[###", screen)           # a bar
         self.assertRegex(screen, r"~\d+s left")  # with the time left
+        self.assertRegex(screen, r"image \d+/4, [0-9.]+ images/s")  # and the pace
         os.remove(out)
         piped = self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), demo_images()[:1], out)
         self.assertNotIn("\r", piped.stderr)
         self.assertIn("original: ", piped.stderr)  # plain lines, one per stage and 10 %
+        self.assertIn("[image 1/1]", piped.stderr)
 
     def test_help_everywhere(self):
         for sub in ([], ["compare"], ["inspect"], ["eval"], ["bench"]):
