@@ -27,6 +27,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 namespace qs::cli {
@@ -469,6 +470,8 @@ void addEval(CLI::App& app, EvalArgs& a) {
                                         "when the output is a raw [boxes, fields] tensor), torchvision, yolov5, yolov8")
         ->check(CLI::IsMember({"auto", "torchvision", "yolov5", "yolov8"}));
     c->add_option("--conf", a.conf, "YOLO: minimum box score (default 0.001, as for mAP)");
+    c->add_option("--shard", a.shard, "I/N: evaluate images I, I+N, ... of the annotation file only (scored among "
+                                      "themselves); quantscope-cli merge scores the N shards' detections together");
     c->add_option("--nms-iou", a.nmsIou, "YOLO: IoU above which NMS drops a box (default 0.6)");
     c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
     c->add_option("--engine", a.engine, "Quantized engine: onednn or qnnpack");
@@ -489,6 +492,8 @@ int runEval(const EvalArgs& a) {
     o.yolo.confidence = a.conf;
     o.yolo.nmsIou = a.nmsIou;
     o.saveDetectionsDir = a.saveDetections;
+    if (!a.shard.empty())
+        std::tie(o.shardIndex, o.shardCount) = parseShard(a.shard);
     const EvalReport r = withProgress(a.quiet, [&](const ProgressFn& progress) { return evaluatePair(o, progress); });
     for (const auto& w : r.warnings)
         std::fprintf(stderr, "quantscope-cli: warning: %s\n", w.c_str());

@@ -38,7 +38,7 @@ void addInspect(CLI::App& app, InspectArgs& args);
 int runInspect(const InspectArgs& args);
 
 struct EvalArgs {
-    std::string original, quantized, coco, images, json, saveDetections, into;
+    std::string original, quantized, coco, images, json, saveDetections, into, shard;
     std::string size, mean, std, engine = "onednn", decode = "auto";
     bool bgr = false, quiet = false;
     int threads = 0;

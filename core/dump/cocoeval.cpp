@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <numeric>
@@ -296,6 +297,69 @@ std::vector<std::string> cocoImagePaths(const std::string& annotationsPath, cons
     if (paths.empty())
         throw Error(ErrorKind::Input, annotationsPath + ": the annotation file lists no images");
     return paths;
+}
+
+namespace {
+void meanStd(const std::vector<double>& v, double& mean, double& stdev) {
+    mean = stdev = 0;
+    if (v.empty())
+        return;
+    for (double x : v)
+        mean += x;
+    mean /= static_cast<double>(v.size());
+    if (v.size() < 2)
+        return;
+    double ss = 0;
+    for (double x : v)
+        ss += (x - mean) * (x - mean);
+    stdev = std::sqrt(ss / static_cast<double>(v.size() - 1));
+}
+} // namespace
+
+PairScore scorePair(const CocoDataset& gt, const std::vector<CocoBox> detections[2]) {
+    PairScore r;
+    std::set<std::int64_t> withGt;
+    for (const auto& a : gt.annotations)
+        if (!a.crowd)
+            withGt.insert(a.imageId);
+    r.imageIds.assign(withGt.begin(), withGt.end());
+    for (auto id : r.imageIds)
+        for (const auto& im : gt.images)
+            if (im.id == id) {
+                r.imageFiles.push_back(im.fileName);
+                break;
+            }
+    for (int side = 0; side < 2; ++side) {
+        r.coco[side] = evaluateCoco(gt, detections[side]);
+        for (auto id : r.imageIds)
+            r.perImageMap[side].push_back(evaluateCoco(gt, detections[side], {id}).map);
+    }
+    std::vector<double> deltas, rel;
+    for (std::size_t k = 0; k < r.imageIds.size(); ++k) {
+        const double o = r.perImageMap[0][k], q = r.perImageMap[1][k];
+        deltas.push_back(100.0 * (q - o));
+        if (o > 0)
+            rel.push_back(100.0 * (q - o) / o);
+    }
+    meanStd(deltas, r.deltaMean, r.deltaStd);
+    meanStd(rel, r.relMean, r.relStd);
+    r.relCount = static_cast<int>(rel.size());
+    return r;
+}
+
+CocoDataset shardOf(const CocoDataset& gt, int index, int count) {
+    CocoDataset part;
+    part.path = gt.path;
+    part.categories = gt.categories;
+    std::set<std::int64_t> ids;
+    for (std::size_t i = static_cast<std::size_t>(index); i < gt.images.size(); i += static_cast<std::size_t>(count)) {
+        part.images.push_back(gt.images[i]);
+        ids.insert(gt.images[i].id);
+    }
+    for (const auto& a : gt.annotations)
+        if (ids.count(a.imageId))
+            part.annotations.push_back(a);
+    return part;
 }
 
 } // namespace qs

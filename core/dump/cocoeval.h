@@ -68,4 +68,21 @@ struct CocoResult {
 CocoResult evaluateCoco(const CocoDataset& gt, const std::vector<CocoBox>& detections,
                         const std::vector<std::int64_t>& imageIds = {});
 
+// Both models of a pair scored on one annotation set: each model's COCO result, each
+// image's mAP@[.5:.95] (images with ground truth), and the per-image change.
+struct PairScore {
+    CocoResult coco[2];
+    std::vector<std::int64_t> imageIds;   // images with ground truth
+    std::vector<std::string> imageFiles;  // their file_name entries
+    std::vector<double> perImageMap[2];
+    double deltaMean = 0, deltaStd = 0;   // quantized - original, in points
+    double relMean = 0, relStd = 0;       // relative, in %, over images with mAP > 0
+    int relCount = 0;
+};
+PairScore scorePair(const CocoDataset& gt, const std::vector<CocoBox> detections[2]);
+
+// The part of a dataset an eval --shard I/N covers: images I, I+N, ... in file order, and
+// their annotations.
+CocoDataset shardOf(const CocoDataset& gt, int index, int count);
+
 } // namespace qs

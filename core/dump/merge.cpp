@@ -1,5 +1,6 @@
 #include "merge.h"
 
+#include "cocoeval.h"
 #include "dumpreader.h"
 #include "error.h"
 #include "fileutil.h"
@@ -109,6 +110,52 @@ void checkSame(const std::string& what, const std::string& a, const std::string&
         throw Error(ErrorKind::Input, shard.path + ": not a shard of the same run as " + first.path + ": " + what +
                                           " is " + (b.empty() ? "(none)" : b) + " there, " + (a.empty() ? "(none)" : a) +
                                           " here");
+}
+
+// /eval of the merged dump: when every shard holds one eval --shard of the same
+// annotations, their detections scored together (COCO mAP of the whole set, exactly as
+// one eval run would give it).
+void mergeEvaluations(H5::H5File& out, const std::vector<Shard>& shards,
+                      const std::vector<std::unique_ptr<DumpReader>>& readers, MergeReport& report) {
+    std::size_t with = 0;
+    for (const auto& r : readers)
+        with += r->hasEval() ? 1 : 0;
+    if (with == 0)
+        return;
+    if (with != readers.size())
+        throw Error(ErrorKind::Input, "merge: only " + std::to_string(with) + " of the " + std::to_string(readers.size()) +
+                                          " shards hold an evaluation (eval --shard I/N --into each shard, or none)");
+    std::vector<EvalData> evals;
+    for (const auto& r : readers)
+        evals.push_back(r->eval());
+    std::set<int> seen;
+    for (std::size_t k = 0; k < evals.size(); ++k) {
+        const EvalData& e = evals[k];
+        if (e.annotations != evals.front().annotations)
+            throw Error(ErrorKind::Input, shards[k].path + ": its evaluation used " + e.annotations + ", " +
+                                              shards.front().path + "'s " + evals.front().annotations);
+        if (e.shardCount != static_cast<int>(evals.size()) || !seen.insert(e.shardIndex).second)
+            throw Error(ErrorKind::Input, shards[k].path + ": its evaluation is eval shard " + std::to_string(e.shardIndex) +
+                                              "/" + std::to_string(e.shardCount) + ": give each of the " +
+                                              std::to_string(evals.size()) + " eval shards once");
+        if (e.detections[0].empty() && e.detections[1].empty() && e.images > 0)
+            throw Error(ErrorKind::Input, shards[k].path + ": its evaluation holds no detections (made before they were "
+                                                           "stored): run eval --into again");
+    }
+    CocoDataset gt;
+    try {
+        gt = loadCocoAnnotations(evals.front().annotations);
+    } catch (const Error& e) {
+        throw Error(ErrorKind::Input, std::string("merge: the shards' evaluations are scored together against their "
+                                                  "annotations, which cannot be read: ") + e.what());
+    }
+    std::vector<CocoBox> detections[2];
+    for (const auto& e : evals)
+        for (int side = 0; side < 2; ++side)
+            detections[side].insert(detections[side].end(), e.detections[side].begin(), e.detections[side].end());
+    const PairScore score = scorePair(gt, detections);
+    writeEval(out, toEvalData(score, evals.front().annotations, detections));
+    (void)report;
 }
 
 } // namespace
@@ -282,9 +329,9 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                         concatenate(file, dir + "/" + from.getObjnameByIdx(m), shards, order);
                 }
             }
-            for (const char* group : {layout::kBench, layout::kEval})
-                if (h5::exists(first.file->openGroup("/"), group + 1))
-                    report.dropped.push_back(std::string(group) + " (per shard; run bench or eval --into on the merged dump)");
+            if (h5::exists(first.file->openGroup("/"), layout::kBench + 1))
+                report.dropped.push_back(std::string(layout::kBench) + " (timings of one machine; run bench --into on the merged dump)");
+            mergeEvaluations(file, shards, readers, report);
             markComplete(file);
             file.flush(H5F_SCOPE_GLOBAL);
             file.close();

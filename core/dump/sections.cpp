@@ -317,6 +317,18 @@ void writeEval(H5::H5File& file, const EvalData& e) {
     }
     h5::setAttr(g, kCategoryIds, e.categoryIds);
     h5::setAttr(g, kCategoryNames, e.categoryNames);
+    h5::setAttr(g, kShardIndex, std::int64_t{e.shardIndex});
+    h5::setAttr(g, kShardCount, std::int64_t{e.shardCount});
+    for (Side s : {Side::Original, Side::Quantized}) {
+        const auto& dets = e.detections[static_cast<int>(s)];
+        if (dets.empty() && e.detections[1 - static_cast<int>(s)].empty())
+            continue;
+        std::vector<double> rows;
+        for (const auto& d : dets)
+            rows.insert(rows.end(), {static_cast<double>(d.imageId), static_cast<double>(d.categoryId), d.x, d.y, d.w,
+                                     d.h, d.score});
+        h5::writeDoubles(g, sideAttr(s, "detections"), rows, {dets.size(), 7});
+    }
     if (!e.perImageFiles.empty()) {
         std::string files;
         for (const auto& f : e.perImageFiles)
@@ -688,6 +700,37 @@ Metrics readMetrics(const H5::H5Object& obj) {
     return m;
 }
 
+EvalData toEvalData(const PairScore& score, const std::string& annotations, const std::vector<CocoBox> detections[2],
+                    int shardIndex, int shardCount) {
+    EvalData e;
+    e.annotations = annotations;
+    e.images = static_cast<int>(score.imageIds.size());
+    e.deltaMean = score.deltaMean;
+    e.deltaStd = score.deltaStd;
+    e.relMean = score.relMean;
+    e.relStd = score.relStd;
+    for (int s = 0; s < 2; ++s) {
+        const CocoResult& c = score.coco[s];
+        e.map[s] = c.map;
+        e.map50[s] = c.map50;
+        e.map75[s] = c.map75;
+        e.recall[s] = c.recall;
+        for (const auto& k : c.classes)
+            e.classAp[s].push_back(static_cast<float>(k.ap));
+        for (double m : score.perImageMap[s])
+            e.perImageMap[s].push_back(static_cast<float>(m));
+        e.detections[s] = detections[s];
+    }
+    for (const auto& k : score.coco[0].classes) {
+        e.categoryIds.push_back(k.categoryId);
+        e.categoryNames += (e.categoryNames.empty() ? "" : ",") + k.name;
+    }
+    e.perImageFiles = score.imageFiles;
+    e.shardIndex = shardIndex;
+    e.shardCount = shardCount;
+    return e;
+}
+
 ImageMetrics readImageMetrics(const H5::H5File& file, const std::string& path, int images, int layers) {
     ImageMetrics r;
     if (H5Lexists(file.getId(), layout::kImageMetrics + 1, H5P_DEFAULT) <= 0)
@@ -909,6 +952,29 @@ EvalData readEval(const H5::H5File& file, const std::string& path) {
         e.recall[i] = h5::doubleAttr(g, sideAttr(s, "recall"), -1);
         if (h5::exists(g, sideAttr(s, "class_ap")))
             e.classAp[i] = readVector(g, sideAttr(s, "class_ap"), static_cast<long long>(e.categoryIds.size()), where);
+    }
+    e.shardIndex = static_cast<int>(h5::intAttr(g, kShardIndex, 0));
+    e.shardCount = static_cast<int>(h5::intAttr(g, kShardCount, 1));
+    for (Side s : {Side::Original, Side::Quantized}) {
+        if (!h5::exists(g, sideAttr(s, "detections")))
+            continue;
+        H5::DataSet ds = g.openDataSet(sideAttr(s, "detections"));
+        const auto d = h5::dims(ds);
+        if (d.size() != 2 || d[1] != 7)
+            throw Error(ErrorKind::Input, where + ": " + sideAttr(s, "detections") + " has shape " + h5::dimsText(d) +
+                                              " but rows of 7 are expected");
+        const std::vector<double> v = h5::readDoubles(ds);
+        for (std::size_t r = 0; r < d[0]; ++r) {
+            CocoBox b;
+            b.imageId = static_cast<std::int64_t>(v[7 * r]);
+            b.categoryId = static_cast<std::int64_t>(v[7 * r + 1]);
+            b.x = v[7 * r + 2];
+            b.y = v[7 * r + 3];
+            b.w = v[7 * r + 4];
+            b.h = v[7 * r + 5];
+            b.score = v[7 * r + 6];
+            e.detections[static_cast<int>(s)].push_back(b);
+        }
     }
     if (h5::hasAttr(g, kPerImageFiles)) {
         const std::string files = h5::stringAttr(g, kPerImageFiles);

@@ -6,6 +6,7 @@
 // agree) and throw Error(Input) naming the object and the problem.
 
 #include "activation.h"
+#include "cocoeval.h"
 #include "layout.h"
 #include "matching.h"
 #include "metrics.h"
@@ -168,7 +169,14 @@ struct EvalData {
     // it, and each model's mAP@[.5:.95] on it alone; empty in dumps made before
     std::vector<std::string> perImageFiles;
     std::vector<float> perImageMap[2];
+    // every detection scored (image id, category, box, score, in the annotations' pixels),
+    // so that eval shards can be scored together (merge); empty in dumps made before
+    std::vector<CocoBox> detections[2];
+    int shardIndex = 0, shardCount = 1; // eval --shard I/N
 };
+// /eval's content from a scored pair.
+EvalData toEvalData(const PairScore& score, const std::string& annotations, const std::vector<CocoBox> detections[2],
+                    int shardIndex = 0, int shardCount = 1);
 
 // Writers. Each creates its group (replacing /bench or /eval when present).
 void writeDumpHeader(H5::H5File& file, StorageType storage, int images); // complete = 0

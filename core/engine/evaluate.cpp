@@ -54,24 +54,6 @@ void writeCocoResults(const std::string& path, const std::vector<CocoBox>& detec
     });
 }
 
-namespace {
-
-void meanStd(const std::vector<double>& v, double& mean, double& stdev) {
-    mean = stdev = 0;
-    if (v.empty())
-        return;
-    for (double x : v)
-        mean += x;
-    mean /= static_cast<double>(v.size());
-    if (v.size() < 2)
-        return;
-    double ss = 0;
-    for (double x : v)
-        ss += (x - mean) * (x - mean);
-    stdev = std::sqrt(ss / static_cast<double>(v.size() - 1));
-}
-
-} // namespace
 
 EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) {
     if (!options.saveDetectionsDir.empty())
@@ -79,7 +61,12 @@ EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) 
             checkOutputPath((std::filesystem::path(options.saveDetectionsDir) / name).string(),
                             {{"--coco", options.annotationsPath}});
     auto report = [&](const Progress& p) { reportProgress(progress, p); };
-    const CocoDataset gt = loadCocoAnnotations(options.annotationsPath);
+    const CocoDataset whole = loadCocoAnnotations(options.annotationsPath);
+    const CocoDataset gt = options.shardCount > 1 ? shardOf(whole, options.shardIndex, options.shardCount) : whole;
+    if (gt.images.empty())
+        throw Error(ErrorKind::Usage, "--shard " + std::to_string(options.shardIndex) + "/" +
+                                          std::to_string(options.shardCount) + ": no image of " +
+                                          options.annotationsPath + " falls in this shard");
     // every image must be there before any model runs
     std::vector<std::string> files;
     int missing = 0;
@@ -136,32 +123,21 @@ EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) 
         }
     }
     report({"scoring", 0, 1, ""});
-    std::set<std::int64_t> withGt;
-    for (const auto& a : gt.annotations)
-        if (!a.crowd)
-            withGt.insert(a.imageId);
-    rep.imageIds.assign(withGt.begin(), withGt.end());
-    for (auto id : rep.imageIds)
-        for (const auto& im : gt.images)
-            if (im.id == id) {
-                rep.imageFiles.push_back(im.fileName);
-                break;
-            }
-    std::vector<double> deltas, rel;
+    const std::vector<CocoBox> detections[2] = {rep.original.detections, rep.quantized.detections};
+    PairScore score = scorePair(gt, detections);
+    rep.imageIds = std::move(score.imageIds);
+    rep.imageFiles = std::move(score.imageFiles);
     for (int side = 0; side < 2; ++side) {
-        evals[side]->coco = evaluateCoco(gt, evals[side]->detections);
-        for (auto id : rep.imageIds)
-            evals[side]->perImageMap.push_back(evaluateCoco(gt, evals[side]->detections, {id}).map);
+        evals[side]->coco = std::move(score.coco[side]);
+        evals[side]->perImageMap = std::move(score.perImageMap[side]);
     }
-    for (std::size_t k = 0; k < rep.imageIds.size(); ++k) {
-        const double o = rep.original.perImageMap[k], q = rep.quantized.perImageMap[k];
-        deltas.push_back(100.0 * (q - o));
-        if (o > 0)
-            rel.push_back(100.0 * (q - o) / o);
-    }
-    meanStd(deltas, rep.deltaMean, rep.deltaStd);
-    meanStd(rel, rep.relMean, rep.relStd);
-    rep.relCount = static_cast<int>(rel.size());
+    rep.deltaMean = score.deltaMean;
+    rep.deltaStd = score.deltaStd;
+    rep.relMean = score.relMean;
+    rep.relStd = score.relStd;
+    rep.relCount = score.relCount;
+    rep.shardIndex = options.shardIndex;
+    rep.shardCount = options.shardCount;
 
     for (int side = 0; side < 2; ++side)
         if (evals[side]->ignoredLabels > 0)
@@ -196,31 +172,19 @@ EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress) 
 }
 
 void storeEvaluation(const std::string& dumpPath, const EvalReport& r, const std::string& annotations) {
-    EvalData e;
-    e.annotations = annotations;
-    e.images = static_cast<int>(r.imageIds.size());
-    e.deltaMean = r.deltaMean;
-    e.deltaStd = r.deltaStd;
-    e.relMean = r.relMean;
-    e.relStd = r.relStd;
-    const ModelEval* sides[2] = {&r.original, &r.quantized};
-    for (int s = 0; s < 2; ++s) {
-        const CocoResult& c = sides[s]->coco;
-        e.map[s] = c.map;
-        e.map50[s] = c.map50;
-        e.map75[s] = c.map75;
-        e.recall[s] = c.recall;
-        for (const auto& k : c.classes)
-            e.classAp[s].push_back(static_cast<float>(k.ap));
-    }
-    for (const auto& k : r.original.coco.classes) {
-        e.categoryIds.push_back(k.categoryId);
-        e.categoryNames += (e.categoryNames.empty() ? "" : ",") + k.name;
-    }
-    e.perImageFiles = r.imageFiles;
-    for (int s = 0; s < 2; ++s)
-        for (double m : sides[s]->perImageMap)
-            e.perImageMap[s].push_back(static_cast<float>(m));
+    PairScore score;
+    score.imageIds = r.imageIds;
+    score.imageFiles = r.imageFiles;
+    score.coco[0] = r.original.coco;
+    score.coco[1] = r.quantized.coco;
+    score.perImageMap[0] = r.original.perImageMap;
+    score.perImageMap[1] = r.quantized.perImageMap;
+    score.deltaMean = r.deltaMean;
+    score.deltaStd = r.deltaStd;
+    score.relMean = r.relMean;
+    score.relStd = r.relStd;
+    const std::vector<CocoBox> detections[2] = {r.original.detections, r.quantized.detections};
+    const EvalData e = toEvalData(score, annotations, detections, r.shardIndex, r.shardCount);
     updateDump(dumpPath, [&e](H5::H5File& file) { writeEval(file, e); });
 }
 

@@ -23,6 +23,9 @@ struct EvalOptions {
     DecodeKind decode = DecodeKind::Auto;
     YoloDecode yolo;
     std::string saveDetectionsDir; // COCO results JSON of each model, when set
+    // eval --shard I/N: only images I, I+N, ... of the annotation file (its file order),
+    // scored among themselves; merge rescores the shards' detections together
+    int shardIndex = 0, shardCount = 1;
 };
 
 struct ModelEval {
@@ -41,6 +44,7 @@ struct EvalReport {
     double relMean = 0, relStd = 0;       // per-image relative change in %, images with mAP > 0
     int relCount = 0;
     std::vector<std::string> warnings;
+    int shardIndex = 0, shardCount = 1;
 };
 
 EvalReport evaluatePair(const EvalOptions& options, const ProgressFn& progress);

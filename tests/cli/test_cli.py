@@ -746,6 +746,60 @@ class Sharding(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(json.loads(r.stdout)["per_image"]), 9)
 
+    def test_eval_shards_are_scored_together(self):
+        """eval --shard I/2 --into each shard, merged: the merged /eval equals one eval of the
+        whole annotation set (COCO mAP exactly, per class, per image)."""
+        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
+            gt = json.load(f)
+        keep = {im["id"] for im in gt["images"][:12]}
+        gt["images"] = [im for im in gt["images"] if im["id"] in keep]
+        gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep]
+        annotations = self.out("gt.json")
+        with open(annotations, "w") as f:
+            json.dump(gt, f)
+        images = os.path.join(self.dir, "scenes")
+        os.makedirs(images)
+        for i in range(2):
+            shutil.copy(os.path.join(ARGS.data, "test", f"{i:06d}.png"), images)
+        original = os.path.join(ARGS.weights, "demo_frcnn_float.pt")
+        quantized = os.path.join(ARGS.weights, "demo_frcnn_int8_fx.pt")
+        parts = self.shards(original, quantized, images, 2)
+        whole = self.out("whole.h5")
+        r = run("compare", "--original", original, "--quantized", quantized, "--images", images, "--out", whole, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        common = ["eval", "--original", original, "--quantized", quantized, "--coco", annotations,
+                  "--images", os.path.join(ARGS.data, "test"), "--quiet"]
+        for target, extra in ((whole, []), (parts[0], ["--shard", "0/2"]), (parts[1], ["--shard", "1/2"])):
+            r = run(*common, "--into", target, *extra)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(parts[1]) as f:  # a shard's own figures cover its 6 images only
+            self.assertEqual(int(f["eval"].attrs["images"]), 6)
+        merged = self.out("merged.h5")
+        r = run("merge", *parts, "--out", merged, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(merged) as m, h5py.File(whole) as w:
+            a, b = m["eval"], w["eval"]
+            self.assertEqual(int(a.attrs["images"]), 12)
+            for side in ("original", "quantized"):
+                for key in ("map", "map50", "map75", "recall"):
+                    self.assertEqual(a.attrs[f"{side}_{key}"], b.attrs[f"{side}_{key}"], f"{side}_{key}")
+                np.testing.assert_array_equal(a[f"{side}_class_ap"][()], b[f"{side}_class_ap"][()])
+                np.testing.assert_array_equal(a[f"{side}_per_image_map"][()], b[f"{side}_per_image_map"][()])
+                rows = lambda d: d[np.lexsort(d.T[::-1])]  # noqa: E731 (same rows, any order)
+                np.testing.assert_array_equal(rows(a[f"{side}_detections"][()]), rows(b[f"{side}_detections"][()]))
+            self.assertEqual(a.attrs["per_image_files"], b.attrs["per_image_files"])
+            self.assertAlmostEqual(a.attrs["per_image_delta_mean"], b.attrs["per_image_delta_mean"], places=12)
+        # one shard without its evaluation: refused, not silently dropped
+        os.remove(merged)
+        bare = self.out("bare1.h5")
+        r = run("compare", "--original", original, "--quantized", quantized, "--images", images, "--shard", "1/2",
+                "--out", bare, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("merge", parts[0], bare, "--out", merged)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("hold an evaluation", r.stderr)
+        self.assertNoDump(merged)
+
     def test_merge_refuses_what_is_not_one_run(self):
         images = os.path.join(ARGS.models, "images")
         parts = self.shards(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), images, 2)
