@@ -116,7 +116,7 @@ void checkSame(const std::string& what, const std::string& a, const std::string&
 // annotations, their detections scored together (COCO mAP of the whole set, exactly as
 // one eval run would give it).
 void mergeEvaluations(H5::H5File& out, const std::vector<Shard>& shards,
-                      const std::vector<std::unique_ptr<DumpReader>>& readers, MergeReport& report) {
+                      const std::vector<std::unique_ptr<DumpReader>>& readers) {
     std::size_t with = 0;
     for (const auto& r : readers)
         with += r->hasEval() ? 1 : 0;
@@ -155,7 +155,6 @@ void mergeEvaluations(H5::H5File& out, const std::vector<Shard>& shards,
             detections[side].insert(detections[side].end(), e.detections[side].begin(), e.detections[side].end());
     const PairScore score = scorePair(gt, detections);
     writeEval(out, toEvalData(score, evals.front().annotations, detections));
-    (void)report;
 }
 
 } // namespace
@@ -331,7 +330,7 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
             }
             if (h5::exists(first.file->openGroup("/"), layout::kBench + 1))
                 report.dropped.push_back(std::string(layout::kBench) + " (timings of one machine; run bench --into on the merged dump)");
-            mergeEvaluations(file, shards, readers, report);
+            mergeEvaluations(file, shards, readers);
             markComplete(file);
             file.flush(H5F_SCOPE_GLOBAL);
             file.close();
