@@ -45,16 +45,18 @@ std::string shapeText(const std::vector<std::int64_t>& shape) {
 }
 
 // A float dataset of exactly `expected` dims, whose storage can hold them.
+// wide: float64 allowed too (the sums behind the metrics); activations and maps never are
 void checkDataset(const H5::Group& group, const std::string& name, const std::vector<hsize_t>& expected,
-                  const std::string& where, const std::string& layerShape) {
+                  const std::string& where, const std::string& layerShape, bool wide = false) {
     H5::DataSet ds = group.openDataSet(name);
     const auto d = h5::dims(ds);
     if (d != expected)
         throw Error(ErrorKind::Input, where + ": " + name + " has shape " + h5::dimsText(d) + " but the layer is " +
                                           layerShape + " (expected " + h5::dimsText(expected) + ")");
     const std::size_t bytes = ds.getDataType().getSize();
-    if (ds.getTypeClass() != H5T_FLOAT || (bytes != 2 && bytes != 4 && bytes != 8))
-        throw Error(ErrorKind::Input, where + ": " + name + " is not float16, float32 or float64");
+    if (ds.getTypeClass() != H5T_FLOAT || (bytes != 2 && bytes != 4 && !(wide && bytes == 8)))
+        throw Error(ErrorKind::Input, where + ": " + name + (wide ? " is not float16, float32 or float64"
+                                                                  : " is not float16 or float32"));
     hsize_t n = 0;
     if (!h5::product(d, std::numeric_limits<hsize_t>::max(), n))
         throw Error(ErrorKind::Input, where + ": " + name + " has shape " + h5::dimsText(d) + ", too large to be real");
@@ -108,7 +110,7 @@ void DumpReader::validateLayers() {
             H5::Group ch = g.openGroup(layout::kChannels);
             for (const auto& metric : memberNames(ch)) // per channel, and the sums behind them
                 checkDataset(ch, metric, metric == "sums" ? std::vector<hsize_t>{full[1], 8} : std::vector<hsize_t>{full[1]},
-                             where + ": channels", shape);
+                             where + ": channels", shape, metric == "sums");
         }
     }
     H5::Group root = m_file->openGroup("/");

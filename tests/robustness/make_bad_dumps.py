@@ -122,6 +122,17 @@ def crafted(good, out):
         g.create_dataset("original_class_ap", data=np.ones(2, np.float32))
     case("eval_short", ["/eval", "original_class_ap"], eval_wrong_type)
 
+    # what compare records for the views: per-image metrics, graph edges, histograms
+    case("image_metrics_short", ["/image_metrics", "sqnr_db has shape", "(images x layers)"],
+         lambda f: replace_dataset(f["image_metrics"], "sqnr_db", np.zeros((1, 1), np.float64)))
+    case("inputs_edge_to_nowhere", ["layer " + k, "its inputs name layer 4242"],
+         lambda f: f["layers"][k].attrs.__setitem__("inputs", np.array([4242], np.int64)))
+    case("histogram_negative", ["layer " + k, "histogram", "negative count"],
+         lambda f: replace_dataset(f["layers"][k]["histogram"], "original",
+                                   -np.ones(len(f["layers"][k]["histogram"]["original"]), np.int64)))
+    case("histogram_no_width", ["layer " + k, "histogram", "bin_width"],
+         lambda f: f["layers"][k]["histogram"].attrs.__setitem__("bin_width", 0.0))
+
     def corrupt(name, dataset, reads):
         """overwrites 64 bytes of the dataset's first chunk: only its checksum can tell"""
         path = copy(good, out, name)
