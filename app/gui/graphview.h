@@ -29,7 +29,7 @@ namespace qs {
 // none) form one node unless the prefix is in `expanded`.
 struct GraphNode {
     std::vector<int> layers;  // members, execution order
-    QString label;            // layer name, or "prefix/ (n layers)"
+    QString label;            // layer name, or "prefix (n layers)"
     QString prefix;           // group prefix ("" for a single layer)
     double worstSqnrDb = 0;
     int rank = 0;             // row, top = 0
@@ -47,7 +47,8 @@ struct GraphLayout {
 // the drawing keeps the structure, the dump keeps every edge.
 GraphLayout layoutGraph(const std::vector<LayerSummary>& layers, int depth, const QSet<QString>& expanded,
                         bool reduce = false);
-// The smallest grouping depth (0 = none) that leaves at most `maxNodes` nodes.
+// 0 (no grouping) when the layers are at most `maxNodes`; else the finest grouping (the
+// largest prefix depth) that leaves at most `maxNodes` nodes, or 1.
 int autoGroupDepth(const std::vector<LayerSummary>& layers, int maxNodes);
 
 class GraphCanvas : public QGraphicsView {
