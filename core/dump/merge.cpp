@@ -263,7 +263,8 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
             run.shardCount = 1;
             run.imagesTotal = report.images;
             writeRunRecord(file, run);
-            H5Ocopy(first.file->getId(), layout::kModels, file.getId(), layout::kModels, H5P_DEFAULT, H5P_DEFAULT);
+            if (H5Ocopy(first.file->getId(), layout::kModels, file.getId(), layout::kModels, H5P_DEFAULT, H5P_DEFAULT) < 0)
+                throw Error(ErrorKind::Output, temp + ": cannot copy /models of " + first.path);
             // inputs and outputs, renumbered
             for (const char* group : {layout::kInputs, layout::kOutputs}) {
                 if (!h5::exists(first.file->openGroup("/"), group + 1))

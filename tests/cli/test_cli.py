@@ -682,6 +682,31 @@ class PerImageHistogramsGraph(Base):
     def weights(self, name):
         return os.path.join(ARGS.weights, name)
 
+    def test_dumps_made_before_these_sections_still_open(self):
+        """A dump without per-image metrics, histograms, edges and sums (an older writer):
+        inspect and every GUI tab open it (the views say what is missing)."""
+        old = self.out("old.h5")
+        shutil.copy(self.demo, old)
+        with h5py.File(old, "r+") as f:
+            del f["image_metrics"]
+            for k in f["layers"]:
+                g = f["layers"][k]
+                for name in ("histogram", "sums", "channels/sums"):
+                    del g[name]
+                if "inputs" in g.attrs:
+                    del g.attrs["inputs"]
+        r = run("inspect", old, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["per_image"], [])
+        gui = os.path.join(os.path.dirname(ARGS.cli), "..", "gui", "quantscope")
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=self.dir)
+        for tab in ("histogram", "graph", "images", "summary"):
+            shot = self.out(f"{tab}.png")
+            r = subprocess.run([gui, "--screenshot", shot, "--tab", tab, old], capture_output=True, text=True,
+                               timeout=120, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.getsize(shot) > 1000)
+
     def test_decode_yolo_in_compare(self):
         out_auto, out_raw = self.out("auto.h5"), self.out("raw.h5")
         common = ["--original", self.weights("demo_yolo_v8.pt"), "--quantized", self.weights("demo_yolo_v8_int8_fx.pt"),
