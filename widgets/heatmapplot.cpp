@@ -1,5 +1,7 @@
 #include "heatmapplot.h"
 
+#include <QSignalBlocker>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -204,17 +206,20 @@ bool HeatmapPlot::logScale() const { return m_map->dataScaleType() == QCPAxis::s
 void HeatmapPlot::setGradient(const QCPColorGradient& gradient) {
     m_gradient = gradient;
     m_gradient.setNanHandling(QCPColorGradient::nhTransparent);
+    // the colour bar first: QCPColorScale::setGradient also sets it on its colour maps,
+    // which must then get their own (translucent over an image) gradient after it
+    m_scale->setGradient(m_gradient);
     if (m_underlay) { // translucent over the image
         QCPColorGradient g = m_gradient;
         QMap<double, QColor> stops = g.colorStops();
         for (auto it = stops.begin(); it != stops.end(); ++it)
             it.value().setAlpha(150);
         g.setColorStops(stops);
+        const QSignalBlocker quiet(m_map); // the map tells its colour bar of a new gradient: not this one
         m_map->setGradient(g);
     } else {
         m_map->setGradient(m_gradient);
     }
-    m_scale->setGradient(m_gradient); // the colour bar shows the map's colours, opaque
 }
 
 void HeatmapPlot::setUnderlay(const QImage& image) {
