@@ -43,6 +43,10 @@ LayerMaps loadLayerMaps(const DumpReader& dump, int layer, int image, ChannelMod
     m.image = image;
     m.mode = mode;
     m.channel = channel;
+    if (image >= dump.keptImages()) { // nothing to draw, and nothing wrong
+        m.notKept = true;
+        return m;
+    }
     try {
         const auto& summary = dump.layers().at(static_cast<std::size_t>(layer));
         const auto& shape = summary.shape;

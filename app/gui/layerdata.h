@@ -24,6 +24,7 @@ struct LayerMaps {
     std::vector<float> channelSqnr, channelMse; // per channel, over all images
     QImage input;                // the input image, for the overlay
     QString error;               // set when reading failed
+    bool notKept = false;        // this image's activations were not stored (--keep-activations)
 };
 
 LayerMaps loadLayerMaps(const DumpReader& dump, int layer, int image, ChannelMode mode, int channel);

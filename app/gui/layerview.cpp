@@ -198,6 +198,20 @@ void LayerView::request() {
 }
 
 void LayerView::present(const LayerMaps& maps) {
+    if (maps.notKept) { // a metrics-only image: say so in place, no error box
+        m_maps = LayerMaps();
+        for (auto* p : m_plots) {
+            p->clearMatrix();
+            p->clearUnderlay();
+            p->replot();
+        }
+        m_status->setText(tr("Image %1's activations were not kept (compare --keep-activations %2): its metrics are "
+                             "in the Images list, the histogram and the graph; the maps show kept images only.")
+                              .arg(maps.image)
+                              .arg(m_dump ? m_dump->keptImages() : 0));
+        emit loaded(maps.layer);
+        return;
+    }
     if (!maps.error.isEmpty()) {
         m_status->setText(maps.error);
         emit failed(maps.error);

@@ -71,13 +71,14 @@ void checkDataset(const H5::Group& group, const std::string& name, const std::ve
 
 void DumpReader::validateLayers() {
     const hsize_t images = static_cast<hsize_t>(m_images);
+    const hsize_t rows = static_cast<hsize_t>(m_kept); // activations and maps stored
     for (const auto& layer : m_layers) {
         heartbeat();
         const std::string group = layout::child(layout::kLayers, layer.index);
         const std::string where = m_path + ": layer " + layout::indexName(layer.index);
         if (layer.shape.empty() || layer.shape.size() > 8)
             throw Error(ErrorKind::Input, where + ": its shape attribute is missing or not a shape");
-        std::vector<hsize_t> full{images};
+        std::vector<hsize_t> full{rows};
         for (std::int64_t v : layer.shape) {
             if (v < 1 || v > (std::int64_t{1} << 31))
                 throw Error(ErrorKind::Input, where + ": its shape " + shapeText(layer.shape) + " is not a shape");
@@ -100,7 +101,7 @@ void DumpReader::validateLayers() {
             if (layer.shape.size() != 3) // maps are written for [C, H, W] layers only
                 throw Error(ErrorKind::Input, where + ": " + name + " on a layer of shape " + shape +
                                                   ", which has no spatial map");
-            checkDataset(g, name, {images, full[2], full[3]}, where, shape);
+            checkDataset(g, name, {rows, full[2], full[3]}, where, shape);
         }
         for (std::int64_t from : layer.inputs)
             if (from < 0 || from >= static_cast<std::int64_t>(m_layers.size()) || from == layer.index)
@@ -168,6 +169,10 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
         const RunRecord run = readRunRecord(*m_file);
         m_created = run.created;
         m_producer = run.producer;
+        m_kept = run.keptImages > 0 ? run.keptImages : m_images;
+        if (m_kept > m_images)
+            throw Error(ErrorKind::Input, path + ": kept_images is " + std::to_string(m_kept) + " of " +
+                                              std::to_string(m_images) + " images");
         for (Side side : {Side::Original, Side::Quantized})
             m_models[static_cast<int>(side)] = readModel(*m_file, side);
         if (!h5::exists(root, layout::kLayers + 1))
@@ -207,6 +212,7 @@ std::vector<std::string> DumpReader::unmatched(Side side) const {
 }
 
 std::vector<float> DumpReader::activation(int layer, Side side, int image) const {
+    checkKept(image);
     h5::Lock lock(h5::libraryMutex());
     if (image < 0 || image >= m_images)
         throw Error(ErrorKind::Usage, m_path + ": no image " + std::to_string(image));
@@ -231,6 +237,7 @@ std::string DumpReader::layerGroup(int layer) const {
 }
 
 std::vector<float> DumpReader::optionalMap(int layer, const std::string& name, int image) const {
+    checkKept(image);
     h5::Lock lock(h5::libraryMutex());
     const std::string g = layerGroup(layer) + "/" + name;
     try {
@@ -252,6 +259,7 @@ std::vector<float> DumpReader::meanMap(int layer, Side side, int image) const {
 }
 
 std::vector<float> DumpReader::activationChannel(int layer, Side side, int image, int channel) const {
+    checkKept(image);
     h5::Lock lock(h5::libraryMutex());
     const std::string path = layerGroup(layer) + "/" + toString(side);
     try {
@@ -274,6 +282,12 @@ std::vector<float> DumpReader::channelMetric(int layer, const std::string& metri
         throw Error(ErrorKind::Input, layerWhere(layer) + ": cannot read its per-channel " + metric + " (" +
                                           h5::describe(e) + ")");
     }
+}
+
+void DumpReader::checkKept(int image) const {
+    if (image >= m_kept && image < m_images)
+        throw Error(ErrorKind::Input, m_path + ": image " + std::to_string(image) + "'s activations were not kept "
+                                      "(compare --keep-activations " + std::to_string(m_kept) + "); its metrics were");
 }
 
 const std::string& DumpReader::source(int image) const {

@@ -33,6 +33,9 @@ public:
     const std::string& path() const { return m_path; }
     int version() const { return m_version; }
     int imageCount() const { return m_images; }
+    // How many images' activations and maps are stored (the first ones): imageCount()
+    // unless compare --keep-activations kept fewer. Reading another image's is an error.
+    int keptImages() const { return m_kept; }
     const std::string& dtype() const { return m_dtype; }
     const std::string& created() const { return m_created; }
     const std::string& producer() const { return m_producer; }
@@ -82,6 +85,8 @@ private:
     std::vector<LayerSummary> m_layers;
     ImageMetrics m_imageMetrics;
     std::vector<std::string> m_sources;
+    int m_kept = 0;
+    void checkKept(int image) const;
     ModelSummary m_models[2];
 };
 

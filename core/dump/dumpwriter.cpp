@@ -91,8 +91,26 @@ DumpWriter::~DumpWriter() {
         abandon();
 }
 
+void DumpWriter::closeScratch() noexcept {
+    if (m_error && m_scratch) { // after a failed write: never close (see abandon), only remove
+        new std::vector<H5::DataSet>[2]{std::move(m_scratchSets[0]), std::move(m_scratchSets[1])};
+        m_scratch.release();
+    }
+    for (auto& side : m_scratchSets)
+        side.clear();
+    try {
+        if (m_scratch)
+            m_scratch->close();
+    } catch (...) {
+    }
+    m_scratch.reset();
+    if (!m_scratchPath.empty())
+        std::remove(m_scratchPath.c_str());
+}
+
 void DumpWriter::abandon() noexcept {
     h5::Lock lock(h5::libraryMutex());
+    closeScratch();
     if (m_error) {
         // After a failed write (disk full) HDF5 cannot flush, a failed H5Fclose leaves the
         // file half closed, and closing it again crashes inside HDF5 1.10. So the handles
@@ -257,13 +275,51 @@ std::vector<TapRecord> DumpWriter::endPass() {
     return m_records;
 }
 
+int DumpWriter::keptImages() const {
+    return m_options.keptImages < 0 ? m_options.images : std::min(m_options.keptImages, m_options.images);
+}
+
+std::pair<H5::DataSet, int> DumpWriter::activationRow(Side side, int seq, int image) const {
+    if (image < keptImages())
+        return {m_datasets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), image};
+    return {m_scratchSets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), 0};
+}
+
 void DumpWriter::writeActivation(Side side, int image, int seq, const Activation& a) {
-    auto& datasets = m_datasets[static_cast<int>(side)];
     const bool half = a.type == StorageType::F16;
     const H5::DataType& memType =
         half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::NATIVE_FLOAT;
+    auto& ranges = m_ranges[static_cast<int>(side)];
+    if (static_cast<int>(ranges.size()) <= seq)
+        ranges.resize(static_cast<std::size_t>(seq) + 1);
+    const auto n = static_cast<std::size_t>(a.numel());
+    if (half)
+        ranges[static_cast<std::size_t>(seq)].add(static_cast<const std::uint16_t*>(a.data.get()), n);
+    else
+        ranges[static_cast<std::size_t>(seq)].add(static_cast<const float*>(a.data.get()), n);
+    if (image >= keptImages()) { // one image's worth in the scratch file, row 0, overwritten
+        if (!m_scratch) {
+            m_scratchPath = m_tempPath + ".scratch";
+            m_scratch = std::make_unique<H5::H5File>(m_scratchPath, H5F_ACC_TRUNC);
+        }
+        auto& sets = m_scratchSets[static_cast<int>(side)];
+        if (static_cast<int>(sets.size()) <= seq)
+            sets.resize(static_cast<std::size_t>(seq) + 1);
+        std::vector<hsize_t> one(a.shape.begin(), a.shape.end());
+        if (sets[static_cast<std::size_t>(seq)].getId() <= 0) {
+            H5::DataSpace space(static_cast<int>(one.size()), one.data());
+            const H5::DataType& fileType =
+                half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
+            sets[static_cast<std::size_t>(seq)] = m_scratch->createDataSet(
+                std::string(toString(side)) + "_" + layout::indexName(seq), fileType, space);
+        }
+        ensureRoom(m_scratchPath, a.bytes());
+        sets[static_cast<std::size_t>(seq)].write(a.data.get(), memType);
+        return;
+    }
+    auto& datasets = m_datasets[static_cast<int>(side)];
     std::vector<hsize_t> dims(a.shape.begin(), a.shape.end());
-    dims[0] = static_cast<hsize_t>(m_options.images);
+    dims[0] = static_cast<hsize_t>(keptImages());
     if (image == 0) {
         H5::DSetCreatPropList props;
         const auto chunk = chunkDims(dims, half ? 2 : 4);
@@ -287,14 +343,6 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
             datasets.resize(static_cast<std::size_t>(seq) + 1);
         datasets[static_cast<std::size_t>(seq)] = ds;
     }
-    auto& ranges = m_ranges[static_cast<int>(side)];
-    if (static_cast<int>(ranges.size()) <= seq)
-        ranges.resize(static_cast<std::size_t>(seq) + 1);
-    const auto n = static_cast<std::size_t>(a.numel());
-    if (half)
-        ranges[static_cast<std::size_t>(seq)].add(static_cast<const std::uint16_t*>(a.data.get()), n);
-    else
-        ranges[static_cast<std::size_t>(seq)].add(static_cast<const float*>(a.data.get()), n);
     ensureRoom(m_tempPath, a.bytes());
     H5::DataSet& ds = datasets.at(static_cast<std::size_t>(seq));
     H5::DataSpace fileSpace = ds.getSpace();
@@ -367,6 +415,7 @@ ValueRange DumpWriter::valueRange(Side side, int seq) const {
 void DumpWriter::commit() {
     drain();
     h5::Lock lock(h5::libraryMutex());
+    closeScratch();
     try {
         for (auto& side : m_datasets)
             side.clear();

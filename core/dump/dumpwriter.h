@@ -28,7 +28,11 @@ struct DumpWriterOptions {
     StorageType storage = StorageType::F16;
     int gzip = 0;                            // 0 = no compression, 1..9 = deflate level
     std::size_t queueBytes = 256u << 20;     // bound of the writer queue
-    int images = 1;                          // N, the first dimension of every activation
+    int images = 1;                          // N: how many images the run has
+    // compare --keep-activations K: activations (and unmatched calls) of the first K
+    // images only go into the dump; a later image's go to a one-image scratch file next to
+    // it, overwritten image after image and removed at the end. -1: all.
+    int keptImages = -1;
 };
 
 class DumpWriter : public ActivationSink {
@@ -62,6 +66,12 @@ public:
     // on image 0) of one side, over all images so far. Call after drain().
     ValueRange valueRange(Side side, int seq) const;
 
+    // Where image `image` of activation `seq` (execution order) was written: its dataset
+    // and row (the dump's for kept images, the scratch file's row 0 otherwise). Call after
+    // drain(), under the HDF5 lock.
+    std::pair<H5::DataSet, int> activationRow(Side side, int seq, int image) const;
+    int keptImages() const;
+
     // The file, for the caller's own reads and writes once drain() has returned.
     H5::H5File& file() { return *m_file; }
 
@@ -82,6 +92,7 @@ private:
     void writerLoop();
     void writeActivation(Side side, int image, int seq, const Activation& a);
     void abandon() noexcept;
+    void closeScratch() noexcept; // and remove it
 
     std::string m_finalPath, m_tempPath;
     DumpWriterOptions m_options;
@@ -98,6 +109,9 @@ private:
 
     // writer thread state
     std::vector<H5::DataSet> m_datasets[2]; // by seq
+    std::unique_ptr<H5::H5File> m_scratch;  // images past keptImages
+    std::string m_scratchPath;
+    std::vector<H5::DataSet> m_scratchSets[2]; // by seq, [1, ...]
     std::vector<ValueRange> m_ranges[2];     // by seq
     std::thread m_thread;
     mutable std::mutex m_mutex;

@@ -218,6 +218,10 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                 if (a.shape != b.shape)
                     checkSame("layer " + a.name + "'s shape", "another", "one", s, first);
             }
+            if (s.run.keptImages > 0 && s.run.keptImages < s.images)
+                throw Error(ErrorKind::Input, s.path + ": made with --keep-activations " + std::to_string(s.run.keptImages) +
+                                                  ": merging needs every image's activations (not yet merged from "
+                                                  "statistics alone)");
             if (s.run.shardCount < 2)
                 throw Error(ErrorKind::Input, s.path + ": not a shard (made without compare --shard I/N)");
             if (!seen.insert(s.run.shardIndex).second)

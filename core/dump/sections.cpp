@@ -81,6 +81,7 @@ constexpr const char* kInputHeight = "input_height";
 constexpr const char* kShardIndex = "shard_index";
 constexpr const char* kShardCount = "shard_count";
 constexpr const char* kImagesTotal = "images_total";
+constexpr const char* kKeptImages = "kept_images";
 // /bench
 constexpr const char* kBatch = "batch";
 constexpr const char* kWidth = "width";
@@ -269,6 +270,7 @@ void writeRunRecord(H5::H5File& file, const RunRecord& r) {
     h5::setAttr(root, kShardIndex, std::int64_t{r.shardIndex});
     h5::setAttr(root, kShardCount, std::int64_t{r.shardCount});
     h5::setAttr(root, kImagesTotal, r.imagesTotal);
+    h5::setAttr(root, kKeptImages, std::int64_t{r.keptImages});
 }
 
 void writeBench(H5::H5File& file, const BenchData& b) {
@@ -441,56 +443,67 @@ void rewriteHistogram(H5::Group& layer, int images, int threads, const ValueRang
     writeHistogram(layer, histogram, range);
 }
 
+LayerAccumulator::LayerAccumulator(const H5::DataSet& quantized, const std::vector<hsize_t>& dims,
+                                   const ValueRange& range)
+    : m_dims(dims) {
+    m_channels = dims.size() >= 2 ? dims[1] : 1;
+    m_plane = 1;
+    for (std::size_t i = 2; i < dims.size(); ++i)
+        m_plane *= dims[i];
+    m_maps4d = dims.size() == 4;
+    m_perChannel.resize(m_channels);
+    m_range = range;
+    m_histogram = plannedHistogram(quantized, range);
+}
+
+void LayerAccumulator::addImage(const std::vector<float>& a, const std::vector<float>& b, bool keepMaps, int threads) {
+    DiffMaps maps;
+    std::vector<MetricsAccumulator> imageChannels(m_channels);
+    const bool withMaps = keepMaps && m_maps4d;
+    accumulateImage(a.data(), b.data(), m_channels, m_plane, imageChannels, withMaps ? &maps : nullptr, threads);
+    MetricsAccumulator image;
+    for (std::size_t c = 0; c < m_channels; ++c) {
+        m_perChannel[c].merge(imageChannels[c]);
+        image.merge(imageChannels[c]);
+    }
+    m_perImage.push_back(image.finish());
+    if (!m_histogram.empty()) {
+        m_histogram.add(Side::Original, a.data(), a.size(), threads);
+        m_histogram.add(Side::Quantized, b.data(), b.size(), threads);
+    }
+    if (withMaps) { // channel means too, so that viewers need not read whole activations
+        m_absMaps.insert(m_absMaps.end(), maps.absMean.begin(), maps.absMean.end());
+        m_relMaps.insert(m_relMaps.end(), maps.relMean.begin(), maps.relMean.end());
+        const std::vector<float> ma = channelMean(a.data(), m_channels, m_plane);
+        const std::vector<float> mb = channelMean(b.data(), m_channels, m_plane);
+        m_meanO.insert(m_meanO.end(), ma.begin(), ma.end());
+        m_meanQ.insert(m_meanQ.end(), mb.begin(), mb.end());
+        ++m_mapImages;
+    }
+}
+
+std::vector<Metrics> LayerAccumulator::write(H5::Group& layer) const {
+    writeLayerStatistics(layer, m_perChannel);
+    if (m_maps4d) {
+        const std::vector<hsize_t> mapDims = {static_cast<hsize_t>(m_mapImages), m_dims[2], m_dims[3]};
+        h5::writeFloats(layer, layout::kAbsDiff, m_absMaps, mapDims);
+        h5::writeFloats(layer, layout::kRelDiff, m_relMaps, mapDims);
+        h5::writeFloats(layer, layout::meanMap(toString(Side::Original)), m_meanO, mapDims);
+        h5::writeFloats(layer, layout::meanMap(toString(Side::Quantized)), m_meanQ, mapDims);
+    }
+    writeHistogram(layer, m_histogram, m_range);
+    return m_perImage;
+}
+
 std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int index, int images, int threads,
                                        const ValueRange& range) {
     H5::Group layer = file.openGroup(layout::child(layout::kLayers, index));
     H5::DataSet o = layer.openDataSet(toString(Side::Original));
     H5::DataSet q = layer.openDataSet(toString(Side::Quantized));
-    const auto dims = h5::dims(o);
-    const std::size_t channels = dims.size() >= 2 ? dims[1] : 1;
-    std::size_t plane = 1;
-    for (std::size_t i = 2; i < dims.size(); ++i)
-        plane *= dims[i];
-    const bool maps4d = dims.size() == 4;
-    Histogram histogram = plannedHistogram(q, range);
-    std::vector<MetricsAccumulator> perChannel(channels);
-    std::vector<Metrics> perImage;
-    std::vector<float> absMaps, relMaps, meanO, meanQ;
-    for (int i = 0; i < images; ++i) {
-        const std::vector<float> a = h5::readImageSlab(o, i);
-        const std::vector<float> b = h5::readImageSlab(q, i);
-        DiffMaps maps;
-        std::vector<MetricsAccumulator> imageChannels(channels);
-        accumulateImage(a.data(), b.data(), channels, plane, imageChannels, maps4d ? &maps : nullptr, threads);
-        MetricsAccumulator image;
-        for (std::size_t c = 0; c < channels; ++c) {
-            perChannel[c].merge(imageChannels[c]);
-            image.merge(imageChannels[c]);
-        }
-        perImage.push_back(image.finish());
-        if (!histogram.empty()) {
-            histogram.add(Side::Original, a.data(), a.size(), threads);
-            histogram.add(Side::Quantized, b.data(), b.size(), threads);
-        }
-        absMaps.insert(absMaps.end(), maps.absMean.begin(), maps.absMean.end());
-        relMaps.insert(relMaps.end(), maps.relMean.begin(), maps.relMean.end());
-        if (maps4d) { // channel means, so that viewers need not read whole activations
-            const std::vector<float> ma = channelMean(a.data(), channels, plane);
-            const std::vector<float> mb = channelMean(b.data(), channels, plane);
-            meanO.insert(meanO.end(), ma.begin(), ma.end());
-            meanQ.insert(meanQ.end(), mb.begin(), mb.end());
-        }
-    }
-    writeLayerStatistics(layer, perChannel);
-    if (maps4d) {
-        const std::vector<hsize_t> mapDims = {static_cast<hsize_t>(images), dims[2], dims[3]};
-        h5::writeFloats(layer, layout::kAbsDiff, absMaps, mapDims);
-        h5::writeFloats(layer, layout::kRelDiff, relMaps, mapDims);
-        h5::writeFloats(layer, layout::meanMap(toString(Side::Original)), meanO, mapDims);
-        h5::writeFloats(layer, layout::meanMap(toString(Side::Quantized)), meanQ, mapDims);
-    }
-    writeHistogram(layer, histogram, range);
-    return perImage;
+    LayerAccumulator acc(q, h5::dims(o), range);
+    for (int i = 0; i < images; ++i)
+        acc.addImage(h5::readImageSlab(o, i), h5::readImageSlab(q, i), true, threads);
+    return acc.write(layer);
 }
 
 void writeImageMetrics(H5::H5File& file, const std::vector<std::vector<Metrics>>& byLayer) {
@@ -660,6 +673,7 @@ RunRecord readRunRecord(const H5::H5File& file) {
     r.shardIndex = static_cast<int>(h5::intAttr(root, kShardIndex, 0));
     r.shardCount = static_cast<int>(h5::intAttr(root, kShardCount, 1));
     r.imagesTotal = h5::intAttr(root, kImagesTotal, 0);
+    r.keptImages = static_cast<int>(h5::intAttr(root, kKeptImages, 0));
     return r;
 }
 

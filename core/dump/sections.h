@@ -141,6 +141,7 @@ struct RunRecord {
     // (a merged or unsharded dump: 0/1); images_total: how many the whole list holds
     int shardIndex = 0, shardCount = 1;
     std::int64_t imagesTotal = 0;
+    int keptImages = 0; // images whose activations are stored (compare --keep-activations); 0: all
 };
 
 // /bench
@@ -193,6 +194,31 @@ void writeEval(H5::H5File& file, const EvalData& eval);
 
 // Reads both sides of layer `layer` back one image at a time and writes its metrics
 // (attributes, /channels) and, for 4-D layers, its difference and mean maps.
+// One layer's statistics gathered image by image (the metrics pass, or compare's stream
+// when activations are not all kept): per-channel sums, each image's metrics, the
+// histogram on bins planned over `range` up front (values beyond it count in the end
+// bins), and the difference and mean maps of the images asked to keep them.
+class LayerAccumulator {
+public:
+    // dims: the activation dataset's ([N, C, H, W] or [N, F]); quantized: its dataset, for
+    // the grid.
+    LayerAccumulator(const H5::DataSet& quantized, const std::vector<hsize_t>& dims, const ValueRange& range);
+    void addImage(const std::vector<float>& original, const std::vector<float>& quantized, bool keepMaps, int threads);
+    // Metrics attributes, sums, channels, maps and histogram; returns each image's metrics.
+    std::vector<Metrics> write(H5::Group& layer) const;
+
+private:
+    std::vector<hsize_t> m_dims;
+    std::size_t m_channels = 1, m_plane = 1;
+    bool m_maps4d = false;
+    std::vector<MetricsAccumulator> m_perChannel;
+    std::vector<Metrics> m_perImage;
+    std::vector<float> m_absMaps, m_relMaps, m_meanO, m_meanQ;
+    int m_mapImages = 0;
+    ValueRange m_range;
+    Histogram m_histogram;
+};
+
 // Returns the layer's metrics on each image. `range` covers both sides' values (from the
 // writer); the histogram is written when it is not empty.
 std::vector<Metrics> writeLayerMetrics(H5::H5File& file, int layer, int images, int threads,

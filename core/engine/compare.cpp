@@ -164,6 +164,41 @@ void addEdges(Pairing& pairing, const std::vector<TapRecord>& records, const std
     }
 }
 
+int metricThreads(const CompareOptions& options) {
+    return options.model.threads > 0 ? options.model.threads
+                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// With --keep-activations: image i's contribution to every layer's statistics, read back
+// from where the writer put it (the dump for kept images, the scratch file otherwise).
+// Bins are planned at image 0, over its values widened by a quarter each side.
+void streamImage(DumpWriter& writer, const std::vector<LayerPair>& kept, int image, int threads,
+                 std::vector<std::unique_ptr<LayerAccumulator>>& stream) {
+    writer.drain();
+    h5::Lock lock(h5::libraryMutex()); // the writer thread is idle
+    try {
+        for (std::size_t k = 0; k < kept.size(); ++k) {
+            const auto [o, rowO] = writer.activationRow(Side::Original, kept[k].original, image);
+            const auto [q, rowQ] = writer.activationRow(Side::Quantized, kept[k].quantized, image);
+            if (image == 0) {
+                ValueRange range = writer.valueRange(Side::Original, kept[k].original);
+                range.merge(writer.valueRange(Side::Quantized, kept[k].quantized));
+                if (!range.empty()) {
+                    const double margin = 0.25 * (range.high - range.low);
+                    range.low -= margin;
+                    range.high += margin;
+                }
+                stream.push_back(std::make_unique<LayerAccumulator>(q, h5::dims(o), range));
+            }
+            stream[k]->addImage(h5::readImageSlab(o, rowO), h5::readImageSlab(q, rowQ), image < writer.keptImages(),
+                                threads);
+        }
+    } catch (const H5::Exception& e) {
+        throw Error(ErrorKind::Output, writer.temporaryPath() + ": cannot read back image " + std::to_string(image) +
+                                           " for its metrics (" + h5::describe(e) + ")");
+    }
+}
+
 } // namespace
 
 CompareSummary compare(const CompareOptions& options, const ProgressFn& progress) {
@@ -207,6 +242,10 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     wopts.gzip = options.gzip;
     wopts.queueBytes = options.queueBytes;
     wopts.images = static_cast<int>(options.images.size());
+    if (options.keepActivations == 0 || options.keepActivations < -1)
+        throw Error(ErrorKind::Usage, "--keep-activations: keep at least 1 image (or all)");
+    wopts.keptImages = options.keepActivations;
+    const bool streaming = options.keepActivations > 0 && options.keepActivations < wopts.images;
     DumpWriter writer(options.outPath, wopts);
 
     CompareSummary summary;
@@ -218,6 +257,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                                                            quantized->info().sites.size());
     std::int64_t doneCalls = 0;
     std::vector<LayerPair> kept;
+    std::vector<std::unique_ptr<LayerAccumulator>> stream; // by layer, with streaming
 
     for (int i = 0; i < n; ++i) {
         const auto imageStart = Clock::now();
@@ -266,6 +306,8 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         }
         const ModelOutput o = outputs[0], q = outputs[1];
         writer.post([i, o, q](H5::H5File& file) { writeOutputs(file, i, o, q); });
+        if (streaming) // this image's metrics now: its activations may not stay
+            streamImage(writer, kept, i, metricThreads(options), stream);
         summary.imageSeconds.push_back(seconds(imageStart));
     }
     const auto finishStart = Clock::now();
@@ -274,13 +316,16 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     // Metrics: read each layer back, one image slab at a time (memory: one layer slab).
     h5::Lock h5lock(h5::libraryMutex()); // the writer thread is idle now; other readers are not
     H5::H5File& file = writer.file();
-    const int metricThreads = options.model.threads > 0
-                                  ? options.model.threads
-                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int metricThreads = ::qs::metricThreads(options);
     try {
         std::vector<std::vector<Metrics>> perImage; // [layer][image]
         for (int k = 0; k < summary.layers; ++k) {
             report({"metrics", k, summary.layers, ""});
+            if (streaming) { // gathered image by image: written out only
+                H5::Group layer = file.openGroup(layout::child(layout::kLayers, k));
+                perImage.push_back(stream[static_cast<std::size_t>(k)]->write(layer));
+                continue;
+            }
             const LayerPair& p = kept[static_cast<std::size_t>(k)];
             ValueRange range = writer.valueRange(Side::Original, p.original);
             range.merge(writer.valueRange(Side::Quantized, p.quantized));
@@ -302,6 +347,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         run.shardIndex = options.shardIndex;
         run.shardCount = options.shardCount;
         run.imagesTotal = options.imagesTotal > 0 ? options.imagesTotal : n;
+        run.keptImages = writer.keptImages();
         writeRunRecord(file, run);
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Output, writer.temporaryPath() + ": cannot write metrics (" + h5::describe(e) + ")");

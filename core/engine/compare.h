@@ -31,6 +31,10 @@ struct CompareOptions {
     YoloDecode yolo = {YoloLayout::Auto, 0.05f}; // torchvision detectors' own score floor
     int gzip = 0;
     std::size_t queueBytes = 256u << 20;
+    // --keep-activations K (K >= 1): activations and maps of the first K images only;
+    // every image's metrics are computed as the run goes (histogram bins planned from the
+    // first image). -1: all (metrics after the run, histogram bins over every value).
+    int keepActivations = -1;
 };
 
 struct CompareSummary {

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from testutil import METRIC_NAMES, assert_same_run, check_recorded_views, wait_for_line
+from testutil import METRIC_NAMES, assert_same_run, check_recorded_views, numpy_histogram, wait_for_line
 import unittest
 
 import h5py
@@ -827,6 +827,52 @@ class Sharding(Base):
         self.assertEqual(r.returncode, 1)
         self.assertIn("hold an evaluation", r.stderr)
         self.assertNoDump(merged)
+
+    def test_keep_activations_stores_few_images_and_every_metric(self):
+        """--keep-activations 3 over 9 YOLO scenes: the first 3 images' activations and maps,
+        every image's metrics (equal to the run that keeps all), histograms over every value
+        on bins planned from the first image, a much smaller dump, no scratch file left."""
+        images = os.path.join(self.dir, "scenes")
+        os.makedirs(images)
+        for i in range(9):
+            shutil.copy(os.path.join(ARGS.data, "test", f"{i:06d}.png"), images)
+        common = ["compare", "--original", os.path.join(ARGS.weights, "demo_yolo_v8.pt"), "--quantized",
+                  os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt"), "--images", images, "--quiet"]
+        whole, few = self.out("whole.h5"), self.out("few.h5")
+        self.assertEqual(run(*common, "--out", whole).returncode, 0)
+        r = run(*common, "--out", few, "--keep-activations", "3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(glob.glob(os.path.join(self.dir, "*scratch*")), [])
+        self.assertLess(os.path.getsize(few), 0.45 * os.path.getsize(whole))
+        with h5py.File(few) as a, h5py.File(whole) as b:
+            self.assertEqual((int(a.attrs["image_count"]), int(a.attrs["kept_images"])), (9, 3))
+            for k in b["layers"]:
+                x, y = a["layers"][k], b["layers"][k]
+                for name in ("original", "quantized", "abs_diff", "rel_diff", "mean_original", "mean_quantized"):
+                    if name in y:
+                        np.testing.assert_array_equal(x[name][()], y[name][:3], err_msg=f"{k} {name}")
+                for metric in METRIC_NAMES:
+                    np.testing.assert_allclose(x.attrs[metric], y.attrs[metric], rtol=1e-12, err_msg=f"{k} {metric}")
+                np.testing.assert_allclose(x["channels/sums"][()], y["channels/sums"][()], rtol=1e-12)
+                # every value of every image, binned as documented on the stored bins
+                h = x["histogram"]
+                scale = h.attrs["scale"] if "scale" in h.attrs else None
+                for side, grid in (("original", None), ("quantized", scale)):
+                    counts = h[side][()]
+                    want = numpy_histogram(y[side][()], h.attrs["low"], h.attrs["bin_width"], len(counts), grid)
+                    np.testing.assert_array_equal(counts, want, err_msg=f"{k} {side}")
+            for metric in METRIC_NAMES:
+                np.testing.assert_allclose(a["image_metrics"][metric][()], b["image_metrics"][metric][()], rtol=1e-12)
+        r = run("inspect", few, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(json.loads(r.stdout)["per_image"]), 9)
+        # usage errors, and merge says why it cannot take such dumps yet
+        for bad in ("0", "-2", "some"):
+            self.expect_error([*common, "--out", self.out("bad.h5"), "--keep-activations", bad], 2,
+                              "--keep-activations", out=self.out("bad.h5"))
+        parts = self.shards(os.path.join(ARGS.weights, "demo_yolo_v8.pt"), os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt"),
+                            images, 2, extra=("--keep-activations", "1"))
+        self.expect_error(["merge", *parts, "--out", self.out("m.h5")], 1, "--keep-activations", out=self.out("m.h5"))
 
     def test_merge_refuses_what_is_not_one_run(self):
         images = os.path.join(ARGS.models, "images")

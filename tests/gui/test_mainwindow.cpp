@@ -11,6 +11,7 @@
 #include "imagesview.h"
 #include "outputview.h"
 #include "dumpupdate.h"
+#include "error.h"
 #include "sections.h"
 #include "summaryview.h"
 #include "h5util.h"
@@ -39,6 +40,7 @@
 #include <QTimer>
 #include <QApplication>
 #include <QListWidget>
+#include <QProcess>
 #include <QPushButton>
 #include <QComboBox>
 #include <QDoubleSpinBox>
@@ -565,6 +567,53 @@ private slots:
         graph->searchField()->setText(name);
         QTest::keyClick(graph->searchField(), Qt::Key_Return);
         QTRY_COMPARE(w.layerView()->currentLayer(), 1);
+    }
+
+    void imagesWithoutActivationsSaySoInPlace() {
+        // compare --keep-activations 2 over the four demo images, by the real CLI
+        QTemporaryDir dir;
+        const QString dump = dir.filePath(QStringLiteral("kept2.h5"));
+        const QString models = qEnvironmentVariable("QS_TEST_MODELS");
+        QProcess cli;
+        cli.start(qEnvironmentVariable("QS_CLI"),
+                  {QStringLiteral("compare"), QStringLiteral("--original"), models + QStringLiteral("/demo_cnn_float.pt"),
+                   QStringLiteral("--quantized"), models + QStringLiteral("/demo_cnn_int8.pt"), QStringLiteral("--images"),
+                   models + QStringLiteral("/images"), QStringLiteral("--keep-activations"), QStringLiteral("2"),
+                   QStringLiteral("--out"), dump, QStringLiteral("--quiet")});
+        QVERIFY(cli.waitForFinished(120000));
+        QCOMPARE(cli.exitCode(), 0);
+        MainWindow w;
+        w.show();
+        QSignalSpy opened(&w, &MainWindow::dumpOpened);
+        QSignalSpy loaded(w.layerView(), &LayerView::loaded);
+        w.openDump(dump);
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
+        QCOMPARE(w.dump()->keptImages(), 2);
+        QCOMPARE(w.dump()->imageCount(), 4);
+        QTRY_COMPARE_WITH_TIMEOUT(w.imagesView()->table()->rowCount(), 4, 60000); // every image ranked
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 60000);
+        loaded.clear();
+        w.selectImage(3); // not kept: said in place, no error box
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 60000);
+        QTest::qWait(50);
+        QVERIFY(!errorBox(&w));
+        const auto labels = w.layerView()->findChildren<QLabel*>();
+        QVERIFY(std::any_of(labels.begin(), labels.end(),
+                            [](QLabel* l) { return l->text().contains(QStringLiteral("not kept")); }));
+        QCOMPARE(static_cast<HeatmapPlot*>(w.layerView()->figures().first())->matrixWidth(), 0);
+        // a kept image draws again
+        loaded.clear();
+        w.selectImage(1);
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 60000);
+        QVERIFY(static_cast<HeatmapPlot*>(w.layerView()->figures().first())->matrixWidth() > 0);
+        // the reader refuses the activations it does not have, by name
+        bool refused = false;
+        try {
+            w.dump()->activation(0, Side::Original, 3);
+        } catch (const Error& e) {
+            refused = QString::fromUtf8(e.what()).contains(QStringLiteral("--keep-activations 2"));
+        }
+        QVERIFY(refused);
     }
 
     void graphLayoutGroupsALargeModel() {
