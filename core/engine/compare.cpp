@@ -9,6 +9,7 @@
 #include "sections.h"
 
 #include <fnmatch.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -193,6 +194,9 @@ void streamImage(DumpWriter& writer, const std::vector<LayerPair>& kept, int ima
             stream[k]->addImage(h5::readImageSlab(o, rowO), h5::readImageSlab(q, rowQ), image < writer.keptImages(),
                                 threads);
         }
+        // the slabs just read were tens of MB each: give that memory back (glibc keeps
+        // freed large blocks in its heap once its mmap threshold has risen)
+        malloc_trim(0);
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Output, writer.temporaryPath() + ": cannot read back image " + std::to_string(image) +
                                            " for its metrics (" + h5::describe(e) + ")");
