@@ -259,6 +259,8 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
             H5::H5File file(temp, H5F_ACC_TRUNC);
             H5::Group root = file.openGroup("/");
             copyAttributes(first.file->openGroup("/"), root);
+            if (root.attrExists("kept_images"))
+                root.removeAttr("kept_images");
             writeDumpHeader(file, first.dtype == "f32" ? StorageType::F32 : StorageType::F16, report.images);
             RunRecord run = first.run;
             run.created = nowIso8601();
@@ -266,6 +268,7 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
             run.shardIndex = 0;
             run.shardCount = 1;
             run.imagesTotal = report.images;
+            run.keptImages = 0; // every image's activations (shards that kept fewer are refused)
             writeRunRecord(file, run);
             if (H5Ocopy(first.file->getId(), layout::kModels, file.getId(), layout::kModels, H5P_DEFAULT, H5P_DEFAULT) < 0)
                 throw Error(ErrorKind::Output, temp + ": cannot copy /models of " + first.path);

@@ -270,7 +270,8 @@ void writeRunRecord(H5::H5File& file, const RunRecord& r) {
     h5::setAttr(root, kShardIndex, std::int64_t{r.shardIndex});
     h5::setAttr(root, kShardCount, std::int64_t{r.shardCount});
     h5::setAttr(root, kImagesTotal, r.imagesTotal);
-    h5::setAttr(root, kKeptImages, std::int64_t{r.keptImages});
+    if (r.keptImages > 0) // only when fewer than all: a whole dump's rows are image_count
+        h5::setAttr(root, kKeptImages, std::int64_t{r.keptImages});
 }
 
 void writeBench(H5::H5File& file, const BenchData& b) {

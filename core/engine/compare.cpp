@@ -351,7 +351,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         run.shardIndex = options.shardIndex;
         run.shardCount = options.shardCount;
         run.imagesTotal = options.imagesTotal > 0 ? options.imagesTotal : n;
-        run.keptImages = writer.keptImages();
+        run.keptImages = writer.keptImages() < n ? writer.keptImages() : 0; // 0: all, no attribute
         writeRunRecord(file, run);
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Output, writer.temporaryPath() + ": cannot write metrics (" + h5::describe(e) + ")");
