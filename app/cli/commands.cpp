@@ -333,13 +333,7 @@ void printWorstImages(const DumpReader& dump, std::size_t top) {
     const ImageMetrics& im = dump.imageMetrics();
     if (im.images < 2)
         return;
-    std::vector<ImageSummary> images;
-    for (int i = 0; i < im.images; ++i)
-        images.push_back(summarizeImage(im, i));
-    std::stable_sort(images.begin(), images.end(),
-                     [](const ImageSummary& a, const ImageSummary& b) { return a.meanSqnrDb < b.meanSqnrDb; });
-    if (images.size() > top)
-        images.resize(top);
+    const std::vector<ImageSummary> images = worstImages(im, top);
     std::printf("worst images (mean SQNR over layers; worst layer):\n");
     for (const auto& s : images) {
         const std::string& source = dump.source(s.image);

@@ -89,12 +89,7 @@ QString SummaryView::html(const DumpReader& dump) {
     h += QStringLiteral("</table>");
     const ImageMetrics& im = dump.imageMetrics();
     if (im.images > 1) {
-        std::vector<ImageSummary> images;
-        for (int i = 0; i < im.images; ++i)
-            images.push_back(summarizeImage(im, i));
-        std::stable_sort(images.begin(), images.end(),
-                         [](const ImageSummary& a, const ImageSummary& b) { return a.meanSqnrDb < b.meanSqnrDb; });
-        images.resize(std::min<std::size_t>(5, images.size()));
+        const std::vector<ImageSummary> images = worstImages(im, 5);
         h += QObject::tr("<p></p><table border=1 cellspacing=0 cellpadding=4><tr><th>worst images</th>"
                          "<th>mean SQNR dB over layers</th><th>worst layer there</th></tr>");
         for (const auto& s : images)

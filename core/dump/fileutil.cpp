@@ -1,5 +1,7 @@
 #include "fileutil.h"
 
+#include <ctime>
+
 #include "error.h"
 
 #include <sys/resource.h>
@@ -72,6 +74,15 @@ void writeAtomically(const std::string& finalPath, const std::function<void(cons
         throw;
     }
     commitFile(temp, finalPath);
+}
+
+std::string nowIso8601() {
+    const std::time_t t = std::time(nullptr);
+    char buf[32];
+    std::tm utc{};
+    gmtime_r(&t, &utc);
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return buf;
 }
 
 } // namespace qs

@@ -34,4 +34,7 @@ void checkOutputPath(const std::string& out, const std::vector<std::pair<std::st
 // file cleanly after one.
 void ensureRoom(const std::string& path, std::size_t bytes);
 
+// The current time as ISO 8601 UTC ("2026-11-30T16:06:11Z"), as dumps record it.
+std::string nowIso8601();
+
 } // namespace qs

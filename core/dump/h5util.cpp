@@ -275,30 +275,29 @@ std::vector<hsize_t> dims(const H5::DataSet& dataset) {
     return d;
 }
 
-std::vector<float> readFloats(const H5::DataSet& dataset) {
+namespace {
+// The whole of a numeric dataset as T, refusing what cannot be real (see readFloats).
+template <typename T>
+std::vector<T> readWhole(const H5::DataSet& dataset, const H5::PredType& memType, const char* caller) {
     const hssize_t n = dataset.getSpace().getSimpleExtentNpoints();
     if (dataset.getTypeClass() != H5T_FLOAT && dataset.getTypeClass() != H5T_INTEGER)
-        throw DataError("readFloats", "the dataset does not hold numbers");
+        throw DataError(caller, "the dataset does not hold numbers");
     if (static_cast<hsize_t>(n > 0 ? n : 0) > kMaxReadElements)
-        throw DataError("readFloats", "the dataset is larger than any we write");
+        throw DataError(caller, "the dataset is larger than any we write");
     checkStorage(dataset, static_cast<hsize_t>(n > 0 ? n : 0));
-    std::vector<float> values(static_cast<std::size_t>(n > 0 ? n : 0));
+    std::vector<T> values(static_cast<std::size_t>(n > 0 ? n : 0));
     if (!values.empty())
-        dataset.read(values.data(), H5::PredType::NATIVE_FLOAT);
+        dataset.read(values.data(), memType);
     return values;
+}
+} // namespace
+
+std::vector<float> readFloats(const H5::DataSet& dataset) {
+    return readWhole<float>(dataset, H5::PredType::NATIVE_FLOAT, "readFloats");
 }
 
 std::vector<double> readDoubles(const H5::DataSet& dataset) {
-    const hssize_t n = dataset.getSpace().getSimpleExtentNpoints();
-    if (dataset.getTypeClass() != H5T_FLOAT && dataset.getTypeClass() != H5T_INTEGER)
-        throw DataError("readDoubles", "the dataset does not hold numbers");
-    if (static_cast<hsize_t>(n > 0 ? n : 0) > kMaxReadElements)
-        throw DataError("readDoubles", "the dataset is larger than any we write");
-    checkStorage(dataset, static_cast<hsize_t>(n > 0 ? n : 0));
-    std::vector<double> values(static_cast<std::size_t>(n > 0 ? n : 0));
-    if (!values.empty())
-        dataset.read(values.data(), H5::PredType::NATIVE_DOUBLE);
-    return values;
+    return readWhole<double>(dataset, H5::PredType::NATIVE_DOUBLE, "readDoubles");
 }
 
 bool exists(const H5::Group& group, const std::string& path) {

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <map>
 #include <memory>
 #include <set>
@@ -34,13 +33,6 @@ struct Source {
     std::size_t shard = 0;
     int image = 0;
 };
-
-std::string nowIso8601() {
-    const std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return buf;
-}
 
 // Copies every attribute of `from` onto `to` (the kinds dumps hold: strings, numbers,
 // integer vectors).
@@ -215,8 +207,13 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                 const auto& b = reference.layers()[l];
                 checkSame("layer " + std::to_string(l), a.name + " " + a.op + "/" + a.quantizedOp,
                           b.name + " " + b.op + "/" + b.quantizedOp, s, first);
-                if (a.shape != b.shape)
-                    checkSame("layer " + a.name + "'s shape", "another", "one", s, first);
+                const auto shapeText = [](const std::vector<std::int64_t>& shape) {
+                    std::string t;
+                    for (auto d : shape)
+                        t += (t.empty() ? "" : "x") + std::to_string(d);
+                    return t;
+                };
+                checkSame("layer " + a.name + "'s shape", shapeText(a.shape), shapeText(b.shape), s, first);
             }
             if (s.run.keptImages > 0 && s.run.keptImages < s.images)
                 throw Error(ErrorKind::Input, s.path + ": made with --keep-activations " + std::to_string(s.run.keptImages) +

@@ -44,6 +44,21 @@ void MetricsAccumulator::merge(const MetricsAccumulator& other) {
     m_count += other.m_count;
 }
 
+std::array<double, kMetricCount> metricValues(const Metrics& m) {
+    return {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
+}
+
+Metrics metricsFromValues(const double* v) {
+    Metrics m;
+    m.sqnrDb = v[0];
+    m.mse = v[1];
+    m.maxAbs = v[2];
+    m.meanAbs = v[3];
+    m.relErr = v[4];
+    m.cosine = v[5];
+    return m;
+}
+
 std::array<double, MetricsAccumulator::kSums> MetricsAccumulator::sums() const {
     return {m_sumRef2, m_sumErr2, m_sumAbsErr, m_sumAbsRef, m_dot, m_sumQ2, m_maxAbs, static_cast<double>(m_count)};
 }

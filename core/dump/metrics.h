@@ -20,6 +20,12 @@ struct Metrics {
     std::int64_t count = 0;
 };
 
+// The six metrics as numbers, in the dump's order (sqnr_db, mse, max_abs, mean_abs,
+// rel_err, cosine: docs/dump-format.md), and back.
+constexpr int kMetricCount = 6;
+std::array<double, kMetricCount> metricValues(const Metrics& m);
+Metrics metricsFromValues(const double* values);
+
 // Streaming accumulator: add element pairs in any number of pieces, then finish().
 // Sums are kept in double, so the result does not depend on how the data was split
 // beyond rounding.

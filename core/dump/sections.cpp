@@ -57,7 +57,7 @@ constexpr const char* kValueMin = "value_min";
 constexpr const char* kValueMax = "value_max";
 // /layers/<k>/sums, /layers/<k>/channels/sums: what the metrics are computed from
 constexpr const char* kSums = "sums";
-constexpr const char* kMetricNames[6] = {"sqnr_db", "mse", "max_abs", "mean_abs", "rel_err", "cosine"};
+constexpr const char* kMetricNames[kMetricCount] = {"sqnr_db", "mse", "max_abs", "mean_abs", "rel_err", "cosine"};
 // /models/<side>
 constexpr const char* kPath = "path";
 constexpr const char* kSha256 = "sha256";
@@ -151,9 +151,9 @@ void writeOutput(H5::Group& group, Side side, const ModelOutput& out) {
 }
 
 void writeMetricAttrs(H5::H5Object& obj, const Metrics& m) {
-    const double v[6] = {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
-    for (int k = 0; k < 6; ++k)
-        h5::setAttr(obj, kMetricNames[k], v[k]);
+    const auto v = metricValues(m);
+    for (int k = 0; k < kMetricCount; ++k)
+        h5::setAttr(obj, kMetricNames[k], v[static_cast<std::size_t>(k)]);
 }
 
 } // namespace
@@ -383,14 +383,13 @@ void writeHistogram(H5::Group& layer, const Histogram& histogram, const ValueRan
 
 void writeLayerStatistics(H5::Group& layer, const std::vector<MetricsAccumulator>& perChannel) {
     MetricsAccumulator total;
-    std::vector<float> columns[6];
+    std::vector<float> columns[kMetricCount];
     std::vector<double> channelSums;
     for (const auto& acc : perChannel) {
         total.merge(acc);
-        const Metrics m = acc.finish();
-        const double v[6] = {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
-        for (int k = 0; k < 6; ++k)
-            columns[k].push_back(static_cast<float>(v[k]));
+        const auto v = metricValues(acc.finish());
+        for (int k = 0; k < kMetricCount; ++k)
+            columns[k].push_back(static_cast<float>(v[static_cast<std::size_t>(k)]));
         const auto sums = acc.sums();
         channelSums.insert(channelSums.end(), sums.begin(), sums.end());
     }
@@ -399,7 +398,7 @@ void writeLayerStatistics(H5::Group& layer, const std::vector<MetricsAccumulator
     h5::writeDoubles(layer, kSums, std::vector<double>(sums.begin(), sums.end()), {sums.size()});
     H5::Group ch = layer.createGroup(layout::kChannels);
     const hsize_t channels = perChannel.size();
-    for (int k = 0; k < 6; ++k)
+    for (int k = 0; k < kMetricCount; ++k)
         h5::writeFloats(ch, kMetricNames[k], columns[k], {channels});
     h5::writeDoubles(ch, kSums, channelSums, {channels, static_cast<hsize_t>(MetricsAccumulator::kSums)});
 }
@@ -513,14 +512,11 @@ void writeImageMetrics(H5::H5File& file, const std::vector<std::vector<Metrics>>
     const std::size_t layers = byLayer.size(), images = byLayer.front().size();
     replaceGroup(file, layout::kImageMetrics);
     H5::Group g = file.createGroup(layout::kImageMetrics);
-    for (int k = 0; k < 6; ++k) {
+    for (int k = 0; k < kMetricCount; ++k) {
         std::vector<double> values(images * layers);
         for (std::size_t l = 0; l < layers; ++l)
-            for (std::size_t i = 0; i < images; ++i) {
-                const Metrics& m = byLayer[l].at(i);
-                const double v[6] = {m.sqnrDb, m.mse, m.maxAbs, m.meanAbs, m.relErr, m.cosine};
-                values[i * layers + l] = v[k];
-            }
+            for (std::size_t i = 0; i < images; ++i)
+                values[i * layers + l] = metricValues(byLayer[l].at(i))[static_cast<std::size_t>(k)];
         h5::writeDoubles(g, kMetricNames[k], values, {images, layers});
     }
 }
@@ -702,17 +698,10 @@ std::string readActivationName(const H5::DataSet& ds) {
 
 Metrics readMetrics(const H5::H5Object& obj) {
     constexpr double nan = std::numeric_limits<double>::quiet_NaN();
-    double v[6];
-    for (int k = 0; k < 6; ++k)
+    double v[kMetricCount];
+    for (int k = 0; k < kMetricCount; ++k)
         v[k] = h5::doubleAttr(obj, kMetricNames[k], nan);
-    Metrics m;
-    m.sqnrDb = v[0];
-    m.mse = v[1];
-    m.maxAbs = v[2];
-    m.meanAbs = v[3];
-    m.relErr = v[4];
-    m.cosine = v[5];
-    return m;
+    return metricsFromValues(v);
 }
 
 EvalData toEvalData(const PairScore& score, const std::string& annotations, const std::vector<CocoBox> detections[2],
@@ -754,8 +743,9 @@ ImageMetrics readImageMetrics(const H5::H5File& file, const std::string& path, i
     H5::Group g = file.openGroup(layout::kImageMetrics);
     r.images = images;
     r.layers = layers;
-    r.values.resize(static_cast<std::size_t>(images) * static_cast<std::size_t>(layers));
-    for (int k = 0; k < 6; ++k) {
+    const std::size_t cells = static_cast<std::size_t>(images) * static_cast<std::size_t>(layers);
+    std::vector<double> byMetric(cells * kMetricCount); // [cell][metric]
+    for (int k = 0; k < kMetricCount; ++k) {
         if (!h5::exists(g, kMetricNames[k]))
             throw Error(ErrorKind::Input, where + ": " + kMetricNames[k] + " is missing");
         H5::DataSet ds = g.openDataSet(kMetricNames[k]);
@@ -765,12 +755,11 @@ ImageMetrics readImageMetrics(const H5::H5File& file, const std::string& path, i
                                               " but [" + std::to_string(images) + "x" + std::to_string(layers) +
                                               "] (images x layers) is expected");
         const std::vector<double> v = h5::readDoubles(ds);
-        for (std::size_t j = 0; j < v.size(); ++j) {
-            Metrics& m = r.values[j];
-            double* fields[6] = {&m.sqnrDb, &m.mse, &m.maxAbs, &m.meanAbs, &m.relErr, &m.cosine};
-            *fields[k] = v[j];
-        }
+        for (std::size_t j = 0; j < v.size(); ++j)
+            byMetric[j * kMetricCount + static_cast<std::size_t>(k)] = v[j];
     }
+    for (std::size_t j = 0; j < cells; ++j)
+        r.values.push_back(metricsFromValues(byMetric.data() + j * kMetricCount));
     return r;
 }
 
@@ -850,6 +839,17 @@ ImageSummary summarizeImage(const ImageMetrics& metrics, int image) {
     }
     s.meanSqnrDb = finite ? sum / finite : std::numeric_limits<double>::infinity();
     return s;
+}
+
+std::vector<ImageSummary> worstImages(const ImageMetrics& metrics, std::size_t top) {
+    std::vector<ImageSummary> images;
+    for (int i = 0; i < metrics.images; ++i)
+        images.push_back(summarizeImage(metrics, i));
+    std::stable_sort(images.begin(), images.end(),
+                     [](const ImageSummary& a, const ImageSummary& b) { return a.meanSqnrDb < b.meanSqnrDb; });
+    if (images.size() > top)
+        images.resize(top);
+    return images;
 }
 
 InputImage readInput(const H5::H5File& file, const std::string& path, int image) {

@@ -98,6 +98,8 @@ struct ImageSummary {
     int worstLayer = -1;
 };
 ImageSummary summarizeImage(const ImageMetrics& metrics, int image);
+// The `top` images of lowest mean SQNR, worst first (ties in image order).
+std::vector<ImageSummary> worstImages(const ImageMetrics& metrics, std::size_t top);
 
 // The smallest and largest finite value seen (low > high: none yet).
 struct ValueRange {

@@ -14,20 +14,12 @@
 #include <algorithm>
 #include <chrono>
 #include <thread>
-#include <ctime>
 #include <optional>
 #include <unordered_map>
 
 namespace qs {
 
 namespace {
-
-std::string nowIso8601() {
-    const std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return buf;
-}
 
 bool selected(const std::vector<std::string>& globs, const std::string& name,
               const std::string& other) {

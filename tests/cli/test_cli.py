@@ -741,6 +741,14 @@ class PerImageHistogramsGraph(Base):
 class Sharding(Base):
     """compare --shard I/N and merge: N shards merge into what one run writes."""
 
+    def scenes(self, count):
+        """A folder with the first `count` scenes of the demo test split (320x320)."""
+        images = os.path.join(self.dir, "scenes")
+        os.makedirs(images)
+        for i in range(count):
+            shutil.copy(os.path.join(ARGS.data, "test", f"{i:06d}.png"), images)
+        return images
+
     def shards(self, original, quantized, images, n, extra=()):
         paths = []
         for i in range(n):
@@ -753,10 +761,7 @@ class Sharding(Base):
 
     def test_four_shards_merge_into_the_unsharded_run(self):
         # the YOLO demo (detections in the outputs) over 9 scenes: shards of 3, 2, 2, 2 images
-        images = os.path.join(self.dir, "scenes")
-        os.makedirs(images)
-        for i in range(9):
-            shutil.copy(os.path.join(ARGS.data, "test", f"{i:06d}.png"), images)
+        images = self.scenes(9)
         original = os.path.join(ARGS.weights, "demo_yolo_v8.pt")
         quantized = os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt")
         whole = self.out("whole.h5")
@@ -785,10 +790,7 @@ class Sharding(Base):
         annotations = self.out("gt.json")
         with open(annotations, "w") as f:
             json.dump(gt, f)
-        images = os.path.join(self.dir, "scenes")
-        os.makedirs(images)
-        for i in range(2):
-            shutil.copy(os.path.join(ARGS.data, "test", f"{i:06d}.png"), images)
+        images = self.scenes(2)
         original = os.path.join(ARGS.weights, "demo_frcnn_float.pt")
         quantized = os.path.join(ARGS.weights, "demo_frcnn_int8_fx.pt")
         parts = self.shards(original, quantized, images, 2)
@@ -832,10 +834,7 @@ class Sharding(Base):
         """--keep-activations 3 over 9 YOLO scenes: the first 3 images' activations and maps,
         every image's metrics (equal to the run that keeps all), histograms over every value
         on bins planned from the first image, a much smaller dump, no scratch file left."""
-        images = os.path.join(self.dir, "scenes")
-        os.makedirs(images)
-        for i in range(9):
-            shutil.copy(os.path.join(ARGS.data, "test", f"{i:06d}.png"), images)
+        images = self.scenes(9)
         common = ["compare", "--original", os.path.join(ARGS.weights, "demo_yolo_v8.pt"), "--quantized",
                   os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt"), "--images", images, "--quiet"]
         whole, few = self.out("whole.h5"), self.out("few.h5")
