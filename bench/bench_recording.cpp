@@ -116,7 +116,7 @@ double steady(const std::vector<double>& v) { // mean without the first (cold) p
 int main(int argc, char** argv) {
     CLI::App app{"Recording overhead and peak memory of quantscope compare"};
     std::string original, quantized, image, dtype = "f16", peer, out = "/tmp/qs-bench.h5";
-    int images = 3, threads = 2, gzip = 0, queueMiB = 0;
+    int images = 3, threads = 2, gzip = 0, queueMiB = 0, keep = -1;
     app.add_option("--original", original)->required();
     app.add_option("--quantized", quantized)->required();
     app.add_option("--image", image, "one image, fed --images times")->required();
@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
     app.add_option("--gzip", gzip);
     app.add_option("--queue-mib", queueMiB, "writer queue bound (0: compare's default)");
     app.add_option("--out", out, "where the benchmark dump goes (removed afterwards)");
+    app.add_option("--keep-activations", keep, "compare --keep-activations K (-1: all)");
     app.add_option("--python-peer", peer, "tools/python_peer.py to run as the peer");
     CLI11_PARSE(app, argc, argv);
 
@@ -165,6 +166,7 @@ int main(int argc, char** argv) {
         o.outPath = out;
         o.model = mo;
         o.gzip = gzip;
+        o.keepActivations = keep;
         if (queueMiB > 0)
             o.queueBytes = static_cast<std::size_t>(queueMiB) << 20;
         const qs::CompareSummary s = qs::compare(o, nullptr);

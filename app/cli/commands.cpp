@@ -209,9 +209,12 @@ void addCompare(CLI::App& app, CompareArgs& a) {
                                         "torchvision, yolov5, yolov8")
         ->check(CLI::IsMember({"auto", "none", "torchvision", "yolov5", "yolov8"}));
     c->add_option("--conf", a.conf, "YOLO: minimum box score kept (default 0.05, as torchvision detectors)");
-    c->add_option("--keep-activations", a.keep, "all (default), or K >= 1: store the activations and maps of "
-                                                "the first K images only; every image's metrics are computed as the "
-                                                "run goes");
+    c->add_option("--keep-activations", a.keep, "all (default), none, or K: store the activations and maps of "
+                                                "K images only (see --keep); every image's metrics are computed as "
+                                                "the run goes");
+    c->add_option("--keep", a.keepWhich, "With --keep-activations K: first (the first K images, default) or "
+                                         "worst (the K of lowest mean SQNR over the layers)")
+        ->check(CLI::IsMember({"first", "worst"}));
     c->add_option("--shard", a.shard, "I/N: process every N-th image of the list, from the I-th (0-based), "
                                       "for a run split over N jobs; quantscope-cli merge joins the N dumps");
     c->add_option("--nms-iou", a.nmsIou, "YOLO: IoU above which NMS drops a box (default 0.6)");
@@ -284,13 +287,18 @@ int runCompare(const CompareArgs& a) {
     o.decode = parseDecode(a.decode);
     o.yolo.confidence = a.conf;
     o.yolo.nmsIou = a.nmsIou;
-    if (a.keep != "all") {
+    if (a.keep == "none") {
+        o.keepActivations = 0;
+    } else if (a.keep != "all") {
         char* end = nullptr;
         const long k = std::strtol(a.keep.c_str(), &end, 10);
-        if (a.keep.empty() || *end != '\0' || k < 1 || k > 10000000)
-            throw Error(ErrorKind::Usage, "--keep-activations " + a.keep + ": give all, or a number of images >= 1");
+        if (a.keep.empty() || *end != '\0' || k < 0 || k > 10000000)
+            throw Error(ErrorKind::Usage, "--keep-activations " + a.keep + ": give all, none, or a number of images");
         o.keepActivations = static_cast<int>(k);
     }
+    o.keepWorst = a.keepWhich == "worst";
+    if (o.keepWorst && o.keepActivations < 0)
+        throw Error(ErrorKind::Usage, "--keep worst: give --keep-activations K as well (how many to keep)");
 
     const CompareSummary s =
         writingWithProgress(a.quiet, a.out, [&](const ProgressFn& progress) { return compare(o, progress); });

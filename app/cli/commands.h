@@ -12,7 +12,7 @@ struct CompareArgs {
     std::string original, quantized, out, imagesDir;
     std::vector<std::string> images, layers;
     std::string dtype = "f16", size, mean, std, engine = "onednn", ops = "conv", tapAt = "block";
-    std::string decode = "auto", shard, keep = "all";
+    std::string decode = "auto", shard, keep = "all", keepWhich = "first";
     bool bgr = false, quiet = false, json = false;
     int threads = 0, gzip = 0;
     float conf = 0.05f, nmsIou = 0.6f;

@@ -43,7 +43,7 @@ LayerMaps loadLayerMaps(const DumpReader& dump, int layer, int image, ChannelMod
     m.image = image;
     m.mode = mode;
     m.channel = channel;
-    if (image >= dump.keptImages()) { // nothing to draw, and nothing wrong
+    if (!dump.isKept(image)) { // nothing to draw, and nothing wrong
         m.notKept = true;
         return m;
     }

@@ -205,10 +205,11 @@ void LayerView::present(const LayerMaps& maps) {
             p->clearUnderlay();
             p->replot();
         }
-        m_status->setText(tr("Image %1's activations were not kept (compare --keep-activations %2): its metrics are "
-                             "in the Images list, the histogram and the graph; the maps show kept images only.")
+        m_status->setText(tr("Image %1's activations were not kept (compare --keep-activations %2%3): its metrics "
+                             "are in the Images list, the histogram and the graph; the maps show kept images only.")
                               .arg(maps.image)
-                              .arg(m_dump ? m_dump->keptImages() : 0));
+                              .arg(m_dump ? m_dump->keptImages() : 0)
+                              .arg(m_dump && m_dump->keptSelection() == "worst" ? QStringLiteral(" --keep worst") : QString()));
         emit loaded(maps.layer);
         return;
     }

@@ -169,10 +169,30 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
         const RunRecord run = readRunRecord(*m_file);
         m_created = run.created;
         m_producer = run.producer;
-        m_kept = run.keptImages > 0 ? run.keptImages : m_images;
+        m_kept = run.keptImages >= 0 ? run.keptImages : m_images;
         if (m_kept > m_images)
             throw Error(ErrorKind::Input, path + ": kept_images is " + std::to_string(m_kept) + " of " +
                                               std::to_string(m_images) + " images");
+        m_keptSelection = run.keptImages >= 0 ? run.keptSelection : "all";
+        m_rowOf.assign(static_cast<std::size_t>(m_images), -1);
+        if (run.keptImages < 0) {
+            for (int i = 0; i < m_images; ++i)
+                m_rowOf[static_cast<std::size_t>(i)] = i;
+        } else {
+            if (static_cast<int>(run.keptRows.size()) != m_kept)
+                throw Error(ErrorKind::Input, path + ": /kept_rows names " + std::to_string(run.keptRows.size()) +
+                                                  " images but kept_images is " + std::to_string(m_kept));
+            for (int r = 0; r < m_kept; ++r) {
+                const int image = run.keptRows[static_cast<std::size_t>(r)];
+                if (image < 0 || image >= m_images || m_rowOf[static_cast<std::size_t>(image)] >= 0)
+                    throw Error(ErrorKind::Input, path + ": /kept_rows row " + std::to_string(r) + " names image " +
+                                                      std::to_string(image) + ", " +
+                                                      (image < 0 || image >= m_images ? "not one of the dump's "
+                                                                                      : "already held by another row of ") +
+                                                      std::to_string(m_images) + " images");
+                m_rowOf[static_cast<std::size_t>(image)] = r;
+            }
+        }
         for (Side side : {Side::Original, Side::Quantized})
             m_models[static_cast<int>(side)] = readModel(*m_file, side);
         if (!h5::exists(root, layout::kLayers + 1))
@@ -212,13 +232,11 @@ std::vector<std::string> DumpReader::unmatched(Side side) const {
 }
 
 std::vector<float> DumpReader::activation(int layer, Side side, int image) const {
-    checkKept(image);
+    const int row = rowOf(image);
     h5::Lock lock(h5::libraryMutex());
-    if (image < 0 || image >= m_images)
-        throw Error(ErrorKind::Usage, m_path + ": no image " + std::to_string(image));
     const std::string path = layerGroup(layer) + "/" + toString(side);
     try {
-        return h5::readImageSlab(m_file->openDataSet(path), image);
+        return h5::readImageSlab(m_file->openDataSet(path), row);
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Input, layerWhere(layer) + ": cannot read the " + toString(side) +
                                           " activations of image " + std::to_string(image + 1) + " (" +
@@ -237,13 +255,13 @@ std::string DumpReader::layerGroup(int layer) const {
 }
 
 std::vector<float> DumpReader::optionalMap(int layer, const std::string& name, int image) const {
-    checkKept(image);
+    const int row = rowOf(image);
     h5::Lock lock(h5::libraryMutex());
     const std::string g = layerGroup(layer) + "/" + name;
     try {
         if (H5Lexists(m_file->getId(), g.c_str(), H5P_DEFAULT) <= 0)
             return {};
-        return h5::readImageSlab(m_file->openDataSet(g), image);
+        return h5::readImageSlab(m_file->openDataSet(g), row);
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Input, layerWhere(layer) + ": cannot read " + name + " of image " +
                                           std::to_string(image + 1) + " (" + h5::describe(e) + ")");
@@ -259,11 +277,11 @@ std::vector<float> DumpReader::meanMap(int layer, Side side, int image) const {
 }
 
 std::vector<float> DumpReader::activationChannel(int layer, Side side, int image, int channel) const {
-    checkKept(image);
+    const int row = rowOf(image);
     h5::Lock lock(h5::libraryMutex());
     const std::string path = layerGroup(layer) + "/" + toString(side);
     try {
-        return h5::readSlab(m_file->openDataSet(path), image, channel);
+        return h5::readSlab(m_file->openDataSet(path), row, channel);
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Input, layerWhere(layer) + ": cannot read channel " + std::to_string(channel) +
                                           " of the " + toString(side) + " activations of image " +
@@ -284,10 +302,17 @@ std::vector<float> DumpReader::channelMetric(int layer, const std::string& metri
     }
 }
 
-void DumpReader::checkKept(int image) const {
-    if (image >= m_kept && image < m_images)
+bool DumpReader::isKept(int image) const {
+    return image >= 0 && static_cast<std::size_t>(image) < m_rowOf.size() && m_rowOf[static_cast<std::size_t>(image)] >= 0;
+}
+
+int DumpReader::rowOf(int image) const {
+    if (image < 0 || image >= m_images)
+        throw Error(ErrorKind::Usage, m_path + ": no image " + std::to_string(image));
+    if (!isKept(image))
         throw Error(ErrorKind::Input, m_path + ": image " + std::to_string(image) + "'s activations were not kept "
                                       "(compare --keep-activations " + std::to_string(m_kept) + "); its metrics were");
+    return m_rowOf[static_cast<std::size_t>(image)];
 }
 
 const std::string& DumpReader::source(int image) const {

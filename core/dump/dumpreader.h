@@ -33,9 +33,12 @@ public:
     const std::string& path() const { return m_path; }
     int version() const { return m_version; }
     int imageCount() const { return m_images; }
-    // How many images' activations and maps are stored (the first ones): imageCount()
-    // unless compare --keep-activations kept fewer. Reading another image's is an error.
+    // How many images' activations and maps are stored: imageCount() unless compare
+    // --keep-activations kept fewer ("first" K, or the "worst" K; "all" otherwise).
+    // Reading an image that is not kept is an error.
     int keptImages() const { return m_kept; }
+    const std::string& keptSelection() const { return m_keptSelection; }
+    bool isKept(int image) const;
     const std::string& dtype() const { return m_dtype; }
     const std::string& created() const { return m_created; }
     const std::string& producer() const { return m_producer; }
@@ -86,7 +89,9 @@ private:
     ImageMetrics m_imageMetrics;
     std::vector<std::string> m_sources;
     int m_kept = 0;
-    void checkKept(int image) const;
+    std::string m_keptSelection;
+    std::vector<int> m_rowOf; // by image: its activation row, -1 when not kept
+    int rowOf(int image) const; // its activation row; Error when not kept
     ModelSummary m_models[2];
 };
 

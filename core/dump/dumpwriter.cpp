@@ -174,13 +174,14 @@ void DumpWriter::writerLoop() {
             if (error && !m_error)
                 m_error = error;
             m_queuedBytes -= task.bytes;
+            ++m_done;
             m_busy = false;
         }
         m_changed.notify_all();
     }
 }
 
-void DumpWriter::post(std::function<void(H5::H5File&)> fn, std::size_t bytes) {
+std::uint64_t DumpWriter::post(std::function<void(H5::H5File&)> fn, std::size_t bytes) {
     std::unique_lock<std::mutex> lock(m_mutex);
     // Wait for room, unless the queue is empty (one item larger than the bound still passes).
     m_changed.wait(lock, [&] {
@@ -190,8 +191,54 @@ void DumpWriter::post(std::function<void(H5::H5File&)> fn, std::size_t bytes) {
         std::rethrow_exception(m_error);
     m_queuedBytes += bytes;
     m_queue.push_back({std::move(fn), bytes});
+    const std::uint64_t ticket = ++m_posted;
     lock.unlock();
     m_changed.notify_all();
+    return ticket;
+}
+
+void DumpWriter::waitFor(std::uint64_t ticket) {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    m_changed.wait(lock, [&] { return m_error || m_done >= ticket; });
+    if (m_error)
+        std::rethrow_exception(m_error);
+}
+
+std::uint64_t DumpWriter::lastTicket() const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_posted;
+}
+
+std::uint64_t DumpWriter::postKeep(int image, int row) {
+    return post([this, image, row](H5::H5File&) {
+        const hsize_t from = static_cast<hsize_t>(image % 2);
+        std::vector<char> buffer;
+        for (int side = 0; side < 2; ++side) {
+            for (std::size_t seq = 0; seq < m_datasets[side].size(); ++seq) {
+                H5::DataSet& to = m_datasets[side][seq];
+                if (to.getId() <= 0 || seq >= m_scratchSets[side].size())
+                    continue; // a layer not stored after image 0
+                H5::DataSet& scratch = m_scratchSets[side][seq];
+                const H5::DataType type = to.getDataType();
+                auto d = h5::dims(to);
+                std::vector<hsize_t> start(d.size(), 0), count = d;
+                count[0] = 1;
+                hsize_t n = 1;
+                for (std::size_t i = 1; i < d.size(); ++i)
+                    n *= d[i];
+                buffer.resize(n * type.getSize());
+                H5::DataSpace mem(static_cast<int>(count.size()), count.data());
+                H5::DataSpace fromSpace = scratch.getSpace();
+                start[0] = from;
+                fromSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
+                scratch.read(buffer.data(), type, mem, fromSpace);
+                H5::DataSpace toSpace = to.getSpace();
+                start[0] = static_cast<hsize_t>(row);
+                toSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
+                to.write(buffer.data(), type, mem, toSpace);
+            }
+        }
+    });
 }
 
 void DumpWriter::drain() {
@@ -282,7 +329,7 @@ int DumpWriter::keptImages() const {
 std::pair<H5::DataSet, int> DumpWriter::activationRow(Side side, int seq, int image) const {
     if (image < keptImages())
         return {m_datasets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), image};
-    return {m_scratchSets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), 0};
+    return {m_scratchSets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), image % 2};
 }
 
 void DumpWriter::writeActivation(Side side, int image, int seq, const Activation& a) {
@@ -297,38 +344,20 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
         ranges[static_cast<std::size_t>(seq)].add(static_cast<const std::uint16_t*>(a.data.get()), n);
     else
         ranges[static_cast<std::size_t>(seq)].add(static_cast<const float*>(a.data.get()), n);
-    if (image >= keptImages()) { // one image's worth in the scratch file, row 0, overwritten
-        if (!m_scratch) {
-            m_scratchPath = m_tempPath + ".scratch";
-            m_scratch = std::make_unique<H5::H5File>(m_scratchPath, H5F_ACC_TRUNC);
-        }
-        auto& sets = m_scratchSets[static_cast<int>(side)];
-        if (static_cast<int>(sets.size()) <= seq)
-            sets.resize(static_cast<std::size_t>(seq) + 1);
-        std::vector<hsize_t> one(a.shape.begin(), a.shape.end());
-        if (sets[static_cast<std::size_t>(seq)].getId() <= 0) {
-            H5::DataSpace space(static_cast<int>(one.size()), one.data());
-            const H5::DataType& fileType =
-                half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
-            sets[static_cast<std::size_t>(seq)] = m_scratch->createDataSet(
-                std::string(toString(side)) + "_" + layout::indexName(seq), fileType, space);
-        }
-        ensureRoom(m_scratchPath, a.bytes());
-        sets[static_cast<std::size_t>(seq)].write(a.data.get(), memType);
-        return;
-    }
     auto& datasets = m_datasets[static_cast<int>(side)];
     std::vector<hsize_t> dims(a.shape.begin(), a.shape.end());
     dims[0] = static_cast<hsize_t>(keptImages());
     if (image == 0) {
         H5::DSetCreatPropList props;
-        const auto chunk = chunkDims(dims, half ? 2 : 4);
-        props.setChunk(static_cast<int>(chunk.size()), chunk.data());
-        if (m_options.gzip > 0) {
-            props.setShuffle();
-            props.setDeflate(m_options.gzip);
+        if (dims[0] > 0) { // --keep-activations none: an empty, contiguous dataset
+            const auto chunk = chunkDims(dims, half ? 2 : 4);
+            props.setChunk(static_cast<int>(chunk.size()), chunk.data());
+            if (m_options.gzip > 0) {
+                props.setShuffle();
+                props.setDeflate(m_options.gzip);
+            }
+            props.setFletcher32(); // a damaged chunk fails to read instead of showing wrong values
         }
-        props.setFletcher32(); // a damaged chunk fails to read instead of showing wrong values
         H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
         const H5::DataType& fileType =
             half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
@@ -342,6 +371,33 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
         if (static_cast<int>(datasets.size()) <= seq)
             datasets.resize(static_cast<std::size_t>(seq) + 1);
         datasets[static_cast<std::size_t>(seq)] = ds;
+    }
+    if (image >= keptImages()) { // two images' worth in the scratch file, row image % 2
+        if (!m_scratch) {
+            m_scratchPath = m_tempPath + ".scratch";
+            m_scratch = std::make_unique<H5::H5File>(m_scratchPath, H5F_ACC_TRUNC);
+        }
+        auto& sets = m_scratchSets[static_cast<int>(side)];
+        if (static_cast<int>(sets.size()) <= seq)
+            sets.resize(static_cast<std::size_t>(seq) + 1);
+        std::vector<hsize_t> two(a.shape.begin(), a.shape.end());
+        two[0] = 2;
+        if (sets[static_cast<std::size_t>(seq)].getId() <= 0) {
+            H5::DataSpace space(static_cast<int>(two.size()), two.data());
+            const H5::DataType& fileType =
+                half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
+            sets[static_cast<std::size_t>(seq)] = m_scratch->createDataSet(
+                std::string(toString(side)) + "_" + layout::indexName(seq), fileType, space);
+        }
+        ensureRoom(m_scratchPath, a.bytes());
+        H5::DataSet& ds = sets[static_cast<std::size_t>(seq)];
+        H5::DataSpace fileSpace = ds.getSpace();
+        std::vector<hsize_t> start(two.size(), 0), count(a.shape.begin(), a.shape.end());
+        start[0] = static_cast<hsize_t>(image % 2);
+        fileSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
+        H5::DataSpace memSpace(static_cast<int>(count.size()), count.data());
+        ds.write(a.data.get(), memType, memSpace, fileSpace);
+        return;
     }
     ensureRoom(m_tempPath, a.bytes());
     H5::DataSet& ds = datasets.at(static_cast<std::size_t>(seq));

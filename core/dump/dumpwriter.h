@@ -29,9 +29,11 @@ struct DumpWriterOptions {
     int gzip = 0;                            // 0 = no compression, 1..9 = deflate level
     std::size_t queueBytes = 256u << 20;     // bound of the writer queue
     int images = 1;                          // N: how many images the run has
-    // compare --keep-activations K: activations (and unmatched calls) of the first K
-    // images only go into the dump; a later image's go to a one-image scratch file next to
-    // it, overwritten image after image and removed at the end. -1: all.
+    // compare --keep-activations K: the dump's activation datasets (and unmatched calls')
+    // have K rows, filled by the first K images; a later image's activations go to a
+    // two-image scratch file next to it (row image % 2, so one image can be read back while
+    // the next is written), removed at the end. K = 0 keeps none (zero-row datasets that
+    // still carry the layers' attributes). -1: all.
     int keptImages = -1;
 };
 
@@ -51,9 +53,18 @@ public:
     std::vector<TapRecord> endPass();
 
     // Runs fn on the writer thread, in order with the activations pushed before it.
-    void post(std::function<void(H5::H5File&)> fn, std::size_t bytes = 0);
+    // Returns its ticket: waitFor(ticket) returns once fn and everything before it is done.
+    std::uint64_t post(std::function<void(H5::H5File&)> fn, std::size_t bytes = 0);
     // Waits until everything posted is written; rethrows the writer's first error.
     void drain();
+    // Waits until the task of `ticket` (and all before it) is done, from any thread;
+    // rethrows the writer's first error.
+    void waitFor(std::uint64_t ticket);
+    // The last ticket handed out (pushed activations included).
+    std::uint64_t lastTicket() const;
+    // compare --keep worst: posts a copy of image `image`'s activations (every activation
+    // the dump stores, from the scratch file) into the dump's row `row`. Returns its ticket.
+    std::uint64_t postKeep(int image, int row);
 
     // After the first image: moves each kept pair's datasets to
     // /layers/<k>/{original,quantized}, deletes those of the dropped pairs (layers a
@@ -67,8 +78,8 @@ public:
     ValueRange valueRange(Side side, int seq) const;
 
     // Where image `image` of activation `seq` (execution order) was written: its dataset
-    // and row (the dump's for kept images, the scratch file's row 0 otherwise). Call after
-    // drain(), under the HDF5 lock.
+    // and row (the dump's row for images < K, the scratch file's row image % 2 otherwise).
+    // Call once the image's writes are done (waitFor), under the HDF5 lock.
     std::pair<H5::DataSet, int> activationRow(Side side, int seq, int image) const;
     int keptImages() const;
 
@@ -111,13 +122,14 @@ private:
     std::vector<H5::DataSet> m_datasets[2]; // by seq
     std::unique_ptr<H5::H5File> m_scratch;  // images past keptImages
     std::string m_scratchPath;
-    std::vector<H5::DataSet> m_scratchSets[2]; // by seq, [1, ...]
+    std::vector<H5::DataSet> m_scratchSets[2]; // by seq, [2, ...]
     std::vector<ValueRange> m_ranges[2];     // by seq
     std::thread m_thread;
     mutable std::mutex m_mutex;
     std::condition_variable m_changed;
     std::deque<Task> m_queue;
     std::size_t m_queuedBytes = 0;
+    std::uint64_t m_posted = 0, m_done = 0; // tickets handed out, tasks finished (run or dropped)
     bool m_busy = false;
     bool m_stop = false;
     std::exception_ptr m_error;

@@ -21,6 +21,7 @@ constexpr const char* kStaging = "/staging";     // /staging/<side>/<seq>, image
 constexpr const char* kBench = "/bench";
 constexpr const char* kEval = "/eval";
 constexpr const char* kImageMetrics = "/image_metrics"; // /image_metrics/<metric>: [N, L]
+constexpr const char* kKeptRows = "/kept_rows"; // [K] int64: the image each activation row holds
 
 // datasets of a layer group
 constexpr const char* kAbsDiff = "abs_diff";

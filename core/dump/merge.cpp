@@ -215,7 +215,7 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                 };
                 checkSame("layer " + a.name + "'s shape", shapeText(a.shape), shapeText(b.shape), s, first);
             }
-            if (s.run.keptImages > 0 && s.run.keptImages < s.images)
+            if (s.run.keptImages >= 0)
                 throw Error(ErrorKind::Input, s.path + ": made with --keep-activations " + std::to_string(s.run.keptImages) +
                                                   ": merging needs every image's activations (not yet merged from "
                                                   "statistics alone)");
@@ -265,7 +265,7 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
             run.shardIndex = 0;
             run.shardCount = 1;
             run.imagesTotal = report.images;
-            run.keptImages = 0; // every image's activations (shards that kept fewer are refused)
+            run.keptImages = -1; // every image's activations (shards that kept fewer are refused)
             writeRunRecord(file, run);
             if (H5Ocopy(first.file->getId(), layout::kModels, file.getId(), layout::kModels, H5P_DEFAULT, H5P_DEFAULT) < 0)
                 throw Error(ErrorKind::Output, temp + ": cannot copy /models of " + first.path);

@@ -82,6 +82,7 @@ constexpr const char* kShardIndex = "shard_index";
 constexpr const char* kShardCount = "shard_count";
 constexpr const char* kImagesTotal = "images_total";
 constexpr const char* kKeptImages = "kept_images";
+constexpr const char* kKeptSelection = "kept_selection";
 // /bench
 constexpr const char* kBatch = "batch";
 constexpr const char* kWidth = "width";
@@ -270,8 +271,11 @@ void writeRunRecord(H5::H5File& file, const RunRecord& r) {
     h5::setAttr(root, kShardIndex, std::int64_t{r.shardIndex});
     h5::setAttr(root, kShardCount, std::int64_t{r.shardCount});
     h5::setAttr(root, kImagesTotal, r.imagesTotal);
-    if (r.keptImages > 0) // only when fewer than all: a whole dump's rows are image_count
+    if (r.keptImages >= 0) { // only when fewer than all: a whole dump's rows are image_count
         h5::setAttr(root, kKeptImages, std::int64_t{r.keptImages});
+        h5::setAttr(root, kKeptSelection, r.keptSelection);
+        h5::writeInts(root, layout::kKeptRows + 1, std::vector<std::int64_t>(r.keptRows.begin(), r.keptRows.end()));
+    }
 }
 
 void writeBench(H5::H5File& file, const BenchData& b) {
@@ -472,24 +476,39 @@ void LayerAccumulator::addImage(const std::vector<float>& a, const std::vector<f
         m_histogram.add(Side::Quantized, b.data(), b.size(), threads);
     }
     if (withMaps) { // channel means too, so that viewers need not read whole activations
-        m_absMaps.insert(m_absMaps.end(), maps.absMean.begin(), maps.absMean.end());
-        m_relMaps.insert(m_relMaps.end(), maps.relMean.begin(), maps.relMean.end());
-        const std::vector<float> ma = channelMean(a.data(), m_channels, m_plane);
-        const std::vector<float> mb = channelMean(b.data(), m_channels, m_plane);
-        m_meanO.insert(m_meanO.end(), ma.begin(), ma.end());
-        m_meanQ.insert(m_meanQ.end(), mb.begin(), mb.end());
-        ++m_mapImages;
+        Maps& m = m_maps[static_cast<int>(m_perImage.size()) - 1];
+        m.absDiff = std::move(maps.absMean);
+        m.relDiff = std::move(maps.relMean);
+        m.meanO = channelMean(a.data(), m_channels, m_plane);
+        m.meanQ = channelMean(b.data(), m_channels, m_plane);
     }
 }
 
-std::vector<Metrics> LayerAccumulator::write(H5::Group& layer) const {
+void LayerAccumulator::forgetMaps(int image) { m_maps.erase(image); }
+
+std::vector<Metrics> LayerAccumulator::write(H5::Group& layer, const std::vector<int>& rows) const {
     writeLayerStatistics(layer, m_perChannel);
     if (m_maps4d) {
-        const std::vector<hsize_t> mapDims = {static_cast<hsize_t>(m_mapImages), m_dims[2], m_dims[3]};
-        h5::writeFloats(layer, layout::kAbsDiff, m_absMaps, mapDims);
-        h5::writeFloats(layer, layout::kRelDiff, m_relMaps, mapDims);
-        h5::writeFloats(layer, layout::meanMap(toString(Side::Original)), m_meanO, mapDims);
-        h5::writeFloats(layer, layout::meanMap(toString(Side::Quantized)), m_meanQ, mapDims);
+        std::vector<int> order = rows;
+        if (order.empty())
+            for (const auto& entry : m_maps)
+                order.push_back(entry.first);
+        std::vector<float> absMaps, relMaps, meanO, meanQ;
+        for (int image : order) {
+            const auto it = m_maps.find(image);
+            if (it == m_maps.end())
+                throw Error(ErrorKind::Internal, "no difference maps held for image " + std::to_string(image));
+            const Maps& m = it->second;
+            absMaps.insert(absMaps.end(), m.absDiff.begin(), m.absDiff.end());
+            relMaps.insert(relMaps.end(), m.relDiff.begin(), m.relDiff.end());
+            meanO.insert(meanO.end(), m.meanO.begin(), m.meanO.end());
+            meanQ.insert(meanQ.end(), m.meanQ.begin(), m.meanQ.end());
+        }
+        const std::vector<hsize_t> mapDims = {static_cast<hsize_t>(order.size()), m_dims[2], m_dims[3]};
+        h5::writeFloats(layer, layout::kAbsDiff, absMaps, mapDims);
+        h5::writeFloats(layer, layout::kRelDiff, relMaps, mapDims);
+        h5::writeFloats(layer, layout::meanMap(toString(Side::Original)), meanO, mapDims);
+        h5::writeFloats(layer, layout::meanMap(toString(Side::Quantized)), meanQ, mapDims);
     }
     writeHistogram(layer, m_histogram, m_range);
     return m_perImage;
@@ -670,7 +689,17 @@ RunRecord readRunRecord(const H5::H5File& file) {
     r.shardIndex = static_cast<int>(h5::intAttr(root, kShardIndex, 0));
     r.shardCount = static_cast<int>(h5::intAttr(root, kShardCount, 1));
     r.imagesTotal = h5::intAttr(root, kImagesTotal, 0);
-    r.keptImages = static_cast<int>(h5::intAttr(root, kKeptImages, 0));
+    r.keptImages = static_cast<int>(h5::intAttr(root, kKeptImages, -1));
+    if (r.keptImages >= 0) {
+        r.keptSelection = root.attrExists(kKeptSelection) ? h5::stringAttr(root, kKeptSelection) : "first";
+        if (h5::exists(root, layout::kKeptRows + 1)) {
+            for (std::int64_t image : h5::readInts(root, layout::kKeptRows + 1, "/"))
+                r.keptRows.push_back(image < INT32_MIN || image > INT32_MAX ? -1 : static_cast<int>(image));
+        } else {
+            for (int i = 0; i < r.keptImages; ++i)
+                r.keptRows.push_back(i);
+        }
+    }
     return r;
 }
 

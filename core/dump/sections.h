@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -143,7 +144,11 @@ struct RunRecord {
     // (a merged or unsharded dump: 0/1); images_total: how many the whole list holds
     int shardIndex = 0, shardCount = 1;
     std::int64_t imagesTotal = 0;
-    int keptImages = 0; // images whose activations are stored (compare --keep-activations); 0: all
+    // compare --keep-activations K < N: K (0 with none), "first" | "worst", and the image
+    // each activation row holds. keptImages -1: all images (no attributes, no /kept_rows).
+    int keptImages = -1;
+    std::string keptSelection;
+    std::vector<int> keptRows;
 };
 
 // /bench
@@ -205,9 +210,16 @@ public:
     // dims: the activation dataset's ([N, C, H, W] or [N, F]); quantized: its dataset, for
     // the grid.
     LayerAccumulator(const H5::DataSet& quantized, const std::vector<hsize_t>& dims, const ValueRange& range);
+    // Images come in order 0, 1, ...; keepMaps: hold this image's difference and mean maps.
     void addImage(const std::vector<float>& original, const std::vector<float>& quantized, bool keepMaps, int threads);
+    // Drops the maps held for `image` (compare --keep worst: an image no longer kept).
+    void forgetMaps(int image);
+    // The metrics of image `image` (added already).
+    const Metrics& imageMetrics(int image) const { return m_perImage.at(static_cast<std::size_t>(image)); }
     // Metrics attributes, sums, channels, maps and histogram; returns each image's metrics.
-    std::vector<Metrics> write(H5::Group& layer) const;
+    // The maps are written in the order of `rows` (the images the dump's activation rows
+    // hold; each must have its maps held), or in image order when `rows` is empty.
+    std::vector<Metrics> write(H5::Group& layer, const std::vector<int>& rows = {}) const;
 
 private:
     std::vector<hsize_t> m_dims;
@@ -215,8 +227,10 @@ private:
     bool m_maps4d = false;
     std::vector<MetricsAccumulator> m_perChannel;
     std::vector<Metrics> m_perImage;
-    std::vector<float> m_absMaps, m_relMaps, m_meanO, m_meanQ;
-    int m_mapImages = 0;
+    struct Maps {
+        std::vector<float> absDiff, relDiff, meanO, meanQ;
+    };
+    std::map<int, Maps> m_maps; // by image
     ValueRange m_range;
     Histogram m_histogram;
 };

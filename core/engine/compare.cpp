@@ -13,8 +13,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 
 namespace qs {
@@ -162,38 +164,184 @@ int metricThreads(const CompareOptions& options) {
                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-// With --keep-activations: image i's contribution to every layer's statistics, read back
-// from where the writer put it (the dump for kept images, the scratch file otherwise).
-// Bins are planned at image 0, over its values widened by a quarter each side.
-void streamImage(DumpWriter& writer, const std::vector<LayerPair>& kept, int image, int threads,
-                 std::vector<std::unique_ptr<LayerAccumulator>>& stream) {
-    writer.drain();
-    h5::Lock lock(h5::libraryMutex()); // the writer thread is idle
-    try {
-        for (std::size_t k = 0; k < kept.size(); ++k) {
-            const auto [o, rowO] = writer.activationRow(Side::Original, kept[k].original, image);
-            const auto [q, rowQ] = writer.activationRow(Side::Quantized, kept[k].quantized, image);
-            if (image == 0) {
-                ValueRange range = writer.valueRange(Side::Original, kept[k].original);
-                range.merge(writer.valueRange(Side::Quantized, kept[k].quantized));
-                if (!range.empty()) {
-                    const double margin = 0.25 * (range.high - range.low);
-                    range.low -= margin;
-                    range.high += margin;
-                }
-                stream.push_back(std::make_unique<LayerAccumulator>(q, h5::dims(o), range));
-            }
-            stream[k]->addImage(h5::readImageSlab(o, rowO), h5::readImageSlab(q, rowQ), image < writer.keptImages(),
-                                threads);
+// With --keep-activations: every image's contribution to every layer's statistics, read
+// back from where the writer put it (the dump for images < K, the scratch file otherwise).
+// Image 0 is gathered on the caller's thread (its value ranges plan the histogram bins: its
+// values widened by a quarter each side); later images on a worker thread while the models
+// run the next image. With --keep worst the worker also decides which images stay: the K
+// of lowest mean SQNR so far hold the dump's K rows, and a worse newcomer is copied (by the
+// writer, from the scratch file) over the row of the best of them.
+class MetricsStream {
+public:
+    MetricsStream(DumpWriter& writer, std::vector<LayerPair> kept, int threads, int keptRows, bool worst)
+        : m_writer(writer), m_kept(std::move(kept)), m_threads(threads), m_keptRows(keptRows), m_worst(worst) {
+        for (int r = 0; r < keptRows; ++r)
+            m_rows.push_back({r, 0.0});
+    }
+    ~MetricsStream() {
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            m_stop = true;
         }
+        m_changed.notify_all();
+        if (m_thread.joinable())
+            m_thread.join();
+    }
+    MetricsStream(const MetricsStream&) = delete;
+    MetricsStream& operator=(const MetricsStream&) = delete;
+
+    // Image 0, here and now (after its writes are done).
+    void first() {
+        m_writer.drain();
+        add(0, keepsMaps(0));
+        m_thread = std::thread([this] { loop(); });
+    }
+    // Image i > 0, once the writer has done `ticket` (its activations); returns at once
+    // when the previous image is done.
+    void submit(int image, std::uint64_t ticket) {
+        wait();
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            m_job = image;
+            m_ticket = ticket;
+        }
+        m_changed.notify_all();
+    }
+    // Waits for the image in progress; rethrows its error.
+    void wait() {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        m_changed.wait(lock, [&] { return m_job < 0; });
+        if (m_error)
+            std::rethrow_exception(m_error);
+    }
+    LayerAccumulator& layer(std::size_t k) { return *m_layers.at(k); }
+    // The images the dump's activation rows hold, by row.
+    std::vector<int> rows() const {
+        std::vector<int> r;
+        for (const auto& row : m_rows)
+            r.push_back(row.image);
+        return r;
+    }
+
+private:
+    // whether an image's maps are gathered: it is kept, or (worst) it may be
+    bool keepsMaps(int image) const { return image < m_keptRows || (m_worst && m_keptRows > 0); }
+
+    struct Row {
+        int image;
+        double meanSqnrDb;
+    };
+
+    void loop() {
+        for (;;) {
+            int image;
+            std::uint64_t ticket;
+            {
+                std::unique_lock<std::mutex> lock(m_mutex);
+                m_changed.wait(lock, [&] { return m_stop || m_job >= 0; });
+                if (m_stop)
+                    return;
+                image = m_job;
+                ticket = m_ticket;
+            }
+            std::exception_ptr error;
+            try {
+                m_writer.waitFor(ticket);
+                add(image, keepsMaps(image));
+            } catch (...) {
+                error = std::current_exception();
+            }
+            {
+                std::lock_guard<std::mutex> lock(m_mutex);
+                if (error && !m_error)
+                    m_error = error;
+                m_job = -1;
+            }
+            m_changed.notify_all();
+        }
+    }
+
+    void add(int image, bool maps) {
+        const std::size_t layers = m_kept.size();
+        for (std::size_t k = 0; k < layers; ++k) {
+            std::vector<float> o, q;
+            {
+                h5::Lock lock(h5::libraryMutex()); // the writer may be writing the next image
+                try {
+                    const auto [dso, rowO] = m_writer.activationRow(Side::Original, m_kept[k].original, image);
+                    const auto [dsq, rowQ] = m_writer.activationRow(Side::Quantized, m_kept[k].quantized, image);
+                    if (image == 0) {
+                        ValueRange range = m_writer.valueRange(Side::Original, m_kept[k].original);
+                        range.merge(m_writer.valueRange(Side::Quantized, m_kept[k].quantized));
+                        if (!range.empty()) {
+                            const double margin = 0.25 * (range.high - range.low);
+                            range.low -= margin;
+                            range.high += margin;
+                        }
+                        std::vector<hsize_t> dims = h5::dims(dso);
+                        dims[0] = static_cast<hsize_t>(std::max(1, m_keptRows));
+                        m_layers.push_back(std::make_unique<LayerAccumulator>(dsq, dims, range));
+                    }
+                    o = h5::readImageSlab(dso, rowO);
+                    q = h5::readImageSlab(dsq, rowQ);
+                } catch (const H5::Exception& e) {
+                    throw Error(ErrorKind::Output, m_writer.temporaryPath() + ": cannot read back image " +
+                                                       std::to_string(image) + " for its metrics (" +
+                                                       h5::describe(e) + ")");
+                }
+            }
+            m_layers[k]->addImage(o, q, maps, m_threads);
+        }
+        if (m_worst)
+            choose(image);
         // the slabs just read were tens of MB each: give that memory back (glibc keeps
         // freed large blocks in its heap once its mmap threshold has risen)
         malloc_trim(0);
-    } catch (const H5::Exception& e) {
-        throw Error(ErrorKind::Output, writer.temporaryPath() + ": cannot read back image " + std::to_string(image) +
-                                           " for its metrics (" + h5::describe(e) + ")");
     }
-}
+
+    // --keep worst: does image `image` replace one of the kept? (Rows 0..K-1 start with
+    // images 0..K-1, written there directly.)
+    void choose(int image) {
+        ImageMetrics one;
+        one.images = 1;
+        one.layers = static_cast<int>(m_layers.size());
+        for (const auto& layer : m_layers)
+            one.values.push_back(layer->imageMetrics(image));
+        const double mean = summarizeImage(one, 0).meanSqnrDb;
+        if (image < m_keptRows) {
+            m_rows[static_cast<std::size_t>(image)].meanSqnrDb = mean;
+            return;
+        }
+        // the best kept image (highest mean; of equal ones the latest) leaves if this is worse
+        auto best = m_rows.end();
+        for (auto it = m_rows.begin(); it != m_rows.end(); ++it)
+            if (best == m_rows.end() || it->meanSqnrDb > best->meanSqnrDb ||
+                (it->meanSqnrDb == best->meanSqnrDb && it->image > best->image))
+                best = it;
+        int leaving = image;
+        if (best != m_rows.end() && mean < best->meanSqnrDb) {
+            leaving = best->image;
+            m_writer.postKeep(image, static_cast<int>(best - m_rows.begin()));
+            *best = {image, mean};
+        }
+        for (auto& layer : m_layers)
+            layer->forgetMaps(leaving);
+    }
+
+    DumpWriter& m_writer;
+    std::vector<LayerPair> m_kept;
+    int m_threads, m_keptRows;
+    bool m_worst;
+    std::vector<std::unique_ptr<LayerAccumulator>> m_layers; // by layer
+    std::vector<Row> m_rows;                                  // by dump row
+    std::thread m_thread;
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    int m_job = -1;
+    std::uint64_t m_ticket = 0;
+    bool m_stop = false;
+    std::exception_ptr m_error;
+};
 
 } // namespace
 
@@ -238,10 +386,10 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     wopts.gzip = options.gzip;
     wopts.queueBytes = options.queueBytes;
     wopts.images = static_cast<int>(options.images.size());
-    if (options.keepActivations == 0 || options.keepActivations < -1)
-        throw Error(ErrorKind::Usage, "--keep-activations: keep at least 1 image (or all)");
+    if (options.keepActivations < -1)
+        throw Error(ErrorKind::Usage, "--keep-activations: give all, none, or a number of images");
     wopts.keptImages = options.keepActivations;
-    const bool streaming = options.keepActivations > 0 && options.keepActivations < wopts.images;
+    const bool streaming = options.keepActivations >= 0 && options.keepActivations < wopts.images;
     DumpWriter writer(options.outPath, wopts);
 
     CompareSummary summary;
@@ -253,7 +401,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                                                            quantized->info().sites.size());
     std::int64_t doneCalls = 0;
     std::vector<LayerPair> kept;
-    std::vector<std::unique_ptr<LayerAccumulator>> stream; // by layer, with streaming
+    std::unique_ptr<MetricsStream> stream; // with --keep-activations K < N
 
     for (int i = 0; i < n; ++i) {
         const auto imageStart = Clock::now();
@@ -301,12 +449,21 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
             });
         }
         const ModelOutput o = outputs[0], q = outputs[1];
-        writer.post([i, o, q](H5::H5File& file) { writeOutputs(file, i, o, q); });
-        if (streaming) // this image's metrics now: its activations may not stay
-            streamImage(writer, kept, i, metricThreads(options), stream);
+        const std::uint64_t written = writer.post([i, o, q](H5::H5File& file) { writeOutputs(file, i, o, q); });
+        if (streaming) { // this image's metrics: its activations may not stay
+            if (i == 0) {
+                stream = std::make_unique<MetricsStream>(writer, kept, metricThreads(options),
+                                                         writer.keptImages(), options.keepWorst);
+                stream->first();
+            } else {
+                stream->submit(i, written);
+            }
+        }
         summary.imageSeconds.push_back(seconds(imageStart));
     }
     const auto finishStart = Clock::now();
+    if (stream)
+        stream->wait();
     writer.drain();
 
     // Metrics: read each layer back, one image slab at a time (memory: one layer slab).
@@ -319,7 +476,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
             report({"metrics", k, summary.layers, ""});
             if (streaming) { // gathered image by image: written out only
                 H5::Group layer = file.openGroup(layout::child(layout::kLayers, k));
-                perImage.push_back(stream[static_cast<std::size_t>(k)]->write(layer));
+                perImage.push_back(stream->layer(static_cast<std::size_t>(k)).write(layer, stream->rows()));
                 continue;
             }
             const LayerPair& p = kept[static_cast<std::size_t>(k)];
@@ -343,7 +500,11 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         run.shardIndex = options.shardIndex;
         run.shardCount = options.shardCount;
         run.imagesTotal = options.imagesTotal > 0 ? options.imagesTotal : n;
-        run.keptImages = writer.keptImages() < n ? writer.keptImages() : 0; // 0: all, no attribute
+        if (streaming) { // no attribute when all are kept: a whole dump's rows are image_count
+            run.keptImages = writer.keptImages();
+            run.keptSelection = options.keepWorst ? "worst" : "first";
+            run.keptRows = stream->rows();
+        }
         writeRunRecord(file, run);
     } catch (const H5::Exception& e) {
         throw Error(ErrorKind::Output, writer.temporaryPath() + ": cannot write metrics (" + h5::describe(e) + ")");

@@ -31,10 +31,14 @@ struct CompareOptions {
     YoloDecode yolo = {YoloLayout::Auto, 0.05f}; // torchvision detectors' own score floor
     int gzip = 0;
     std::size_t queueBytes = 256u << 20;
-    // --keep-activations K (K >= 1): activations and maps of the first K images only;
-    // every image's metrics are computed as the run goes (histogram bins planned from the
-    // first image). -1: all (metrics after the run, histogram bins over every value).
+    // --keep-activations K (K >= 0): activations and maps of K images only (0: none);
+    // every image's metrics are computed as the run goes, on a worker thread while the next
+    // image runs (histogram bins planned from the first image). -1: all (metrics after the
+    // run, histogram bins over every value).
     int keepActivations = -1;
+    // --keep worst: the K kept images are those of lowest mean SQNR over the layers (as
+    // the Images view ranks them, ties to the earlier image), not the first K.
+    bool keepWorst = false;
 };
 
 struct CompareSummary {

@@ -867,12 +867,68 @@ class Sharding(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(json.loads(r.stdout)["per_image"]), 9)
         # usage errors, and merge says why it cannot take such dumps yet
-        for bad in ("0", "-2", "some"):
+        for bad in ("-1", "some", "3x"):
             self.expect_error([*common, "--out", self.out("bad.h5"), "--keep-activations", bad], 2,
                               "--keep-activations", out=self.out("bad.h5"))
+        self.expect_error([*common, "--out", self.out("bad.h5"), "--keep", "worst"], 2, "--keep-activations",
+                          out=self.out("bad.h5"))
         parts = self.shards(os.path.join(ARGS.weights, "demo_yolo_v8.pt"), os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt"),
                             images, 2, extra=("--keep-activations", "1"))
         self.expect_error(["merge", *parts, "--out", self.out("m.h5")], 1, "--keep-activations", out=self.out("m.h5"))
+
+    def test_keep_worst_and_none(self):
+        """--keep-activations 3 --keep worst over 9 YOLO scenes keeps the 3 images of lowest
+        mean SQNR over the layers (from the keep-all run's per-image metrics, by numpy), their
+        activations and maps in the rows /kept_rows names; --keep-activations none keeps no
+        activation and every metric. Both equal the keep-all run's metrics."""
+        images = self.scenes(9)
+        common = ["compare", "--original", os.path.join(ARGS.weights, "demo_yolo_v8.pt"), "--quantized",
+                  os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt"), "--images", images, "--quiet"]
+        whole, worst, none = self.out("whole.h5"), self.out("worst.h5"), self.out("none.h5")
+        self.assertEqual(run(*common, "--out", whole).returncode, 0)
+        r = run(*common, "--out", worst, "--keep-activations", "3", "--keep", "worst")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run(*common, "--out", none, "--keep-activations", "none")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(glob.glob(os.path.join(self.dir, "*scratch*")), [])
+        with h5py.File(whole) as b:
+            sqnr = b["image_metrics"]["sqnr_db"][()]  # [N, L]
+            finite = np.where(np.isfinite(sqnr), sqnr, np.nan)
+            mean = np.nanmean(finite, axis=1)
+            want = sorted(np.argsort(mean, kind="stable")[:3].tolist())
+            self.assertNotEqual(want, [0, 1, 2], "the scenes should not be in order of SQNR already")
+            with h5py.File(worst) as a:
+                self.assertEqual((int(a.attrs["kept_images"]), a.attrs["kept_selection"]), (3, "worst"))
+                rows = a["kept_rows"][()].tolist()
+                self.assertEqual(sorted(rows), want)
+                for k in b["layers"]:
+                    x, y = a["layers"][k], b["layers"][k]
+                    for name in ("original", "quantized", "abs_diff", "rel_diff", "mean_original", "mean_quantized"):
+                        if name in y:
+                            np.testing.assert_array_equal(x[name][()], y[name][()][rows], err_msg=f"{k} {name}")
+                    for metric in METRIC_NAMES:
+                        np.testing.assert_allclose(x.attrs[metric], y.attrs[metric], rtol=1e-12, err_msg=f"{k} {metric}")
+                for metric in METRIC_NAMES:
+                    np.testing.assert_allclose(a["image_metrics"][metric][()], b["image_metrics"][metric][()],
+                                               rtol=1e-12)
+            with h5py.File(none) as a:
+                self.assertEqual((int(a.attrs["kept_images"]), a.attrs["kept_selection"]), (0, "first"))
+                self.assertEqual(a["kept_rows"].shape, (0,))
+                for k in b["layers"]:
+                    x, y = a["layers"][k], b["layers"][k]
+                    self.assertEqual(x["original"].shape, (0, *y["original"].shape[1:]))
+                    for metric in METRIC_NAMES:
+                        np.testing.assert_allclose(x.attrs[metric], y.attrs[metric], rtol=1e-12, err_msg=f"{k} {metric}")
+                np.testing.assert_allclose(a["image_metrics"]["sqnr_db"][()], sqnr, rtol=1e-12)
+        self.assertLess(os.path.getsize(none), 0.2 * os.path.getsize(whole))
+        # the readers: inspect on both; a kept image's layer export works, another's is refused
+        for path in (worst, none):
+            r = run("inspect", path, "--json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(len(json.loads(r.stdout)["per_image"]), 9)
+        h5dump = subprocess.run(["h5dump", "-H", "-d", "/kept_rows", worst], capture_output=True, text=True)
+        self.assertEqual(h5dump.returncode, 0, h5dump.stderr)
+        self.assertIn("( 3 )", h5dump.stdout)
 
     def test_merge_refuses_what_is_not_one_run(self):
         images = os.path.join(ARGS.models, "images")

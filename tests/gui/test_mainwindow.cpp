@@ -570,7 +570,8 @@ private slots:
     }
 
     void imagesWithoutActivationsSaySoInPlace() {
-        // compare --keep-activations 2 over the four demo images, by the real CLI
+        // compare --keep-activations 2 --keep worst over the four demo images, by the real
+        // CLI: the two kept are the two the Images view ranks worst
         QTemporaryDir dir;
         const QString dump = dir.filePath(QStringLiteral("kept2.h5"));
         const QString models = qEnvironmentVariable("QS_TEST_MODELS");
@@ -579,7 +580,8 @@ private slots:
                   {QStringLiteral("compare"), QStringLiteral("--original"), models + QStringLiteral("/demo_cnn_float.pt"),
                    QStringLiteral("--quantized"), models + QStringLiteral("/demo_cnn_int8.pt"), QStringLiteral("--images"),
                    models + QStringLiteral("/images"), QStringLiteral("--keep-activations"), QStringLiteral("2"),
-                   QStringLiteral("--out"), dump, QStringLiteral("--quiet")});
+                   QStringLiteral("--keep"), QStringLiteral("worst"), QStringLiteral("--out"), dump,
+                   QStringLiteral("--quiet")});
         QVERIFY(cli.waitForFinished(120000));
         QCOMPARE(cli.exitCode(), 0);
         MainWindow w;
@@ -589,27 +591,33 @@ private slots:
         w.openDump(dump);
         QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 60000);
         QCOMPARE(w.dump()->keptImages(), 2);
+        QCOMPARE(w.dump()->keptSelection(), std::string("worst"));
         QCOMPARE(w.dump()->imageCount(), 4);
         QTRY_COMPARE_WITH_TIMEOUT(w.imagesView()->table()->rowCount(), 4, 60000); // every image ranked
         QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 60000);
+        const auto ranked = worstImages(w.dump()->imageMetrics(), 4);
+        QVERIFY(w.dump()->isKept(ranked[0].image) && w.dump()->isKept(ranked[1].image));
+        QVERIFY(!w.dump()->isKept(ranked[2].image) && !w.dump()->isKept(ranked[3].image));
+        const int notKept = ranked[3].image, kept = ranked[0].image;
         loaded.clear();
-        w.selectImage(3); // not kept: said in place, no error box
+        w.selectImage(notKept); // said in place, no error box
         QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 60000);
         QTest::qWait(50);
         QVERIFY(!errorBox(&w));
         const auto labels = w.layerView()->findChildren<QLabel*>();
-        QVERIFY(std::any_of(labels.begin(), labels.end(),
-                            [](QLabel* l) { return l->text().contains(QStringLiteral("not kept")); }));
+        QVERIFY(std::any_of(labels.begin(), labels.end(), [](QLabel* l) {
+            return l->text().contains(QStringLiteral("not kept")) && l->text().contains(QStringLiteral("worst"));
+        }));
         QCOMPARE(static_cast<HeatmapPlot*>(w.layerView()->figures().first())->matrixWidth(), 0);
-        // a kept image draws again
+        // a kept image draws again, from its row
         loaded.clear();
-        w.selectImage(1);
+        w.selectImage(kept);
         QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), 60000);
         QVERIFY(static_cast<HeatmapPlot*>(w.layerView()->figures().first())->matrixWidth() > 0);
         // the reader refuses the activations it does not have, by name
         bool refused = false;
         try {
-            w.dump()->activation(0, Side::Original, 3);
+            w.dump()->activation(0, Side::Original, notKept);
         } catch (const Error& e) {
             refused = QString::fromUtf8(e.what()).contains(QStringLiteral("--keep-activations 2"));
         }

@@ -133,6 +133,17 @@ def crafted(good, out):
     case("histogram_no_width", ["layer " + k, "histogram", "bin_width"],
          lambda f: f["layers"][k]["histogram"].attrs.__setitem__("bin_width", 0.0))
 
+    # compare --keep-activations K: which image each activation row holds
+    def kept_rows(rows):
+        def edit(f):
+            f.attrs["kept_images"] = np.int64(n)
+            f.attrs["kept_selection"] = "worst"
+            f.create_dataset("kept_rows", data=np.array(rows, np.int64))
+        return edit
+    case("kept_rows_out_of_range", ["/kept_rows", "names image 4242"], kept_rows(list(range(n - 1)) + [4242]))
+    case("kept_rows_too_many", ["/kept_rows names %d images" % (n + 1), "kept_images is %d" % n],
+         kept_rows(list(range(n + 1))))
+
     def corrupt(name, dataset, reads):
         """overwrites 64 bytes of the dataset's first chunk: only its checksum can tell"""
         path = copy(good, out, name)
