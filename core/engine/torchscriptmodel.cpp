@@ -28,7 +28,9 @@
 #include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <tuple>
 #include <set>
 #include <unordered_map>
 
@@ -75,6 +77,7 @@ public:
     void record(const at::Tensor& x, int site) {
         if (!m_sink)
             return;
+
         TapSite info = siteRegistry().get(site);
         Activation a;
         a.site = site;
@@ -95,7 +98,9 @@ public:
                     a.quantMax = std::numeric_limits<std::int32_t>::max();
                 }
             }
-            value = x.dequantize();
+            const bool perTensor = x.qscheme() == at::kPerTensorAffine || x.qscheme() == at::kPerTensorSymmetric;
+            const bool eightBit = x.scalar_type() == at::kQUInt8 || x.scalar_type() == at::kQInt8;
+            value = perTensor && eightBit ? dequantizeByTable(x) : x.dequantize();
         }
         // Always a fresh contiguous copy: the model may later modify x in place
         // (e.g. relu_), and the sink reads the buffer on another thread.
@@ -111,6 +116,50 @@ public:
     }
 
 private:
+    // An 8-bit per-tensor quantized tensor in the storage type, contiguous: its codes
+    // (one byte each) through a table of the 256 values torch's own dequantize gives, then
+    // rounded as .to() rounds. The same values as x.dequantize().to(dtype), without the
+    // float intermediate on the model's thread.
+    at::Tensor dequantizeByTable(const at::Tensor& x) {
+        const bool isSigned = x.scalar_type() == at::kQInt8;
+        const auto dtype = m_storage == StorageType::F16 ? at::kHalf : at::kFloat;
+        const TableKey key{x.q_scale(), x.q_zero_point(), isSigned};
+        auto it = m_tables.find(key);
+        if (it == m_tables.end()) {
+            at::Tensor codes = at::arange(isSigned ? -128 : 0, isSigned ? 128 : 256, at::kInt)
+                                   .to(isSigned ? at::kChar : at::kByte);
+            at::Tensor table = at::_make_per_tensor_quantized_tensor(codes, key.scale, key.zeroPoint)
+                                   .dequantize()
+                                   .to(dtype)
+                                   .contiguous();
+            it = m_tables.emplace(key, table).first;
+        }
+        const at::Tensor codes = x.int_repr().contiguous();
+        at::Tensor out = at::empty(x.sizes(), at::TensorOptions().dtype(dtype));
+        const auto* in = static_cast<const std::uint8_t*>(codes.data_ptr());
+        const std::uint8_t bias = isSigned ? 128 : 0; // int8 code c sits at c + 128
+        auto apply = [&](auto* table, auto* o) {
+            at::parallel_for(0, codes.numel(), 1 << 16, [&](std::int64_t b, std::int64_t e) {
+                for (std::int64_t i = b; i < e; ++i)
+                    o[i] = table[static_cast<std::uint8_t>(in[i] + bias)];
+            });
+        };
+        if (dtype == at::kHalf)
+            apply(static_cast<const std::uint16_t*>(it->second.data_ptr()), static_cast<std::uint16_t*>(out.data_ptr()));
+        else
+            apply(static_cast<const std::uint32_t*>(it->second.data_ptr()), static_cast<std::uint32_t*>(out.data_ptr()));
+        return out;
+    }
+    struct TableKey {
+        double scale;
+        std::int64_t zeroPoint;
+        bool isSigned;
+        bool operator<(const TableKey& o) const {
+            return std::tie(scale, zeroPoint, isSigned) < std::tie(o.scale, o.zeroPoint, o.isSigned);
+        }
+    };
+    std::map<TableKey, at::Tensor> m_tables;
+
     ActivationSink* m_sink;
     StorageType m_storage;
     std::unordered_map<std::string, int> m_calls;

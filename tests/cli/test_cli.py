@@ -240,7 +240,7 @@ class DemoDump(Base):
             out = self.out(f"{dtype}.h5")
             self.compare(model("demo_cnn_float.pt"), model("demo_cnn_int8.pt"), [image], out, "--dtype", dtype)
             r = subprocess.run([sys.executable, ARGS.checker, out, model("demo_cnn_float.pt"),
-                                model("demo_cnn_int8.pt"), image], capture_output=True, text=True)
+                                model("demo_cnn_int8.pt"), image, "--exact-int8"], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, f"{dtype}:\n{r.stdout}\n{r.stderr}")
 
 

@@ -5,6 +5,7 @@
 #include "dumpreader.h"
 #include "error.h"
 #include "h5util.h"
+#include "halffloat.h"
 #include "layout.h"
 #include "sections.h"
 
@@ -221,6 +222,27 @@ private slots:
         r16.add(half, 3);
         QCOMPARE(r16.low, -2.0);
         QCOMPARE(r16.high, 1.0);
+        // the range on the bits (eight at a time, then the tail) against the float values,
+        // over every one of the 65536 half patterns, in runs of every length 1..40 and
+        // at every offset (zeros, denormals, infinities and NaNs included)
+        std::vector<std::uint16_t> all(65536);
+        for (std::size_t i = 0; i < all.size(); ++i)
+            all[i] = static_cast<std::uint16_t>((i * 40503u) & 0xffffu); // a permutation
+        std::vector<float> asFloat(all.size());
+        halfToFloat(all.data(), asFloat.data(), all.size());
+        for (std::size_t length : {std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{9}, std::size_t{17},
+                                   std::size_t{40}, all.size()})
+            for (std::size_t start = 0; start + length <= all.size(); start += length * 97 + 1) {
+                ValueRange bits, floats;
+                bits.add(all.data() + start, length);
+                floats.add(asFloat.data() + start, length);
+                QVERIFY2(bits.low == floats.low && bits.high == floats.high && bits.empty() == floats.empty(),
+                         qPrintable(QStringLiteral("start %1 length %2").arg(start).arg(length)));
+            }
+        const std::uint16_t onlyNonFinite[4] = {0x7c00, 0xfc00, 0x7e00, 0xfe01};
+        ValueRange none;
+        none.add(onlyNonFinite, 4);
+        QVERIFY(none.empty());
     }
 
     void imageMetricsAndHistogramsReadBack() {

@@ -169,6 +169,12 @@ def compare(label, path, kind, ref, scale, by_module, dataset, args):
     else:
         return False, "%-6s %-12s UNSUPPORTED dtype %s in %s/%s" % (
             label, path, dtype, grp.name, dataset)
+    if scale is not None and args.exact_int8 and dtype == np.float16:
+        # the dump's int8 layers are torch's dequantize rounded to float16, exactly
+        mismatched = int(np.count_nonzero(got != ref.astype(np.float16).astype(np.float64)))
+        if mismatched:
+            return False, "%-6s %-12s %d values differ from dequantize().half() (--exact-int8)" % (
+                label, path, mismatched)
     diff = np.abs(got - ref)
     maxdiff = float(diff.max()) if diff.size else 0.0
     ratio = diff / tol
@@ -195,6 +201,8 @@ def main(argv=None):
     ap.add_argument("image")
     ap.add_argument("--tol-float", type=float, default=1e-4)
     ap.add_argument("--tol-quant-scales", type=float, default=0.51)
+    ap.add_argument("--exact-int8", action="store_true",
+                    help="int8 layers stored as float16 must equal dequantize().half() exactly")
     ap.add_argument("--tap-at", choices=("block", "output"), default="block",
                     help="where the dump recorded each conv (quantscope compare --tap-at)")
     args = ap.parse_args(argv)
