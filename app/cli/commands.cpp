@@ -260,6 +260,7 @@ int runCompare(const CompareArgs& a) {
         }
     if (o.images.empty())
         throw Error(ErrorKind::Usage, "compare: give --image FILE (repeatable) or --images DIR");
+    o.planImage = o.images.front();
     if (!a.shard.empty()) {
         const auto [index, count] = parseShard(a.shard);
         std::vector<std::string> mine;

@@ -39,6 +39,8 @@ public:
     int keptImages() const { return m_kept; }
     const std::string& keptSelection() const { return m_keptSelection; }
     bool isKept(int image) const;
+    // The activation row holding `image`, -1 when it is not kept.
+    int keptRow(int image) const { return isKept(image) ? m_rowOf[static_cast<std::size_t>(image)] : -1; }
     const std::string& dtype() const { return m_dtype; }
     const std::string& created() const { return m_created; }
     const std::string& producer() const { return m_producer; }

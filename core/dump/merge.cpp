@@ -9,6 +9,7 @@
 #include "sections.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -94,6 +95,32 @@ void concatenate(H5::H5File& out, const std::string& path, std::vector<Shard>& s
         to.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
         ds.write(buffer.data(), type, memory, to);
     }
+}
+
+// A streamed layer's histogram: the shards' counts added, on the bins they share.
+void addHistograms(H5::Group& layer, std::vector<Shard>& shards, const std::string& group, int index) {
+    Histogram sum;
+    ValueRange range;
+    for (std::size_t k = 0; k < shards.size(); ++k) {
+        const H5::Group from = shards[k].file->openGroup(group);
+        const std::string where = shards[k].path + ": layer " + layout::indexName(index);
+        Histogram h = readHistogram(from, where);
+        if (k == 0) {
+            sum = std::move(h);
+            range = readHistogramRange(from);
+            continue;
+        }
+        const auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+        if (h.bins() != sum.bins() || !same(h.low, sum.low) || !same(h.binWidth, sum.binWidth) ||
+            !same(h.scale, sum.scale) || h.zeroPoint != sum.zeroPoint)
+            throw Error(ErrorKind::Input, where + ": its histogram bins differ from " + shards.front().path +
+                                              "'s: shards by an older QuantScope planned them on their own first "
+                                              "image; rerun the shards with this one, which plans on the list's first)");
+        for (int side = 0; side < 2; ++side)
+            for (std::size_t b = 0; b < sum.counts[side].size(); ++b)
+                sum.counts[side][b] += h.counts[side][b];
+    }
+    writeHistogram(layer, sum, range);
 }
 
 void checkSame(const std::string& what, const std::string& a, const std::string& b, const Shard& shard,
@@ -215,10 +242,11 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                 };
                 checkSame("layer " + a.name + "'s shape", shapeText(a.shape), shapeText(b.shape), s, first);
             }
-            if (s.run.keptImages >= 0)
-                throw Error(ErrorKind::Input, s.path + ": made with --keep-activations " + std::to_string(s.run.keptImages) +
-                                                  ": merging needs every image's activations (not yet merged from "
-                                                  "statistics alone)");
+            const auto keepText = [](const RunRecord& r) {
+                return r.keptImages < 0 ? std::string("all (no --keep-activations)")
+                                        : std::to_string(r.keepRequested) + " (" + r.keptSelection + ")";
+            };
+            checkSame("--keep-activations", keepText(s.run), keepText(first.run), s, first);
             if (s.run.shardCount < 2)
                 throw Error(ErrorKind::Input, s.path + ": not a shard (made without compare --shard I/N)");
             if (!seen.insert(s.run.shardIndex).second)
@@ -242,6 +270,45 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
         report.shards = static_cast<int>(shards.size());
         report.images = static_cast<int>(order.size());
         report.layers = static_cast<int>(reference.layers().size());
+        std::vector<ImageMetrics> imageMetrics;
+        for (const auto& s : shards)
+            imageMetrics.push_back(readImageMetrics(*s.file, s.path, s.images, report.layers));
+
+        // With --keep-activations the shards' statistics were gathered as they ran and their
+        // histograms binned on bins planned alike (on the list's first image): the merged
+        // dump keeps what the unsharded run keeps (the first K of the list, or the K worst,
+        // which are among their shards' K worst) and adds the histograms' counts.
+        const bool streamed = first.run.keptImages >= 0;
+        std::vector<Source> keptOrder = order; // the source of each activation row
+        std::vector<int> keptImages;          // the merged image each row holds
+        if (streamed) {
+            const int k = std::min(first.run.keepRequested, report.images);
+            std::vector<int> chosen;
+            if (first.run.keptSelection == "worst") {
+                ImageMetrics merged;
+                merged.images = report.images;
+                merged.layers = report.layers;
+                for (const auto& source : order)
+                    for (int l = 0; l < report.layers; ++l)
+                        merged.values.push_back(imageMetrics[source.shard].at(source.image, l));
+                for (const auto& summary : worstImages(merged, static_cast<std::size_t>(k)))
+                    chosen.push_back(summary.image);
+                std::sort(chosen.begin(), chosen.end());
+            } else {
+                for (int j = 0; j < k; ++j)
+                    chosen.push_back(j);
+            }
+            keptOrder.clear();
+            for (int j : chosen) {
+                const Source& from = order[static_cast<std::size_t>(j)];
+                const int row = readers[from.shard]->keptRow(from.image);
+                if (row < 0)
+                    throw Error(ErrorKind::Input, shards[from.shard].path + ": image " + std::to_string(from.image) +
+                                                      " is one the whole run keeps, but this shard did not keep it");
+                keptOrder.push_back({from.listIndex, from.shard, row});
+                keptImages.push_back(j);
+            }
+        }
 
         const std::string temp = partialPath(out);
         struct Remove { // an unfinished merge leaves nothing behind
@@ -265,7 +332,10 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
             run.shardIndex = 0;
             run.shardCount = 1;
             run.imagesTotal = report.images;
-            run.keptImages = -1; // every image's activations (shards that kept fewer are refused)
+            if (streamed) {
+                run.keptImages = static_cast<int>(keptImages.size());
+                run.keptRows = keptImages;
+            }
             writeRunRecord(file, run);
             if (H5Ocopy(first.file->getId(), layout::kModels, file.getId(), layout::kModels, H5P_DEFAULT, H5P_DEFAULT) < 0)
                 throw Error(ErrorKind::Output, temp + ": cannot copy /models of " + first.path);
@@ -285,9 +355,6 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
             // layers: activations and maps copied, statistics merged, histograms anew
             file.createGroup(layout::kLayers);
             std::vector<std::vector<Metrics>> perImage(static_cast<std::size_t>(report.layers));
-            std::vector<ImageMetrics> imageMetrics;
-            for (const auto& s : shards)
-                imageMetrics.push_back(readImageMetrics(*s.file, s.path, s.images, report.layers));
             for (int l = 0; l < report.layers; ++l) {
                 reportProgress(progress, {"merging", l, report.layers, reference.layers()[static_cast<std::size_t>(l)].name});
                 const std::string group = layout::child(layout::kLayers, l);
@@ -299,7 +366,7 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                                                layout::meanMap(toString(Side::Original)),
                                                layout::meanMap(toString(Side::Quantized))})
                     if (h5::exists(firstLayer, name))
-                        concatenate(file, group + "/" + name, shards, order);
+                        concatenate(file, group + "/" + name, shards, keptOrder);
                 std::vector<MetricsAccumulator> perChannel;
                 ValueRange range;
                 for (const auto& s : shards) {
@@ -314,7 +381,10 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                     range.merge(readHistogramRange(sg));
                 }
                 writeLayerStatistics(g, perChannel);
-                rewriteHistogram(g, report.images, threads, range);
+                if (streamed)
+                    addHistograms(g, shards, group, l);
+                else
+                    rewriteHistogram(g, report.images, threads, range);
                 for (const auto& source : order) {
                     const ImageMetrics& im = imageMetrics[source.shard];
                     perImage[static_cast<std::size_t>(l)].push_back(im.empty() ? Metrics{} : im.at(source.image, l));
@@ -330,7 +400,7 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                     file.createGroup(dir);
                     const H5::Group from = first.file->openGroup(dir);
                     for (hsize_t m = 0; m < from.getNumObjs(); ++m)
-                        concatenate(file, dir + "/" + from.getObjnameByIdx(m), shards, order);
+                        concatenate(file, dir + "/" + from.getObjnameByIdx(m), shards, keptOrder);
                 }
             }
             if (h5::exists(first.file->openGroup("/"), layout::kBench + 1))

@@ -87,6 +87,7 @@ constexpr const char* kShardCount = "shard_count";
 constexpr const char* kImagesTotal = "images_total";
 constexpr const char* kKeptImages = "kept_images";
 constexpr const char* kKeptSelection = "kept_selection";
+constexpr const char* kKeepRequested = "keep_activations";
 // /bench
 constexpr const char* kBatch = "batch";
 constexpr const char* kWidth = "width";
@@ -278,6 +279,7 @@ void writeRunRecord(H5::H5File& file, const RunRecord& r) {
     if (r.keptImages >= 0) { // only when fewer than all: a whole dump's rows are image_count
         h5::setAttr(root, kKeptImages, std::int64_t{r.keptImages});
         h5::setAttr(root, kKeptSelection, r.keptSelection);
+        h5::setAttr(root, kKeepRequested, std::int64_t{r.keepRequested});
         h5::writeInts(root, layout::kKeptRows + 1, std::vector<std::int64_t>(r.keptRows.begin(), r.keptRows.end()));
     }
 }
@@ -367,6 +369,8 @@ Histogram plannedHistogram(const H5::DataSet& q, const ValueRange& range) {
     return histogram;
 }
 
+} // namespace
+
 void writeHistogram(H5::Group& layer, const Histogram& histogram, const ValueRange& range) {
     if (histogram.empty())
         return;
@@ -386,8 +390,6 @@ void writeHistogram(H5::Group& layer, const Histogram& histogram, const ValueRan
     for (Side side : {Side::Original, Side::Quantized})
         h5::writeInts(hg, toString(side), histogram.counts[static_cast<int>(side)]);
 }
-
-} // namespace
 
 void writeLayerStatistics(H5::Group& layer, const std::vector<MetricsAccumulator>& perChannel) {
     MetricsAccumulator total;
@@ -732,6 +734,7 @@ RunRecord readRunRecord(const H5::H5File& file) {
     r.keptImages = static_cast<int>(h5::intAttr(root, kKeptImages, -1));
     if (r.keptImages >= 0) {
         r.keptSelection = root.attrExists(kKeptSelection) ? h5::stringAttr(root, kKeptSelection) : "first";
+        r.keepRequested = static_cast<int>(h5::intAttr(root, kKeepRequested, r.keptImages));
         if (h5::exists(root, layout::kKeptRows + 1)) {
             for (std::int64_t image : h5::readInts(root, layout::kKeptRows + 1, "/"))
                 r.keptRows.push_back(image < INT32_MIN || image > INT32_MAX ? -1 : static_cast<int>(image));

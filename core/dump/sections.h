@@ -149,6 +149,7 @@ struct RunRecord {
     int keptImages = -1;
     std::string keptSelection;
     std::vector<int> keptRows;
+    int keepRequested = -1; // the K asked for (kept_images is at most the images there are)
 };
 
 // /bench
@@ -250,6 +251,10 @@ ValueRange readHistogramRange(const H5::Group& layer);
 void rewriteHistogram(H5::Group& layer, int images, int threads, const ValueRange& range);
 // byLayer[k][i]: layer k on image i.
 void writeImageMetrics(H5::H5File& file, const std::vector<std::vector<Metrics>>& byLayer);
+
+// /layers/<k>/histogram from `histogram` (nothing when it is empty), recording the range
+// its bins were planned over.
+void writeHistogram(H5::Group& layer, const Histogram& histogram, const ValueRange& range);
 
 // Readers: throw Error(Input) naming `path` (the dump, for messages) and the object.
 DumpHeader readDumpHeader(const H5::H5File& file);

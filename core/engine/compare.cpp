@@ -173,8 +173,12 @@ int metricThreads(const CompareOptions& options) {
 // writer, from the scratch file) over the row of the best of them.
 class MetricsStream {
 public:
-    MetricsStream(DumpWriter& writer, std::vector<LayerPair> kept, int threads, int keptRows, bool worst)
-        : m_writer(writer), m_kept(std::move(kept)), m_threads(threads), m_keptRows(keptRows), m_worst(worst) {
+    // planned: each kept layer's value range to plan its histogram bins on (both sides),
+    // from the list's first image; empty: from this run's image 0, as the writer saw it.
+    MetricsStream(DumpWriter& writer, std::vector<LayerPair> kept, int threads, int keptRows, bool worst,
+                  std::vector<ValueRange> planned)
+        : m_writer(writer), m_kept(std::move(kept)), m_threads(threads), m_keptRows(keptRows), m_worst(worst),
+          m_planned(std::move(planned)) {
         for (int r = 0; r < keptRows; ++r)
             m_rows.push_back({r, 0.0});
     }
@@ -271,8 +275,13 @@ private:
                     const auto [dso, rowO] = m_writer.activationRow(Side::Original, m_kept[k].original, image);
                     const auto [dsq, rowQ] = m_writer.activationRow(Side::Quantized, m_kept[k].quantized, image);
                     if (image == 0) {
-                        ValueRange range = m_writer.valueRange(Side::Original, m_kept[k].original);
-                        range.merge(m_writer.valueRange(Side::Quantized, m_kept[k].quantized));
+                        ValueRange range;
+                        if (!m_planned.empty()) {
+                            range = m_planned.at(k);
+                        } else {
+                            range = m_writer.valueRange(Side::Original, m_kept[k].original);
+                            range.merge(m_writer.valueRange(Side::Quantized, m_kept[k].quantized));
+                        }
                         if (!range.empty()) {
                             const double margin = 0.25 * (range.high - range.low);
                             range.low -= margin;
@@ -332,6 +341,7 @@ private:
     std::vector<LayerPair> m_kept;
     int m_threads, m_keptRows;
     bool m_worst;
+    std::vector<ValueRange> m_planned;
     std::vector<std::unique_ptr<LayerAccumulator>> m_layers; // by layer
     std::vector<Row> m_rows;                                  // by dump row
     std::thread m_thread;
@@ -341,6 +351,26 @@ private:
     std::uint64_t m_ticket = 0;
     bool m_stop = false;
     std::exception_ptr m_error;
+};
+
+// The value range of every activation of one pass, in execution order, nothing stored:
+// the planning pass of a sharded run (histogram bins planned on the list's first image in
+// every shard, so that merge can add the shards' counts).
+class RangeSink : public ActivationSink {
+public:
+    void push(Activation a) override {
+        ValueRange r;
+        const auto n = static_cast<std::size_t>(a.numel());
+        if (a.type == StorageType::F16)
+            r.add(static_cast<const std::uint16_t*>(a.data.get()), n);
+        else
+            r.add(static_cast<const float*>(a.data.get()), n);
+        ranges[side].push_back(r);
+        modules[side].push_back(a.module);
+    }
+    int side = 0;
+    std::vector<ValueRange> ranges[2];
+    std::vector<std::string> modules[2];
 };
 
 } // namespace
@@ -389,7 +419,8 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     if (options.keepActivations < -1)
         throw Error(ErrorKind::Usage, "--keep-activations: give all, none, or a number of images");
     wopts.keptImages = options.keepActivations;
-    const bool streaming = options.keepActivations >= 0 && options.keepActivations < wopts.images;
+    // given --keep-activations (even K >= N): metrics as the run goes, bins planned up front
+    const bool streaming = options.keepActivations >= 0;
     DumpWriter writer(options.outPath, wopts);
 
     CompareSummary summary;
@@ -401,7 +432,21 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                                                            quantized->info().sites.size());
     std::int64_t doneCalls = 0;
     std::vector<LayerPair> kept;
-    std::unique_ptr<MetricsStream> stream; // with --keep-activations K < N
+    std::unique_ptr<MetricsStream> stream; // with --keep-activations
+
+    // A shard's histogram bins are planned on the whole list's first image, as the
+    // unsharded run's are: one extra pass of each model on it, nothing stored.
+    std::optional<RangeSink> plan;
+    if (streaming && !options.planImage.empty() && options.planImage != options.images.front()) {
+        report({"planning", 0, 1, options.planImage});
+        const Image planImage = loadImage(options.planImage, pre);
+        plan.emplace();
+        Model* models[2] = {original.get(), quantized.get()};
+        for (int side = 0; side < 2; ++side) {
+            plan->side = side;
+            models[side]->run(planImage, &*plan);
+        }
+    }
 
     for (int i = 0; i < n; ++i) {
         const auto imageStart = Clock::now();
@@ -452,8 +497,27 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         const std::uint64_t written = writer.post([i, o, q](H5::H5File& file) { writeOutputs(file, i, o, q); });
         if (streaming) { // this image's metrics: its activations may not stay
             if (i == 0) {
-                stream = std::make_unique<MetricsStream>(writer, kept, metricThreads(options),
-                                                         writer.keptImages(), options.keepWorst);
+                std::vector<ValueRange> planned;
+                if (plan) {
+                    for (int side = 0; side < 2; ++side) {
+                        std::vector<std::string> modules;
+                        for (const auto& r : records[side])
+                            modules.push_back(r.module);
+                        if (modules != plan->modules[side])
+                            throw Error(ErrorKind::Input,
+                                        std::string("the ") + toString(Side(side)) + " model ran another sequence of "
+                                            "layers on " + options.planImage + " (the list's first image, on which "
+                                            "every shard plans its histograms) than on " + options.images.front() +
+                                            "; data-dependent control flow is not supported");
+                    }
+                    for (const auto& p : kept) {
+                        ValueRange r = plan->ranges[0].at(static_cast<std::size_t>(p.original));
+                        r.merge(plan->ranges[1].at(static_cast<std::size_t>(p.quantized)));
+                        planned.push_back(r);
+                    }
+                }
+                stream = std::make_unique<MetricsStream>(writer, kept, metricThreads(options), writer.keptImages(),
+                                                         options.keepWorst, std::move(planned));
                 stream->first();
             } else {
                 stream->submit(i, written);
@@ -500,9 +564,10 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
         run.shardIndex = options.shardIndex;
         run.shardCount = options.shardCount;
         run.imagesTotal = options.imagesTotal > 0 ? options.imagesTotal : n;
-        if (streaming) { // no attribute when all are kept: a whole dump's rows are image_count
+        if (streaming) { // without --keep-activations no attribute: a whole dump's rows are image_count
             run.keptImages = writer.keptImages();
             run.keptSelection = options.keepWorst ? "worst" : "first";
+            run.keepRequested = options.keepActivations;
             run.keptRows = stream->rows();
         }
         writeRunRecord(file, run);

@@ -39,6 +39,10 @@ struct CompareOptions {
     // --keep worst: the K kept images are those of lowest mean SQNR over the layers (as
     // the Images view ranks them, ties to the earlier image), not the first K.
     bool keepWorst = false;
+    // With --keep-activations and --shard: the whole list's first image, whose values plan
+    // the histogram bins in every shard (so merge adds the shards' counts). Empty, or
+    // images[0]: this run's first image plans them.
+    std::string planImage;
 };
 
 struct CompareSummary {

@@ -749,10 +749,10 @@ class Sharding(Base):
             shutil.copy(os.path.join(ARGS.data, "test", f"{i:06d}.png"), images)
         return images
 
-    def shards(self, original, quantized, images, n, extra=()):
+    def shards(self, original, quantized, images, n, extra=(), name="shard"):
         paths = []
         for i in range(n):
-            out = self.out(f"shard{i}.h5")
+            out = self.out(f"{name}{i}.h5")
             r = run("compare", "--original", original, "--quantized", quantized, "--images", images,
                     "--shard", f"{i}/{n}", "--out", out, "--quiet", *extra)
             self.assertEqual(r.returncode, 0, r.stderr)
@@ -872,9 +872,33 @@ class Sharding(Base):
                               "--keep-activations", out=self.out("bad.h5"))
         self.expect_error([*common, "--out", self.out("bad.h5"), "--keep", "worst"], 2, "--keep-activations",
                           out=self.out("bad.h5"))
-        parts = self.shards(os.path.join(ARGS.weights, "demo_yolo_v8.pt"), os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt"),
-                            images, 2, extra=("--keep-activations", "1"))
-        self.expect_error(["merge", *parts, "--out", self.out("m.h5")], 1, "--keep-activations", out=self.out("m.h5"))
+
+    def test_streamed_shards_merge_into_the_streamed_run(self):
+        """4 shards with --keep-activations 3 (first, then worst) merged equal one run with the
+        same options: the same 3 images kept (rows, maps), metrics from sums, histograms
+        counted on the bins every shard planned on the list's first image, added exactly.
+        Shards with other keep settings are refused."""
+        images = self.scenes(9)
+        original = os.path.join(ARGS.weights, "demo_yolo_v8.pt")
+        quantized = os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt")
+        for keep in (("--keep-activations", "3"), ("--keep-activations", "3", "--keep", "worst")):
+            whole = self.out("whole.h5")
+            r = run("compare", "--original", original, "--quantized", quantized, "--images", images, "--out", whole,
+                    "--quiet", *keep)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            parts = self.shards(original, quantized, images, 4, extra=keep)
+            merged = self.out("merged.h5")
+            r = run("merge", *reversed(parts), "--out", merged, "--quiet")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            assert_same_run(self, merged, whole)
+            with h5py.File(merged) as m:
+                self.assertEqual(int(m.attrs["kept_images"]), 3)
+                self.assertEqual(m.attrs["kept_selection"], "worst" if "worst" in keep else "first")
+            mixed = self.shards(original, quantized, images, 4, extra=("--keep-activations", "2"), name="other")
+            self.expect_error(["merge", parts[0], *mixed[1:], "--out", self.out("m.h5")], 1, "--keep-activations",
+                              out=self.out("m.h5"))
+            for path in (*parts, *mixed, whole, merged):
+                os.remove(path)
 
     def test_keep_worst_and_none(self):
         """--keep-activations 3 --keep worst over 9 YOLO scenes keeps the 3 images of lowest

@@ -127,12 +127,19 @@ def assert_same_run(test, merged, whole):
             for side in ("original", "quantized"):
                 np.testing.assert_array_equal(m["outputs"]["%04d" % i][side][()], w["outputs"]["%04d" % i][side][()])
         test.assertEqual(sorted(m["layers"]), sorted(w["layers"]))
+        for attr in ("kept_images", "kept_selection", "keep_activations"):  # --keep-activations runs
+            test.assertEqual(m.attrs.get(attr), w.attrs.get(attr), attr)
+        perm = slice(None)  # merged row of each of the run's rows
+        if "kept_rows" in w:  # the same images kept, their rows in any order
+            rows_m, rows_w = m["kept_rows"][()].tolist(), w["kept_rows"][()].tolist()
+            test.assertEqual(sorted(rows_m), sorted(rows_w))
+            perm = [rows_m.index(image) for image in rows_w]
         for k in w["layers"]:
             a, b = m["layers"][k], w["layers"][k]
             test.assertEqual(a.attrs["name"], b.attrs["name"])
             for name in ("original", "quantized", "abs_diff", "rel_diff", "mean_original", "mean_quantized"):
                 if name in b:
-                    np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=f"{k} {name}")
+                    np.testing.assert_array_equal(a[name][()][perm], b[name][()], err_msg=f"{k} {name}")
                     test.assertEqual(dict(a[name].attrs), dict(b[name].attrs))
             for metric in METRIC_NAMES:  # from summed statistics, not averaged
                 np.testing.assert_allclose(a.attrs[metric], b.attrs[metric], rtol=1e-9, err_msg=f"{k} {metric}")

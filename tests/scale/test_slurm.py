@@ -34,7 +34,9 @@ class SlurmArrayJob(unittest.TestCase):
             shutil.copy(os.path.join(ARGS.data, "test", name), self.images)
         self.compare = ["--original", os.path.join(ARGS.weights, "demo_yolo_v8.pt"),
                         "--quantized", os.path.join(ARGS.weights, "demo_yolo_v8_int8_fx.pt"),
-                        "--images", self.images, "--threads", "1"]
+                        "--images", self.images, "--threads", "1",
+                        # as a data-set run would: statistics of every image, activations of the 4 worst
+                        "--keep-activations", "4", "--keep", "worst"]
 
     def tearDown(self):
         self.tmp.cleanup()
