@@ -3,16 +3,21 @@
 #include "error.h"
 #include "fileutil.h"
 #include "h5util.h"
+#include "halffloat.h"
 #include "sections.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -92,21 +97,47 @@ DumpWriter::~DumpWriter() {
 }
 
 void DumpWriter::closeScratch() noexcept {
-    if (m_error && m_scratch) { // after a failed write: never close (see abandon), only remove
-        new std::vector<H5::DataSet>[2]{std::move(m_scratchSets[0]), std::move(m_scratchSets[1])};
-        m_scratch.release();
-    }
-    for (auto& side : m_scratchSets)
-        side.clear();
-    try {
-        if (m_scratch)
-            m_scratch->close();
-    } catch (...) {
-    }
-    m_scratch.reset();
+    if (m_scratchFd >= 0)
+        ::close(m_scratchFd);
+    m_scratchFd = -1;
     if (!m_scratchPath.empty())
         std::remove(m_scratchPath.c_str());
 }
+
+namespace {
+void readFully(int fd, void* to, std::size_t bytes, std::int64_t offset, const std::string& path) {
+    auto* p = static_cast<char*>(to);
+    while (bytes > 0) {
+        const ssize_t n = ::pread(fd, p, bytes, static_cast<off_t>(offset));
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            throw Error(ErrorKind::Output, path + ": cannot read back the scratch file (" +
+                                               (n < 0 ? std::string(std::strerror(errno)) : "short read") + ")");
+        }
+        p += n;
+        bytes -= static_cast<std::size_t>(n);
+        offset += n;
+    }
+}
+
+void writeFully(int fd, const void* from, std::size_t bytes, std::int64_t offset, const std::string& path) {
+    const auto* p = static_cast<const char*>(from);
+    while (bytes > 0) {
+        const ssize_t n = ::pwrite(fd, p, bytes, static_cast<off_t>(offset));
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            throw Error(ErrorKind::Output, path + ": write failed (" +
+                                               (n < 0 ? std::string(std::strerror(errno)) : "nothing written") +
+                                               "; disk full or file size limit?)");
+        }
+        p += n;
+        bytes -= static_cast<std::size_t>(n);
+        offset += n;
+    }
+}
+} // namespace
 
 void DumpWriter::abandon() noexcept {
     h5::Lock lock(h5::libraryMutex());
@@ -211,31 +242,26 @@ std::uint64_t DumpWriter::lastTicket() const {
 
 std::uint64_t DumpWriter::postKeep(int image, int row) {
     return post([this, image, row](H5::H5File&) {
-        const hsize_t from = static_cast<hsize_t>(image % 2);
         std::vector<char> buffer;
         for (int side = 0; side < 2; ++side) {
             for (std::size_t seq = 0; seq < m_datasets[side].size(); ++seq) {
                 H5::DataSet& to = m_datasets[side][seq];
-                if (to.getId() <= 0 || seq >= m_scratchSets[side].size())
+                if (to.getId() <= 0 || seq >= m_scratchSlots[side].size() || m_scratchSlots[side][seq].offset < 0)
                     continue; // a layer not stored after image 0
-                H5::DataSet& scratch = m_scratchSets[side][seq];
-                const H5::DataType type = to.getDataType();
+                const ScratchSlot& slot = m_scratchSlots[side][seq];
+                buffer.resize(static_cast<std::size_t>(slot.bytes));
+                readFully(m_scratchFd, buffer.data(), buffer.size(), slot.offset + (image % 2) * slot.bytes,
+                          m_scratchPath);
                 auto d = h5::dims(to);
                 std::vector<hsize_t> start(d.size(), 0), count = d;
                 count[0] = 1;
-                hsize_t n = 1;
-                for (std::size_t i = 1; i < d.size(); ++i)
-                    n *= d[i];
-                buffer.resize(n * type.getSize());
-                H5::DataSpace mem(static_cast<int>(count.size()), count.data());
-                H5::DataSpace fromSpace = scratch.getSpace();
-                start[0] = from;
-                fromSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
-                scratch.read(buffer.data(), type, mem, fromSpace);
-                H5::DataSpace toSpace = to.getSpace();
                 start[0] = static_cast<hsize_t>(row);
+                H5::DataSpace mem(static_cast<int>(count.size()), count.data());
+                H5::DataSpace toSpace = to.getSpace();
                 toSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
-                to.write(buffer.data(), type, mem, toSpace);
+                const H5::DataType& memType = slot.half ? static_cast<const H5::DataType&>(h5::halfType())
+                                                        : H5::PredType::NATIVE_FLOAT;
+                to.write(buffer.data(), memType, mem, toSpace);
             }
         }
     });
@@ -326,10 +352,32 @@ int DumpWriter::keptImages() const {
     return m_options.keptImages < 0 ? m_options.images : std::min(m_options.keptImages, m_options.images);
 }
 
-std::pair<H5::DataSet, int> DumpWriter::activationRow(Side side, int seq, int image) const {
-    if (image < keptImages())
-        return {m_datasets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), image};
-    return {m_scratchSets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), image % 2};
+H5::DataSet DumpWriter::activationDataset(Side side, int seq) const {
+    return m_datasets[static_cast<int>(side)].at(static_cast<std::size_t>(seq));
+}
+
+std::vector<float> DumpWriter::readActivation(Side side, int seq, int image) const {
+    if (image < keptImages()) {
+        h5::Lock lock(h5::libraryMutex());
+        try {
+            return h5::readImageSlab(m_datasets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), image);
+        } catch (const H5::Exception& e) {
+            throw Error(ErrorKind::Output, m_tempPath + ": cannot read back image " + std::to_string(image) +
+                                               " for its metrics (" + h5::describe(e) + ")");
+        }
+    }
+    const ScratchSlot& slot = m_scratchSlots[static_cast<int>(side)].at(static_cast<std::size_t>(seq));
+    const std::int64_t offset = slot.offset + (image % 2) * slot.bytes;
+    if (!slot.half) {
+        std::vector<float> out(static_cast<std::size_t>(slot.bytes) / sizeof(float));
+        readFully(m_scratchFd, out.data(), static_cast<std::size_t>(slot.bytes), offset, m_scratchPath);
+        return out;
+    }
+    std::vector<std::uint16_t> raw(static_cast<std::size_t>(slot.bytes) / 2);
+    readFully(m_scratchFd, raw.data(), static_cast<std::size_t>(slot.bytes), offset, m_scratchPath);
+    std::vector<float> out(raw.size());
+    halfToFloat(raw.data(), out.data(), raw.size());
+    return out;
 }
 
 void DumpWriter::writeActivation(Side side, int image, int seq, const Activation& a) {
@@ -373,30 +421,25 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
         datasets[static_cast<std::size_t>(seq)] = ds;
     }
     if (image >= keptImages()) { // two images' worth in the scratch file, row image % 2
-        if (!m_scratch) {
+        if (m_scratchFd < 0) {
             m_scratchPath = m_tempPath + ".scratch";
-            m_scratch = std::make_unique<H5::H5File>(m_scratchPath, H5F_ACC_TRUNC);
+            m_scratchFd = ::open(m_scratchPath.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (m_scratchFd < 0)
+                throw Error(ErrorKind::Output, m_scratchPath + ": cannot create the scratch file (" +
+                                                   std::strerror(errno) + ")");
         }
-        auto& sets = m_scratchSets[static_cast<int>(side)];
-        if (static_cast<int>(sets.size()) <= seq)
-            sets.resize(static_cast<std::size_t>(seq) + 1);
-        std::vector<hsize_t> two(a.shape.begin(), a.shape.end());
-        two[0] = 2;
-        if (sets[static_cast<std::size_t>(seq)].getId() <= 0) {
-            H5::DataSpace space(static_cast<int>(two.size()), two.data());
-            const H5::DataType& fileType =
-                half ? static_cast<const H5::DataType&>(h5::halfType()) : H5::PredType::IEEE_F32LE;
-            sets[static_cast<std::size_t>(seq)] = m_scratch->createDataSet(
-                std::string(toString(side)) + "_" + layout::indexName(seq), fileType, space);
+        auto& slots = m_scratchSlots[static_cast<int>(side)];
+        if (static_cast<int>(slots.size()) <= seq)
+            slots.resize(static_cast<std::size_t>(seq) + 1);
+        ScratchSlot& slot = slots[static_cast<std::size_t>(seq)];
+        if (slot.offset < 0) {
+            slot.offset = m_scratchEnd;
+            slot.bytes = static_cast<std::int64_t>(a.bytes());
+            slot.half = half;
+            m_scratchEnd += 2 * slot.bytes;
         }
         ensureRoom(m_scratchPath, a.bytes());
-        H5::DataSet& ds = sets[static_cast<std::size_t>(seq)];
-        H5::DataSpace fileSpace = ds.getSpace();
-        std::vector<hsize_t> start(two.size(), 0), count(a.shape.begin(), a.shape.end());
-        start[0] = static_cast<hsize_t>(image % 2);
-        fileSpace.selectHyperslab(H5S_SELECT_SET, count.data(), start.data());
-        H5::DataSpace memSpace(static_cast<int>(count.size()), count.data());
-        ds.write(a.data.get(), memType, memSpace, fileSpace);
+        writeFully(m_scratchFd, a.data.get(), a.bytes(), slot.offset + (image % 2) * slot.bytes, m_scratchPath);
         return;
     }
     ensureRoom(m_tempPath, a.bytes());

@@ -77,10 +77,14 @@ public:
     // on image 0) of one side, over all images so far. Call after drain().
     ValueRange valueRange(Side side, int seq) const;
 
-    // Where image `image` of activation `seq` (execution order) was written: its dataset
-    // and row (the dump's row for images < K, the scratch file's row image % 2 otherwise).
-    // Call once the image's writes are done (waitFor), under the HDF5 lock.
-    std::pair<H5::DataSet, int> activationRow(Side side, int seq, int image) const;
+    // Image `image` of activation `seq` (execution order) as float, read back from where
+    // it was written: the dump's row for images < K (under the HDF5 lock, taken here), the
+    // scratch file's row image % 2 otherwise (plain reads, no lock). Call from any thread
+    // once the image's writes are done (waitFor).
+    std::vector<float> readActivation(Side side, int seq, int image) const;
+    // The dump's dataset of activation `seq` (for its attributes and shape). Under the
+    // HDF5 lock, once image 0 is written.
+    H5::DataSet activationDataset(Side side, int seq) const;
     int keptImages() const;
 
     // The file, for the caller's own reads and writes once drain() has returned.
@@ -120,9 +124,16 @@ private:
 
     // writer thread state
     std::vector<H5::DataSet> m_datasets[2]; // by seq
-    std::unique_ptr<H5::H5File> m_scratch;  // images past keptImages
+    // Images past keptImages: a plain file of two rows per activation (row image % 2),
+    // laid out on the first such image: where each activation's rows start, and their size.
+    struct ScratchSlot {
+        std::int64_t offset = -1, bytes = 0;
+        bool half = true;
+    };
+    int m_scratchFd = -1;
     std::string m_scratchPath;
-    std::vector<H5::DataSet> m_scratchSets[2]; // by seq, [2, ...]
+    std::int64_t m_scratchEnd = 0;
+    std::vector<ScratchSlot> m_scratchSlots[2]; // by seq
     std::vector<ValueRange> m_ranges[2];     // by seq
     std::thread m_thread;
     mutable std::mutex m_mutex;

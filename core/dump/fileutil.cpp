@@ -1,7 +1,5 @@
 #include "fileutil.h"
 
-#include <ctime>
-
 #include "error.h"
 
 #include <sys/resource.h>
@@ -10,6 +8,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <system_error>
 

@@ -268,37 +268,33 @@ private:
     void add(int image, bool maps) {
         const std::size_t layers = m_kept.size();
         for (std::size_t k = 0; k < layers; ++k) {
-            std::vector<float> o, q;
-            {
-                h5::Lock lock(h5::libraryMutex()); // the writer may be writing the next image
+            if (image == 0) { // bins planned now, on the grid of the quantized side
+                h5::Lock lock(h5::libraryMutex());
                 try {
-                    const auto [dso, rowO] = m_writer.activationRow(Side::Original, m_kept[k].original, image);
-                    const auto [dsq, rowQ] = m_writer.activationRow(Side::Quantized, m_kept[k].quantized, image);
-                    if (image == 0) {
-                        ValueRange range;
-                        if (!m_planned.empty()) {
-                            range = m_planned.at(k);
-                        } else {
-                            range = m_writer.valueRange(Side::Original, m_kept[k].original);
-                            range.merge(m_writer.valueRange(Side::Quantized, m_kept[k].quantized));
-                        }
-                        if (!range.empty()) {
-                            const double margin = 0.25 * (range.high - range.low);
-                            range.low -= margin;
-                            range.high += margin;
-                        }
-                        std::vector<hsize_t> dims = h5::dims(dso);
-                        dims[0] = static_cast<hsize_t>(std::max(1, m_keptRows));
-                        m_layers.push_back(std::make_unique<LayerAccumulator>(dsq, dims, range));
+                    const H5::DataSet o = m_writer.activationDataset(Side::Original, m_kept[k].original);
+                    const H5::DataSet q = m_writer.activationDataset(Side::Quantized, m_kept[k].quantized);
+                    ValueRange range;
+                    if (!m_planned.empty()) {
+                        range = m_planned.at(k);
+                    } else {
+                        range = m_writer.valueRange(Side::Original, m_kept[k].original);
+                        range.merge(m_writer.valueRange(Side::Quantized, m_kept[k].quantized));
                     }
-                    o = h5::readImageSlab(dso, rowO);
-                    q = h5::readImageSlab(dsq, rowQ);
+                    if (!range.empty()) {
+                        const double margin = 0.25 * (range.high - range.low);
+                        range.low -= margin;
+                        range.high += margin;
+                    }
+                    std::vector<hsize_t> dims = h5::dims(o);
+                    dims[0] = static_cast<hsize_t>(std::max(1, m_keptRows));
+                    m_layers.push_back(std::make_unique<LayerAccumulator>(q, dims, range));
                 } catch (const H5::Exception& e) {
-                    throw Error(ErrorKind::Output, m_writer.temporaryPath() + ": cannot read back image " +
-                                                       std::to_string(image) + " for its metrics (" +
-                                                       h5::describe(e) + ")");
+                    throw Error(ErrorKind::Output, m_writer.temporaryPath() + ": cannot read layer " +
+                                                       std::to_string(k) + "'s datasets (" + h5::describe(e) + ")");
                 }
             }
+            const std::vector<float> o = m_writer.readActivation(Side::Original, m_kept[k].original, image);
+            const std::vector<float> q = m_writer.readActivation(Side::Quantized, m_kept[k].quantized, image);
             m_layers[k]->addImage(o, q, maps, m_threads);
         }
         if (m_worst)
