@@ -115,8 +115,15 @@ QImage inputImage(const DumpReader& dump, int image) {
             std::copy_n(in.rgb.data() + static_cast<std::size_t>(r) * in.width * 3, in.width * 3, img.scanLine(r));
         return img;
     } catch (const Error&) {
-        return {};
     }
+    // compare --keep-activations stores the pixels of kept images only: read the source
+    // file again when it is still there, at the size the models were fed
+    QImage source(QString::fromStdString(dump.source(image)));
+    if (source.isNull())
+        return {};
+    if (dump.inputWidth() > 0 && dump.inputHeight() > 0)
+        source = source.scaled(dump.inputWidth(), dump.inputHeight(), Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
+    return source.convertToFormat(QImage::Format_RGB888);
 }
 
 OutputSamples loadOutputSamples(const DumpReader& dump, OutputQuantity quantity, int image) {

@@ -28,7 +28,9 @@ struct LayerMaps {
 };
 
 LayerMaps loadLayerMaps(const DumpReader& dump, int layer, int image, ChannelMode mode, int channel);
-QImage inputImage(const DumpReader& dump, int image); // null when the dump has none
+// The input image as stored, else (compare --keep-activations keeps kept images' pixels
+// only) its source file read again and scaled to the input size; null when neither.
+QImage inputImage(const DumpReader& dump, int image);
 
 // Samples for the output-error hexbin: x = original value, y = quantized value.
 enum class OutputQuantity { Values, Scores, Boxes, IouVsScore };

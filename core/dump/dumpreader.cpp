@@ -127,9 +127,11 @@ void DumpReader::validateLayers() {
         for (int i = 0; i < m_images; ++i) { // headers only: the pixels are read on demand
             heartbeat();
             const std::string image = layout::child(layout::kInputs, i) + "/" + layout::kImage;
-            if (!h5::exists(root, image.substr(1)))
+            const bool stored = h5::exists(root, image.substr(1));
+            if (!stored && isKept(i)) // others' pixels are left out with --keep-activations
                 throw Error(ErrorKind::Input, m_path + ": input " + layout::indexName(i) + " has no image");
-            checkInputImage(m_file->openDataSet(image), m_path + ": input " + layout::indexName(i));
+            if (stored)
+                checkInputImage(m_file->openDataSet(image), m_path + ": input " + layout::indexName(i));
             m_sources.push_back(readInputSource(*m_file, i));
         }
 }
@@ -174,6 +176,8 @@ DumpReader::DumpReader(const std::string& path) : m_path(path) {
             throw Error(ErrorKind::Input, path + ": kept_images is " + std::to_string(m_kept) + " of " +
                                               std::to_string(m_images) + " images");
         m_keptSelection = run.keptImages >= 0 ? run.keptSelection : "all";
+        m_inputWidth = run.inputWidth;
+        m_inputHeight = run.inputHeight;
         m_rowOf.assign(static_cast<std::size_t>(m_images), -1);
         if (run.keptImages < 0) {
             for (int i = 0; i < m_images; ++i)

@@ -38,6 +38,9 @@ public:
     // Reading an image that is not kept is an error.
     int keptImages() const { return m_kept; }
     const std::string& keptSelection() const { return m_keptSelection; }
+    // The size every image was fed at (0 x 0 when the dump does not say).
+    int inputWidth() const { return m_inputWidth; }
+    int inputHeight() const { return m_inputHeight; }
     bool isKept(int image) const;
     // The activation row holding `image`, -1 when it is not kept.
     int keptRow(int image) const { return isKept(image) ? m_rowOf[static_cast<std::size_t>(image)] : -1; }
@@ -92,6 +95,7 @@ private:
     std::vector<std::string> m_sources;
     int m_kept = 0;
     std::string m_keptSelection;
+    int m_inputWidth = 0, m_inputHeight = 0;
     std::vector<int> m_rowOf; // by image: its activation row, -1 when not kept
     int rowOf(int image) const; // its activation row; Error when not kept
     ModelSummary m_models[2];

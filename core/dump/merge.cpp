@@ -347,8 +347,20 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                 for (std::size_t j = 0; j < order.size(); ++j) {
                     const std::string from = layout::child(group, order[j].image);
                     const std::string to = layout::child(group, static_cast<int>(j));
-                    if (H5Ocopy(shards[order[j].shard].file->getId(), from.c_str(), file.getId(), to.c_str(), H5P_DEFAULT,
-                                H5P_DEFAULT) < 0)
+                    const H5::H5File& shardFile = *shards[order[j].shard].file;
+                    if (streamed && group == std::string(layout::kInputs)) { // pixels of kept images only
+                        H5::Group g = file.createGroup(to);
+                        copyAttributes(shardFile.openGroup(from), g);
+                        if (std::find(keptImages.begin(), keptImages.end(), static_cast<int>(j)) == keptImages.end())
+                            continue;
+                        const std::string pixels = from + "/" + layout::kImage;
+                        if (H5Ocopy(shardFile.getId(), pixels.c_str(), file.getId(),
+                                    (to + "/" + layout::kImage).c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+                            throw Error(ErrorKind::Output, temp + ": cannot copy " + pixels + " of " +
+                                                               shards[order[j].shard].path);
+                        continue;
+                    }
+                    if (H5Ocopy(shardFile.getId(), from.c_str(), file.getId(), to.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
                         throw Error(ErrorKind::Output, temp + ": cannot copy " + from + " of " + shards[order[j].shard].path);
                 }
             }

@@ -206,6 +206,12 @@ void writeInput(H5::H5File& file, int image, const InputImage& input) {
     h5::setAttr(g, kSource, input.source);
     if (input.index >= 0)
         h5::setAttr(g, kListIndex, input.index);
+    if (!input.rgb.empty())
+        writeInputImage(file, image, input);
+}
+
+void writeInputImage(H5::H5File& file, int image, const InputImage& input) {
+    H5::Group g = file.openGroup(layout::child(layout::kInputs, image));
     h5::writeBytes(g, layout::kImage, input.rgb,
                    {static_cast<hsize_t>(input.height), static_cast<hsize_t>(input.width), 3});
     H5::DataSet ds = g.openDataSet(layout::kImage);

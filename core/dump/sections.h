@@ -193,6 +193,9 @@ void markComplete(H5::H5File& file);
 void writeActivationAttributes(H5::DataSet& dataset, const Activation& activation);
 void writeLayerPlacement(H5::Group& layer, int index, const std::string& name, MatchMethod match);
 void writeInput(H5::H5File& file, int image, const InputImage& input);
+// The pixels of an input already written without them (compare --keep-activations: only
+// kept images' inputs hold pixels).
+void writeInputImage(H5::H5File& file, int image, const InputImage& input);
 void writeOutputs(H5::H5File& file, int image, const ModelOutput& original, const ModelOutput& quantized);
 void writeLayerRecord(H5::H5File& file, int layer, const LayerRecord& record);
 void writeModel(H5::H5File& file, Side side, const ModelSummary& model);

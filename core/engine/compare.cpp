@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -164,6 +165,28 @@ int metricThreads(const CompareOptions& options) {
                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
+// --keep worst: the pixels of the images that may stay kept, written when the run ends
+// (the first K images' are written as they come; other inputs keep their name only).
+class HeldInputs {
+public:
+    void hold(int image, InputImage input) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_inputs[image] = std::move(input);
+    }
+    void drop(int image) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_inputs.erase(image);
+    }
+    std::map<int, InputImage> take() {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        return std::move(m_inputs);
+    }
+
+private:
+    std::mutex m_mutex;
+    std::map<int, InputImage> m_inputs;
+};
+
 // With --keep-activations: every image's contribution to every layer's statistics, read
 // back from where the writer put it (the dump for images < K, the scratch file otherwise).
 // Image 0 is gathered on the caller's thread (its value ranges plan the histogram bins: its
@@ -176,9 +199,9 @@ public:
     // planned: each kept layer's value range to plan its histogram bins on (both sides),
     // from the list's first image; empty: from this run's image 0, as the writer saw it.
     MetricsStream(DumpWriter& writer, std::vector<LayerPair> kept, int threads, int keptRows, bool worst,
-                  std::vector<ValueRange> planned)
+                  std::vector<ValueRange> planned, HeldInputs* held)
         : m_writer(writer), m_kept(std::move(kept)), m_threads(threads), m_keptRows(keptRows), m_worst(worst),
-          m_planned(std::move(planned)) {
+          m_planned(std::move(planned)), m_held(held) {
         for (int r = 0; r < keptRows; ++r)
             m_rows.push_back({r, 0.0});
     }
@@ -331,6 +354,8 @@ private:
         }
         for (auto& layer : m_layers)
             layer->forgetMaps(leaving);
+        if (m_held)
+            m_held->drop(leaving);
     }
 
     DumpWriter& m_writer;
@@ -338,6 +363,7 @@ private:
     int m_threads, m_keptRows;
     bool m_worst;
     std::vector<ValueRange> m_planned;
+    HeldInputs* m_held;
     std::vector<std::unique_ptr<LayerAccumulator>> m_layers; // by layer
     std::vector<Row> m_rows;                                  // by dump row
     std::thread m_thread;
@@ -428,6 +454,7 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                                                            quantized->info().sites.size());
     std::int64_t doneCalls = 0;
     std::vector<LayerPair> kept;
+    HeldInputs held;                       // with --keep worst
     std::unique_ptr<MetricsStream> stream; // with --keep-activations
 
     // A shard's histogram bins are planned on the whole list's first image, as the
@@ -451,7 +478,14 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                                            ? options.listIndex[static_cast<std::size_t>(i)]
                                            : static_cast<std::int64_t>(i),
                          image.width, image.height, image.rgb};
-        writer.post([i, input = std::move(input)](H5::H5File& file) { writeInput(file, i, input); }, image.rgb.size());
+        if (streaming) { // pixels of kept images only (a data-set run must not store every input)
+            if (options.keepWorst && writer.keptImages() > 0)
+                held.hold(i, input);
+            if (options.keepWorst || i >= writer.keptImages())
+                input.rgb.clear();
+        }
+        const std::size_t inputBytes = input.rgb.size();
+        writer.post([i, input = std::move(input)](H5::H5File& file) { writeInput(file, i, input); }, inputBytes);
 
         ModelOutput outputs[2];
         std::vector<TapRecord> records[2];
@@ -513,7 +547,8 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
                     }
                 }
                 stream = std::make_unique<MetricsStream>(writer, kept, metricThreads(options), writer.keptImages(),
-                                                         options.keepWorst, std::move(planned));
+                                                         options.keepWorst, std::move(planned),
+                                                         options.keepWorst ? &held : nullptr);
                 stream->first();
             } else {
                 stream->submit(i, written);
@@ -524,6 +559,8 @@ CompareSummary compare(const CompareOptions& options, const ProgressFn& progress
     const auto finishStart = Clock::now();
     if (stream)
         stream->wait();
+    for (auto& [image, input] : held.take()) // --keep worst: the kept images' pixels
+        writer.post([image = image, input = std::move(input)](H5::H5File& file) { writeInputImage(file, image, input); });
     writer.drain();
 
     // Metrics: read each layer back, one image slab at a time (memory: one layer slab).

@@ -123,7 +123,10 @@ def assert_same_run(test, merged, whole):
         n = int(w.attrs["image_count"])
         for i in range(n):
             test.assertEqual(m["inputs"]["%04d" % i].attrs["source"], w["inputs"]["%04d" % i].attrs["source"])
-            np.testing.assert_array_equal(m["inputs"]["%04d" % i]["image"][()], w["inputs"]["%04d" % i]["image"][()])
+            # with --keep-activations only the kept images' pixels are stored
+            test.assertEqual("image" in m["inputs"]["%04d" % i], "image" in w["inputs"]["%04d" % i], i)
+            if "image" in w["inputs"]["%04d" % i]:
+                np.testing.assert_array_equal(m["inputs"]["%04d" % i]["image"][()], w["inputs"]["%04d" % i]["image"][()])
             for side in ("original", "quantized"):
                 np.testing.assert_array_equal(m["outputs"]["%04d" % i][side][()], w["outputs"]["%04d" % i][side][()])
         test.assertEqual(sorted(m["layers"]), sorted(w["layers"]))

@@ -18,6 +18,7 @@
 #include "layertablemodel.h"
 #include "layerview.h"
 #include "heatmapplot.h"
+#include "layerdata.h"
 #include "mainwindow.h"
 #include "qcp.h"
 
@@ -609,6 +610,11 @@ private slots:
             return l->text().contains(QStringLiteral("not kept")) && l->text().contains(QStringLiteral("worst"));
         }));
         QCOMPARE(static_cast<HeatmapPlot*>(w.layerView()->figures().first())->matrixWidth(), 0);
+        // its pixels were not stored: the source file is read again, at the input size
+        QVERIFY(!w.dump()->isKept(notKept));
+        const QImage again = inputImage(*w.dump(), notKept);
+        QVERIFY(!again.isNull());
+        QCOMPARE(again.size(), QSize(w.dump()->inputWidth(), w.dump()->inputHeight()));
         // a kept image draws again, from its row
         loaded.clear();
         w.selectImage(kept);
