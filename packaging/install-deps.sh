@@ -11,6 +11,7 @@ packages=(
   libopenblas0-pthread          # without it libtorch falls back to reference BLAS (~18x slower)
   libopencv-dev libhdf5-dev libjpeg-dev   # libjpeg: strict check of JPEG inputs
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  libonnx-dev libprotobuf-dev   # ONNX import: the ONNX protobuf classes, checker, shape inference
   # GUI
   qt6-base-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6
   libgl-dev
@@ -19,6 +20,7 @@ packages=(
   clang libclang-rt-14-dev      # the fuzzer build (CMake preset "fuzz", docs/robustness.md)
   xvfb xauth fonts-dejavu-core   # a real window under Xvfb, with text
   slurm-wlm munge                # a single-node Slurm, started by the scale test (docs/scale.md)
+  python3-onnx python3-opencv   # ONNX tests: crafted models, OpenCV DNN as the float reference
 )
 
 SUDO=""

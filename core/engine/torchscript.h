@@ -18,6 +18,17 @@ namespace qs::ts {
 // Error(Input) naming the file and the problem.
 torch::jit::Module loadModule(const std::string& path);
 
+// An ONNX model (path ending in .onnx) as a TorchScript module (onnximport.cpp): checked
+// and shape-inferred by libonnx, one TorchScript statement per node, Conv and Gemm weights
+// in submodules named after their nodes. Throws Error(Input) naming the file and the node.
+torch::jit::Module importOnnx(const std::string& path);
+// Whether `path` names an ONNX model (by its extension).
+bool isOnnxPath(const std::string& path);
+// The class of an imported ONNX model; its layer paths escape components that are no
+// identifiers ("0" -> "_0"), which unescapeOnnxPath undoes.
+constexpr const char* kOnnxModuleType = "__torch__.quantscope.OnnxModel";
+std::string unescapeOnnxPath(const std::string& path);
+
 // How the module's forward takes its input (a list of images or a batch tensor).
 InputKind inputKind(const torch::jit::Module& module);
 

@@ -459,6 +459,8 @@ namespace ts {
 
 std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph, unsigned tapOps,
                                 TapPoint point, const torch::jit::Module* module) {
+    const bool imported = module && module->type()->name() &&
+                          module->type()->name()->qualifiedName() == kOnnxModuleType;
     std::vector<torch::jit::Node*> targets;
     collectTargets(graph->block(), tapOps, targets);
     std::vector<TapSite> sites;
@@ -468,6 +470,8 @@ std::vector<TapSite> instrument(const std::shared_ptr<torch::jit::Graph>& graph,
         TapSite site;
         site.op = node->kind().toQualString();
         site.module = weightOwnerPath(node, graph->inputs()[0]).value_or(modulePath(node));
+        if (imported) // ONNX import: "features._0" stands for PyTorch's "features.0"
+            site.module = unescapeOnnxPath(site.module);
         if (site.module.empty()) // a functional call in the top-level forward
             site.module = "forward." + std::string(node->kind().toUnqualString()) + "_" +
                           std::to_string(anonymous++);
@@ -844,6 +848,8 @@ torch::jit::Module loadModule(const std::string& path) {
         if (!probe)
             throw Error(ErrorKind::Input, path + ": cannot open model file (missing or unreadable)");
     }
+    if (isOnnxPath(path))
+        return importOnnx(path);
     const std::string torchvision = loadTorchvisionOps();
     auto loadError = [&](const std::string& message) {
         // the compiler's ErrorReport is no c10::Error, so both kinds come through here
@@ -908,6 +914,7 @@ c10::IValue forward(torch::jit::Module& module, const c10::IValue& input, const 
 std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& options) {
     ModelInfo info;
     info.path = path;
+    info.format = ts::isOnnxPath(path) ? "onnx" : "torchscript";
     torch::jit::Module module = ts::loadModule(path);
     try {
         info.input = ts::inputKind(module);

@@ -1002,6 +1002,121 @@ def make_image(path, w, h, seed=0):
     Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(path)
 
 
+class Onnx(Base):
+    """ONNX import (core/engine/onnximport.cpp): ONNX exports of the demo models, made here with
+    torch.onnx.export, compared with the TorchScript models they come from, and every tapped
+    layer and the output of the ONNX side checked against OpenCV DNN on the same file."""
+
+    def export(self, source, size, name):
+        import torch
+        path = self.out(name)
+        module = torch.jit.load(source).eval()
+        torch.onnx.export(module, (torch.rand(1, 3, *size),), path, opset_version=13, input_names=["image"],
+                          output_names=["out"])
+        return path
+
+    @staticmethod
+    def onnx_nodes(path):
+        """layer path (as QuantScope names it) -> ONNX node name, for the Conv nodes."""
+        import onnx
+        nodes = {}
+        for n in onnx.load(path).graph.node:
+            if n.op_type == "Conv":
+                nodes[".".join(p for p in n.name.split("/")[1:-1])] = n.name
+        return nodes
+
+    def test_onnx_export_reads_as_its_torchscript_model(self):
+        """demo CNN and YOLO v8 demo: every layer >= 60 dB against the TorchScript model, paired
+        by name where the export kept the module path (PyTorch's exporter names the YOLO
+        head's three Sequential convs /net/out3/Conv, not .../0/Conv: those pair by order and
+        shape)."""
+        cases = [(model("demo_cnn_float.pt"), (64, 64), os.path.join(ARGS.models, "images"), 4, 4),
+                 (os.path.join(ARGS.weights, "demo_yolo_v8.pt"), (320, 320), None, 17, 14)]
+        for source, size, images, layers, named in cases:
+            with self.subTest(source=os.path.basename(source)):
+                onnx_path = self.export(source, size, os.path.basename(source).replace(".pt", ".onnx"))
+                if images is None:
+                    images = os.path.join(self.dir, "scenes")
+                    os.makedirs(images, exist_ok=True)
+                    for i in range(3):
+                        shutil.copy(os.path.join(ARGS.data, "test", f"{i:06d}.png"), images)
+                out = self.out(os.path.basename(source) + ".h5")
+                r = run("compare", "--original", source, "--quantized", onnx_path, "--images", images, "--out", out,
+                        "--quiet", "--dtype", "f32")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                with h5py.File(out) as f:
+                    self.assertEqual(int(f.attrs["layer_count"]), layers)
+                    self.assertEqual(f["models"]["quantized"].attrs["format"], "onnx")
+                    by_path = 0
+                    for k in f["layers"]:
+                        g = f["layers"][k]
+                        self.assertGreaterEqual(g.attrs["sqnr_db"], 60.0, g.attrs["name"])
+                        by_path += g.attrs["match"] == "path"
+                        if g.attrs["match"] == "path":
+                            self.assertEqual(g.attrs["name"], g.attrs["quantized_name"])
+                    self.assertEqual(by_path, named)
+
+    def test_every_onnx_layer_against_opencv_dnn(self):
+        """The ONNX side of the dump (tapped at the conv's own output, float32) equals OpenCV
+        DNN's output of the same Conv node on the same input, and the model output equals
+        OpenCV's, for the YOLO v8 demo and the demo CNN."""
+        import cv2
+        for source, size in ((os.path.join(ARGS.weights, "demo_yolo_v8.pt"), (320, 320)),
+                             (model("demo_cnn_float.pt"), (64, 64))):
+            with self.subTest(source=os.path.basename(source)):
+                onnx_path = self.export(source, size, "m.onnx")
+                image = os.path.join(ARGS.data, "test", "000000.png") if size == (320, 320) else demo_images()[0]
+                out = self.out("cv.h5")
+                r = run("compare", "--original", onnx_path, "--quantized", onnx_path, "--image", image, "--out", out,
+                        "--quiet", "--dtype", "f32", "--tap-at", "output", "--decode", "none")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                nodes = self.onnx_nodes(onnx_path)
+                net = cv2.dnn.readNetFromONNX(onnx_path)
+                with h5py.File(out) as f:
+                    rgb = f["inputs"]["0000"]["image"][()]
+                    x = (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None].copy()
+                    names = [f["layers"][k].attrs["name"] for k in f["layers"]]
+                    wanted = ["onnx_node!" + nodes[n] for n in names]
+                    net.setInput(x)
+                    got = net.forward(wanted + [net.getUnconnectedOutLayersNames()[0]])
+                    for k, name, ref in zip(f["layers"], names, got):
+                        ours = f["layers"][k]["original"][0]
+                        np.testing.assert_allclose(ours, ref[0], rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()),
+                                                   err_msg=name)
+                    ours = f["outputs"]["0000"]["original"][()]
+                    np.testing.assert_allclose(ours.reshape(-1), got[-1].reshape(-1), rtol=1e-4,
+                                               atol=1e-4 * float(np.abs(got[-1]).max()))
+
+    def test_unsupported_and_malformed_onnx(self):
+        import onnx
+        from onnx import TensorProto, helper
+        image = demo_images()[0]
+        # a model with an operator QuantScope does not import: one error naming node and op
+        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 64, 64, 4])
+        w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], np.ones(108, np.float32).tolist())
+        graph = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["c"], name="conv0", pads=[1, 1, 1, 1]),
+                                   helper.make_node("Einsum", ["c"], ["out"], name="mystery", equation="nchw->nhwc")],
+                                  "g", [x], [y], [w])
+        bad_op = self.out("einsum.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), bad_op)
+        out = self.out("x.h5")
+        self.expect_error(["compare", "--original", model("demo_cnn_float.pt"), "--quantized", bad_op, "--image", image,
+                           "--out", out], 1, bad_op, "node mystery is Einsum", out=out)
+        # not a protobuf, and a protobuf that fails ONNX's checker
+        garbage = self.out("garbage.onnx")
+        with open(garbage, "wb") as f:
+            f.write(os.urandom(4096))
+        self.expect_error(["compare", "--original", garbage, "--quantized", model("demo_cnn_int8.pt"), "--image",
+                           image, "--out", out], 1, garbage, "ONNX", out=out)
+        broken = helper.make_graph([helper.make_node("Conv", ["image", "missing"], ["out"], name="conv0")], "g", [x],
+                                   [y])
+        unchecked = self.out("broken.onnx")
+        onnx.save(helper.make_model(broken, opset_imports=[helper.make_opsetid("", 13)]), unchecked)
+        self.expect_error(["compare", "--original", unchecked, "--quantized", model("demo_cnn_int8.pt"), "--image",
+                           image, "--out", out], 1, unchecked, "not a valid ONNX model", out=out)
+
+
 class BadInput(Base):
 
     def test_missing_model(self):

@@ -1,0 +1,737 @@
+// ONNX import: an ONNX model becomes a TorchScript module, so that taps, pairing,
+// metrics, bench and eval work on it unchanged. The model is read and checked with
+// libonnx (checker, shape inference), every node is translated into one TorchScript
+// statement, and the module is compiled from that source. Weights of Conv and Gemm nodes
+// live in submodules named after the node ("/features/0/Conv" -> features.0), so a layer
+// is named as PyTorch names the module it was exported from; other initializers are
+// buffers of the root module. docs/onnx.md lists the operators.
+
+#include "error.h"
+#include "torchscript.h"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace qs::ts {
+
+namespace {
+
+using onnx::AttributeProto;
+using onnx::NodeProto;
+using onnx::TensorProto;
+
+at::Tensor toTensor(const TensorProto& t, const std::string& where) {
+    std::vector<std::int64_t> dims(t.dims().begin(), t.dims().end());
+    const bool raw = t.has_raw_data();
+    auto fromRaw = [&](at::ScalarType type, std::size_t size) {
+        at::Tensor out = at::empty(dims, type);
+        if (static_cast<std::size_t>(out.numel()) * size != t.raw_data().size())
+            throw Error(ErrorKind::Input, where + ": initializer " + t.name() + " holds " +
+                                              std::to_string(t.raw_data().size()) + " bytes for its shape");
+        std::memcpy(out.data_ptr(), t.raw_data().data(), t.raw_data().size());
+        return out;
+    };
+    switch (t.data_type()) {
+    case TensorProto::FLOAT:
+        if (raw)
+            return fromRaw(at::kFloat, 4);
+        return at::tensor(std::vector<float>(t.float_data().begin(), t.float_data().end())).reshape(dims).clone();
+    case TensorProto::INT64:
+        if (raw)
+            return fromRaw(at::kLong, 8);
+        return at::tensor(std::vector<std::int64_t>(t.int64_data().begin(), t.int64_data().end()))
+            .reshape(dims)
+            .clone();
+    case TensorProto::INT32:
+        if (raw)
+            return fromRaw(at::kInt, 4);
+        return at::tensor(std::vector<std::int32_t>(t.int32_data().begin(), t.int32_data().end()))
+            .reshape(dims)
+            .clone();
+    case TensorProto::UINT8:
+        if (raw)
+            return fromRaw(at::kByte, 1);
+        return at::tensor(std::vector<std::int32_t>(t.int32_data().begin(), t.int32_data().end()))
+            .to(at::kByte)
+            .reshape(dims)
+            .clone();
+    case TensorProto::INT8:
+        if (raw)
+            return fromRaw(at::kChar, 1);
+        return at::tensor(std::vector<std::int32_t>(t.int32_data().begin(), t.int32_data().end()))
+            .to(at::kChar)
+            .reshape(dims)
+            .clone();
+    case TensorProto::BOOL:
+        if (raw)
+            return fromRaw(at::kBool, 1);
+        return at::tensor(std::vector<std::int32_t>(t.int32_data().begin(), t.int32_data().end()))
+            .to(at::kBool)
+            .reshape(dims)
+            .clone();
+    case TensorProto::DOUBLE:
+        if (raw)
+            return fromRaw(at::kDouble, 8);
+        return at::tensor(std::vector<double>(t.double_data().begin(), t.double_data().end())).reshape(dims).clone();
+    default:
+        throw Error(ErrorKind::Input, where + ": tensor " + t.name() + " has ONNX data type " +
+                                          std::to_string(t.data_type()) + ", which QuantScope does not read");
+    }
+}
+
+std::string num(double v) {
+    if (std::isinf(v))
+        return v > 0 ? "float('inf')" : "float('-inf')";
+    std::ostringstream s;
+    s.precision(17);
+    s << v;
+    std::string text = s.str();
+    if (text.find_first_of(".eE") == std::string::npos)
+        text += ".0";
+    return text;
+}
+
+std::string intList(const std::vector<std::int64_t>& v) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < v.size(); ++i)
+        s += (i ? ", " : "") + std::to_string(v[i]);
+    return s + "]";
+}
+
+// A Python identifier for an ONNX value or node name.
+std::string identifier(const std::string& name, const std::string& prefix) {
+    std::string s = prefix;
+    for (char c : name)
+        s += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    return s;
+}
+
+// "/features/0/Conv" -> "features.0"; "conv1" -> "conv1"; "" -> "" (PyTorch's export names
+// a node by its module path and op type).
+std::string modulePathOf(const NodeProto& node) {
+    std::string name = node.name();
+    if (name.empty())
+        return {};
+    std::vector<std::string> parts;
+    std::string part;
+    for (char c : name) {
+        if (c == '/' || c == '.') {
+            if (!part.empty())
+                parts.push_back(part);
+            part.clear();
+        } else {
+            part += std::isalnum(static_cast<unsigned char>(c)) || c == '_' ? c : '_';
+        }
+    }
+    if (!part.empty())
+        parts.push_back(part);
+    if (name.front() == '/' && parts.size() > 1)
+        parts.pop_back(); // the op type PyTorch appends ("Conv", "Conv_1")
+    std::string path;
+    for (const auto& p : parts)
+        path += (path.empty() ? "" : ".") + p;
+    return path;
+}
+
+class Importer {
+public:
+    explicit Importer(std::string path) : m_path(std::move(path)) {}
+
+    torch::jit::Module run() {
+        onnx::ModelProto model;
+        {
+            std::ifstream f(m_path, std::ios::binary);
+            if (!f)
+                throw Error(ErrorKind::Input, m_path + ": cannot open model file (missing or unreadable)");
+            if (!model.ParseFromIstream(&f))
+                throw Error(ErrorKind::Input, m_path + ": not an ONNX model (the protobuf does not parse)");
+        }
+        try {
+            onnx::checker::check_model(model);
+        } catch (const std::exception& e) {
+            throw Error(ErrorKind::Input, m_path + ": not a valid ONNX model (" + firstLineOf(e.what()) + ")");
+        }
+        try {
+            onnx::shape_inference::InferShapes(model);
+        } catch (const std::exception& e) {
+            throw Error(ErrorKind::Input, m_path + ": ONNX shape inference fails (" + firstLineOf(e.what()) + ")");
+        }
+        for (const auto& opset : model.opset_import())
+            if (opset.domain().empty() || opset.domain() == "ai.onnx")
+                m_opset = opset.version();
+        const auto& graph = model.graph();
+        std::string unsupported;
+        for (const auto& node : graph.node())
+            if (!supported(node.op_type()) && unsupported.empty())
+                unsupported = "node " + (node.name().empty() ? std::string("(unnamed)") : node.name()) + " is " +
+                              node.op_type();
+        if (!unsupported.empty())
+            throw Error(ErrorKind::Input, m_path + ": " + unsupported + ", an operator QuantScope does not import "
+                                                                         "(docs/onnx.md lists those it does)");
+        for (const auto& init : graph.initializer())
+            m_initializers[init.name()] = toTensor(init, m_path);
+        std::set<std::string> initialized;
+        for (const auto& init : graph.initializer())
+            initialized.insert(init.name());
+        std::vector<std::string> inputs;
+        for (const auto& in : graph.input())
+            if (!initialized.count(in.name()))
+                inputs.push_back(in.name());
+        if (inputs.size() != 1)
+            throw Error(ErrorKind::Input, m_path + ": the graph takes " + std::to_string(inputs.size()) +
+                                              " inputs; QuantScope feeds one image tensor");
+        m_module = torch::jit::Module(kOnnxModuleType);
+        std::ostringstream body;
+        body << "def forward(self, " << value(inputs.front()) << ": Tensor):\n";
+        for (const auto& vi : graph.value_info())
+            m_valueInfo[vi.name()] = &vi;
+        for (const auto& vi : graph.input())
+            m_valueInfo[vi.name()] = &vi;
+        for (const auto& node : graph.node()) {
+            if (foldable(node)) { // shapes, indices, constants: computed now, stored as buffers
+                fold(node);
+                continue;
+            }
+            body << "    " << translate(node) << "\n";
+        }
+        std::vector<std::string> outputs;
+        for (const auto& out : graph.output())
+            outputs.push_back(value(out.name()));
+        if (outputs.size() == 1)
+            body << "    return " << outputs.front() << "\n";
+        else {
+            body << "    return (";
+            for (std::size_t i = 0; i < outputs.size(); ++i)
+                body << (i ? ", " : "") << outputs[i];
+            body << ")\n";
+        }
+        m_source = body.str();
+        try {
+            m_module.define(m_source);
+        } catch (const std::exception& e) {
+            std::string what = e.what();
+            while (!what.empty() && what.front() == '\n')
+                what.erase(0, 1);
+            if (std::getenv("QS_ONNX_SOURCE"))
+                std::fprintf(stderr, "%s\n", m_source.c_str());
+            throw Error(ErrorKind::Internal, m_path + ": the TorchScript made from the ONNX graph does not compile (" +
+                                                 firstLineOf(what) + "; QS_ONNX_SOURCE=1 prints it)");
+        }
+        m_module.eval();
+        return m_module;
+    }
+
+    // A node whose inputs are all known now (or a Shape of a statically shaped value).
+    bool foldable(const NodeProto& node) const {
+        if (node.op_type() == "Constant" || node.op_type() == "Conv" || node.op_type() == "Gemm" ||
+            node.output_size() != 1)
+            return false;
+        if (node.op_type() == "Shape")
+            return staticShape(node.input(0)).has_value();
+        if (node.input_size() == 0)
+            return node.op_type() == "ConstantOfShape";
+        for (const auto& in : node.input())
+            if (!in.empty() && !m_initializers.count(in))
+                return false;
+        return true;
+    }
+
+    std::optional<std::vector<std::int64_t>> staticShape(const std::string& name) const {
+        auto it = m_valueInfo.find(name);
+        if (it == m_valueInfo.end() || !it->second->type().has_tensor_type() ||
+            !it->second->type().tensor_type().has_shape())
+            return std::nullopt;
+        std::vector<std::int64_t> dims;
+        for (const auto& d : it->second->type().tensor_type().shape().dim()) {
+            if (!d.has_dim_value())
+                return std::nullopt;
+            dims.push_back(d.dim_value());
+        }
+        return dims;
+    }
+
+    // Runs one node's statement on its constant inputs and keeps the result as a constant.
+    void fold(const NodeProto& node) {
+        if (node.op_type() == "Shape") {
+            const auto dims = *staticShape(node.input(0));
+            m_initializers[node.output(0)] = at::tensor(dims, at::kLong);
+            return;
+        }
+        torch::jit::Module scratch("__torch__.quantscope.onnx.Fold" + std::to_string(m_moduleCount++));
+        m_target = &scratch;
+        std::string statement;
+        try {
+            statement = translate(node);
+        } catch (...) {
+            m_target = &m_module;
+            throw;
+        }
+        m_target = &m_module;
+        const std::string out = identifier(node.output(0), "v_");
+        try {
+            scratch.define("def forward(self):\n    " + statement + "\n    return " + out + "\n");
+            m_initializers[node.output(0)] = scratch.forward({}).toTensor();
+        } catch (const std::exception& e) {
+            std::string what = e.what();
+            while (!what.empty() && what.front() == '\n')
+                what.erase(0, 1);
+            throw Error(ErrorKind::Input, where(node) + ": cannot compute it from its constant inputs (" +
+                                              firstLineOf(what) + ")");
+        }
+    }
+
+    static bool supported(const std::string& op) {
+        static const std::set<std::string> ops = {
+            "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
+            "Div", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
+            "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pow", "PRelu", "ReduceMean", "Relu", "Reshape", "Resize", "Shape",
+            "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Upsample"};
+        return ops.count(op) > 0;
+    }
+
+private:
+    static std::string firstLineOf(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+    std::string where(const NodeProto& node) const {
+        return m_path + ": node " + (node.name().empty() ? std::string("(unnamed)") : node.name()) + " (" +
+               node.op_type() + ")";
+    }
+
+    // The TorchScript expression of an ONNX value: an initializer becomes a buffer of the
+    // root module, anything else a local variable.
+    std::string value(const std::string& name) {
+        if (name.empty())
+            return "None";
+        auto it = m_initializers.find(name);
+        if (it != m_initializers.end()) {
+            const std::string attr = identifier(name, "c_");
+            if (!m_target->hasattr(attr))
+                m_target->register_buffer(attr, it->second);
+            return "self." + attr;
+        }
+        return identifier(name, "v_");
+    }
+
+    // A constant input (initializer or Constant node output), for shapes and axes.
+    std::optional<at::Tensor> constant(const std::string& name) const {
+        auto it = m_initializers.find(name);
+        if (it != m_initializers.end())
+            return it->second;
+        return std::nullopt;
+    }
+
+    std::vector<std::int64_t> constantInts(const NodeProto& node, int input) const {
+        if (node.input_size() <= input || node.input(input).empty())
+            return {};
+        const auto t = constant(node.input(input));
+        if (!t)
+            throw Error(ErrorKind::Input, where(node) + ": input " + std::to_string(input) +
+                                              " is computed; QuantScope imports it only when it is a constant");
+        const at::Tensor l = t->to(at::kLong).contiguous();
+        return std::vector<std::int64_t>(l.data_ptr<std::int64_t>(), l.data_ptr<std::int64_t>() + l.numel());
+    }
+
+    static const AttributeProto* attribute(const NodeProto& node, const std::string& name) {
+        for (const auto& a : node.attribute())
+            if (a.name() == name)
+                return &a;
+        return nullptr;
+    }
+    static std::vector<std::int64_t> ints(const NodeProto& node, const std::string& name,
+                                          std::vector<std::int64_t> otherwise = {}) {
+        const auto* a = attribute(node, name);
+        return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : otherwise;
+    }
+    static std::int64_t intAttr(const NodeProto& node, const std::string& name, std::int64_t otherwise) {
+        const auto* a = attribute(node, name);
+        return a ? a->i() : otherwise;
+    }
+    static double floatAttr(const NodeProto& node, const std::string& name, double otherwise) {
+        const auto* a = attribute(node, name);
+        return a ? static_cast<double>(a->f()) : otherwise;
+    }
+    static std::string stringAttr(const NodeProto& node, const std::string& name, const std::string& otherwise) {
+        const auto* a = attribute(node, name);
+        return a ? a->s() : otherwise;
+    }
+
+    // Symmetric 2-D pads as torch takes them, or an explicit F.pad first.
+    std::pair<std::string, std::vector<std::int64_t>> pads(const NodeProto& node, const std::string& x,
+                                                           double padValue) {
+        const auto p = ints(node, "pads", {0, 0, 0, 0});
+        const std::string autoPad = stringAttr(node, "auto_pad", "NOTSET");
+        if (autoPad != "NOTSET" && autoPad != "VALID")
+            throw Error(ErrorKind::Input, where(node) + ": auto_pad " + autoPad + " is not imported (export with "
+                                                                              "explicit pads)");
+        if (p.size() == 4 && p[0] == p[2] && p[1] == p[3])
+            return {x, {p[0], p[1]}};
+        if (p.size() != 4)
+            throw Error(ErrorKind::Input, where(node) + ": only 2-D pads are imported");
+        return {"torch.constant_pad_nd(" + x + ", [" + std::to_string(p[1]) + ", " + std::to_string(p[3]) + ", " +
+                    std::to_string(p[0]) + ", " + std::to_string(p[2]) + "], " + num(padValue) + ")",
+                {0, 0}};
+    }
+
+    // A submodule at `path` (created along the way) holding `tensors` as parameters; returns
+    // the TorchScript expression that reaches it. Names are kept as PyTorch has them
+    // ("features.0"), reached with getattr where they are no identifiers.
+    std::string owner(const NodeProto& node, const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+        std::string path = modulePathOf(node);
+        if (path.empty())
+            path = identifier(node.output(0), "n_");
+        if (m_owners.count(path)) // a second node of the same module (a shared weight, a loop)
+            path += "_" + std::to_string(m_owners[path]++);
+        else
+            m_owners[path] = 1;
+        std::vector<std::string> names;
+        std::stringstream parts(path);
+        std::string part;
+        while (std::getline(parts, part, '.'))
+            names.push_back(part);
+        torch::jit::Module leaf("__torch__.quantscope.onnx.Layer" + std::to_string(m_moduleCount++));
+        for (const auto& [name, t] : tensors)
+            leaf.register_parameter(name, t, false);
+        torch::jit::Module parent = m_module;
+        std::string expression = "self";
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            const std::string name = escape(names[i]);
+            if (i + 1 == names.size()) {
+                parent.register_module(name, leaf);
+            } else if (!parent.hasattr(name)) {
+                torch::jit::Module child("__torch__.quantscope.onnx.Group" + std::to_string(m_moduleCount++));
+                parent.register_module(name, child);
+            }
+            expression += "." + name;
+            if (i + 1 < names.size())
+                parent = parent.attr(name).toModule();
+        }
+        return expression;
+    }
+
+    // A module name TorchScript source can spell: "0" -> "_0" (unescapeOnnxPath undoes it).
+    static std::string escape(const std::string& name) {
+        return !name.empty() && std::isdigit(static_cast<unsigned char>(name.front())) ? "_" + name : name;
+    }
+
+    std::string translate(const NodeProto& node) {
+        const std::string& op = node.op_type();
+        auto in = [&](int i) { return i < node.input_size() ? value(node.input(i)) : std::string("None"); };
+        const std::string out = identifier(node.output(0), "v_");
+        auto assign = [&](const std::string& expression) { return out + " = " + expression; };
+        auto binary = [&](const char* symbol) { return assign(in(0) + " " + symbol + " " + in(1)); };
+        if (op == "Constant") {
+            const auto* a = attribute(node, "value");
+            if (!a)
+                throw Error(ErrorKind::Input, where(node) + ": only tensor-valued Constants are imported");
+            m_initializers[node.output(0)] = toTensor(a->t(), m_path);
+            return "pass  # " + node.output(0) + " is a buffer";
+        }
+        if (op == "Conv") {
+            const at::Tensor weight = constantTensor(node, 1);
+            std::vector<std::pair<std::string, at::Tensor>> tensors = {{"weight", weight}};
+            if (node.input_size() > 2 && !node.input(2).empty())
+                tensors.push_back({"bias", constantTensor(node, 2)});
+            const std::string self = owner(node, tensors);
+            if (weight.dim() != 4)
+                throw Error(ErrorKind::Input, where(node) + ": only 2-D convolutions are imported");
+            const auto [x, pad] = pads(node, in(0), 0.0);
+            return assign("torch.conv2d(" + x + ", " + self + ".weight, " +
+                          (tensors.size() > 1 ? self + ".bias" : std::string("None")) + ", " +
+                          intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
+                          intList(ints(node, "dilations", {1, 1})) + ", " +
+                          std::to_string(intAttr(node, "group", 1)) + ")");
+        }
+        if (op == "Gemm") {
+            if (intAttr(node, "transA", 0) != 0)
+                throw Error(ErrorKind::Input, where(node) + ": transA is not imported");
+            at::Tensor weight = constantTensor(node, 1);
+            if (intAttr(node, "transB", 0) == 0)
+                weight = weight.t().contiguous();
+            weight = weight * floatAttr(node, "alpha", 1.0);
+            std::vector<std::pair<std::string, at::Tensor>> tensors = {{"weight", weight}};
+            if (node.input_size() > 2 && !node.input(2).empty())
+                tensors.push_back({"bias", constantTensor(node, 2) * floatAttr(node, "beta", 1.0)});
+            const std::string self = owner(node, tensors);
+            return assign("torch.linear(" + in(0) + ", " + self + ".weight, " +
+                          (tensors.size() > 1 ? self + ".bias" : std::string("None")) + ")");
+        }
+        if (op == "BatchNormalization")
+            return assign("torch.batch_norm(" + in(0) + ", " + in(1) + ", " + in(2) + ", " + in(3) + ", " + in(4) +
+                          ", False, 0.0, " + num(floatAttr(node, "epsilon", 1e-5)) + ", False)");
+        if (op == "Relu")
+            return assign("torch.relu(" + in(0) + ")");
+        if (op == "LeakyRelu")
+            return assign("torch.leaky_relu(" + in(0) + ", " + num(floatAttr(node, "alpha", 0.01)) + ")");
+        if (op == "PRelu")
+            return assign("torch.prelu(" + in(0) + ", " + in(1) + ".reshape([-1]))");
+        if (op == "Sigmoid")
+            return assign("torch.sigmoid(" + in(0) + ")");
+        if (op == "HardSigmoid")
+            return assign("torch.clamp(" + in(0) + " * " + num(floatAttr(node, "alpha", 0.2)) + " + " +
+                          num(floatAttr(node, "beta", 0.5)) + ", 0.0, 1.0)");
+        if (op == "HardSwish")
+            return assign("torch.hardswish(" + in(0) + ")");
+        if (op == "Exp")
+            return assign("torch.exp(" + in(0) + ")");
+        if (op == "Sqrt")
+            return assign("torch.sqrt(" + in(0) + ")");
+        if (op == "Pow")
+            return assign("torch.pow(" + in(0) + ", " + in(1) + ")");
+        if (op == "Identity")
+            return assign(in(0));
+        if (op == "Add")
+            return binary("+");
+        if (op == "Sub")
+            return binary("-");
+        if (op == "Mul")
+            return binary("*");
+        if (op == "Div")
+            return binary("/");
+        if (op == "Clip") {
+            std::string low = "None", high = "None";
+            if (m_opset < 11) {
+                low = num(floatAttr(node, "min", -std::numeric_limits<double>::infinity()));
+                high = num(floatAttr(node, "max", std::numeric_limits<double>::infinity()));
+            } else {
+                if (node.input_size() > 1 && !node.input(1).empty())
+                    low = num(constantTensor(node, 1).item<double>());
+                if (node.input_size() > 2 && !node.input(2).empty())
+                    high = num(constantTensor(node, 2).item<double>());
+            }
+            return assign("torch.clamp(" + in(0) + ", " + low + ", " + high + ")");
+        }
+        if (op == "MaxPool" || op == "AveragePool") {
+            const auto kernel = ints(node, "kernel_shape");
+            const bool ceil = intAttr(node, "ceil_mode", 0) != 0;
+            const bool isMax = op == "MaxPool";
+            const auto [x, pad] = pads(node, in(0), isMax ? -std::numeric_limits<double>::infinity() : 0.0);
+            if (isMax)
+                return assign("torch.max_pool2d(" + x + ", " + intList(kernel) + ", " +
+                              intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
+                              intList(ints(node, "dilations", {1, 1})) + ", " + (ceil ? "True" : "False") + ")");
+            return assign("torch.avg_pool2d(" + x + ", " + intList(kernel) + ", " +
+                          intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
+                          (ceil ? "True" : "False") + ", " +
+                          (intAttr(node, "count_include_pad", 0) ? "True" : "False") + ")");
+        }
+        if (op == "GlobalAveragePool")
+            return assign("torch.mean(" + in(0) + ", [2, 3], True)");
+        if (op == "ReduceMean") {
+            auto axes = ints(node, "axes");
+            if (axes.empty() && m_opset >= 18)
+                axes = constantInts(node, 1);
+            return assign("torch.mean(" + in(0) + ", " + intList(axes) + ", " +
+                          (intAttr(node, "keepdims", 1) ? "True" : "False") + ")");
+        }
+        if (op == "Flatten") {
+            const std::int64_t axis = intAttr(node, "axis", 1);
+            if (axis == 0)
+                return assign("torch.reshape(" + in(0) + ", [1, -1])");
+            return assign("torch.flatten(torch.flatten(" + in(0) + ", " + std::to_string(axis) + "), 0, " +
+                          std::to_string(axis - 1) + ")");
+        }
+        if (op == "Concat")
+            return assign("torch.cat([" + joinInputs(node) + "], " + std::to_string(intAttr(node, "axis", 0)) + ")");
+        if (op == "Softmax")
+            return assign("torch.softmax(" + in(0) + ", " + std::to_string(intAttr(node, "axis", -1)) + ")");
+        if (op == "MatMul")
+            return assign("torch.matmul(" + in(0) + ", " + in(1) + ")");
+        if (op == "Transpose")
+            return assign(in(0) + ".permute(" + intList(ints(node, "perm")) + ")");
+        if (op == "Reshape") {
+            auto shape = constantInts(node, 1);
+            // 0 copies the input's dimension (allowzero = 0)
+            std::string dims = "[";
+            for (std::size_t i = 0; i < shape.size(); ++i)
+                dims += (i ? ", " : "") +
+                        (shape[i] == 0 ? in(0) + ".size(" + std::to_string(i) + ")" : std::to_string(shape[i]));
+            return assign("torch.reshape(" + in(0) + ", " + dims + "])");
+        }
+        if (op == "Squeeze" || op == "Unsqueeze") {
+            auto axes = m_opset >= 13 ? constantInts(node, 1) : ints(node, "axes");
+            std::string e = in(0);
+            if (op == "Unsqueeze") {
+                std::sort(axes.begin(), axes.end());
+                for (auto a : axes)
+                    e = "torch.unsqueeze(" + e + ", " + std::to_string(a) + ")";
+            } else {
+                if (axes.empty())
+                    e = "torch.squeeze(" + e + ")";
+                std::sort(axes.rbegin(), axes.rend());
+                for (auto a : axes)
+                    e = "torch.squeeze(" + e + ", " + std::to_string(a) + ")";
+            }
+            return assign(e);
+        }
+        if (op == "Resize" || op == "Upsample") {
+            const std::string mode = stringAttr(node, "mode", "nearest");
+            std::vector<double> scales;
+            const int scalesInput = op == "Upsample" ? 1 : 2;
+            if (node.input_size() > scalesInput && !node.input(scalesInput).empty()) {
+                const at::Tensor s = constantTensor(node, scalesInput).to(at::kDouble).contiguous();
+                scales.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+            }
+            std::string size = "None", factor = "None";
+            if (scales.size() == 4) {
+                factor = "[" + num(scales[2]) + ", " + num(scales[3]) + "]";
+            } else if (op == "Resize" && node.input_size() > 3 && !node.input(3).empty()) {
+                const auto sizes = constantInts(node, 3);
+                if (sizes.size() != 4)
+                    throw Error(ErrorKind::Input, where(node) + ": only 4-D resizes are imported");
+                size = intList({sizes[2], sizes[3]});
+            } else {
+                throw Error(ErrorKind::Input, where(node) + ": the resize has no constant scales or sizes");
+            }
+            if (mode == "nearest") {
+                const std::string nearest = stringAttr(node, "nearest_mode", "round_prefer_floor");
+                const std::string coords = stringAttr(node, "coordinate_transformation_mode", "half_pixel");
+                // PyTorch's own export: asymmetric + floor = torch's 'nearest'
+                if (op == "Resize" && (coords != "asymmetric" || nearest != "floor"))
+                    throw Error(ErrorKind::Input, where(node) + ": nearest resize with " + coords + "/" + nearest +
+                                                      " is not imported (asymmetric/floor is)");
+                return assign("torch.upsample_nearest2d(" + in(0) + ", " + size + ", " + factor + ")");
+            }
+            if (mode == "linear") {
+                const std::string coords = stringAttr(node, "coordinate_transformation_mode", "half_pixel");
+                if (coords != "half_pixel" && coords != "align_corners" && coords != "pytorch_half_pixel")
+                    throw Error(ErrorKind::Input, where(node) + ": linear resize with " + coords + " is not imported");
+                return assign("torch.upsample_bilinear2d(" + in(0) + ", " + size + ", " +
+                              (coords == "align_corners" ? "True" : "False") + ", " + factor + ")");
+            }
+            throw Error(ErrorKind::Input, where(node) + ": resize mode " + mode + " is not imported");
+        }
+        if (op == "Shape")
+            return assign("torch.tensor(" + in(0) + ".size())");
+        if (op == "Cast") {
+            const auto to = intAttr(node, "to", TensorProto::FLOAT);
+            const char* type = to == TensorProto::FLOAT ? "torch.float32"
+                               : to == TensorProto::INT64 ? "torch.int64"
+                               : to == TensorProto::INT32 ? "torch.int32"
+                               : to == TensorProto::BOOL ? "torch.bool"
+                               : to == TensorProto::DOUBLE ? "torch.float64"
+                                                           : nullptr;
+            if (!type)
+                throw Error(ErrorKind::Input, where(node) + ": a cast to ONNX type " + std::to_string(to) +
+                                                  " is not imported");
+            return assign(in(0) + ".to(" + type + ")");
+        }
+        if (op == "ConstantOfShape") {
+            const auto shape = constantInts(node, 0);
+            const auto* a = attribute(node, "value");
+            const at::Tensor v = a ? toTensor(a->t(), m_path) : at::zeros({1}, at::kFloat);
+            m_initializers[node.output(0)] = at::full(shape, v.reshape({-1})[0].item(), v.options());
+            return "pass  # " + node.output(0) + " is a buffer";
+        }
+        if (op == "Gather") {
+            const std::int64_t axis = intAttr(node, "axis", 0);
+            const auto index = node.input_size() > 1 ? constant(node.input(1)) : std::nullopt;
+            if (index && index->dim() == 0)
+                return assign("torch.select(" + in(0) + ", " + std::to_string(axis) + ", " +
+                              std::to_string(index->item<std::int64_t>()) + ")");
+            // indices of any shape: rows picked along axis, the indices' shape put in its place
+            return assign("torch.index_select(" + in(0) + ", " + std::to_string(axis) + ", " + in(1) +
+                          ".reshape([-1]).to(torch.int64)).reshape(" + in(0) + ".size()[:" + std::to_string(axis) +
+                          "] + " + in(1) + ".size() + " + in(0) + ".size()[" + std::to_string(axis) + " + 1:])");
+        }
+        if (op == "Slice") {
+            std::vector<std::int64_t> starts, ends, axes, steps;
+            if (m_opset >= 10) {
+                starts = constantInts(node, 1);
+                ends = constantInts(node, 2);
+                axes = constantInts(node, 3);
+                steps = constantInts(node, 4);
+            } else {
+                starts = ints(node, "starts");
+                ends = ints(node, "ends");
+                axes = ints(node, "axes");
+            }
+            if (axes.empty())
+                for (std::size_t i = 0; i < starts.size(); ++i)
+                    axes.push_back(static_cast<std::int64_t>(i));
+            std::string e = in(0);
+            for (std::size_t i = 0; i < starts.size(); ++i) {
+                const std::int64_t step = i < steps.size() ? steps[i] : 1;
+                if (step != 1)
+                    throw Error(ErrorKind::Input, where(node) + ": slices with step " + std::to_string(step) +
+                                                      " are not imported");
+                const auto bound = [](std::int64_t v) {
+                    return v >= (std::int64_t{1} << 62) || v <= -(std::int64_t{1} << 62) ? std::string("None")
+                                                                                         : std::to_string(v);
+                };
+                e = "torch.slice(" + e + ", " + std::to_string(axes[i]) + ", " + bound(starts[i]) + ", " +
+                    bound(ends[i]) + ", 1)";
+            }
+            return assign(e);
+        }
+        throw Error(ErrorKind::Input, where(node) + ": not imported");
+    }
+
+    at::Tensor constantTensor(const NodeProto& node, int input) const {
+        const auto t = node.input_size() > input ? constant(node.input(input)) : std::nullopt;
+        if (!t)
+            throw Error(ErrorKind::Input, where(node) + ": input " + std::to_string(input) +
+                                              " must be a constant (an initializer) to be imported");
+        return *t;
+    }
+
+    std::string joinInputs(const NodeProto& node) {
+        std::string s;
+        for (int i = 0; i < node.input_size(); ++i)
+            s += (i ? ", " : "") + value(node.input(i));
+        return s;
+    }
+
+    std::string m_path;
+    std::int64_t m_opset = 13;
+    std::map<std::string, at::Tensor> m_initializers;
+    std::map<std::string, const onnx::ValueInfoProto*> m_valueInfo;
+    std::map<std::string, int> m_owners;
+    int m_moduleCount = 0;
+    torch::jit::Module m_module;
+    torch::jit::Module* m_target = &m_module; // where value() puts buffers (folding: a scratch module)
+    std::string m_source;
+};
+
+} // namespace
+
+torch::jit::Module importOnnx(const std::string& path) { return Importer(path).run(); }
+
+std::string unescapeOnnxPath(const std::string& path) {
+    std::string out, part;
+    auto flush = [&] {
+        const bool escaped = part.size() > 1 && part.front() == '_' &&
+                             std::all_of(part.begin() + 1, part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+        out += escaped ? part.substr(1) : part;
+        part.clear();
+    };
+    for (char c : path) {
+        if (c == '.') {
+            flush();
+            out += '.';
+        } else {
+            part += c;
+        }
+    }
+    flush();
+    return out;
+}
+
+bool isOnnxPath(const std::string& path) {
+    return path.size() > 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
+}
+
+} // namespace qs::ts
