@@ -21,6 +21,7 @@ packages=(
   xvfb xauth fonts-dejavu-core   # a real window under Xvfb, with text
   slurm-wlm munge                # a single-node Slurm, started by the scale test (docs/scale.md)
   python3-onnx python3-opencv   # ONNX tests: crafted models, OpenCV DNN as the float reference
+  libonnx-testdata              # ONNX's own backend node tests (CTest onnx_conformance)
 )
 
 SUDO=""

@@ -37,7 +37,7 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
         row->addWidget(button);
         return row;
     };
-    const QString models = tr("TorchScript models (*.pt *.pth *.torchscript);;All files (*)");
+    const QString models = tr("Models (*.pt *.pth *.torchscript *.onnx);;TorchScript models (*.pt *.pth *.torchscript);;ONNX models (*.onnx);;All files (*)");
     auto* form = new QFormLayout;
     form->addRow(tr("Original model"), fileRow(m_original, QStringLiteral("compare/original"), models, false));
     form->addRow(tr("Quantized model"), fileRow(m_quantized, QStringLiteral("compare/quantized"), models, false));

@@ -153,13 +153,23 @@ public:
 
     torch::jit::Module run() {
         onnx::ModelProto model;
-        {
-            std::ifstream f(m_path, std::ios::binary);
-            if (!f)
-                throw Error(ErrorKind::Input, m_path + ": cannot open model file (missing or unreadable)");
-            if (!model.ParseFromIstream(&f))
-                throw Error(ErrorKind::Input, m_path + ": not an ONNX model (the protobuf does not parse)");
-        }
+        std::ifstream f(m_path, std::ios::binary);
+        if (!f)
+            throw Error(ErrorKind::Input, m_path + ": cannot open model file (missing or unreadable)");
+        if (!model.ParseFromIstream(&f))
+            throw Error(ErrorKind::Input, m_path + ": not an ONNX model (the protobuf does not parse)");
+        return build(model);
+    }
+
+    torch::jit::Module run(const std::string& bytes) {
+        onnx::ModelProto model;
+        if (!model.ParseFromString(bytes))
+            throw Error(ErrorKind::Input, m_path + ": not an ONNX model (the protobuf does not parse)");
+        return build(model);
+    }
+
+private:
+    torch::jit::Module build(onnx::ModelProto& model) {
         try {
             onnx::checker::check_model(model);
         } catch (const std::exception& e) {
@@ -267,7 +277,12 @@ public:
     // Runs one node's statement on its constant inputs and keeps the result as a constant.
     void fold(const NodeProto& node) {
         if (node.op_type() == "Shape") {
-            const auto dims = *staticShape(node.input(0));
+            auto dims = *staticShape(node.input(0));
+            const auto rank = static_cast<std::int64_t>(dims.size());
+            auto clampIndex = [&](std::int64_t i) { return std::clamp<std::int64_t>(i < 0 ? i + rank : i, 0, rank); };
+            const std::int64_t start = clampIndex(intAttr(node, "start", 0));
+            const std::int64_t end = clampIndex(intAttr(node, "end", rank));
+            dims = std::vector<std::int64_t>(dims.begin() + start, dims.begin() + std::max(start, end));
             m_initializers[node.output(0)] = at::tensor(dims, at::kLong);
             return;
         }
@@ -294,6 +309,7 @@ public:
         }
     }
 
+public:
     static bool supported(const std::string& op) {
         static const std::set<std::string> ops = {
             "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
@@ -369,15 +385,17 @@ private:
         return a ? a->s() : otherwise;
     }
 
-    // Symmetric 2-D pads as torch takes them, or an explicit F.pad first.
+    // Symmetric 2-D pads as torch takes them, or an explicit constant pad first (uneven
+    // pads, or pads over half the kernel, which torch's pooling refuses).
     std::pair<std::string, std::vector<std::int64_t>> pads(const NodeProto& node, const std::string& x,
-                                                           double padValue) {
+                                                           double padValue, std::vector<std::int64_t> kernel = {}) {
         const auto p = ints(node, "pads", {0, 0, 0, 0});
         const std::string autoPad = stringAttr(node, "auto_pad", "NOTSET");
         if (autoPad != "NOTSET" && autoPad != "VALID")
             throw Error(ErrorKind::Input, where(node) + ": auto_pad " + autoPad + " is not imported (export with "
                                                                               "explicit pads)");
-        if (p.size() == 4 && p[0] == p[2] && p[1] == p[3])
+        const bool withinKernel = kernel.size() != 2 || (p.size() == 4 && 2 * p[0] <= kernel[0] && 2 * p[1] <= kernel[1]);
+        if (p.size() == 4 && p[0] == p[2] && p[1] == p[3] && withinKernel)
             return {x, {p[0], p[1]}};
         if (p.size() != 4)
             throw Error(ErrorKind::Input, where(node) + ": only 2-D pads are imported");
@@ -427,8 +445,30 @@ private:
         return !name.empty() && std::isdigit(static_cast<unsigned char>(name.front())) ? "_" + name : name;
     }
 
+    // The element type inference found for input `i` must be float (or unknown).
+    void requireFloat(const NodeProto& node, int i) const {
+        auto it = m_valueInfo.find(node.input(i));
+        if (it == m_valueInfo.end() || !it->second->type().has_tensor_type())
+            return;
+        const auto type = it->second->type().tensor_type().elem_type();
+        if (type != TensorProto::FLOAT && type != TensorProto::UNDEFINED)
+            throw Error(ErrorKind::Input, where(node) + ": its input has ONNX element type " + std::to_string(type) +
+                                              "; only float is imported for this operator");
+    }
+
+    std::optional<std::int64_t> rankOf(const std::string& name) const {
+        auto it = m_valueInfo.find(name);
+        if (it == m_valueInfo.end() || !it->second->type().has_tensor_type() ||
+            !it->second->type().tensor_type().has_shape())
+            return std::nullopt;
+        return it->second->type().tensor_type().shape().dim_size();
+    }
+
     std::string translate(const NodeProto& node) {
         const std::string& op = node.op_type();
+        if (node.output_size() != 1 && op != "Split")
+            throw Error(ErrorKind::Input, where(node) + ": " + std::to_string(node.output_size()) +
+                                              " outputs (training-mode or index outputs) are not imported");
         auto in = [&](int i) { return i < node.input_size() ? value(node.input(i)) : std::string("None"); };
         const std::string out = identifier(node.output(0), "v_");
         auto assign = [&](const std::string& expression) { return out + " = " + expression; };
@@ -477,7 +517,7 @@ private:
         if (op == "LeakyRelu")
             return assign("torch.leaky_relu(" + in(0) + ", " + num(floatAttr(node, "alpha", 0.01)) + ")");
         if (op == "PRelu")
-            return assign("torch.prelu(" + in(0) + ", " + in(1) + ".reshape([-1]))");
+            return assign("torch.where(" + in(0) + " >= 0, " + in(0) + ", " + in(0) + " * " + in(1) + ")");
         if (op == "Sigmoid")
             return assign("torch.sigmoid(" + in(0) + ")");
         if (op == "HardSigmoid")
@@ -512,13 +552,21 @@ private:
                 if (node.input_size() > 2 && !node.input(2).empty())
                     high = num(constantTensor(node, 2).item<double>());
             }
+            if (low == "None" && high == "None")
+                return assign(in(0));
             return assign("torch.clamp(" + in(0) + ", " + low + ", " + high + ")");
         }
         if (op == "MaxPool" || op == "AveragePool") {
             const auto kernel = ints(node, "kernel_shape");
+            if (kernel.size() != 2)
+                throw Error(ErrorKind::Input, where(node) + ": only 2-D pooling is imported");
+            requireFloat(node, 0);
             const bool ceil = intAttr(node, "ceil_mode", 0) != 0;
             const bool isMax = op == "MaxPool";
-            const auto [x, pad] = pads(node, in(0), isMax ? -std::numeric_limits<double>::infinity() : 0.0);
+            const auto [x, pad] = pads(node, in(0), isMax ? -std::numeric_limits<double>::infinity() : 0.0, kernel);
+            if (!isMax && x != in(0) && !intAttr(node, "count_include_pad", 0))
+                throw Error(ErrorKind::Input, where(node) + ": average pooling with uneven pads, or pads over half "
+                                                            "the kernel, that are not counted is not imported");
             if (isMax)
                 return assign("torch.max_pool2d(" + x + ", " + intList(kernel) + ", " +
                               intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
@@ -538,7 +586,13 @@ private:
                           (intAttr(node, "keepdims", 1) ? "True" : "False") + ")");
         }
         if (op == "Flatten") {
-            const std::int64_t axis = intAttr(node, "axis", 1);
+            std::int64_t axis = intAttr(node, "axis", 1);
+            if (axis < 0) {
+                const auto rank = rankOf(node.input(0));
+                if (!rank)
+                    throw Error(ErrorKind::Input, where(node) + ": a negative axis on an input of unknown rank");
+                axis += *rank;
+            }
             if (axis == 0)
                 return assign("torch.reshape(" + in(0) + ", [1, -1])");
             return assign("torch.flatten(torch.flatten(" + in(0) + ", " + std::to_string(axis) + "), 0, " +
@@ -551,14 +605,25 @@ private:
         if (op == "MatMul")
             return assign("torch.matmul(" + in(0) + ", " + in(1) + ")");
         if (op == "Transpose")
-            return assign(in(0) + ".permute(" + intList(ints(node, "perm")) + ")");
+        {
+            auto perm = ints(node, "perm");
+            if (perm.empty()) { // reversed dimensions
+                const auto rank = rankOf(node.input(0));
+                if (!rank)
+                    throw Error(ErrorKind::Input, where(node) + ": no perm, on an input of unknown rank");
+                for (std::int64_t d = *rank - 1; d >= 0; --d)
+                    perm.push_back(d);
+            }
+            return assign(in(0) + ".permute(" + intList(perm) + ")");
+        }
         if (op == "Reshape") {
             auto shape = constantInts(node, 1);
-            // 0 copies the input's dimension (allowzero = 0)
+            // 0 copies the input's dimension, unless allowzero = 1 (then it is a 0)
+            const bool allowZero = intAttr(node, "allowzero", 0) != 0;
             std::string dims = "[";
             for (std::size_t i = 0; i < shape.size(); ++i)
-                dims += (i ? ", " : "") +
-                        (shape[i] == 0 ? in(0) + ".size(" + std::to_string(i) + ")" : std::to_string(shape[i]));
+                dims += (i ? ", " : "") + (shape[i] == 0 && !allowZero ? in(0) + ".size(" + std::to_string(i) + ")"
+                                                                       : std::to_string(shape[i]));
             return assign("torch.reshape(" + in(0) + ", " + dims + "])");
         }
         if (op == "Squeeze" || op == "Unsqueeze") {
@@ -607,6 +672,9 @@ private:
             }
             if (mode == "linear") {
                 const std::string coords = stringAttr(node, "coordinate_transformation_mode", "half_pixel");
+                if (std::any_of(scales.begin(), scales.end(), [](double v) { return v < 1.0; }) || size != "None")
+                    throw Error(ErrorKind::Input, where(node) + ": linear resizes are imported for upsampling by "
+                                                              "scales only (downsampling differs from ONNX's)");
                 if (coords != "half_pixel" && coords != "align_corners" && coords != "pytorch_half_pixel")
                     throw Error(ErrorKind::Input, where(node) + ": linear resize with " + coords + " is not imported");
                 return assign("torch.upsample_bilinear2d(" + in(0) + ", " + size + ", " +
@@ -614,15 +682,20 @@ private:
             }
             throw Error(ErrorKind::Input, where(node) + ": resize mode " + mode + " is not imported");
         }
-        if (op == "Shape")
-            return assign("torch.tensor(" + in(0) + ".size())");
+        if (op == "Shape") {
+            const auto* start = attribute(node, "start");
+            const auto* end = attribute(node, "end");
+            return assign("torch.tensor(" + in(0) + ".size()[" + (start ? std::to_string(start->i()) : "") + ":" +
+                          (end ? std::to_string(end->i()) : "") + "], dtype=4)");
+        }
         if (op == "Cast") {
             const auto to = intAttr(node, "to", TensorProto::FLOAT);
-            const char* type = to == TensorProto::FLOAT ? "torch.float32"
-                               : to == TensorProto::INT64 ? "torch.int64"
-                               : to == TensorProto::INT32 ? "torch.int32"
-                               : to == TensorProto::BOOL ? "torch.bool"
-                               : to == TensorProto::DOUBLE ? "torch.float64"
+            // torch's ScalarType numbers (TorchScript source has no dtype names from C++)
+            const char* type = to == TensorProto::FLOAT ? "6"
+                               : to == TensorProto::INT64 ? "4"
+                               : to == TensorProto::INT32 ? "3"
+                               : to == TensorProto::BOOL ? "11"
+                               : to == TensorProto::DOUBLE ? "7"
                                                            : nullptr;
             if (!type)
                 throw Error(ErrorKind::Input, where(node) + ": a cast to ONNX type " + std::to_string(to) +
@@ -643,8 +716,10 @@ private:
                 return assign("torch.select(" + in(0) + ", " + std::to_string(axis) + ", " +
                               std::to_string(index->item<std::int64_t>()) + ")");
             // indices of any shape: rows picked along axis, the indices' shape put in its place
-            return assign("torch.index_select(" + in(0) + ", " + std::to_string(axis) + ", " + in(1) +
-                          ".reshape([-1]).to(torch.int64)).reshape(" + in(0) + ".size()[:" + std::to_string(axis) +
+            // negative indices count from the end: taken modulo the axis' size
+            return assign("torch.index_select(" + in(0) + ", " + std::to_string(axis) + ", torch.remainder(" + in(1) +
+                          ".reshape([-1]).to(4), " + in(0) + ".size(" + std::to_string(axis) + "))).reshape(" + in(0) +
+                          ".size()[:" + std::to_string(axis) +
                           "] + " + in(1) + ".size() + " + in(0) + ".size()[" + std::to_string(axis) + " + 1:])");
         }
         if (op == "Slice") {
@@ -709,6 +784,19 @@ private:
 } // namespace
 
 torch::jit::Module importOnnx(const std::string& path) { return Importer(path).run(); }
+
+torch::jit::Module importOnnxBytes(const std::string& bytes, const std::string& name) {
+    return Importer(name).run(bytes);
+}
+
+bool onnxOpImported(const std::string& op) { return Importer::supported(op); }
+
+at::Tensor tensorFromOnnx(const std::string& bytes, const std::string& where) {
+    TensorProto t;
+    if (!t.ParseFromString(bytes))
+        throw Error(ErrorKind::Input, where + ": not an ONNX TensorProto");
+    return toTensor(t, where);
+}
 
 std::string unescapeOnnxPath(const std::string& path) {
     std::string out, part;

@@ -22,6 +22,12 @@ torch::jit::Module loadModule(const std::string& path);
 // and shape-inferred by libonnx, one TorchScript statement per node, Conv and Gemm weights
 // in submodules named after their nodes. Throws Error(Input) naming the file and the node.
 torch::jit::Module importOnnx(const std::string& path);
+// The same from a serialized ModelProto (`name` for messages; the conformance tests).
+torch::jit::Module importOnnxBytes(const std::string& bytes, const std::string& name);
+// Whether the importer translates operator `op` (docs/onnx.md's table).
+bool onnxOpImported(const std::string& op);
+// A serialized ONNX TensorProto as a tensor.
+at::Tensor tensorFromOnnx(const std::string& bytes, const std::string& where);
 // Whether `path` names an ONNX model (by its extension).
 bool isOnnxPath(const std::string& path);
 // The class of an imported ONNX model; its layer paths escape components that are no
