@@ -36,6 +36,14 @@ struct Tally {
     std::vector<std::string> failures, refusals;
 };
 
+// A message without the test's own name in front ("test_x: node ...": "node ...").
+std::string reason(const std::string& message, const std::string& name) {
+    std::string r = message;
+    while (r.compare(0, name.size() + 2, name + ": ") == 0)
+        r.erase(0, name.size() + 2);
+    return r;
+}
+
 std::string firstLine(const std::string& s) {
     std::string t = s.substr(0, s.find('\n'));
     return t.size() > 160 ? t.substr(0, 157) + "..." : t;
@@ -131,7 +139,7 @@ int main(int argc, char** argv) {
                 }
             if (!unreadable.empty()) {
                 ++t.refused;
-                t.refusals.push_back(name + ": " + unreadable);
+                t.refusals.push_back("`" + name + "`: " + reason(unreadable, name));
                 continue;
             }
             while (graph->input_size() > 1)
@@ -143,7 +151,7 @@ int main(int argc, char** argv) {
                 module = qs::ts::importOnnxBytes(bytes, name);
             } catch (const qs::Error& e) {
                 ++t.refused;
-                t.refusals.push_back(name + ": " + firstLine(e.what()));
+                t.refusals.push_back("`" + name + "`: " + reason(firstLine(e.what()), name));
                 continue;
             }
             const c10::IValue out = module.forward({inputs.front()});
@@ -165,11 +173,11 @@ int main(int argc, char** argv) {
                 ++t.passed;
             } else {
                 ++t.failed;
-                t.failures.push_back(name + ": " + why);
+                t.failures.push_back("`" + name + "`: " + why);
             }
         } catch (const std::exception& e) {
             ++t.failed;
-            t.failures.push_back(name + ": " + firstLine(e.what()));
+            t.failures.push_back("`" + name + "`: " + reason(firstLine(e.what()), name));
         }
     }
     int passed = 0, failed = 0, refused = 0;
@@ -187,7 +195,7 @@ int main(int argc, char** argv) {
         for (const auto& f : t.failures)
             notes << "- FAILED " << f << "\n";
         for (const auto& r : t.refusals)
-            notes << "- not imported: " << r << "\n";
+            notes << "- " << r << "\n";
     }
     std::cout << table.str() << "\n" << notes.str();
     if (!markdown.empty()) {
