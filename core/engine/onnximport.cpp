@@ -313,7 +313,7 @@ public:
     static bool supported(const std::string& op) {
         static const std::set<std::string> ops = {
             "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
-            "Div", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
+            "DequantizeLinear", "Div", "Exp", "QuantizeLinear", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
             "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pow", "PRelu", "ReduceMean", "Relu", "Reshape", "Resize", "Shape",
             "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Upsample"};
         return ops.count(op) > 0;
@@ -457,6 +457,8 @@ private:
     }
 
     std::optional<std::int64_t> rankOf(const std::string& name) const {
+        if (const auto t = constant(name))
+            return t->dim();
         auto it = m_valueInfo.find(name);
         if (it == m_valueInfo.end() || !it->second->type().has_tensor_type() ||
             !it->second->type().tensor_type().has_shape())
@@ -681,6 +683,34 @@ private:
                               (coords == "align_corners" ? "True" : "False") + ", " + factor + ")");
             }
             throw Error(ErrorKind::Input, where(node) + ": resize mode " + mode + " is not imported");
+        }
+        if (op == "QuantizeLinear" || op == "DequantizeLinear") {
+            // ONNX's formulas, simulated in float: y = saturate(round_half_even(x / s) + zp),
+            // x' = (y - zp) * s; per tensor, or per axis (scale and zero point along `axis`)
+            const at::Tensor scale = constantTensor(node, 1);
+            const bool hasZeroPoint = node.input_size() > 2 && !node.input(2).empty();
+            const at::Tensor zeroPoint = hasZeroPoint ? constantTensor(node, 2) : at::zeros({}, at::kByte);
+            if (zeroPoint.scalar_type() != at::kByte && zeroPoint.scalar_type() != at::kChar)
+                throw Error(ErrorKind::Input, where(node) + ": only 8-bit quantization (uint8, int8) is imported");
+            const bool isSigned = zeroPoint.scalar_type() == at::kChar;
+            std::string s = in(1), zp = hasZeroPoint ? in(2) + ".to(6)" : std::string("0.0");
+            if (scale.dim() == 1 && scale.numel() > 1) { // per axis
+                const auto rank = rankOf(node.input(0));
+                if (!rank)
+                    throw Error(ErrorKind::Input, where(node) + ": per-axis scales on an input of unknown rank");
+                std::int64_t axis = intAttr(node, "axis", 1);
+                if (axis < 0)
+                    axis += *rank;
+                std::vector<std::int64_t> shape(static_cast<std::size_t>(*rank), 1);
+                shape[static_cast<std::size_t>(axis)] = -1;
+                s = "torch.reshape(" + s + ", " + intList(shape) + ")";
+                if (hasZeroPoint)
+                    zp = "torch.reshape(" + zp + ", " + intList(shape) + ")";
+            }
+            if (op == "QuantizeLinear")
+                return assign("torch.clamp(torch.round(" + in(0) + " / " + s + ") + " + zp + ", " +
+                              (isSigned ? "-128.0, 127.0" : "0.0, 255.0") + ").to(" + (isSigned ? "1" : "0") + ")");
+            return assign("(" + in(0) + ".to(6) - " + zp + ") * " + s);
         }
         if (op == "Shape") {
             const auto* start = attribute(node, "start");

@@ -1087,6 +1087,61 @@ class Onnx(Base):
                     np.testing.assert_allclose(ours.reshape(-1), got[-1].reshape(-1), rtol=1e-4,
                                                atol=1e-4 * float(np.abs(got[-1]).max()))
 
+    def test_qdq_onnx_against_numpy_formulas(self):
+        """An INT8 QDQ model written by tools/make_qdq_onnx.py (python3-onnx alone): float ONNX
+        vs QDQ ONNX reads like INT8 (finite SQNR, 25-50 dB), and every layer of the QDQ side
+        equals a reference that applies ONNX's QuantizeLinear/DequantizeLinear formulas in
+        numpy (round half to even, saturation) to the previous layer's recorded output, then
+        the graph's Relu/MaxPool and the convolution in PyTorch."""
+        import onnx
+        import torch
+        from onnx import numpy_helper
+        float_path = self.export(model("demo_cnn_float.pt"), (64, 64), "cnn.onnx")
+        qdq = self.out("cnn_qdq.onnx")
+        r = subprocess.run([sys.executable, os.path.join(ARGS.tools, "make_qdq_onnx.py"), float_path, qdq,
+                            *demo_images()], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = self.out("qdq.h5")
+        r = run("compare", "--original", float_path, "--quantized", qdq, "--image", demo_images()[1], "--out", out,
+                "--quiet", "--dtype", "f32", "--tap-at", "output")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = onnx.load(qdq)
+        init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+        attrs = lambda n: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}  # noqa: E731
+
+        def qdq_numpy(x, scale, zp):
+            q = np.clip(np.rint(x / scale) + zp.astype(np.float32), 0, 255)  # rint: half to even
+            return ((q - zp.astype(np.float32)) * scale).astype(np.float32)
+
+        with h5py.File(out) as f:
+            layers = [f["layers"][k] for k in f["layers"]]
+            for g in layers:
+                self.assertTrue(25.0 < g.attrs["sqnr_db"] < 50.0, (g.attrs["name"], g.attrs["sqnr_db"]))
+            x = torch.from_numpy((f["inputs"]["0000"]["image"][()].astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+                                 .copy())
+            k = 0
+            for n in m.graph.node:
+                if n.op_type == "Relu":
+                    x = torch.relu(x)
+                elif n.op_type == "MaxPool":
+                    a = attrs(n)
+                    x = torch.nn.functional.max_pool2d(x, a["kernel_shape"], a.get("strides", 1))
+                elif n.op_type == "Conv":
+                    a = attrs(n)
+                    act = n.input[0][:-len("_dq")]
+                    xq = qdq_numpy(x.numpy(), init[act + "_scale"], init[act + "_zero_point"])
+                    base = n.input[1][:-len("_dq")]
+                    w = init[base + "_quantized"].astype(np.float32) * init[base + "_scale"][:, None, None, None]
+                    b = torch.from_numpy(init[n.input[2]].copy()) if len(n.input) > 2 else None
+                    ref = torch.nn.functional.conv2d(torch.from_numpy(xq), torch.from_numpy(w), b,
+                                                     a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0])[:2])
+                    ours = layers[k]["quantized"][0]
+                    np.testing.assert_allclose(ours, ref[0].numpy(), rtol=1e-5,
+                                               atol=1e-5 * float(ref.abs().max()), err_msg=layers[k].attrs["name"])
+                    x = torch.from_numpy(ours[None].copy())  # the next layer starts from what we recorded
+                    k += 1
+            self.assertEqual(k, len(layers))
+
     def test_unsupported_and_malformed_onnx(self):
         import onnx
         from onnx import TensorProto, helper
