@@ -25,6 +25,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 namespace qs::ts {
 
@@ -35,58 +36,44 @@ using onnx::NodeProto;
 using onnx::TensorProto;
 
 at::Tensor toTensor(const TensorProto& t, const std::string& where) {
-    std::vector<std::int64_t> dims(t.dims().begin(), t.dims().end());
-    const bool raw = t.has_raw_data();
-    auto fromRaw = [&](at::ScalarType type, std::size_t size) {
+    const std::vector<std::int64_t> dims(t.dims().begin(), t.dims().end());
+    std::int64_t count = 1;
+    for (auto d : dims)
+        count *= d;
+    auto wrongSize = [&](std::size_t have) {
+        return Error(ErrorKind::Input, where + ": tensor " + t.name() + " holds " + std::to_string(have) +
+                                           " values (or bytes) for a shape of " + std::to_string(count));
+    };
+    // raw_data (little-endian, the type's own width), else the typed field the type uses
+    auto fromRaw = [&](at::ScalarType type) {
         at::Tensor out = at::empty(dims, type);
-        if (static_cast<std::size_t>(out.numel()) * size != t.raw_data().size())
-            throw Error(ErrorKind::Input, where + ": initializer " + t.name() + " holds " +
-                                              std::to_string(t.raw_data().size()) + " bytes for its shape");
+        if (static_cast<std::size_t>(out.numel() * out.element_size()) != t.raw_data().size())
+            throw wrongSize(t.raw_data().size());
         std::memcpy(out.data_ptr(), t.raw_data().data(), t.raw_data().size());
         return out;
     };
+    auto fromField = [&](const auto& field, at::ScalarType type) {
+        using T = typename std::decay_t<decltype(field)>::value_type;
+        if (static_cast<std::int64_t>(field.size()) != count)
+            throw wrongSize(static_cast<std::size_t>(field.size()));
+        return at::tensor(std::vector<T>(field.begin(), field.end())).to(type).reshape(dims).clone();
+    };
+    const bool raw = t.has_raw_data();
     switch (t.data_type()) {
     case TensorProto::FLOAT:
-        if (raw)
-            return fromRaw(at::kFloat, 4);
-        return at::tensor(std::vector<float>(t.float_data().begin(), t.float_data().end())).reshape(dims).clone();
-    case TensorProto::INT64:
-        if (raw)
-            return fromRaw(at::kLong, 8);
-        return at::tensor(std::vector<std::int64_t>(t.int64_data().begin(), t.int64_data().end()))
-            .reshape(dims)
-            .clone();
-    case TensorProto::INT32:
-        if (raw)
-            return fromRaw(at::kInt, 4);
-        return at::tensor(std::vector<std::int32_t>(t.int32_data().begin(), t.int32_data().end()))
-            .reshape(dims)
-            .clone();
-    case TensorProto::UINT8:
-        if (raw)
-            return fromRaw(at::kByte, 1);
-        return at::tensor(std::vector<std::int32_t>(t.int32_data().begin(), t.int32_data().end()))
-            .to(at::kByte)
-            .reshape(dims)
-            .clone();
-    case TensorProto::INT8:
-        if (raw)
-            return fromRaw(at::kChar, 1);
-        return at::tensor(std::vector<std::int32_t>(t.int32_data().begin(), t.int32_data().end()))
-            .to(at::kChar)
-            .reshape(dims)
-            .clone();
-    case TensorProto::BOOL:
-        if (raw)
-            return fromRaw(at::kBool, 1);
-        return at::tensor(std::vector<std::int32_t>(t.int32_data().begin(), t.int32_data().end()))
-            .to(at::kBool)
-            .reshape(dims)
-            .clone();
+        return raw ? fromRaw(at::kFloat) : fromField(t.float_data(), at::kFloat);
     case TensorProto::DOUBLE:
-        if (raw)
-            return fromRaw(at::kDouble, 8);
-        return at::tensor(std::vector<double>(t.double_data().begin(), t.double_data().end())).reshape(dims).clone();
+        return raw ? fromRaw(at::kDouble) : fromField(t.double_data(), at::kDouble);
+    case TensorProto::INT64:
+        return raw ? fromRaw(at::kLong) : fromField(t.int64_data(), at::kLong);
+    case TensorProto::INT32:
+        return raw ? fromRaw(at::kInt) : fromField(t.int32_data(), at::kInt);
+    case TensorProto::UINT8: // the narrow types travel in int32_data
+        return raw ? fromRaw(at::kByte) : fromField(t.int32_data(), at::kByte);
+    case TensorProto::INT8:
+        return raw ? fromRaw(at::kChar) : fromField(t.int32_data(), at::kChar);
+    case TensorProto::BOOL:
+        return raw ? fromRaw(at::kBool) : fromField(t.int32_data(), at::kBool);
     default:
         throw Error(ErrorKind::Input, where + ": tensor " + t.name() + " has ONNX data type " +
                                           std::to_string(t.data_type()) + ", which QuantScope does not read");
@@ -813,10 +800,30 @@ private:
 
 } // namespace
 
-torch::jit::Module importOnnx(const std::string& path) { return Importer(path).run(); }
+namespace {
+// Errors of LibTorch or libonnx that no check above caught still name the file.
+template <typename Fn>
+torch::jit::Module guarded(const std::string& path, Fn fn) {
+    try {
+        return fn();
+    } catch (const Error&) {
+        throw;
+    } catch (const c10::Error& e) {
+        throw Error(ErrorKind::Input, path + ": cannot import the ONNX model (" +
+                                          std::string(e.what_without_backtrace()).substr(0, 300) + ")");
+    } catch (const std::exception& e) {
+        throw Error(ErrorKind::Input, path + ": cannot import the ONNX model (" + std::string(e.what()).substr(0, 300) +
+                                          ")");
+    }
+}
+} // namespace
+
+torch::jit::Module importOnnx(const std::string& path) {
+    return guarded(path, [&] { return Importer(path).run(); });
+}
 
 torch::jit::Module importOnnxBytes(const std::string& bytes, const std::string& name) {
-    return Importer(name).run(bytes);
+    return guarded(name, [&] { return Importer(name).run(bytes); });
 }
 
 bool onnxOpImported(const std::string& op) { return Importer::supported(op); }
