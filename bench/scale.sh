@@ -59,7 +59,7 @@ pair() { # name original quantized threads sources... (with counts in $counts)
         printf "    shard %d/%d  " "$i" "$shards"
         run "$work/s$i.h5" --original "$original" --quantized "$quantized" --images "$work/img" \
             --threads "$threads" --keep-activations 4 --shard "$i/$shards"
-        total=$(echo "$total + $(cut -d' ' -f1 "$work/time")" | bc)
+        total=$(awk -v a="$total" -v b="$(cut -d' ' -f1 "$work/time")" 'BEGIN { print a + b }')
         echo
     done
     echo "    shards in all: $total s"
