@@ -107,6 +107,7 @@ LayerView::LayerView(QWidget* parent) : QWidget(parent) {
     });
 
     m_status = new QLabel;
+    m_status->setWordWrap(true); // a long message wraps instead of widening the window's right side
     auto* chartRow = new QHBoxLayout;
     chartRow->addWidget(m_channels, 1);
     chartRow->addWidget(m_channelMetric, 0, Qt::AlignTop);
@@ -200,10 +201,18 @@ void LayerView::request() {
 void LayerView::present(const LayerMaps& maps) {
     if (maps.notKept) { // a metrics-only image: say so in place, no error box
         m_maps = LayerMaps();
-        for (auto* p : m_plots) {
-            p->clearMatrix();
-            p->clearUnderlay();
-            p->replot();
+        const QString name = m_dump && maps.layer >= 0 && maps.layer < static_cast<int>(m_dump->layers().size())
+                                 ? QString::fromStdString(m_dump->layers()[static_cast<std::size_t>(maps.layer)].name)
+                                 : QString();
+        const QString context = tr("image %1: activations not kept").arg(maps.image);
+        const QString titles[4] = {tr("Original — %1\n%2").arg(name, context), tr("Quantized — %1\n%2").arg(name, context),
+                                   tr("|Quantized − original|\n%1").arg(context),
+                                   tr("Relative difference\n%1").arg(context)};
+        for (int i = 0; i < 4; ++i) { // no stale titles of the image shown before
+            m_plots[i]->setTitle(titles[i]);
+            m_plots[i]->clearMatrix();
+            m_plots[i]->clearUnderlay();
+            m_plots[i]->replot();
         }
         m_status->setText(tr("Image %1's activations were not kept (compare --keep-activations %2%3): its metrics "
                              "are in the Images list, the histogram and the graph; the maps show kept images only.")

@@ -610,6 +610,15 @@ private slots:
             return l->text().contains(QStringLiteral("not kept")) && l->text().contains(QStringLiteral("worst"));
         }));
         QCOMPARE(static_cast<HeatmapPlot*>(w.layerView()->figures().first())->matrixWidth(), 0);
+        // the titles say so too (not those of the image shown before), and the long status
+        // line wraps instead of widening the view (it squeezed the layer list at 1280 px)
+        QVERIFY(static_cast<HeatmapPlot*>(w.layerView()->figures().first())
+                    ->title()
+                    .contains(QStringLiteral("image %1: activations not kept").arg(notKept)));
+        const auto statusLabels = w.layerView()->findChildren<QLabel*>();
+        QVERIFY(std::all_of(statusLabels.begin(), statusLabels.end(), [](QLabel* l) {
+            return !l->text().contains(QStringLiteral("not kept")) || l->wordWrap();
+        }));
         // its pixels were not stored: the source file is read again, at the input size
         QVERIFY(!w.dump()->isKept(notKept));
         const QImage again = inputImage(*w.dump(), notKept);
