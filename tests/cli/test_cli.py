@@ -1142,6 +1142,36 @@ class Onnx(Base):
                     k += 1
             self.assertEqual(k, len(layers))
 
+    def test_eval_and_bench_on_onnx(self):
+        """eval: the YOLO v8 demo against its ONNX export over 12 annotated scenes gives the
+        same COCO mAP (the same detections, up to float rounding); bench reports the .onnx
+        file's size and runs it at two batch sizes."""
+        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
+            gt = json.load(f)
+        keep = {im["id"] for im in gt["images"][:12]}
+        gt["images"] = [im for im in gt["images"] if im["id"] in keep]
+        gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep]
+        annotations = self.out("gt.json")
+        with open(annotations, "w") as f:
+            json.dump(gt, f)
+        source = os.path.join(ARGS.weights, "demo_yolo_v8.pt")
+        onnx_path = self.export(source, (320, 320), "yolo.onnx")
+        js = self.out("eval.json")
+        r = run("eval", "--original", source, "--quantized", onnx_path, "--coco", annotations, "--images",
+                os.path.join(ARGS.data, "test"), "--decode", "yolov8", "--json", js, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(js) as f:
+            result = json.load(f)
+        self.assertGreater(result["original"]["coco"]["map"], 0.3)
+        self.assertAlmostEqual(result["quantized"]["coco"]["map"], result["original"]["coco"]["map"], delta=1e-3)
+        r = run("bench", "--original", source, "--quantized", onnx_path, "--batch", "1,2", "--size", "320x320",
+                "--json", self.out("bench.json"), "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.out("bench.json")) as f:
+            bench = json.load(f)
+        text = json.dumps(bench)
+        self.assertIn(str(os.path.getsize(onnx_path)), text)  # the .onnx file's own size
+
     def test_unsupported_and_malformed_onnx(self):
         import onnx
         from onnx import TensorProto, helper
