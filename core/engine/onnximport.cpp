@@ -589,8 +589,13 @@ private:
         }
         if (op == "Concat")
             return assign("torch.cat([" + joinInputs(node) + "], " + std::to_string(intAttr(node, "axis", 0)) + ")");
-        if (op == "Softmax")
-            return assign("torch.softmax(" + in(0) + ", " + std::to_string(intAttr(node, "axis", -1)) + ")");
+        if (op == "Softmax") {
+            if (m_opset >= 13)
+                return assign("torch.softmax(" + in(0) + ", " + std::to_string(intAttr(node, "axis", -1)) + ")");
+            // before opset 13: over all dimensions from `axis` on (the input seen as 2-D)
+            return assign("torch.softmax(torch.flatten(" + in(0) + ", " + std::to_string(intAttr(node, "axis", 1)) +
+                          "), -1).reshape(" + in(0) + ".size())");
+        }
         if (op == "MatMul")
             return assign("torch.matmul(" + in(0) + ", " + in(1) + ")");
         if (op == "Transpose")

@@ -1172,6 +1172,36 @@ class Onnx(Base):
         text = json.dumps(bench)
         self.assertIn(str(os.path.getsize(onnx_path)), text)  # the .onnx file's own size
 
+    def test_softmax_before_opset_13(self):
+        """Softmax before opset 13 normalises over every dimension from `axis` on (the input
+        seen as 2-D), from 13 over `axis` alone: the stored output against numpy on the
+        recorded conv output, for both opsets."""
+        import onnx
+        from onnx import TensorProto, helper
+        image = demo_images()[0]
+        rng = np.random.default_rng(0)
+        w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], (rng.standard_normal(108) * 0.3).tolist())
+        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 64, 64])
+        for opset in (11, 13):
+            graph = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["c"], name="/conv/Conv",
+                                                        pads=[1, 1, 1, 1]),
+                                       helper.make_node("Softmax", ["c"], ["out"], name="/softmax", axis=1)],
+                                      "g", [x], [y], [w])
+            path = self.out(f"softmax{opset}.onnx")
+            onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), path)
+            out = self.out(f"softmax{opset}.h5")
+            r = run("compare", "--original", path, "--quantized", path, "--image", image, "--out", out, "--quiet",
+                    "--dtype", "f32", "--decode", "none", "--tap-at", "output")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with h5py.File(out) as f:
+                c = f["layers"]["0000"]["original"][0].astype(np.float64)  # [4, 64, 64]
+                got = f["outputs"]["0000"]["original"][()].reshape(c.shape)
+            flat = c.reshape(-1) if opset == 11 else c
+            e = np.exp(flat - flat.max(axis=0 if opset == 13 else None))
+            want = (e / e.sum(axis=0 if opset == 13 else None)).reshape(c.shape)
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-9, err_msg=f"opset {opset}")
+
     def test_unsupported_and_malformed_onnx(self):
         import onnx
         from onnx import TensorProto, helper
