@@ -63,6 +63,19 @@ class Base(unittest.TestCase):
     def out(self, name="run.h5"):
         return os.path.join(self.dir, name)
 
+    def subset(self, n=40, extra_images=(), extra_categories=(), extra_annotations=()):
+        """The first n images of the demo test split's annotations (and extras), as a file."""
+        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
+            gt = json.load(f)
+        keep = {im["id"] for im in gt["images"][:n]}
+        gt["images"] = [im for im in gt["images"] if im["id"] in keep] + list(extra_images)
+        gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep] + list(extra_annotations)
+        gt["categories"] += list(extra_categories)
+        path = os.path.join(self.dir, "gt.json")
+        with open(path, "w") as f:
+            json.dump(gt, f)
+        return path
+
     def assertNoDump(self, path):
         self.assertFalse(os.path.exists(path), f"{path} must not exist after a failure")
         leftovers = glob.glob(path + ".partial*")
@@ -373,18 +386,6 @@ class Eval(Base):
 
     def weights(self, name):
         return os.path.join(ARGS.weights, name)
-
-    def subset(self, n=40, extra_images=(), extra_categories=(), extra_annotations=()):
-        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
-            gt = json.load(f)
-        keep = {im["id"] for im in gt["images"][:n]}
-        gt["images"] = [im for im in gt["images"] if im["id"] in keep] + list(extra_images)
-        gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep] + list(extra_annotations)
-        gt["categories"] += list(extra_categories)
-        path = os.path.join(self.dir, "gt.json")
-        with open(path, "w") as f:
-            json.dump(gt, f)
-        return path
 
     def run_eval(self, gt, *extra, expect=0):
         js = os.path.join(self.dir, "eval.json")
@@ -782,14 +783,7 @@ class Sharding(Base):
     def test_eval_shards_are_scored_together(self):
         """eval --shard I/2 --into each shard, merged: the merged /eval equals one eval of the
         whole annotation set (COCO mAP exactly, per class, per image)."""
-        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
-            gt = json.load(f)
-        keep = {im["id"] for im in gt["images"][:12]}
-        gt["images"] = [im for im in gt["images"] if im["id"] in keep]
-        gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep]
-        annotations = self.out("gt.json")
-        with open(annotations, "w") as f:
-            json.dump(gt, f)
+        annotations = self.subset(12)
         images = self.scenes(2)
         original = os.path.join(ARGS.weights, "demo_frcnn_float.pt")
         quantized = os.path.join(ARGS.weights, "demo_frcnn_int8_fx.pt")
@@ -1146,14 +1140,7 @@ class Onnx(Base):
         """eval: the YOLO v8 demo against its ONNX export over 12 annotated scenes gives the
         same COCO mAP (the same detections, up to float rounding); bench reports the .onnx
         file's size and runs it at two batch sizes."""
-        with open(os.path.join(ARGS.data, "annotations", "test.json")) as f:
-            gt = json.load(f)
-        keep = {im["id"] for im in gt["images"][:12]}
-        gt["images"] = [im for im in gt["images"] if im["id"] in keep]
-        gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in keep]
-        annotations = self.out("gt.json")
-        with open(annotations, "w") as f:
-            json.dump(gt, f)
+        annotations = self.subset(12)
         source = os.path.join(ARGS.weights, "demo_yolo_v8.pt")
         onnx_path = self.export(source, (320, 320), "yolo.onnx")
         js = self.out("eval.json")
