@@ -223,8 +223,9 @@ private slots:
         QCOMPARE(r16.low, -2.0);
         QCOMPARE(r16.high, 1.0);
         // the range on the bits (eight at a time, then the tail) against the float values,
-        // over every one of the 65536 half patterns, in runs of every length 1..40 and
-        // at every offset (zeros, denormals, infinities and NaNs included)
+        // over all 65536 half patterns (zeros, denormals, infinities and NaNs included) in
+        // a shuffled order: runs of 1, 7, 8, 9, 17 and 40 values at offsets spread over
+        // the whole array, and the whole array at once
         std::vector<std::uint16_t> all(65536);
         for (std::size_t i = 0; i < all.size(); ++i)
             all[i] = static_cast<std::uint16_t>((i * 40503u) & 0xffffu); // a permutation
