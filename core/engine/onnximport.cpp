@@ -283,6 +283,8 @@ private:
             throw;
         }
         m_target = &m_module;
+        if (m_initializers.count(node.output(0)))
+            return; // the translation made the constant itself (ConstantOfShape)
         const std::string out = identifier(node.output(0), "v_");
         try {
             scratch.define("def forward(self):\n    " + statement + "\n    return " + out + "\n");

@@ -1189,6 +1189,44 @@ class Onnx(Base):
             want = (e / e.sum(axis=0 if opset == 13 else None)).reshape(c.shape)
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-9, err_msg=f"opset {opset}")
 
+    def test_constant_subgraphs_fold_at_import(self):
+        """Nodes whose inputs are all constants are computed at import: a ConstantOfShape of
+        a constant shape, a Shape -> Gather -> Unsqueeze -> Concat chain feeding a Reshape.
+        The stored output equals numpy on the recorded conv output."""
+        import onnx
+        from onnx import TensorProto, helper
+        image = demo_images()[0]
+        rng = np.random.default_rng(1)
+        inits = [helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], (rng.standard_normal(108) * 0.3).tolist()),
+                 helper.make_tensor("shape", TensorProto.INT64, [4], [1, 4, 64, 64]),
+                 helper.make_tensor("one", TensorProto.INT64, [], [1]),
+                 helper.make_tensor("minus1", TensorProto.INT64, [1], [-1])]
+        nodes = [helper.make_node("Conv", ["image", "w"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]),
+                 helper.make_node("ConstantOfShape", ["shape"], ["half"], name="/half",
+                                  value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5])),
+                 helper.make_node("Add", ["c", "half"], ["a"], name="/add"),
+                 helper.make_node("Shape", ["a"], ["s"], name="/shape"),
+                 helper.make_node("Gather", ["s", "one"], ["channels"], name="/gather", axis=0),
+                 helper.make_node("Unsqueeze", ["channels", "zero_axis"], ["channels1"], name="/unsqueeze"),
+                 helper.make_node("Concat", ["batch", "channels1", "minus1"], ["target"], name="/concat", axis=0),
+                 helper.make_node("Reshape", ["a", "target"], ["out"], name="/reshape")]
+        inits += [helper.make_tensor("zero_axis", TensorProto.INT64, [1], [0]),
+                  helper.make_tensor("batch", TensorProto.INT64, [1], [1])]
+        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 4096])
+        path = self.out("fold.onnx")
+        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
+                                    opset_imports=[helper.make_opsetid("", 13)]), path)
+        out = self.out("fold.h5")
+        r = run("compare", "--original", path, "--quantized", path, "--image", image, "--out", out, "--quiet",
+                "--dtype", "f32", "--decode", "none", "--tap-at", "output")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(out) as f:
+            c = f["layers"]["0000"]["original"][0]
+            got = f["outputs"]["0000"]["original"][()]
+        np.testing.assert_allclose(got.reshape(-1), (c + 0.5).reshape(-1), rtol=1e-6)
+        self.assertEqual(got.size, 4 * 4096)
+
     def test_unsupported_and_malformed_onnx(self):
         import onnx
         from onnx import TensorProto, helper
