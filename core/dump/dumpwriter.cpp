@@ -235,11 +235,6 @@ void DumpWriter::waitFor(std::uint64_t ticket) {
         std::rethrow_exception(m_error);
 }
 
-std::uint64_t DumpWriter::lastTicket() const {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    return m_posted;
-}
-
 std::uint64_t DumpWriter::postKeep(int image, int row) {
     return post([this, image, row](H5::H5File&) {
         std::vector<char> buffer;
@@ -387,11 +382,7 @@ void DumpWriter::writeActivation(Side side, int image, int seq, const Activation
     auto& ranges = m_ranges[static_cast<int>(side)];
     if (static_cast<int>(ranges.size()) <= seq)
         ranges.resize(static_cast<std::size_t>(seq) + 1);
-    const auto n = static_cast<std::size_t>(a.numel());
-    if (half)
-        ranges[static_cast<std::size_t>(seq)].add(static_cast<const std::uint16_t*>(a.data.get()), n);
-    else
-        ranges[static_cast<std::size_t>(seq)].add(static_cast<const float*>(a.data.get()), n);
+    ranges[static_cast<std::size_t>(seq)].add(a);
     auto& datasets = m_datasets[static_cast<int>(side)];
     std::vector<hsize_t> dims(a.shape.begin(), a.shape.end());
     dims[0] = static_cast<hsize_t>(keptImages());

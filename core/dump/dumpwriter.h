@@ -60,8 +60,6 @@ public:
     // Waits until the task of `ticket` (and all before it) is done, from any thread;
     // rethrows the writer's first error.
     void waitFor(std::uint64_t ticket);
-    // The last ticket handed out (pushed activations included).
-    std::uint64_t lastTicket() const;
     // compare --keep worst: posts a copy of image `image`'s activations (every activation
     // the dump stores, from the scratch file) into the dump's row `row`. Returns its ticket.
     std::uint64_t postKeep(int image, int row);

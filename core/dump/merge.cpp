@@ -281,6 +281,7 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
         const bool streamed = first.run.keptImages >= 0;
         std::vector<Source> keptOrder = order; // the source of each activation row
         std::vector<int> keptImages;          // the merged image each row holds
+        std::vector<bool> pixelsKept(order.size(), false); // by merged image: among keptImages
         if (streamed) {
             const int k = std::min(first.run.keepRequested, report.images);
             std::vector<int> chosen;
@@ -307,6 +308,7 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                                                       " is one the whole run keeps, but this shard did not keep it");
                 keptOrder.push_back({from.listIndex, from.shard, row});
                 keptImages.push_back(j);
+                pixelsKept[static_cast<std::size_t>(j)] = true;
             }
         }
 
@@ -351,7 +353,7 @@ MergeReport mergeDumps(const std::vector<std::string>& paths, const std::string&
                     if (streamed && group == std::string(layout::kInputs)) { // pixels of kept images only
                         H5::Group g = file.createGroup(to);
                         copyAttributes(shardFile.openGroup(from), g);
-                        if (std::find(keptImages.begin(), keptImages.end(), static_cast<int>(j)) == keptImages.end())
+                        if (!pixelsKept[j])
                             continue;
                         const std::string pixels = from + "/" + layout::kImage;
                         if (H5Ocopy(shardFile.getId(), pixels.c_str(), file.getId(),

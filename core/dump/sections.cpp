@@ -614,6 +614,14 @@ void ValueRange::add(const std::uint16_t* halfValues, std::size_t n) {
     high = std::max(high, value(keyMax));
 }
 
+void ValueRange::add(const Activation& a) {
+    const auto n = static_cast<std::size_t>(a.numel());
+    if (a.type == StorageType::F16)
+        add(static_cast<const std::uint16_t*>(a.data.get()), n);
+    else
+        add(static_cast<const float*>(a.data.get()), n);
+}
+
 void ValueRange::merge(const ValueRange& other) {
     low = std::min(low, other.low);
     high = std::max(high, other.high);

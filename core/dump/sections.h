@@ -108,6 +108,7 @@ struct ValueRange {
     double high = -std::numeric_limits<double>::infinity();
     void add(const float* values, std::size_t n);
     void add(const std::uint16_t* halfValues, std::size_t n);
+    void add(const Activation& activation); // its values, float16 or float32 as stored
     void merge(const ValueRange& other);
     bool empty() const { return low > high; }
 };

@@ -382,11 +382,7 @@ class RangeSink : public ActivationSink {
 public:
     void push(Activation a) override {
         ValueRange r;
-        const auto n = static_cast<std::size_t>(a.numel());
-        if (a.type == StorageType::F16)
-            r.add(static_cast<const std::uint16_t*>(a.data.get()), n);
-        else
-            r.add(static_cast<const float*>(a.data.get()), n);
+        r.add(a);
         ranges[side].push_back(r);
         modules[side].push_back(a.module);
     }

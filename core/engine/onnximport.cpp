@@ -216,15 +216,15 @@ private:
                 body << (i ? ", " : "") << outputs[i];
             body << ")\n";
         }
-        m_source = body.str();
+        const std::string source = body.str();
         try {
-            m_module.define(m_source);
+            m_module.define(source);
         } catch (const std::exception& e) {
             std::string what = e.what();
             while (!what.empty() && what.front() == '\n')
                 what.erase(0, 1);
             if (std::getenv("QS_ONNX_SOURCE"))
-                std::fprintf(stderr, "%s\n", m_source.c_str());
+                std::fprintf(stderr, "%s\n", source.c_str());
             throw Error(ErrorKind::Internal, m_path + ": the TorchScript made from the ONNX graph does not compile (" +
                                                  firstLineOf(what) + "; QS_ONNX_SOURCE=1 prints it)");
         }
@@ -457,7 +457,7 @@ private:
 
     std::string translate(const NodeProto& node) {
         const std::string& op = node.op_type();
-        if (node.output_size() != 1 && op != "Split")
+        if (node.output_size() != 1)
             throw Error(ErrorKind::Input, where(node) + ": " + std::to_string(node.output_size()) +
                                               " outputs (training-mode or index outputs) are not imported");
         auto in = [&](int i) { return i < node.input_size() ? value(node.input(i)) : std::string("None"); };
@@ -802,7 +802,6 @@ private:
     int m_moduleCount = 0;
     torch::jit::Module m_module;
     torch::jit::Module* m_target = &m_module; // where value() puts buffers (folding: a scratch module)
-    std::string m_source;
 };
 
 } // namespace
