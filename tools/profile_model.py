@@ -2,7 +2,7 @@
 """Where a TorchScript model spends its time: self CPU time per op of one forward pass.
 
     /usr/bin/python3 tools/profile_model.py --model M.pt --image X.png [--threads 2]
-        [--runs 3] [--json out.json]
+        [--runs 3] [--batch 1] [--top 15] [--json out.json]
 
 Loads the model in Python (torchvision imported for its ops), feeds the image as
 quantscope-cli does (RGB in [0,1]; a list of one [3,H,W] tensor for torchvision
@@ -24,7 +24,9 @@ def main():
     ap.add_argument("--image", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=1, help="images per forward pass (the same image repeated)")
     ap.add_argument("--engine", default="onednn")
+    ap.add_argument("--top", type=int, default=15, help="ops listed")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -32,7 +34,7 @@ def main():
     x = torch.from_numpy(np.asarray(Image.open(args.image).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
     m = torch.jit.load(args.model).eval()
     image_list = "Tensor[] images" in str(m.forward.schema) or "List[Tensor]" in str(m.forward.schema)
-    inp = [x] if image_list else x.unsqueeze(0)
+    inp = [x] * args.batch if image_list else x.unsqueeze(0).expand(args.batch, -1, -1, -1).contiguous()
     with torch.no_grad():
         for _ in range(3):
             m(inp)
@@ -43,7 +45,7 @@ def main():
                    for e in prof.key_averages()), key=lambda r: -r[1])
     total = sum(r[1] for r in rows)
     print("%-40s %10s %6s" % ("op", "ms/pass", "calls"))
-    for key, ms, calls in rows[:15]:
+    for key, ms, calls in rows[:args.top]:
         print("%-40s %10.1f %6d" % (key, ms, calls))
     print("%-40s %10.1f" % ("total", total))
     if args.json:

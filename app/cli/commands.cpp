@@ -608,6 +608,9 @@ void addQuantize(CLI::App& app, QuantizeArgs& a) {
                                              "dump instead of running a compare");
     c->add_option("--rank-images", a.rankImages, "Images used for ranking (default 4)")->check(CLI::PositiveNumber);
     c->add_flag("--fold-only", a.foldOnly, "Write the frozen float model with batch norm folded (no quantization)");
+    c->add_flag("--plain-graph", a.plainGraph,
+                "No graph speed-ups: keep torchvision's roi_align and the input's memory layout, and dequantize "
+                "wherever a quantized result enters a container or leaves a block (for before/after measurements)");
     c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
     c->add_option("--json", a.json, "Also write the report as JSON to this file");
     addPreprocessOptions(c, a.size, a.mean, a.std, a.bgr);
@@ -649,6 +652,7 @@ QuantizeOptions quantizeOptions(const QuantizeArgs& a) {
     o.evalAnnotations = a.calibCoco;
     o.evalImagesDir = a.images;
     o.foldOnly = a.foldOnly;
+    o.plain = a.plainGraph;
 
     return o;
 }
@@ -685,6 +689,10 @@ void printQuantizeReport(const QuantizeReport& r, const QuantizeOptions& o, cons
                     r.outPath.c_str(), r.quantizedLayers, r.floatLayers, r.quantizedAdds, r.calibrationImages,
                     r.calibrationSeconds, toString(o.method), o.perChannel ? "per-channel" : "per-tensor",
                     o.model.engine.c_str(), r.reduceRange ? 7 : 8);
+    if (!o.plain)
+        std::printf("graph: %d RoI Align op(s) as aten ops, channels-last stem %s, %d quantized result(s) kept "
+                    "quantized into containers and out of blocks\n",
+                    r.roiAligns, r.channelsLast ? "yes" : "no", r.carried);
     std::printf("size: file %.2f MB -> %.2f MB (x%.3f), parameters %.2f MB -> %.2f MB (x%.3f)\n",
                 mb(r.originalFileBytes), mb(r.outputFileBytes), ratio(mb(r.outputFileBytes), mb(r.originalFileBytes)),
                 mb(r.originalParameterBytes), mb(r.outputParameterBytes),
@@ -720,6 +728,10 @@ void writeQuantizeJson(const QuantizeReport& r, const QuantizeOptions& o, const 
                         {"float_layers", r.floatLayers},
                         {"quantized_adds", r.quantizedAdds},
                         {"observed_values", r.observedValues},
+                        {"plain_graph", o.plain},
+                        {"roi_align_as_aten", r.roiAligns},
+                        {"channels_last_stem", r.channelsLast},
+                        {"quantized_through_containers", r.carried},
                         {"file_bytes", {{"original", r.originalFileBytes}, {"quantized", r.outputFileBytes}}},
                         {"parameter_bytes",
                          {{"original", r.originalParameterBytes}, {"quantized", r.outputParameterBytes}}},
@@ -753,6 +765,9 @@ void addBench(CLI::App& app, BenchArgs& a) {
     CLI::App* c = app.add_subcommand("bench", "Size, latency and peak memory of both models per batch size");
     c->add_option("--original", a.original, "Original (float) TorchScript model")->required();
     c->add_option("--quantized", a.quantized, "Quantized TorchScript model")->required();
+    c->add_option("--baseline", a.baseline,
+                  "A third model timed in the same runs, e.g. the original frozen and batch-norm-folded "
+                  "(quantize --fold-only): the quantized model's time is also given as a ratio to it");
     auto* img = c->add_option("--image", a.image, "Input image (resized to --size when given)");
     c->add_option("--size", a.size, "Input size WxH (default: the image's size, or 640x480 without --image)");
     c->add_option("--batch", a.batch, "Comma-separated batch sizes (default 1,2,4,32,64)");
@@ -772,6 +787,7 @@ int runBench(const BenchArgs& a) {
     BenchOptions o;
     o.originalPath = a.original;
     o.quantizedPath = a.quantized;
+    o.baselinePath = a.baseline;
     o.imagePath = a.image;
     if (!a.size.empty()) {
         o.size = parseSize(a.size);
@@ -824,6 +840,18 @@ int runBench(const BenchArgs& a) {
     }
     std::printf("memory growth: %.1f MiB per image (original), %.1f MiB per image (quantized); probe limit %.0f MiB\n",
                 r.mibPerImage[0], r.mibPerImage[1], r.memoryLimitMiB);
+    const bool baseline = r.models == 3;
+    if (baseline) {
+        std::printf("baseline %s: file %.2f MB\n%-6s %26s %13s %13s %12s\n", r.paths[2].c_str(), r.fileBytes[2] / 1e6,
+                    "batch", "baseline ms (min-max)", "q/original", "q/baseline", "peak MiB b");
+        for (const auto& b : r.batches)
+            if (b.measured) {
+                char t[64];
+                std::snprintf(t, sizeof t, "%.1f (%.1f-%.1f)", b.medianMs[2], b.minMs[2], b.maxMs[2]);
+                std::printf("%-6d %26s %13.3f %13.3f %12.0f\n", b.batch, t, b.medianMs[1] / b.medianMs[0],
+                            b.medianMs[1] / b.medianMs[2], b.peakMiB[2]);
+            }
+    }
     if (!a.json.empty()) {
         nlohmann::json rows = nlohmann::json::array();
         for (const auto& b : r.batches)
@@ -832,11 +860,21 @@ int runBench(const BenchArgs& a) {
                             {"max_ms", {b.maxMs[0], b.maxMs[1]}}, {"peak_mib", {b.peakMiB[0], b.peakMiB[1]}},
                             {"model_mib", {b.modelMiB[0], b.modelMiB[1]}},
                             {"time_change_percent", b.measured ? change(b.medianMs[0], b.medianMs[1]) : 0.0}});
+        if (baseline)
+            for (std::size_t i = 0; i < r.batches.size(); ++i) {
+                const auto& b = r.batches[i];
+                rows[i]["baseline"] = {{"median_ms", b.medianMs[2]}, {"min_ms", b.minMs[2]}, {"max_ms", b.maxMs[2]},
+                                       {"peak_mib", b.peakMiB[2]}, {"model_mib", b.modelMiB[2]},
+                                       {"quantized_ratio", b.measured && b.medianMs[2] > 0 ? b.medianMs[1] / b.medianMs[2] : 0.0}};
+            }
         nlohmann::json j = {{"original", {{"path", r.paths[0]}, {"file_bytes", r.fileBytes[0]}, {"parameter_bytes", r.parameterBytes[0]}, {"mib_per_image", r.mibPerImage[0]}}},
                             {"quantized", {{"path", r.paths[1]}, {"file_bytes", r.fileBytes[1]}, {"parameter_bytes", r.parameterBytes[1]}, {"mib_per_image", r.mibPerImage[1]}}},
                             {"file_change_percent", change(static_cast<double>(r.fileBytes[0]), static_cast<double>(r.fileBytes[1]))},
                             {"input", {r.width, r.height}}, {"threads", r.threads}, {"engine", r.engine},
                             {"memory_limit_mib", r.memoryLimitMiB}, {"batches", rows}};
+        if (baseline)
+            j["baseline"] = {{"path", r.paths[2]}, {"file_bytes", r.fileBytes[2]},
+                             {"parameter_bytes", r.parameterBytes[2]}, {"mib_per_image", r.mibPerImage[2]}};
         std::ofstream out(a.json);
         out << jsonText(j, 2) << "\n";
         if (!out)

@@ -48,7 +48,7 @@ void addEval(CLI::App& app, EvalArgs& args);
 int runEval(const EvalArgs& args);
 
 struct BenchArgs {
-    std::string original, quantized, image, size, batch = "1,2,4,32,64", json, into, engine = "onednn";
+    std::string original, quantized, baseline, image, size, batch = "1,2,4,32,64", json, into, engine = "onednn";
     int runs = 5, warmup = 3, threads = 0;
     long long memoryLimitMiB = 0;
     bool quiet = false;
@@ -69,7 +69,7 @@ struct QuantizeArgs {
     std::vector<std::string> scope, exclude, floatLayers;
     int calibImages = 0, keepFloat = 0, rankImages = 4, threads = 0;
     double percentile = 99.99, maxDrop = -1;
-    bool perTensor = false, perChannel = false, foldOnly = false, bgr = false, quiet = false;
+    bool perTensor = false, perChannel = false, foldOnly = false, plainGraph = false, bgr = false, quiet = false;
 };
 void addQuantize(CLI::App& app, QuantizeArgs& args);
 int runQuantize(const QuantizeArgs& args);

@@ -196,9 +196,12 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
     ModelOptions mo = o.model;
     mo.tapOps = 0;
     BenchReport rep;
-    std::unique_ptr<Model> models[2] = {loadModel(o.originalPath, mo), loadModel(o.quantizedPath, mo)};
+    const int n = o.baselinePath.empty() ? 2 : 3;
+    rep.models = n;
+    std::unique_ptr<Model> models[3] = {loadModel(o.originalPath, mo), loadModel(o.quantizedPath, mo),
+                                        n == 3 ? loadModel(o.baselinePath, mo) : nullptr};
     const Image image = benchImage(o.imagePath, o.size);
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < n; ++s) {
         rep.paths[s] = models[s]->info().path;
         rep.fileBytes[s] = models[s]->info().fileBytes;
         rep.parameterBytes[s] = models[s]->info().parameterBytes;
@@ -213,7 +216,7 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
     std::vector<int> batches = o.batches;
     std::sort(batches.begin(), batches.end());
     batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
-    const std::int64_t total = static_cast<std::int64_t>(batches.size()) * (2 + 2 * (o.warmup + o.runs));
+    const std::int64_t total = static_cast<std::int64_t>(batches.size()) * (n + n * (o.warmup + o.runs));
     std::int64_t done = 0;
 
     // 1. memory, each (model, batch) alone in a child process
@@ -221,7 +224,7 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
     for (int b : batches) {
         BatchResult r;
         r.batch = b;
-        for (int s = 0; s < 2; ++s) {
+        for (int s = 0; s < n; ++s) {
             report({"memory", done++, total, "batch " + std::to_string(b)});
             if (tooBig || !r.skipped.empty())
                 continue;
@@ -233,7 +236,7 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
             args.insert(args.end(), {"--size", std::to_string(image.width) + "x" + std::to_string(image.height)});
             const ChildOutcome c = runProbe(args, limitMiB << 20);
             if (!c.ok) {
-                r.skipped = std::string(s == 0 ? "original" : "quantized") + ": " + c.message;
+                r.skipped = std::string(s == 0 ? "original" : s == 1 ? "quantized" : "baseline") + ": " + c.message;
                 if (c.outOfMemory)
                     tooBig = true; // larger batches will not fit either
                 continue;
@@ -246,22 +249,23 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
         rep.batches.push_back(r);
     }
 
-    // 2. latency, interleaved: o, q, q, o, o, q ... so that drift hits both alike
+    // 2. latency, interleaved: o, q, q, o, o, q ... (with a baseline b: o, q, b, b, q, o, ...)
+    // so that drift hits all alike
     for (auto& r : rep.batches) {
         if (!r.skipped.empty()) {
-            done += 2 * (o.warmup + o.runs);
+            done += n * (o.warmup + o.runs);
             continue;
         }
-        std::vector<double> ms[2];
+        std::vector<double> ms[3];
         try {
             for (int w = 0; w < o.warmup; ++w)
-                for (int s = 0; s < 2; ++s) {
+                for (int s = 0; s < n; ++s) {
                     report({"latency", done++, total, "batch " + std::to_string(r.batch) + " warm-up"});
                     models[s]->runBatch(image, r.batch);
                 }
             for (int run = 0; run < o.runs; ++run)
-                for (int k = 0; k < 2; ++k) {
-                    const int s = (run % 2 == 0) ? k : 1 - k;
+                for (int k = 0; k < n; ++k) {
+                    const int s = (run % 2 == 0) ? k : n - 1 - k;
                     report({"latency", done++, total, "batch " + std::to_string(r.batch)});
                     const auto t = std::chrono::steady_clock::now();
                     models[s]->runBatch(image, r.batch);
@@ -273,16 +277,16 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
             r.skipped = e.what();
             continue;
         }
-        for (int s = 0; s < 2; ++s) {
+        for (int s = 0; s < n; ++s) {
             std::sort(ms[s].begin(), ms[s].end());
-            const std::size_t n = ms[s].size();
-            r.medianMs[s] = n % 2 ? ms[s][n / 2] : 0.5 * (ms[s][n / 2 - 1] + ms[s][n / 2]);
+            const std::size_t m = ms[s].size();
+            r.medianMs[s] = m % 2 ? ms[s][m / 2] : 0.5 * (ms[s][m / 2 - 1] + ms[s][m / 2]);
             r.minMs[s] = ms[s].front();
             r.maxMs[s] = ms[s].back();
         }
         r.measured = true;
     }
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < n; ++s) {
         std::vector<double> x, y;
         for (const auto& r : rep.batches)
             if (r.peakMiB[s] > 0) {

@@ -14,6 +14,7 @@ namespace qs {
 
 struct BenchOptions {
     std::string originalPath, quantizedPath;
+    std::string baselinePath;          // optional third model (e.g. the --fold-only float one)
     std::string imagePath;             // or, when empty, a mid-grey image of `size`
     Size2 size{640, 480};
     std::vector<int> batches{1, 2, 4, 32, 64};
@@ -28,19 +29,21 @@ struct BatchResult {
     int batch = 0;
     bool measured = false;             // false: skipped, see skipped
     std::string skipped;               // why (out of memory, ...)
-    double medianMs[2] = {0, 0}, minMs[2] = {0, 0}, maxMs[2] = {0, 0};
-    double peakMiB[2] = {0, 0};        // child's peak RSS
-    double modelMiB[2] = {0, 0};       // child's RSS after loading, before running
+    // [0] original, [1] quantized, [2] the baseline when given
+    double medianMs[3] = {0, 0, 0}, minMs[3] = {0, 0, 0}, maxMs[3] = {0, 0, 0};
+    double peakMiB[3] = {0, 0, 0};     // child's peak RSS
+    double modelMiB[3] = {0, 0, 0};    // child's RSS after loading, before running
 };
 
 struct BenchReport {
-    std::string paths[2];
-    std::int64_t fileBytes[2] = {0, 0}, parameterBytes[2] = {0, 0};
+    int models = 2;                    // 3 with a baseline
+    std::string paths[3];
+    std::int64_t fileBytes[3] = {0, 0, 0}, parameterBytes[3] = {0, 0, 0};
     int width = 0, height = 0, threads = 0;
     std::string engine;
     double memoryLimitMiB = 0;
     std::vector<BatchResult> batches;
-    double mibPerImage[2] = {0, 0};    // slope of peak memory over batch size (least squares)
+    double mibPerImage[3] = {0, 0, 0}; // slope of peak memory over batch size (least squares)
 };
 
 // Everything readable from a descriptor until end of file; closes it.

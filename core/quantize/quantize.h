@@ -51,6 +51,10 @@ struct QuantizeOptions {
     double maxDropPoints = -1;
     std::string evalAnnotations, evalImagesDir;
     bool foldOnly = false;              // write the frozen float model with batch norm folded
+    // No graph speed-ups: torchvision's roi_align kept, the input layout kept, quantized
+    // results dequantized wherever they enter a container or leave a block (as before
+    // these existed; for before/after measurements and models they break).
+    bool plain = false;
 };
 
 struct QuantizedLayer {
@@ -95,6 +99,9 @@ struct QuantizeReport {
     double checkSecondsOriginal = 0, checkSecondsOutput = 0; // fastest forward time, check image
     std::vector<TradeOff> tradeOffs; // --max-drop: every candidate tried, in order
     double originalMap = -1;         // --max-drop: the float model's mAP@[.5:.95]
+    int roiAligns = 0;               // torchvision::roi_align ops replaced by aten ops
+    int carried = 0;                 // quantized results carried into containers / out of blocks
+    bool channelsLast = false;       // the (float) first convolution's input made channels-last
 };
 
 // The layers of a report as a JSON array (name, op, quantized_op, reason, scales and zero

@@ -27,6 +27,7 @@
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/frozen_conv_folding.h>
 #include <torch/csrc/jit/passes/inliner.h>
+#include <torch/jit.h>
 
 #include <nlohmann/json.hpp>
 
@@ -304,6 +305,145 @@ bool inScope(const std::string& name, const std::vector<std::string>& scope) {
     return false;
 }
 
+// ---------------------------------------------------------------------------------------
+// Float speed-ups, applied in every build (--fold-only too, so a ratio against the folded
+// model measures quantization alone), unless --plain-float-ops
+
+// torchvision's roi_align (CPU) runs one thread and reads an NCHW feature map one channel
+// at a time. The same RoI Align as aten ops: the sampling points of every bin give 4
+// corner rows each of the feature map laid out [B*H*W, C], and one embedding_bag sums
+// the weighted rows of each bin, in parallel and vectorised along the channels. The
+// coordinates, the clamping at the borders and the weights follow torchvision's kernel
+// (roi_align_kernel.cpp, pre_calc_for_bilinear_interpolate) step for step, so only the
+// order of the additions differs. (Compiled without Python: dtypes are ScalarType numbers,
+// 4 = int64.) A channels-last map is used as it is; an NCHW one is
+// transposed once per call. The result is [K, C, PH, PW] with the channels innermost; it is
+// made contiguous (one more pass) unless its only users copy it anyway (index_put_,
+// flatten).
+constexpr const char* kRoiAlignSource = R"TS(
+def _qs_roi_axis(v: Tensor, n: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    inside = ((v >= -1.0) & (v <= float(n))).to(v.dtype)
+    v = v.clamp_min(0.0)
+    low = v.to(4)
+    top = low >= n - 1
+    low = low.clamp_max(n - 1)
+    high = torch.where(top, low, low + 1)
+    v = torch.where(top, low.to(v.dtype), v)
+    frac = v - low.to(v.dtype)
+    return low, high, (1.0 - frac) * inside, frac * inside
+
+def qs_roi_align(input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int, pooled_width: int,
+                 sampling_ratio: int, aligned: bool, strided_out: bool) -> Tensor:
+    channels = input.size(1)
+    height = input.size(2)
+    width = input.size(3)
+    k = rois.size(0)
+    sr = sampling_ratio
+    offset = 0.5 if aligned else 0.0
+    start_x = rois[:, 1] * spatial_scale - offset
+    start_y = rois[:, 2] * spatial_scale - offset
+    size_x = rois[:, 3] * spatial_scale - offset - start_x
+    size_y = rois[:, 4] * spatial_scale - offset - start_y
+    if not aligned:
+        size_x = size_x.clamp_min(1.0)
+        size_y = size_y.clamp_min(1.0)
+    bin_x = (size_x / float(pooled_width)).view(-1, 1)
+    bin_y = (size_y / float(pooled_height)).view(-1, 1)
+    step_y = torch.arange(pooled_height, dtype=input.dtype, device=input.device).view(-1, 1).expand(pooled_height, sr).reshape(1, -1)
+    step_x = torch.arange(pooled_width, dtype=input.dtype, device=input.device).view(-1, 1).expand(pooled_width, sr).reshape(1, -1)
+    sub_y = (torch.arange(sr, dtype=input.dtype, device=input.device) + 0.5).repeat(pooled_height).view(1, -1)
+    sub_x = (torch.arange(sr, dtype=input.dtype, device=input.device) + 0.5).repeat(pooled_width).view(1, -1)
+    y = start_y.view(-1, 1) + step_y * bin_y + sub_y * bin_y / float(sr)
+    x = start_x.view(-1, 1) + step_x * bin_x + sub_x * bin_x / float(sr)
+    y_low, y_high, y_w0, y_w1 = _qs_roi_axis(y, height)
+    x_low, x_high, x_w0, x_w1 = _qs_roi_axis(x, width)
+    rows = torch.stack([y_low, y_high], -1).view(k, pooled_height, 1, sr, 2, 1, 1) * width
+    cols = torch.stack([x_low, x_high], -1).view(k, 1, pooled_width, 1, 1, sr, 2)
+    base = (rois[:, 0].to(4) * (height * width)).view(k, 1, 1, 1, 1, 1, 1)
+    index = (base + rows + cols).reshape(-1)
+    weight_y = torch.stack([y_w0, y_w1], -1).view(k, pooled_height, 1, sr, 2, 1, 1)
+    weight_x = torch.stack([x_w0, x_w1], -1).view(k, 1, pooled_width, 1, 1, sr, 2)
+    weight = (weight_y * weight_x / float(sr * sr)).reshape(-1)
+    per_bin = 4 * sr * sr
+    offsets = torch.arange(0, k * pooled_height * pooled_width * per_bin, per_bin, dtype=4, device=input.device)
+    table = input.permute(0, 2, 3, 1).contiguous().view(-1, channels)
+    pooled = torch._embedding_bag_forward_only(table, index, offsets, False, 0, False, weight, False, -1)[0]
+    out = pooled.view(k, pooled_height, pooled_width, channels).permute(0, 3, 1, 2)
+    if strided_out:
+        return out
+    return out.contiguous()
+)TS";
+
+// True when every use of v copies it anyway (index_put_ values, flatten, a dtype
+// conversion to the same type feeding those): a strided result costs nothing there.
+bool copiedByAllUsers(const Value* v) {
+    if (v->uses().empty())
+        return false;
+    for (const auto& u : v->uses()) {
+        const std::string kind = kindOf(u.user);
+        if (kind == "aten::index_put_" && u.offset == 2)
+            continue;
+        if (kind == "aten::flatten" && u.offset == 0)
+            continue;
+        if (kind == "aten::to" && u.offset == 0 && u.user->outputs().size() == 1 && copiedByAllUsers(u.user->output()))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+// Replaces every torchvision::roi_align with a sampling ratio fixed at build time by
+// kRoiAlignSource's aten ops; returns how many. An adaptive ratio (<= 0) keeps the op.
+int replaceRoiAlign(std::shared_ptr<Graph>& graph) {
+    std::vector<Node*> found;
+    collect(graph->block(), [&](Node* n) {
+        if (kindOf(n) == "torchvision::roi_align" && n->inputs().size() == 7 && n->outputs().size() == 1) {
+            const auto ratio = torch::jit::constant_as<std::int64_t>(n->input(5));
+            if (ratio && *ratio > 0)
+                found.push_back(n);
+        }
+    });
+    if (found.empty())
+        return 0;
+    std::shared_ptr<torch::jit::CompilationUnit> unit;
+    try {
+        unit = torch::jit::compile(kRoiAlignSource);
+    } catch (const std::exception& e) {
+        throw Error(ErrorKind::Internal, std::string("quantizer: cannot compile the RoI Align replacement: ") + e.what());
+    }
+    const std::shared_ptr<Graph> callee = torch::jit::toGraphFunction(unit->get_function("qs_roi_align")).graph()->copy();
+    torch::jit::Inline(*callee);
+    for (Node* n : found) {
+        torch::jit::WithInsertPoint guard(n);
+        std::vector<Value*> inputs(n->inputs().begin(), n->inputs().end());
+        inputs.push_back(graph->insertConstant(copiedByAllUsers(n->output())));
+        const std::vector<Value*> out = torch::jit::insertGraph(*graph, *callee, inputs);
+        n->output()->replaceAllUsesWith(out.at(0));
+        n->destroy();
+    }
+    torch::jit::ConstantPropagation(graph);
+    return static_cast<int>(found.size());
+}
+
+// The first convolution's input in channels-last layout: every convolution after it, and
+// the pooling, upsampling and additions between them, keep that layout, which oneDNN's
+// float convolutions run without reordering (and RoI pooling above reads without a
+// transpose). Returns false when the model has no 4-d convolution.
+bool channelsLastStem(const std::shared_ptr<Graph>& graph, std::vector<Layer>& layers) {
+    for (Layer& l : layers) {
+        if (!l.conv)
+            continue;
+        torch::jit::WithInsertPoint guard(l.node);
+        Value* format = graph->insertConstant(static_cast<std::int64_t>(c10::MemoryFormat::ChannelsLast));
+        Value* x = graph->insert(c10::Symbol::fromQualString("aten::contiguous"), {l.node->input(0)},
+                                 {torch::jit::NamedValue("memory_format", format)});
+        l.node->replaceInput(0, x);
+        l.input = x;
+        return true;
+    }
+    return false;
+}
+
 // A loaded, frozen, folded model with its layers named and its quantizable values known.
 struct Prepared {
     torch::jit::Module module;
@@ -312,6 +452,7 @@ struct Prepared {
     std::vector<Layer> layers;          // every conv/linear, graph order
     std::vector<Value*> observed;       // values that need a range, deterministic order
     std::unordered_map<Value*, std::size_t> observedIndex;
+    int roiAligns = 0;          // torchvision::roi_align nodes replaced (replaceRoiAlign)
 };
 
 // Which values can be produced in INT8 given the set of layers quantized; fills the
@@ -451,6 +592,8 @@ Prepared prepare(const std::string& path, const QuantizeOptions& options) {
                 break;
         }
         torch::jit::EliminateDeadCode(p.graph);
+        if (!options.plain)
+            p.roiAligns = replaceRoiAlign(p.graph);
     } catch (const Error&) {
         throw;
     } catch (const c10::Error& e) {
@@ -672,6 +815,347 @@ Value* emitQuantizedEpilogue(Graph& g, Node* epilogue, Value* y, const QParams& 
 struct BuildResult {
     std::vector<QuantizedLayer> layers;
     int quantizedAdds = 0;
+    int carried = 0;  // quantized results passed on through containers and blocks (QuantizedCarrier)
+    int roiAligns = 0;         // RoI Align ops run as aten ops (replaceRoiAlign)
+    bool channelsLast = false; // the float stem convolution's input made channels-last
+};
+
+// ---------------------------------------------------------------------------------------
+// Quantized tensors through containers and control flow (after the rewrite)
+//
+// The rewrite dequantizes a quantized result wherever it leaves straight-line code: into
+// a dict or list (a backbone's feature dict, the FPN's results list), out of an `if` or
+// a loop (the FPN picks its block per level with `if i == idx`). A quantized op that
+// reads it back quantizes it again, with the range calibrated for its own input. On
+// Faster R-CNN that is a dequantize and a quantize of every backbone and FPN output, each
+// several passes over tens of MB, and an input range shared by all levels in the FPN's
+// loop. Here the quantized tensor itself goes into the container or out of the block
+// (a quantized tensor is a Tensor to TorchScript), and every reader decides at run time:
+// a quantize for a quantized op passes a quantized tensor through unchanged (the op reads
+// its scale from the tensor), a float op gets it dequantized by the same arithmetic as
+// before, and dtype reads answer float. All or nothing: a container used by an op this
+// pass does not know keeps the graph as it was.
+constexpr const char* kCarrySource = R"TS(
+def qs_dequantize_any(x: Tensor) -> Tensor:
+    if x.is_quantized:
+        return x.int_repr().to(6).sub_(float(x.q_zero_point())).mul_(x.q_scale())
+    return x
+
+def qs_quantize_any(x: Tensor, inv_scale: float, zero_point_f: float, low: float, high: float, scale: float,
+                    zero_point: int) -> Tensor:
+    if x.is_quantized:
+        return x
+    t = torch.mul(x, inv_scale).add_(zero_point_f).round_().clamp_(low, high).to(0)
+    return torch._make_per_tensor_quantized_tensor(t, scale, zero_point)
+
+def qs_both_quantized(a: Tensor, b: Tensor) -> bool:
+    return a.is_quantized and b.is_quantized and a.size() == b.size()
+
+def qs_float_add(a: Tensor, b: Tensor) -> Tensor:
+    return torch.add(qs_dequantize_any(a), qs_dequantize_any(b))
+
+def qs_dtype_any(x: Tensor) -> int:
+    if x.is_quantized:
+        return 6
+    return x.dtype
+)TS";
+
+// Metadata a quantized tensor answers as its float original would (not dtype and the
+// type tests, which differ).
+bool readsShapeOnly(const Node* n) {
+    const std::string kind = kindOf(n);
+    return isMetadataUse(n) && kind != "prim::dtype" && kind != "prim::is_quantized" &&
+           kind != "aten::is_floating_point";
+}
+
+class QuantizedCarrier {
+public:
+    explicit QuantizedCarrier(std::shared_ptr<Graph> graph) : m_graph(std::move(graph)) {}
+
+    // Returns how many dequantizes it moved into containers and blocks (0: graph unchanged).
+    int run() {
+        std::vector<std::pair<Value*, Value*>> dequantized; // (float result, quantized tensor)
+        collect(m_graph->block(), [&](Node* n) {
+            if (kindOf(n) == "aten::int_repr")
+                if (Node* end = ops::dequantizeEnd(n))
+                    dequantized.emplace_back(end->output(), n->input(0));
+        });
+        std::vector<std::tuple<Node*, std::size_t, Value*>> seeds;
+        for (const auto& [dq, q] : dequantized)
+            for (const auto& u : dq->uses())
+                if (carrier(u))
+                    seeds.emplace_back(u.user, u.offset, q);
+        while (!m_work.empty() && !m_blocked) {
+            Value* v = m_work.back();
+            m_work.pop_back();
+            if (m_tensors.count(v))
+                visitTensor(v);
+            else
+                visitContainer(v);
+        }
+        if (m_blocked || seeds.empty())
+            return 0;
+        compileHelpers();
+        for (const auto& [user, offset, q] : seeds)
+            user->replaceInput(offset, q);
+        for (const auto& [add, end] : m_sums)
+            replaceSum(add, end);
+        for (Node* end : m_quantizeSites)
+            replaceQuantize(end);
+        for (Node* n : m_dtypeReads) {
+            torch::jit::WithInsertPoint guard(n);
+            n->output()->replaceAllUsesWith(call("qs_dtype_any", {n->input(0)}));
+            n->destroy();
+        }
+        for (Value* v : m_tensorOrder)
+            dequantizeForFloatUses(v);
+        torch::jit::EliminateDeadCode(m_graph);
+        return static_cast<int>(seeds.size());
+    }
+
+private:
+    static bool mayHoldTensor(const c10::TypePtr& t) {
+        switch (t->kind()) {
+        case c10::TypeKind::TensorType:
+            return true;
+        case c10::TypeKind::ListType:
+            return mayHoldTensor(t->expectRef<c10::ListType>().getElementType());
+        case c10::TypeKind::DictType:
+            return mayHoldTensor(t->expectRef<c10::DictType>().getValueType());
+        case c10::TypeKind::OptionalType:
+            return mayHoldTensor(t->expectRef<c10::OptionalType>().getElementType());
+        case c10::TypeKind::TupleType:
+            for (const auto& e : t->containedTypes())
+                if (mayHoldTensor(e))
+                    return true;
+            return false;
+        default:
+            return false;
+        }
+    }
+
+    void mark(Value* v) {
+        if (m_tensors.count(v) || m_containers.count(v) || !mayHoldTensor(v->type()))
+            return;
+        const auto kind = v->type()->kind();
+        if (kind == c10::TypeKind::TensorType) {
+            m_tensors.insert(v);
+            m_tensorOrder.push_back(v);
+        } else if (kind == c10::TypeKind::ListType || kind == c10::TypeKind::DictType ||
+                   kind == c10::TypeKind::TupleType) {
+            m_containers.insert(v);
+        } else {
+            block(v->node()); // Optional[Tensor] and the like: not followed
+            return;
+        }
+        m_work.push_back(v);
+    }
+
+    // A use that stores the value where a later read finds it: a block's output, a list,
+    // dict or tuple. Marks what the read will come from.
+    bool carrier(const torch::jit::Use& u) {
+        Node* user = u.user;
+        const std::string kind = kindOf(user);
+        if (kind == "prim::Return") {
+            Node* owner = user->owningBlock()->owningNode();
+            if (!owner)
+                return false; // the graph's own output
+            if (owner->kind() == c10::prim::If) {
+                mark(owner->output(u.offset));
+                return true;
+            }
+            if (owner->kind() == c10::prim::Loop && u.offset >= 1) {
+                mark(owner->output(u.offset - 1));
+                mark(user->owningBlock()->inputs().at(u.offset));
+                return true;
+            }
+            block(user);
+            return false;
+        }
+        if (kind == "prim::ListConstruct" || kind == "prim::DictConstruct" || kind == "prim::TupleConstruct") {
+            mark(user->output());
+            return true;
+        }
+        if ((kind == "aten::append" && u.offset == 1) || (kind == "aten::insert" && u.offset == 2) ||
+            (kind == "aten::_set_item" && u.offset == 2)) {
+            mark(user->input(0));
+            return true;
+        }
+        if (kind == "prim::Loop" && u.offset >= 2) { // a loop-carried initial value
+            mark(user->output(u.offset - 2));
+            mark(user->blocks().at(0)->inputs().at(u.offset - 1));
+            return true;
+        }
+        return false;
+    }
+
+    // The end of emitQuantize's chain started by `user`, or null.
+    static Node* quantizeEnd(Node* user, std::size_t offset) {
+        static const char* const chain[] = {"aten::mul", "aten::add_", "aten::round_", "aten::clamp_", "aten::to",
+                                            "aten::_make_per_tensor_quantized_tensor"};
+        if (offset != 0)
+            return nullptr;
+        Node* n = user;
+        for (std::size_t i = 0; i < 6; ++i) {
+            if (!n || kindOf(n) != chain[i] || n->outputs().size() != 1)
+                return nullptr;
+            if (i == 5)
+                return n;
+            const auto& uses = n->output()->uses();
+            if (uses.size() != 1 || uses[0].offset != 0)
+                return nullptr;
+            n = uses[0].user;
+        }
+        return nullptr;
+    }
+
+    // An addition of two tensors whose sum a quantized op reads (the FPN's top-down sum):
+    // the quantize chain after it, or null.
+    static Node* quantizedSum(Node* add) {
+        if (kindOf(add) != "aten::add" || add->inputs().size() != 3 || add->outputs().size() != 1 ||
+            add->input(1)->type()->kind() != c10::TypeKind::TensorType)
+            return nullptr;
+        const auto alpha = torch::jit::toIValue(add->input(2));
+        if (!alpha || !((alpha->isInt() && alpha->toInt() == 1) || (alpha->isDouble() && alpha->toDouble() == 1.0)))
+            return nullptr;
+        for (const auto& u : add->output()->uses())
+            if (Node* end = quantizeEnd(u.user, u.offset))
+                return end;
+        return nullptr;
+    }
+
+    void visitTensor(Value* v) {
+        for (const auto& u : v->uses()) {
+            if (carrier(u) || readsShapeOnly(u.user))
+                continue;
+            const std::string kind = kindOf(u.user);
+            // ops that run on a quantized tensor as on a float one, keeping it quantized
+            if (u.offset == 0 && u.user->outputs().size() == 1 && ops::isCarriedQuantized(kind) &&
+                ops::outOfPlace(kind) == kind) {
+                mark(u.user->output());
+                continue;
+            }
+            if (Node* end = quantizedSum(u.user)) {
+                if (std::find(m_sums.begin(), m_sums.end(), std::make_pair(u.user, end)) == m_sums.end())
+                    m_sums.emplace_back(u.user, end);
+                mark(u.user->output());
+                continue;
+            }
+            if (Node* end = quantizeEnd(u.user, u.offset)) {
+                m_quantizeSites.push_back(end);
+                continue;
+            }
+            if (kindOf(u.user) == "prim::dtype") {
+                m_dtypeReads.push_back(u.user);
+                continue;
+            }
+            m_floatUses[v].push_back(u);
+        }
+    }
+
+    void visitContainer(Value* c) {
+        static const std::set<std::string> reads = {"aten::__getitem__", "aten::values", "aten::list", "aten::copy",
+                                                    "aten::items", "aten::pop", "prim::ListUnpack",
+                                                    "prim::TupleUnpack", "prim::TupleIndex", "aten::reverse",
+                                                    "aten::dict"};
+        static const std::set<std::string> harmless = {"aten::len", "aten::keys", "aten::__contains__",
+                                                       "aten::__is__", "aten::__isnot__"};
+        for (const auto& u : c->uses()) {
+            const std::string kind = kindOf(u.user);
+            if (carrier(u))
+                continue;
+            if (u.offset == 0 && reads.count(kind)) {
+                for (Value* out : u.user->outputs())
+                    mark(out);
+                continue;
+            }
+            if (harmless.count(kind))
+                continue;
+            // writes into it (of anything) leave it a container of maybe-quantized tensors
+            if (u.offset == 0 && (kind == "aten::append" || kind == "aten::insert" || kind == "aten::_set_item"))
+                continue;
+            block(u.user);
+            return;
+        }
+    }
+
+    void block(const Node* n) {
+        if (!m_blocked && std::getenv("QS_QUANTIZE_DUMP_GRAPH"))
+            std::cerr << "quantize: quantized tensors stay out of containers, because of " << *n;
+        m_blocked = true;
+    }
+
+    void compileHelpers() {
+        try {
+            m_unit = torch::jit::compile(kCarrySource);
+        } catch (const std::exception& e) {
+            throw Error(ErrorKind::Internal, std::string("quantizer: cannot compile the carrying helpers: ") + e.what());
+        }
+    }
+
+    Value* call(const char* name, const std::vector<Value*>& inputs) {
+        auto graph = torch::jit::toGraphFunction(m_unit->get_function(name)).graph()->copy();
+        torch::jit::Inline(*graph); // no call into this (temporary) compilation unit may stay
+        return torch::jit::insertGraph(*m_graph, *graph, inputs).at(0);
+    }
+
+    void replaceQuantize(Node* end) {
+        std::vector<Node*> chain{end};
+        while (chain.size() < 6)
+            chain.push_back(chain.back()->input(0)->node());
+        Node* mul = chain[5];
+        Node* add = chain[4];
+        Node* clamp = chain[2];
+        torch::jit::WithInsertPoint guard(end);
+        Value* q = call("qs_quantize_any", {mul->input(0), mul->input(1), add->input(1), clamp->input(1),
+                                            clamp->input(2), end->input(1), end->input(2)});
+        end->output()->replaceAllUsesWith(q);
+        for (Node* n : chain)
+            n->destroy();
+    }
+
+    // if both are quantized (and alike in shape): quantized::add with the range the quantize
+    // after the sum would use; else the float addition of both dequantized
+    void replaceSum(Node* add, Node* quantizeEnd) {
+        torch::jit::WithInsertPoint guard(add);
+        Value* a = add->input(0);
+        Value* b = add->input(1);
+        Node* branch = m_graph->create(c10::prim::If, {call("qs_both_quantized", {a, b})}, 1);
+        m_graph->insertNode(branch);
+        branch->output()->setType(c10::TensorType::get());
+        {
+            Block* quantized = branch->addBlock();
+            torch::jit::WithInsertPoint inside(quantized);
+            quantized->registerOutput(m_graph->insert(c10::Symbol::fromQualString("quantized::add"),
+                                                      {a, b, quantizeEnd->input(1), quantizeEnd->input(2)}));
+        }
+        {
+            Block* floating = branch->addBlock();
+            torch::jit::WithInsertPoint inside(floating);
+            floating->registerOutput(call("qs_float_add", {a, b}));
+        }
+        add->output()->replaceAllUsesWith(branch->output());
+        add->destroy();
+    }
+
+    void dequantizeForFloatUses(Value* v) {
+        auto it = m_floatUses.find(v);
+        if (it == m_floatUses.end() || it->second.empty())
+            return;
+        torch::jit::WithInsertPoint guard(v->node()->next()); // a block input: its block's first node
+        Value* f = call("qs_dequantize_any", {v});
+        for (const auto& u : it->second)
+            u.user->replaceInput(u.offset, f);
+    }
+
+    std::shared_ptr<Graph> m_graph;
+    std::shared_ptr<torch::jit::CompilationUnit> m_unit;
+    std::unordered_set<Value*> m_tensors, m_containers;
+    std::vector<Value*> m_tensorOrder, m_work;
+    std::vector<Node*> m_quantizeSites, m_dtypeReads;
+    std::vector<std::pair<Node*, Node*>> m_sums; // (float addition, the quantize chain reading its sum)
+    std::unordered_map<Value*, std::vector<torch::jit::Use>> m_floatUses;
+    bool m_blocked = false;
 };
 
 // A layer copy no image reached (the FPN's top block also sits in a loop branch that never
@@ -871,9 +1355,13 @@ private:
     std::unordered_map<Node*, std::size_t> m_layerIndex;
 };
 
+// channelsLast: make the first convolution's input channels-last if that convolution stays
+// float (oneDNN's INT8 convolutions reorder to channels-last themselves; measured on the
+// ResNet-50-FPN, a channels-last input made the INT8 model slower, 208 vs 195 ms).
 BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const QuantizeOptions& options,
-                  const std::set<std::string>& keepFloat, bool foldOnly) {
+                  const std::set<std::string>& keepFloat, bool foldOnly, bool channelsLast) {
     BuildResult result;
+    result.roiAligns = p.roiAligns;
     std::unordered_map<Value*, QParams> borrowed = borrowRanges(p, qparams);
     auto observedOk = [&](Value* v) {
         return borrowed.count(v) ? borrowed.at(v).observed : qparams.at(p.observedIndex.at(v)).observed;
@@ -904,6 +1392,13 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
     }
     const Plan plan = makePlan(p, selected);
     Rewriter(p, qparams, std::move(borrowed), options, plan, result).run();
+    if (!selected.empty() && !options.plain)
+        result.carried = QuantizedCarrier(p.graph).run();
+    if (channelsLast && !options.plain) {
+        auto stem = std::find_if(p.layers.begin(), p.layers.end(), [](const Layer& l) { return l.conv; });
+        if (stem != p.layers.end() && !selected.count(&*stem))
+            result.channelsLast = channelsLastStem(p.graph, p.layers);
+    }
     return result;
 }
 
@@ -955,6 +1450,9 @@ nlohmann::json reportJson(const QuantizeOptions& options, const BuildResult& b, 
             {"per_channel", options.perChannel},
             {"reduce_range", reduceRange},
             {"calibration_images", options.images.size()},
+            {"roi_align_as_aten", b.roiAligns},
+            {"quantized_through_containers", b.carried},
+            {"channels_last_stem", b.channelsLast},
             {"layers", layersJson(b.layers, options.rankBy)}};
 }
 
@@ -1102,7 +1600,7 @@ private:
     void rank() {
         std::vector<std::string> candidates;
         {
-            BuildResult full = build(m_p, m_qparams, m_options, m_keepFloat, false);
+            BuildResult full = build(m_p, m_qparams, m_options, m_keepFloat, false, true);
             for (const auto& l : full.layers)
                 if (!l.quantizedOp.empty())
                     candidates.push_back(l.name);
@@ -1183,7 +1681,7 @@ private:
         m_p = prepare(m_options.modelPath, m_options);
         if (m_p.observed.size() != m_qparams.size())
             throw Error(ErrorKind::Internal, "quantizer: preparing the model twice gave different graphs");
-        BuildResult b = build(m_p, m_qparams, m_options, floatLayers, false);
+        BuildResult b = build(m_p, m_qparams, m_options, floatLayers, false, true);
         save(m_p.module, m_tmp, jsonText(reportJson(m_options, b, m_report.reduceRange)));
         return b;
     }
@@ -1282,9 +1780,31 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     if (mixed) {
         b = MixedPrecision(options, progress, p, qparams, keepFloat, tmp, cleanup, report).run();
     } else {
-        b = build(p, qparams, options, keepFloat, options.foldOnly);
+        // channels-last only when a check image will show the model still runs with it (a
+        // .view() of a convolution's output fails on channels-last tensors)
+        b = build(p, qparams, options, keepFloat, options.foldOnly, !options.images.empty());
         save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
+        if (b.channelsLast) {
+            try {
+                reportProgress(progress, {"check", 0, 1, tmp});
+                torch::jit::Module written = ts::loadModule(tmp);
+                const Image image = loadImage(options.images.front(), options.preprocess);
+                torch::NoGradGuard noGrad;
+                ts::forward(written, ts::makeInput(p.input, image), tmp, image.source);
+            } catch (const Error& e) {
+                if (e.kind() == ErrorKind::Cancelled)
+                    throw;
+                report.warnings.push_back("the model does not run with a channels-last input, kept its layout (" +
+                                          firstLine(e.what()) + ")");
+                p = prepare(options.modelPath, options);
+                b = build(p, qparams, options, keepFloat, options.foldOnly, false);
+                save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
+            }
+        }
     }
+    report.roiAligns = b.roiAligns;
+    report.carried = b.carried;
+    report.channelsLast = b.channelsLast;
     report.layers = b.layers;
     report.quantizedAdds = b.quantizedAdds;
     for (const auto& l : report.layers)
