@@ -691,8 +691,9 @@ void printQuantizeReport(const QuantizeReport& r, const QuantizeOptions& o, cons
                     o.model.engine.c_str(), r.reduceRange ? 7 : 8);
     if (!o.plain)
         std::printf("graph: %d RoI Align op(s) as aten ops, channels-last stem %s, %d quantized result(s) kept "
-                    "quantized into containers and out of blocks\n",
-                    r.roiAligns, r.channelsLast ? "yes" : "no", r.carried);
+                    "quantized into containers and out of blocks, %d more addition(s) INT8 when both operands "
+                    "arrive quantized\n",
+                    r.roiAligns, r.channelsLast ? "yes" : "no", r.carried, r.carriedSums);
     std::printf("size: file %.2f MB -> %.2f MB (x%.3f), parameters %.2f MB -> %.2f MB (x%.3f)\n",
                 mb(r.originalFileBytes), mb(r.outputFileBytes), ratio(mb(r.outputFileBytes), mb(r.originalFileBytes)),
                 mb(r.originalParameterBytes), mb(r.outputParameterBytes),
@@ -732,6 +733,7 @@ void writeQuantizeJson(const QuantizeReport& r, const QuantizeOptions& o, const 
                         {"roi_align_as_aten", r.roiAligns},
                         {"channels_last_stem", r.channelsLast},
                         {"quantized_through_containers", r.carried},
+                        {"run_time_quantized_adds", r.carriedSums},
                         {"file_bytes", {{"original", r.originalFileBytes}, {"quantized", r.outputFileBytes}}},
                         {"parameter_bytes",
                          {{"original", r.originalParameterBytes}, {"quantized", r.outputParameterBytes}}},

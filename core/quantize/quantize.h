@@ -101,6 +101,7 @@ struct QuantizeReport {
     double originalMap = -1;         // --max-drop: the float model's mAP@[.5:.95]
     int roiAligns = 0;               // torchvision::roi_align ops replaced by aten ops
     int carried = 0;                 // quantized results carried into containers / out of blocks
+    int carriedSums = 0;             // additions that run quantized when both operands arrive quantized
     bool channelsLast = false;       // the (float) first convolution's input made channels-last
 };
 

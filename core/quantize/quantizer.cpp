@@ -816,6 +816,7 @@ struct BuildResult {
     std::vector<QuantizedLayer> layers;
     int quantizedAdds = 0;
     int carried = 0;  // quantized results passed on through containers and blocks (QuantizedCarrier)
+    int carriedSums = 0; // float additions run as quantized::add when both operands arrive quantized
     int roiAligns = 0;         // RoI Align ops run as aten ops (replaceRoiAlign)
     bool channelsLast = false; // the float stem convolution's input made channels-last
 };
@@ -910,8 +911,13 @@ public:
         for (Value* v : m_tensorOrder)
             dequantizeForFloatUses(v);
         torch::jit::EliminateDeadCode(m_graph);
+        m_sumCount = static_cast<int>(m_sums.size());
+        torch::jit::EliminateDeadCode(m_graph);
         return static_cast<int>(seeds.size());
     }
+
+    // additions made quantized::add when both operands arrive quantized (after run())
+    int sums() const { return m_sumCount; }
 
 private:
     static bool mayHoldTensor(const c10::TypePtr& t) {
@@ -973,6 +979,9 @@ private:
             return false;
         }
         if (kind == "prim::ListConstruct" || kind == "prim::DictConstruct" || kind == "prim::TupleConstruct") {
+            // a list made for an op (torch.cat([...])) or returned by the model gets float tensors
+            if (!onlyReadAndPassedOn(user->output()))
+                return false;
             mark(user->output());
             return true;
         }
@@ -1053,26 +1062,49 @@ private:
         }
     }
 
-    void visitContainer(Value* c) {
+    static bool readsElements(const torch::jit::Use& u) {
         static const std::set<std::string> reads = {"aten::__getitem__", "aten::values", "aten::list", "aten::copy",
                                                     "aten::items", "aten::pop", "prim::ListUnpack",
                                                     "prim::TupleUnpack", "prim::TupleIndex", "aten::reverse",
                                                     "aten::dict"};
+        return u.offset == 0 && reads.count(kindOf(u.user));
+    }
+
+    static bool leavesElementsAlone(const torch::jit::Use& u) {
         static const std::set<std::string> harmless = {"aten::len", "aten::keys", "aten::__contains__",
                                                        "aten::__is__", "aten::__isnot__"};
+        const std::string kind = kindOf(u.user);
+        return harmless.count(kind) ||
+               (u.offset == 0 && (kind == "aten::append" || kind == "aten::insert" || kind == "aten::_set_item"));
+    }
+
+    // A container whose uses all read elements, leave them alone, or pass it on through a
+    // block (not the model's output): what visitContainer accepts at the first level.
+    static bool onlyReadAndPassedOn(const Value* c) {
+        for (const auto& u : c->uses()) {
+            if (readsElements(u) || leavesElementsAlone(u))
+                continue;
+            if (kindOf(u.user) == "prim::Return" && u.user->owningBlock()->owningNode())
+                continue;
+            if (u.user->kind() == c10::prim::Loop && u.offset >= 2)
+                continue;
+            return false;
+        }
+        return true;
+    }
+
+    void visitContainer(Value* c) {
         for (const auto& u : c->uses()) {
             const std::string kind = kindOf(u.user);
             if (carrier(u))
                 continue;
-            if (u.offset == 0 && reads.count(kind)) {
+            if (readsElements(u)) {
                 for (Value* out : u.user->outputs())
                     mark(out);
                 continue;
             }
-            if (harmless.count(kind))
-                continue;
             // writes into it (of anything) leave it a container of maybe-quantized tensors
-            if (u.offset == 0 && (kind == "aten::append" || kind == "aten::insert" || kind == "aten::_set_item"))
+            if (leavesElementsAlone(u))
                 continue;
             block(u.user);
             return;
@@ -1135,6 +1167,12 @@ private:
             floating->registerOutput(call("qs_float_add", {a, b}));
         }
         add->output()->replaceAllUsesWith(branch->output());
+        // the sum was marked as maybe-quantized: its float uses now read the branch's output
+        if (auto it = m_floatUses.find(add->output()); it != m_floatUses.end()) {
+            m_floatUses[branch->output()] = std::move(it->second);
+            m_floatUses.erase(it);
+        }
+        std::replace(m_tensorOrder.begin(), m_tensorOrder.end(), add->output(), branch->output());
         add->destroy();
     }
 
@@ -1156,6 +1194,7 @@ private:
     std::vector<std::pair<Node*, Node*>> m_sums; // (float addition, the quantize chain reading its sum)
     std::unordered_map<Value*, std::vector<torch::jit::Use>> m_floatUses;
     bool m_blocked = false;
+    int m_sumCount = 0;
 };
 
 // A layer copy no image reached (the FPN's top block also sits in a loop branch that never
@@ -1171,12 +1210,20 @@ std::unordered_map<Value*, QParams> borrowRanges(const Prepared& p, const std::v
     for (const Layer& l : p.layers) {
         if (!l.reason.empty() || !p.observedIndex.count(l.end) || reached(l))
             continue;
+        // Only values no image reached borrow: the copies in an `if i == idx` chain over a
+        // module list all read the same input, which the reached copy observed itself
+        // (borrowing it from an unreached copy's twin gave the FPN's lateral and output
+        // convolutions in its loop the input range of the top level, outside the loop).
+        auto borrow = [&](Value* mine, Value* theirs) {
+            if (!qparams.at(p.observedIndex.at(mine)).observed)
+                borrowed[mine] = qparams.at(p.observedIndex.at(theirs));
+        };
         for (const Layer& twin : p.layers)
             if (&twin != &l && twin.name == l.name && p.observedIndex.count(twin.end) && reached(twin)) {
-                borrowed[l.input] = qparams.at(p.observedIndex.at(twin.input));
-                borrowed[l.end] = qparams.at(p.observedIndex.at(twin.end));
-                if (p.observedIndex.count(twin.output))
-                    borrowed[l.output] = qparams.at(p.observedIndex.at(twin.output));
+                borrow(l.input, twin.input);
+                borrow(l.end, twin.end);
+                if (p.observedIndex.count(twin.output) && p.observedIndex.count(l.output))
+                    borrow(l.output, twin.output);
                 break;
             }
     }
@@ -1392,8 +1439,11 @@ BuildResult build(Prepared& p, const std::vector<QParams>& qparams, const Quanti
     }
     const Plan plan = makePlan(p, selected);
     Rewriter(p, qparams, std::move(borrowed), options, plan, result).run();
-    if (!selected.empty() && !options.plain)
-        result.carried = QuantizedCarrier(p.graph).run();
+    if (!selected.empty() && !options.plain) {
+        QuantizedCarrier carrier(p.graph);
+        result.carried = carrier.run();
+        result.carriedSums = carrier.sums();
+    }
     if (channelsLast && !options.plain) {
         auto stem = std::find_if(p.layers.begin(), p.layers.end(), [](const Layer& l) { return l.conv; });
         if (stem != p.layers.end() && !selected.count(&*stem))
@@ -1452,6 +1502,7 @@ nlohmann::json reportJson(const QuantizeOptions& options, const BuildResult& b, 
             {"calibration_images", options.images.size()},
             {"roi_align_as_aten", b.roiAligns},
             {"quantized_through_containers", b.carried},
+            {"run_time_quantized_adds", b.carriedSums},
             {"channels_last_stem", b.channelsLast},
             {"layers", layersJson(b.layers, options.rankBy)}};
 }
@@ -1804,6 +1855,7 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     }
     report.roiAligns = b.roiAligns;
     report.carried = b.carried;
+    report.carriedSums = b.carriedSums;
     report.channelsLast = b.channelsLast;
     report.layers = b.layers;
     report.quantizedAdds = b.quantizedAdds;

@@ -373,6 +373,27 @@ class Bench(Base):
         self.assertEqual(r.returncode, 0)
         self.assertIn("batch 4096 latency skipped", r.stdout)
 
+    def test_baseline_is_a_third_model_in_the_same_runs(self):
+        js = os.path.join(self.dir, "bench3.json")
+        baseline = model("demo_cnn_traced.pt")
+        r = run("bench", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
+                "--baseline", baseline, "--image", demo_images()[0], "--batch", "1,2", "--runs", "3",
+                "--threads", "1", "--json", js, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("q/baseline", r.stdout)
+        with open(js) as f:
+            j = json.load(f)
+        self.assertEqual(j["baseline"]["file_bytes"], os.path.getsize(baseline))
+        for row in j["batches"]:
+            self.assertTrue(row["measured"])
+            b = row["baseline"]
+            self.assertLessEqual(b["min_ms"], b["median_ms"])
+            self.assertLessEqual(b["median_ms"], b["max_ms"])
+            self.assertGreater(b["peak_mib"], 0)
+            self.assertAlmostEqual(b["quantized_ratio"], row["median_ms"][1] / b["median_ms"], places=9)
+            # the printed table carries the same ratio
+            self.assertIn("%.3f" % b["quantized_ratio"], r.stdout)
+
     def test_bad_batch(self):
         r = run("bench", "--original", model("demo_cnn_float.pt"), "--quantized", model("demo_cnn_int8.pt"),
                 "--batch", "1,x")

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import unittest
+from typing import Dict, List
 
 from testutil import load_batch, wait_for_line, write_images
 
@@ -162,6 +163,100 @@ class ConvFrozenBn(torch.nn.Module):
 
     def forward(self, x):
         return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+
+
+class RoiPool(torch.nn.Module):
+    """conv -> RoI Align over fixed boxes covering torchvision's sampling corner cases: a box
+    larger than the map, one under a pixel, boxes partly and wholly outside, one at the far
+    edge, and boxes on the second image of a batch."""
+
+    def __init__(self, sampling_ratio: int, aligned: bool, flatten: bool):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+        self.flatten = flatten
+        self.register_buffer("rois", torch.tensor([
+            [0.0, -10.0, -10.0, 100.0, 100.0], [0.0, 3.3, 4.1, 3.4, 4.2], [1.0, 30.0, 20.0, 90.0, 70.0],
+            [0.0, -30.0, -30.0, -5.0, -5.0], [1.0, 10.7, 5.2, 40.1, 33.9], [0.0, 77.0, 61.0, 80.0, 64.0],
+            [1.0, 0.0, 0.0, 80.0, 64.0]]))
+
+    def forward(self, x):
+        f = self.conv(x)
+        rois = self.rois[self.rois[:, 0] < x.shape[0]]
+        y = torchvision.ops.roi_align(f, rois, (5, 4), 0.5, self.sampling_ratio, self.aligned)
+        return torch.flatten(y, 1) if self.flatten else y
+
+
+class ViewHead(torch.nn.Module):
+    """conv -> .view(n, -1) -> linear: .view fails on a channels-last tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 20 * 24, 5)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return self.fc(y.view(y.size(0), -1))
+
+
+class TwoConvs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.b = torch.nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+class Pyramid(torch.nn.Module):
+    """A small FPN written as torchvision writes it: backbone outputs in a dict, blocks picked
+    by `if i == idx` inside loops over module lists, a top-down loop with nearest upsampling
+    and an addition, results inserted into a list, a head applied per level, a dtype read
+    from a list element, and a dict returned (whose tensors must come out float)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.inner = torch.nn.ModuleList([torch.nn.Conv2d(8, 8, 1), torch.nn.Conv2d(16, 8, 1)])
+        self.outer = torch.nn.ModuleList([torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)])
+        self.head = torch.nn.Conv2d(8, 4, 1)
+
+    def inner_block(self, x, idx: int):
+        out = x
+        for i, m in enumerate(self.inner):
+            if i == idx:
+                out = m(x)
+        return out
+
+    def outer_block(self, x, idx: int):
+        out = x
+        for i, m in enumerate(self.outer):
+            if i == idx:
+                out = m(x)
+        return out
+
+    def forward(self, x):
+        feats: Dict[str, torch.Tensor] = {}
+        a = torch.relu(self.stem(x))
+        feats["a"] = a
+        feats["b"] = torch.relu(self.c2(a))
+        xs = list(feats.values())
+        last = self.inner_block(xs[-1], -1 + len(xs))
+        results = [self.outer_block(last, len(xs) - 1)]
+        for idx in range(len(xs) - 2, -1, -1):
+            lateral = self.inner_block(xs[idx], idx)
+            top = torch.nn.functional.interpolate(last, size=lateral.shape[-2:], mode="nearest")
+            last = lateral + top
+            results.insert(0, self.outer_block(last, idx))
+        heads: List[torch.Tensor] = []
+        for r in results:
+            heads.append(self.head(r))
+        zero = torch.zeros(1, dtype=results[0].dtype)
+        return {"p0": results[0], "p1": results[1], "h0": heads[0] + zero, "h1": heads[1]}
 
 
 def save_model(module, path, seed):
@@ -493,12 +588,143 @@ class RoundTrip(Base):
         with open(report) as f:
             rep = json.load(f)
         self.assertEqual(rep["float_layers"], 0)
-        # the bottleneck residuals; the FPN's top-down additions take loop/branch results (float)
+        # the bottleneck residuals; the FPN's top-down additions take loop/branch results, and
+        # run quantized when both operands arrive quantized (checked at run time)
         self.assertEqual(rep["quantized_adds"], 16)
+        self.assertEqual(rep["run_time_quantized_adds"], 1)
+        self.assertGreaterEqual(rep["quantized_through_containers"], 10)
         self.assertLess(rep["file_bytes"]["quantized"], 0.30 * rep["file_bytes"]["original"])
         kinds = graph_kinds(torch.jit.load(out))
         self.assertNotIn("aten::batch_norm", kinds)
-        self.assertIn("torchvision::roi_align", kinds)  # RoI pooling stays float
+        # RoI pooling stays float, as aten ops (an embedding_bag over the feature map)
+        self.assertEqual(rep["roi_align_as_aten"], 2)
+        self.assertNotIn("torchvision::roi_align", kinds)
+        self.assertIn("aten::_embedding_bag_forward_only", kinds)
+
+
+class GraphSpeedups(Base):
+    """What quantize does to the graph beyond quantizing (docs/quantize.md, "Graph speed-ups"):
+    RoI Align as aten ops against torchvision's own kernel, the channels-last stem and its
+    fallback, and quantized tensors carried through containers and blocks."""
+
+    def fold(self, module, name, seed, *extra, size=(24, 20)):
+        calib = self.path("calib_" + name)
+        images = write_images(calib, 2, size[0], size[1], seed)
+        model = save_model(module, self.path(name + ".pt"), seed)
+        out, report = self.path(name + "_folded.pt"), self.path(name + ".json")
+        r = self.quantize(model, calib, out, "--fold-only", "--json", report, *extra)
+        with open(report) as f:
+            return model, out, json.load(f), load_batch(images), r
+
+    def test_roi_align_matches_torchvision(self):
+        for ratio, aligned, flatten in [(2, False, False), (2, False, True), (1, True, False), (3, True, True),
+                                        (0, False, False)]:
+            with self.subTest(sampling_ratio=ratio, aligned=aligned, flatten=flatten):
+                model, out, rep, x, _ = self.fold(RoiPool(ratio, aligned, flatten), "roi", 7, size=(40, 32))
+                with torch.no_grad():
+                    ref = torch.jit.load(model)(x)   # torchvision::roi_align
+                    got = torch.jit.load(out)(x)
+                kinds = graph_kinds(torch.jit.load(out))
+                if ratio > 0:
+                    self.assertEqual(rep["roi_align_as_aten"], 1)
+                    self.assertNotIn("torchvision::roi_align", kinds)
+                    self.assertIn("aten::_embedding_bag_forward_only", kinds)
+                else:  # an adaptive sampling ratio keeps torchvision's op
+                    self.assertEqual(rep["roi_align_as_aten"], 0)
+                    self.assertIn("torchvision::roi_align", kinds)
+                self.assertEqual(ref.shape, got.shape)
+                self.assertGreater(float(ref.abs().max()), 0.1)
+                self.assertEqual(float(ref[3].abs().max()), 0.0)  # the box wholly outside
+                err = float((ref - got).abs().max())
+                self.assertLessEqual(err, 1e-5 * float(ref.abs().max()), f"max |error| {err:.3g}")
+
+    def test_roi_align_on_the_demo_detector_with_plain_graph_as_reference(self):
+        model = os.path.join(ARGS.weights, "demo_frcnn_float.pt")
+        outs = {}
+        for key, extra in (("fast", ()), ("plain", ("--plain-graph",))):
+            outs[key] = self.path(key + ".pt")
+            self.quantize(model, os.path.join(ARGS.weights, "images"), outs[key], "--fold-only", *extra)
+        self.assertIn("torchvision::roi_align", graph_kinds(torch.jit.load(outs["plain"])))
+        x = load_batch([os.path.join(ARGS.weights, "images", "scene_test_0.png")])[0]
+        with torch.no_grad():
+            a = torch.jit.load(outs["plain"])([x])[1][0]
+            b = torch.jit.load(outs["fast"])([x])[1][0]
+        self.assertGreater(a["boxes"].shape[0], 0)
+        self.assertEqual(a["boxes"].shape, b["boxes"].shape)
+        self.assertTrue(torch.equal(a["labels"], b["labels"]))
+        rel = float((a["boxes"] - b["boxes"]).abs().max() / a["boxes"].abs().max())
+        self.assertLessEqual(rel, 1e-5, f"boxes moved by {rel:.3g} relative")
+
+    def test_channels_last_stem_and_its_fallback(self):
+        model, out, rep, x, _ = self.fold(TwoConvs(), "two", 3)
+        self.assertTrue(rep["channels_last_stem"])
+        kinds = graph_kinds(torch.jit.load(out))
+        self.assertIn("aten::contiguous", kinds)
+        with torch.no_grad():
+            ref, got = torch.jit.load(model)(x), torch.jit.load(out)(x)
+        self.assertLessEqual(float((ref - got).abs().max()), 1e-5 * float(ref.abs().max()))
+        # a .view() of the convolution's output: the written model keeps the layout, and says so
+        model, out, rep, x, r = self.fold(ViewHead(), "view", 4)
+        self.assertFalse(rep["channels_last_stem"])
+        self.assertIn("channels-last", r.stderr)
+        with torch.no_grad():
+            ref, got = torch.jit.load(model)(x), torch.jit.load(out)(x)
+        self.assertLessEqual(float((ref - got).abs().max()), 1e-5 * float(ref.abs().max()))
+        # without an image to check it on, no channels-last
+        out2 = self.path("two_nocalib.pt")
+        r = run("quantize", "--model", self.path("two.pt"), "--fold-only", "--out", out2, "--quiet", "--json",
+                self.path("nocalib.json"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.path("nocalib.json")) as f:
+            self.assertFalse(json.load(f)["channels_last_stem"])
+
+    def test_quantized_tensors_through_containers_and_blocks(self):
+        calib = self.path("calib")
+        images = write_op_images(calib, 3, 32, 24, 11)
+        torch.manual_seed(11)
+        model = save_model(Pyramid(), self.path("pyr.pt"), 11)
+        x = load_batch(images)
+        with torch.no_grad():
+            ref = torch.jit.load(model)(x)
+        sqnr = {}
+        for key, extra in (("carried", ()), ("plain", ("--plain-graph",))):
+            out, report = self.path(key + ".pt"), self.path(key + ".json")
+            # 7-bit activations on every CPU: deeper layers see the full range, which 8 bits
+            # would let oneDNN saturate on CPUs without VNNI
+            self.quantize(model, calib, out, "--json", report, "--method", "minmax", "--reduce-range", "on", *extra)
+            with open(report) as f:
+                rep = json.load(f)
+            self.assertEqual(rep["float_layers"], 0, rep["layers"])
+            q = torch.jit.load(out)
+            kinds = graph_kinds(q)
+            with torch.no_grad():
+                got = q(x)
+            self.assertEqual(sorted(got), sorted(ref))
+            for k in ref:
+                self.assertFalse(got[k].is_quantized, k)  # what leaves the model is float
+                self.assertEqual(got[k].dtype, torch.float32, k)
+                self.assertEqual(got[k].shape, ref[k].shape, k)
+            err = sum(float(((ref[k] - got[k]) ** 2).sum()) for k in ref)
+            sig = sum(float((ref[k] ** 2).sum()) for k in ref)
+            sqnr[key] = 10 * np.log10(sig / err)
+            # every output, p0 included: the output block in the loop reads the sum with its
+            # own calibrated range (it once borrowed the range of the copy outside the loop,
+            # through a twin that never ran, and read 11 dB)
+            for k in ref:
+                one = 10 * np.log10(float((ref[k] ** 2).sum()) / float(((ref[k] - got[k]) ** 2).sum()))
+                self.assertGreater(one, 25.0, f"{key}: {k} at {one:.1f} dB")
+            if key == "carried":
+                # backbone outputs through the dict, inner/outer block results out of their
+                # `if`s, the top-down sum around the loop, the head's inputs from the list
+                self.assertGreaterEqual(rep["quantized_through_containers"], 4, rep)
+                self.assertEqual(rep["run_time_quantized_adds"], 1, rep)
+                self.assertIn("prim::is_quantized", kinds)
+                self.assertIn("quantized::add", kinds)
+            else:
+                self.assertEqual(rep["quantized_through_containers"], 0)
+                self.assertNotIn("prim::is_quantized", kinds)
+        # carrying removes requantizations; it must not cost accuracy
+        self.assertGreaterEqual(sqnr["carried"], sqnr["plain"] - 0.5, sqnr)
 
 
 class MixedPrecision(Base):
