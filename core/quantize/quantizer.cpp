@@ -985,8 +985,7 @@ private:
             mark(user->output());
             return true;
         }
-        if ((kind == "aten::append" && u.offset == 1) || (kind == "aten::insert" && u.offset == 2) ||
-            (kind == "aten::_set_item" && u.offset == 2)) {
+        if (storesElement(u)) { // append, insert, _set_item (constructs are handled above)
             mark(user->input(0));
             return true;
         }
@@ -1088,9 +1087,18 @@ private:
                 continue;
             if (u.user->kind() == c10::prim::Loop && u.offset >= 2)
                 continue;
+            if (storesElement(u)) // into another container (a list of (name, tensor) tuples)
+                continue;
             return false;
         }
         return true;
+    }
+
+    static bool storesElement(const torch::jit::Use& u) {
+        const std::string kind = kindOf(u.user);
+        return (kind == "aten::append" && u.offset == 1) || (kind == "aten::insert" && u.offset == 2) ||
+               (kind == "aten::_set_item" && u.offset == 2) || kind == "prim::ListConstruct" ||
+               kind == "prim::DictConstruct" || kind == "prim::TupleConstruct";
     }
 
     void visitContainer(Value* c) {
@@ -1176,14 +1184,31 @@ private:
         add->destroy();
     }
 
+    // One dequantize per block that has float uses, before the first of them: a use in a
+    // branch that does not run (F.interpolate's 1-d and 3-d cases) costs nothing.
     void dequantizeForFloatUses(Value* v) {
         auto it = m_floatUses.find(v);
         if (it == m_floatUses.end() || it->second.empty())
             return;
-        torch::jit::WithInsertPoint guard(v->node()->next()); // a block input: its block's first node
-        Value* f = call("qs_dequantize_any", {v});
-        for (const auto& u : it->second)
-            u.user->replaceInput(u.offset, f);
+        std::vector<std::pair<Block*, std::vector<torch::jit::Use>>> byBlock;
+        for (const auto& u : it->second) {
+            Block* b = u.user->owningBlock();
+            auto at = std::find_if(byBlock.begin(), byBlock.end(), [b](const auto& e) { return e.first == b; });
+            if (at == byBlock.end())
+                byBlock.push_back({b, {u}});
+            else
+                at->second.push_back(u);
+        }
+        for (auto& [block, uses] : byBlock) {
+            Node* first = uses.front().user;
+            for (const auto& u : uses)
+                if (u.user->isBefore(first))
+                    first = u.user;
+            torch::jit::WithInsertPoint guard(first);
+            Value* f = call("qs_dequantize_any", {v});
+            for (const auto& u : uses)
+                u.user->replaceInput(u.offset, f);
+        }
     }
 
     std::shared_ptr<Graph> m_graph;

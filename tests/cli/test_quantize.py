@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import unittest
+from collections import OrderedDict
 from typing import Dict, List
 
 from testutil import load_batch, wait_for_line, write_images
@@ -252,8 +253,9 @@ class Pyramid(torch.nn.Module):
             top = torch.nn.functional.interpolate(last, size=lateral.shape[-2:], mode="nearest")
             last = lateral + top
             results.insert(0, self.outer_block(last, idx))
+        named = OrderedDict([(k, v) for k, v in zip(["p0", "p1"], results)])
         heads: List[torch.Tensor] = []
-        for r in results:
+        for r in list(named.values()):
             heads.append(self.head(r))
         zero = torch.zeros(1, dtype=results[0].dtype)
         return {"p0": results[0], "p1": results[1], "h0": heads[0] + zero, "h1": heads[1]}
@@ -713,7 +715,13 @@ class GraphSpeedups(Base):
             for k in ref:
                 one = 10 * np.log10(float((ref[k] ** 2).sum()) / float(((ref[k] - got[k]) ** 2).sum()))
                 self.assertGreater(one, 25.0, f"{key}: {k} at {one:.1f} dB")
+            with torch.no_grad(), torch.autograd.profiler.profile() as prof:
+                q(x)
+            quantizes = sum(e.count for e in prof.key_averages() if e.key == "aten::_make_per_tensor_quantized_tensor")
             if key == "carried":
+                # only the input is quantized from float: every other quantized op reads a
+                # quantized tensor, through the dicts, lists, branches and the loop
+                self.assertEqual(quantizes, 1)
                 # backbone outputs through the dict, inner/outer block results out of their
                 # `if`s, the top-down sum around the loop, the head's inputs from the list
                 self.assertGreaterEqual(rep["quantized_through_containers"], 4, rep)
@@ -721,6 +729,7 @@ class GraphSpeedups(Base):
                 self.assertIn("prim::is_quantized", kinds)
                 self.assertIn("quantized::add", kinds)
             else:
+                self.assertGreater(quantizes, 1)
                 self.assertEqual(rep["quantized_through_containers"], 0)
                 self.assertNotIn("prim::is_quantized", kinds)
         # carrying removes requantizations; it must not cost accuracy
