@@ -307,7 +307,7 @@ bool inScope(const std::string& name, const std::vector<std::string>& scope) {
 
 // ---------------------------------------------------------------------------------------
 // Float speed-ups, applied in every build (--fold-only too, so a ratio against the folded
-// model measures quantization alone), unless --plain-float-ops
+// model measures quantization alone), unless --plain-graph
 
 // torchvision's roi_align (CPU) runs one thread and reads an NCHW feature map one channel
 // at a time. The same RoI Align as aten ops: the sampling points of every bin give 4
@@ -910,7 +910,6 @@ public:
         }
         for (Value* v : m_tensorOrder)
             dequantizeForFloatUses(v);
-        torch::jit::EliminateDeadCode(m_graph);
         m_sumCount = static_cast<int>(m_sums.size());
         torch::jit::EliminateDeadCode(m_graph);
         return static_cast<int>(seeds.size());
@@ -1306,9 +1305,10 @@ private:
         old->replaceAllUsesWith(dq);
         m_qmap[dq] = q;
         // shape and device queries can read the quantized tensor: no dequantize for them
+        // (dtype and type tests cannot: they would answer quint8)
         const auto uses = dq->uses();
         for (const auto& u : uses)
-            if (isMetadataUse(u.user))
+            if (readsShapeOnly(u.user))
                 u.user->replaceInput(u.offset, q);
     }
 
