@@ -834,8 +834,9 @@ struct BuildResult {
 // (a quantized tensor is a Tensor to TorchScript), and every reader decides at run time:
 // a quantize for a quantized op passes a quantized tensor through unchanged (the op reads
 // its scale from the tensor), a float op gets it dequantized by the same arithmetic as
-// before, and dtype reads answer float. All or nothing: a container used by an op this
-// pass does not know keeps the graph as it was.
+// before, a list read whole by a float op (torch.cat) gets a dequantized copy, and dtype
+// reads answer float. All or nothing: a container used by an op this pass does not
+// follow keeps the graph as it was.
 constexpr const char* kCarrySource = R"TS(
 def qs_dequantize_any(x: Tensor) -> Tensor:
     if x.is_quantized:
@@ -854,6 +855,9 @@ def qs_both_quantized(a: Tensor, b: Tensor) -> bool:
 
 def qs_float_add(a: Tensor, b: Tensor) -> Tensor:
     return torch.add(qs_dequantize_any(a), qs_dequantize_any(b))
+
+def qs_dequantize_list(xs: List[Tensor]) -> List[Tensor]:
+    return [qs_dequantize_any(x) for x in xs]
 
 def qs_dtype_any(x: Tensor) -> int:
     if x.is_quantized:
@@ -909,7 +913,9 @@ public:
             n->destroy();
         }
         for (Value* v : m_tensorOrder)
-            dequantizeForFloatUses(v);
+            dequantizeForFloatUses(v, m_floatUses, "qs_dequantize_any");
+        for (Value* c : m_listOrder)
+            dequantizeForFloatUses(c, m_listFloatUses, "qs_dequantize_list");
         m_sumCount = static_cast<int>(m_sums.size());
         torch::jit::EliminateDeadCode(m_graph);
         return static_cast<int>(seeds.size());
@@ -984,7 +990,7 @@ private:
             mark(user->output());
             return true;
         }
-        if (storesElement(u)) { // append, insert, _set_item (constructs are handled above)
+        if (storesElement(u)) { // append, insert, _set_item, extend (constructs are handled above)
             mark(user->input(0));
             return true;
         }
@@ -1072,8 +1078,8 @@ private:
         static const std::set<std::string> harmless = {"aten::len", "aten::keys", "aten::__contains__",
                                                        "aten::__is__", "aten::__isnot__"};
         const std::string kind = kindOf(u.user);
-        return harmless.count(kind) ||
-               (u.offset == 0 && (kind == "aten::append" || kind == "aten::insert" || kind == "aten::_set_item"));
+        return harmless.count(kind) || (u.offset == 0 && (kind == "aten::append" || kind == "aten::insert" ||
+                                                          kind == "aten::_set_item" || kind == "aten::extend"));
     }
 
     // A container whose uses all read elements, leave them alone, or pass it on through a
@@ -1096,7 +1102,8 @@ private:
     static bool storesElement(const torch::jit::Use& u) {
         const std::string kind = kindOf(u.user);
         return (kind == "aten::append" && u.offset == 1) || (kind == "aten::insert" && u.offset == 2) ||
-               (kind == "aten::_set_item" && u.offset == 2) || kind == "prim::ListConstruct" ||
+               (kind == "aten::_set_item" && u.offset == 2) || (kind == "aten::extend" && u.offset == 1) ||
+               kind == "prim::ListConstruct" ||
                kind == "prim::DictConstruct" || kind == "prim::TupleConstruct";
     }
 
@@ -1113,9 +1120,31 @@ private:
             // writes into it (of anything) leave it a container of maybe-quantized tensors
             if (leavesElementsAlone(u))
                 continue;
+            // an op reading a list of tensors whole (torch.cat, the model's output) gets a
+            // dequantized copy, unless it writes to the list
+            if (readsListWhole(c, u)) {
+                m_listFloatUses[c].push_back(u);
+                if (std::find(m_listOrder.begin(), m_listOrder.end(), c) == m_listOrder.end())
+                    m_listOrder.push_back(c);
+                continue;
+            }
             block(u.user);
             return;
         }
+    }
+
+    static bool readsListWhole(const Value* c, const torch::jit::Use& u) {
+        const auto& type = c->type();
+        if (type->kind() != c10::TypeKind::ListType ||
+            type->expectRef<c10::ListType>().getElementType()->kind() != c10::TypeKind::TensorType)
+            return false;
+        if (kindOf(u.user) == "prim::Return")
+            return !u.user->owningBlock()->owningNode(); // the model's output (block outputs are carriers)
+        const c10::FunctionSchema* schema = u.user->maybeSchema();
+        if (!schema || u.offset >= schema->arguments().size())
+            return false;
+        const auto* alias = schema->arguments()[u.offset].alias_info();
+        return !alias || !alias->isWrite();
     }
 
     void block(const Node* n) {
@@ -1185,9 +1214,10 @@ private:
 
     // One dequantize per block that has float uses, before the first of them: a use in a
     // branch that does not run (F.interpolate's 1-d and 3-d cases) costs nothing.
-    void dequantizeForFloatUses(Value* v) {
-        auto it = m_floatUses.find(v);
-        if (it == m_floatUses.end() || it->second.empty())
+    void dequantizeForFloatUses(Value* v, const std::unordered_map<Value*, std::vector<torch::jit::Use>>& floatUses,
+                                const char* helper) {
+        auto it = floatUses.find(v);
+        if (it == floatUses.end() || it->second.empty())
             return;
         std::vector<std::pair<Block*, std::vector<torch::jit::Use>>> byBlock;
         for (const auto& u : it->second) {
@@ -1204,7 +1234,7 @@ private:
                 if (u.user->isBefore(first))
                     first = u.user;
             torch::jit::WithInsertPoint guard(first);
-            Value* f = call("qs_dequantize_any", {v});
+            Value* f = call(helper, {v});
             for (const auto& u : uses)
                 u.user->replaceInput(u.offset, f);
         }
@@ -1217,6 +1247,8 @@ private:
     std::vector<Node*> m_quantizeSites, m_dtypeReads;
     std::vector<std::pair<Node*, Node*>> m_sums; // (float addition, the quantize chain reading its sum)
     std::unordered_map<Value*, std::vector<torch::jit::Use>> m_floatUses;
+    std::unordered_map<Value*, std::vector<torch::jit::Use>> m_listFloatUses; // lists read whole by float ops
+    std::vector<Value*> m_listOrder;
     bool m_blocked = false;
     int m_sumCount = 0;
 };

@@ -215,8 +215,9 @@ class TwoConvs(torch.nn.Module):
 class Pyramid(torch.nn.Module):
     """A small FPN written as torchvision writes it: backbone outputs in a dict, blocks picked
     by `if i == idx` inside loops over module lists, a top-down loop with nearest upsampling
-    and an addition, results inserted into a list, a head applied per level, a dtype read
-    from a list element, and a dict returned (whose tensors must come out float)."""
+    and an addition, results inserted into a list and extended by a pooled level, a head
+    applied per level, a dtype read from a list element, a list of results concatenated, and
+    a dict returned (whose tensors must come out float)."""
 
     def __init__(self):
         super().__init__()
@@ -253,12 +254,14 @@ class Pyramid(torch.nn.Module):
             top = torch.nn.functional.interpolate(last, size=lateral.shape[-2:], mode="nearest")
             last = lateral + top
             results.insert(0, self.outer_block(last, idx))
-        named = OrderedDict([(k, v) for k, v in zip(["p0", "p1"], results)])
+        results.extend([torch.nn.functional.max_pool2d(results[-1], 1, 2)])  # as LastLevelP6P7 does
+        named = OrderedDict([(k, v) for k, v in zip(["p0", "p1", "pool"], results)])
         heads: List[torch.Tensor] = []
         for r in list(named.values()):
             heads.append(self.head(r))
         zero = torch.zeros(1, dtype=results[0].dtype)
-        return {"p0": results[0], "p1": results[1], "h0": heads[0] + zero, "h1": heads[1]}
+        flat = torch.cat([h.flatten(1) for h in heads], 1)  # a list read whole by a float op
+        return {"p0": results[0], "p1": results[1], "h0": heads[0] + zero, "h1": heads[1], "cat": flat}
 
 
 def save_model(module, path, seed):
