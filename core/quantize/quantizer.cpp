@@ -309,6 +309,24 @@ bool inScope(const std::string& name, const std::vector<std::string>& scope) {
 // Float speed-ups, applied in every build (--fold-only too, so a ratio against the folded
 // model measures quantization alone), unless --plain-graph
 
+// TorchScript written in this file, compiled without Python; a failure is a bug here.
+std::shared_ptr<torch::jit::CompilationUnit> compileSource(const char* source, const char* what) {
+    try {
+        return torch::jit::compile(source);
+    } catch (const std::exception& e) {
+        throw Error(ErrorKind::Internal, std::string("quantizer: cannot compile the ") + what + ": " + e.what());
+    }
+}
+
+// Function `name` of `unit` inserted at the graph's insertion point, inlined: no call into
+// the (temporary) compilation unit may stay in the saved model.
+Value* insertFunction(Graph& graph, torch::jit::CompilationUnit& unit, const char* name,
+                      const std::vector<Value*>& inputs) {
+    const std::shared_ptr<Graph> callee = torch::jit::toGraphFunction(unit.get_function(name)).graph()->copy();
+    torch::jit::Inline(*callee);
+    return torch::jit::insertGraph(graph, *callee, inputs).at(0);
+}
+
 // torchvision's roi_align (CPU) runs one thread and reads an NCHW feature map one channel
 // at a time. The same RoI Align as aten ops: the sampling points of every bin give 4
 // corner rows each of the feature map laid out [B*H*W, C], and one embedding_bag sums
@@ -405,20 +423,12 @@ int replaceRoiAlign(std::shared_ptr<Graph>& graph) {
     });
     if (found.empty())
         return 0;
-    std::shared_ptr<torch::jit::CompilationUnit> unit;
-    try {
-        unit = torch::jit::compile(kRoiAlignSource);
-    } catch (const std::exception& e) {
-        throw Error(ErrorKind::Internal, std::string("quantizer: cannot compile the RoI Align replacement: ") + e.what());
-    }
-    const std::shared_ptr<Graph> callee = torch::jit::toGraphFunction(unit->get_function("qs_roi_align")).graph()->copy();
-    torch::jit::Inline(*callee);
+    const auto unit = compileSource(kRoiAlignSource, "RoI Align replacement");
     for (Node* n : found) {
         torch::jit::WithInsertPoint guard(n);
         std::vector<Value*> inputs(n->inputs().begin(), n->inputs().end());
         inputs.push_back(graph->insertConstant(copiedByAllUsers(n->output())));
-        const std::vector<Value*> out = torch::jit::insertGraph(*graph, *callee, inputs);
-        n->output()->replaceAllUsesWith(out.at(0));
+        n->output()->replaceAllUsesWith(insertFunction(*graph, *unit, "qs_roi_align", inputs));
         n->destroy();
     }
     torch::jit::ConstantPropagation(graph);
@@ -900,7 +910,7 @@ public:
         }
         if (m_blocked || seeds.empty())
             return 0;
-        compileHelpers();
+        m_unit = compileSource(kCarrySource, "carrying helpers");
         for (const auto& [user, offset, q] : seeds)
             user->replaceInput(offset, q);
         for (const auto& [add, end] : m_sums)
@@ -1153,18 +1163,8 @@ private:
         m_blocked = true;
     }
 
-    void compileHelpers() {
-        try {
-            m_unit = torch::jit::compile(kCarrySource);
-        } catch (const std::exception& e) {
-            throw Error(ErrorKind::Internal, std::string("quantizer: cannot compile the carrying helpers: ") + e.what());
-        }
-    }
-
     Value* call(const char* name, const std::vector<Value*>& inputs) {
-        auto graph = torch::jit::toGraphFunction(m_unit->get_function(name)).graph()->copy();
-        torch::jit::Inline(*graph); // no call into this (temporary) compilation unit may stay
-        return torch::jit::insertGraph(*m_graph, *graph, inputs).at(0);
+        return insertFunction(*m_graph, *m_unit, name, inputs);
     }
 
     void replaceQuantize(Node* end) {
@@ -1888,27 +1888,9 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     if (mixed) {
         b = MixedPrecision(options, progress, p, qparams, keepFloat, tmp, cleanup, report).run();
     } else {
-        // channels-last only when a check image will show the model still runs with it (a
-        // .view() of a convolution's output fails on channels-last tensors)
+        // channels-last only when checkAndCommit's image will show the model still runs
         b = build(p, qparams, options, keepFloat, options.foldOnly, !options.images.empty());
         save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
-        if (b.channelsLast) {
-            try {
-                reportProgress(progress, {"check", 0, 1, tmp});
-                torch::jit::Module written = ts::loadModule(tmp);
-                const Image image = loadImage(options.images.front(), options.preprocess);
-                torch::NoGradGuard noGrad;
-                ts::forward(written, ts::makeInput(p.input, image), tmp, image.source);
-            } catch (const Error& e) {
-                if (e.kind() == ErrorKind::Cancelled)
-                    throw;
-                report.warnings.push_back("the model does not run with a channels-last input, kept its layout (" +
-                                          firstLine(e.what()) + ")");
-                p = prepare(options.modelPath, options);
-                b = build(p, qparams, options, keepFloat, options.foldOnly, false);
-                save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
-            }
-        }
     }
     report.roiAligns = b.roiAligns;
     report.carried = b.carried;
@@ -1921,7 +1903,21 @@ QuantizeReport quantize(const QuantizeOptions& options, const ProgressFn& progre
     if (!options.foldOnly && report.quantizedLayers == 0)
         throw Error(ErrorKind::Input, options.modelPath + ": no layer could be quantized (see the warnings)");
 
-    checkAndCommit(options, progress, p, tmp, report);
+    try {
+        checkAndCommit(options, progress, p, tmp, report);
+    } catch (const Error& e) {
+        // a .view() of a convolution's output fails on channels-last tensors: such a model is
+        // written again with its own layout (the stem is the only difference)
+        if (!b.channelsLast || mixed || e.kind() == ErrorKind::Cancelled || e.kind() == ErrorKind::Output)
+            throw;
+        report.warnings.push_back("the model does not run with a channels-last input, kept its layout (" +
+                                  firstLine(e.what()) + ")");
+        p = prepare(options.modelPath, options);
+        b = build(p, qparams, options, keepFloat, options.foldOnly, false);
+        save(p.module, tmp, jsonText(reportJson(options, b, report.reduceRange)));
+        report.channelsLast = false;
+        checkAndCommit(options, progress, p, tmp, report);
+    }
     report.totalSeconds = secondsSince(t0);
     return report;
 }
