@@ -204,6 +204,20 @@ int main(int argc, char** argv) {
     const double ratioSteady = steady(recSec) / steady(plainSec);
     const double ratioAll = (sum(recSec) + finish) / sum(plainSec);
     std::printf("  overhead: steady %.2fx, all passes incl. metrics %.2fx (target <= 1.5x)\n", ratioSteady, ratioAll);
+    if (keep >= 0 && images > keep + 1) {
+        // a long run keeps K images and records statistics only for every other one: the
+        // images after the kept ones (the first K with compare's default --keep first) are
+        // what a data-set run costs per image
+        const auto from = static_cast<std::ptrdiff_t>(std::max(keep, 1));
+        const std::vector<double> p(plainSec.begin() + from, plainSec.end()), r(recSec.begin() + from, recSec.end());
+        std::printf("  images %d..%d (activations not kept): plain %.2f s, compare %.2f s per image, %.2fx\n",
+                    static_cast<int>(from) + 1, images, sum(p) / static_cast<double>(p.size()),
+                    sum(r) / static_cast<double>(r.size()), sum(r) / sum(p));
+        std::string perImage;
+        for (std::size_t i = 0; i < recSec.size(); ++i)
+            perImage += (i ? " " : "") + std::to_string(recSec[i] / plainSec[i]).substr(0, 4);
+        std::printf("  per image compare / plain: %s\n", perImage.c_str());
+    }
     std::printf("  memory: models loaded %.0f MiB; compare peak %.0f MiB = models + %.0f MiB (target <= +512)\n",
                 modelsMiB, static_cast<double>(rec.peakKiB) / 1024.0,
                 static_cast<double>(rec.peakKiB) / 1024.0 - modelsMiB);

@@ -351,11 +351,13 @@ H5::DataSet DumpWriter::activationDataset(Side side, int seq) const {
     return m_datasets[static_cast<int>(side)].at(static_cast<std::size_t>(seq));
 }
 
-std::vector<float> DumpWriter::readActivation(Side side, int seq, int image) const {
+void DumpWriter::readActivation(Side side, int seq, int image, std::vector<float>& out,
+                                std::vector<std::uint16_t>& raw) const {
     if (image < keptImages()) {
         h5::Lock lock(h5::libraryMutex());
         try {
-            return h5::readImageSlab(m_datasets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), image);
+            out = h5::readImageSlab(m_datasets[static_cast<int>(side)].at(static_cast<std::size_t>(seq)), image);
+            return;
         } catch (const H5::Exception& e) {
             throw Error(ErrorKind::Output, m_tempPath + ": cannot read back image " + std::to_string(image) +
                                                " for its metrics (" + h5::describe(e) + ")");
@@ -364,15 +366,14 @@ std::vector<float> DumpWriter::readActivation(Side side, int seq, int image) con
     const ScratchSlot& slot = m_scratchSlots[static_cast<int>(side)].at(static_cast<std::size_t>(seq));
     const std::int64_t offset = slot.offset + (image % 2) * slot.bytes;
     if (!slot.half) {
-        std::vector<float> out(static_cast<std::size_t>(slot.bytes) / sizeof(float));
+        out.resize(static_cast<std::size_t>(slot.bytes) / sizeof(float));
         readFully(m_scratchFd, out.data(), static_cast<std::size_t>(slot.bytes), offset, m_scratchPath);
-        return out;
+        return;
     }
-    std::vector<std::uint16_t> raw(static_cast<std::size_t>(slot.bytes) / 2);
+    raw.resize(static_cast<std::size_t>(slot.bytes) / 2);
     readFully(m_scratchFd, raw.data(), static_cast<std::size_t>(slot.bytes), offset, m_scratchPath);
-    std::vector<float> out(raw.size());
+    out.resize(raw.size());
     halfToFloat(raw.data(), out.data(), raw.size());
-    return out;
 }
 
 void DumpWriter::writeActivation(Side side, int image, int seq, const Activation& a) {

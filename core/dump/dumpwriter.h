@@ -79,7 +79,10 @@ public:
     // it was written: the dump's row for images < K (under the HDF5 lock, taken here), the
     // scratch file's row image % 2 otherwise (plain reads, no lock). Call from any thread
     // once the image's writes are done (waitFor).
-    std::vector<float> readActivation(Side side, int seq, int image) const;
+    // Into `out` (and `raw`, for f16), reusing their memory: the metrics worker reads
+    // every layer of every image, and fresh buffers of tens of MB each would cost page
+    // faults and zeroing every time.
+    void readActivation(Side side, int seq, int image, std::vector<float>& out, std::vector<std::uint16_t>& raw) const;
     // The dump's dataset of activation `seq` (for its attributes and shape). Under the
     // HDF5 lock, once image 0 is written.
     H5::DataSet activationDataset(Side side, int seq) const;

@@ -1,6 +1,10 @@
 #pragma once
 // Splitting a loop over a few threads, for the metrics pass (no pool: the pieces are large).
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <thread>
@@ -22,6 +26,15 @@ void parallelRanges(std::size_t n, std::size_t t, Fn fn) {
     fn(std::size_t{0}, std::size_t{0}, n / t);
     for (auto& w : workers)
         w.join();
+}
+
+// Lowers the calling thread's scheduling priority to nice +10 (Linux: per thread; threads
+// it starts inherit it). For the work a recording does beside the models (the metrics
+// worker): on a machine with as many cores as model threads it then takes the cores when
+// the models leave them idle instead of slowing every pass, yet, unlike SCHED_IDLE, still
+// gets a share (about a tenth) when something else keeps the cores busy, so it never starves.
+inline void backgroundPriority() {
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
 }
 
 } // namespace qs

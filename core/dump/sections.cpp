@@ -698,7 +698,7 @@ void Histogram::add(Side side, const float* values, std::size_t n, int threads) 
         const auto last = static_cast<std::int32_t>(bins - 1);
         const auto binOf = [=](float v) {
             const float r = v * inverseScale; // a whole number, give or take f16 rounding
-            const auto level = static_cast<std::int32_t>(std::clamp(r + (r >= 0 ? 0.5f : -0.5f), -2e9f, 2e9f));
+            const auto level = static_cast<std::int32_t>(std::clamp(r + std::copysign(0.5f, r), -2e9f, 2e9f));
             return static_cast<std::size_t>(std::clamp((level - firstLevel) * perLevel, 0, last));
         };
         parallelRanges(n, t, [&](std::size_t k, std::size_t b, std::size_t e) {

@@ -6,6 +6,7 @@
 #include "evaluate.h"
 #include "fileutil.h"
 #include "h5util.h"
+#include "parallel.h"
 #include "sections.h"
 
 #include <fnmatch.h>
@@ -260,6 +261,7 @@ private:
     };
 
     void loop() {
+        backgroundPriority();
         for (;;) {
             int image;
             std::uint64_t ticket;
@@ -316,14 +318,14 @@ private:
                                                        std::to_string(k) + "'s datasets (" + h5::describe(e) + ")");
                 }
             }
-            const std::vector<float> o = m_writer.readActivation(Side::Original, m_kept[k].original, image);
-            const std::vector<float> q = m_writer.readActivation(Side::Quantized, m_kept[k].quantized, image);
-            m_layers[k]->addImage(o, q, maps, m_threads);
+            m_writer.readActivation(Side::Original, m_kept[k].original, image, m_o, m_raw);
+            m_writer.readActivation(Side::Quantized, m_kept[k].quantized, image, m_q, m_raw);
+            m_layers[k]->addImage(m_o, m_q, maps, m_threads);
         }
         if (m_worst)
             choose(image);
-        // the slabs just read were tens of MB each: give that memory back (glibc keeps
-        // freed large blocks in its heap once its mmap threshold has risen)
+        // what this image's layers allocated (per-channel sums, maps): give it back (glibc
+        // keeps freed large blocks in its heap once its mmap threshold has risen)
         malloc_trim(0);
     }
 
@@ -365,6 +367,8 @@ private:
     std::vector<ValueRange> m_planned;
     HeldInputs* m_held;
     std::vector<std::unique_ptr<LayerAccumulator>> m_layers; // by layer
+    std::vector<float> m_o, m_q;     // one layer of one image read back, reused (the largest stays)
+    std::vector<std::uint16_t> m_raw;
     std::vector<Row> m_rows;                                  // by dump row
     std::thread m_thread;
     std::mutex m_mutex;

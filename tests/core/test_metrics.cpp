@@ -55,6 +55,42 @@ private slots:
         QCOMPARE(z.cosine, 1.0);
     }
 
+    void everyLengthAgainstReference() {
+        // the accumulator sums four interleaved lanes plus a tail: lengths 1..13 cover every
+        // tail, and the largest error sits in the last element (the tail, or the last lane)
+        std::mt19937 rng(7);
+        std::normal_distribution<float> dist;
+        for (std::size_t n = 1; n <= 13; ++n) {
+            std::vector<float> o(n), q(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                o[i] = dist(rng);
+                q[i] = o[i] + 0.05f * dist(rng);
+            }
+            q[n - 1] = o[n - 1] + 3.0f;
+            long double ref2 = 0, err2 = 0, absErr = 0, absRef = 0, dot = 0, q2 = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                const long double a = o[i], b = q[i], e = b - a;
+                ref2 += a * a;
+                err2 += e * e;
+                absErr += std::fabs(e);
+                absRef += std::fabs(a);
+                dot += a * b;
+                q2 += b * b;
+            }
+            const Metrics m = computeMetrics(o.data(), q.data(), n);
+            const auto close = [](double got, long double want) {
+                return std::fabs(got - static_cast<double>(want)) <= 1e-12 * std::fabs(static_cast<double>(want));
+            };
+            QCOMPARE(m.count, static_cast<std::int64_t>(n));
+            QVERIFY2(close(m.mse, err2 / n), qPrintable(QStringLiteral("n = %1").arg(n)));
+            QVERIFY(close(m.meanAbs, absErr / n));
+            QVERIFY(close(m.relErr, absErr / absRef));
+            QVERIFY(close(m.sqnrDb, 10.0L * std::log10(ref2 / err2)));
+            QVERIFY(close(m.cosine, dot / std::sqrt(ref2 * q2)));
+            QCOMPARE(m.maxAbs, static_cast<double>(q[n - 1]) - static_cast<double>(o[n - 1]));
+        }
+    }
+
     void splitInvariance() {
         std::mt19937 rng(42);
         std::normal_distribution<float> dist;
