@@ -25,7 +25,8 @@ enum class RankBy {
 
 // Activations on 7 bits (0..127) instead of 8: needed where the INT8 kernels can
 // saturate (oneDNN on CPUs without VNNI, see quantizer.cpp). Auto: on for onednn when
-// /proc/cpuinfo shows neither avx512_vnni nor avx_vnni.
+// /proc/cpuinfo shows neither avx512_vnni nor avx_vnni, or ONEDNN_MAX_CPU_ISA (or
+// DNNL_MAX_CPU_ISA) caps oneDNN below its VNNI kernels (e.g. AVX2).
 enum class ReduceRange { Auto, On, Off };
 
 struct QuantizeOptions {

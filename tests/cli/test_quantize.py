@@ -338,6 +338,29 @@ class Base(unittest.TestCase):
         self.assertEqual(leftovers, [], "temporary files left behind")
 
 
+class ActivationWidth(Base):
+    """--reduce-range auto follows the kernels oneDNN will run, not only the CPU's flags."""
+
+    def test_auto_width_follows_the_onednn_isa_cap(self):
+        calib = self.path("calib")
+        write_op_images(calib, 2, 24, 20, 5)
+        model = save_model(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()), self.path("m.pt"), 5)
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+        vnni = " avx512_vnni" in flags or " avx_vnni" in flags
+        for cap, seven_bits in (("AVX2", True), ("AVX512_CORE", True), ("ALL", not vnni), (None, not vnni)):
+            env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+            if cap:
+                env["ONEDNN_MAX_CPU_ISA"] = cap
+            out, report = self.path(f"m_{cap}.pt"), self.path(f"m_{cap}.json")
+            # no --reduce-range: auto (run() would pin it)
+            r = subprocess.run([ARGS.cli, "quantize", "--model", model, "--calib", calib, "--out", out, "--json",
+                                report, "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(report) as f:
+                self.assertEqual(json.load(f)["reduce_range"], seven_bits, f"ONEDNN_MAX_CPU_ISA={cap}")
+
+
 class Ops(Base):
     """Each quantized op against its float reference (fixed seeds; parameters printed on failure)."""
 
