@@ -127,6 +127,8 @@ int main(int argc, char** argv) {
     app.add_option("--queue-mib", queueMiB, "writer queue bound (0: compare's default)");
     app.add_option("--out", out, "where the benchmark dump goes (removed afterwards)");
     app.add_option("--keep-activations", keep, "compare --keep-activations K (-1: all)");
+    bool worst = false;
+    app.add_flag("--keep-worst", worst, "compare --keep worst (with --keep-activations K)");
     app.add_option("--python-peer", peer, "tools/python_peer.py to run as the peer");
     CLI11_PARSE(app, argc, argv);
 
@@ -167,6 +169,7 @@ int main(int argc, char** argv) {
         o.model = mo;
         o.gzip = gzip;
         o.keepActivations = keep;
+        o.keepWorst = worst;
         if (queueMiB > 0)
             o.queueBytes = static_cast<std::size_t>(queueMiB) << 20;
         const qs::CompareSummary s = qs::compare(o, nullptr);
@@ -203,7 +206,10 @@ int main(int argc, char** argv) {
     std::printf("  %-34s %10.2f\n", "compare finish (metrics, commit)", finish);
     const double ratioSteady = steady(recSec) / steady(plainSec);
     const double ratioAll = (sum(recSec) + finish) / sum(plainSec);
-    std::printf("  overhead: steady %.2fx, all passes incl. metrics %.2fx (target <= 1.5x)\n", ratioSteady, ratioAll);
+    // targets: keeping every activation, 1.5x (the recording issue); keeping K images'
+    // (a data-set run), 1.3x and plain inference's peak + 64 MiB (the data-set scale issue)
+    std::printf("  overhead: steady %.2fx, all passes incl. metrics %.2fx (target <= %s)\n", ratioSteady, ratioAll,
+                keep >= 0 ? "1.3x" : "1.5x");
     if (keep >= 0 && images > keep + 1) {
         // a long run keeps K images and records statistics only for every other one: the
         // images after the kept ones (the first K with compare's default --keep first) are
@@ -218,9 +224,14 @@ int main(int argc, char** argv) {
             perImage += (i ? " " : "") + std::to_string(recSec[i] / plainSec[i]).substr(0, 4);
         std::printf("  per image compare / plain: %s\n", perImage.c_str());
     }
-    std::printf("  memory: models loaded %.0f MiB; compare peak %.0f MiB = models + %.0f MiB (target <= +512)\n",
-                modelsMiB, static_cast<double>(rec.peakKiB) / 1024.0,
-                static_cast<double>(rec.peakKiB) / 1024.0 - modelsMiB);
+    if (keep >= 0)
+        std::printf("  memory: compare peak %.0f MiB = plain peak %+.0f MiB (target <= +64)\n",
+                    static_cast<double>(rec.peakKiB) / 1024.0,
+                    static_cast<double>(rec.peakKiB - plain.peakKiB) / 1024.0);
+    else
+        std::printf("  memory: models loaded %.0f MiB; compare peak %.0f MiB = models + %.0f MiB (target <= +512)\n",
+                    modelsMiB, static_cast<double>(rec.peakKiB) / 1024.0,
+                    static_cast<double>(rec.peakKiB) / 1024.0 - modelsMiB);
 
     if (!peer.empty()) {
         const std::string py = "/usr/bin/python3";

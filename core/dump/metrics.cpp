@@ -2,53 +2,100 @@
 
 #include "parallel.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <thread>
 
 namespace qs {
 
-void MetricsAccumulator::add(const float* o, const float* q, std::size_t n) {
-    // Four running sums of each kind over interleaved elements, added at the end: one sum
-    // per kind would make every element wait for the previous one's addition (a chain of
-    // floating-point additions the compiler may not reorder), four keep the pipeline full.
-    constexpr std::size_t kLanes = 4;
-    double sumRef2[kLanes] = {}, sumErr2[kLanes] = {}, sumAbsErr[kLanes] = {}, sumAbsRef[kLanes] = {},
-           dot[kLanes] = {}, sumQ2[kLanes] = {}, maxAbs[kLanes] = {};
+namespace {
+
+// Four running sums of each kind, element i in lane i % 4, added up at the end: one sum per
+// kind would make every element wait for the previous one's addition (a chain of
+// floating-point additions the compiler may not reorder), four keep the pipeline full.
+constexpr std::size_t kLanes = 4;
+struct Lanes {
+    double ref2[kLanes] = {}, err2[kLanes] = {}, absErr[kLanes] = {}, absRef[kLanes] = {}, dot[kLanes] = {},
+           q2[kLanes] = {}, maxAbs[kLanes] = {};
+};
+
+void addToLane(Lanes& s, std::size_t l, double a, double b) {
+    const double e = b - a;
+    s.ref2[l] += a * a;
+    s.err2[l] += e * e;
+    s.absErr[l] += std::fabs(e);
+    s.absRef[l] += std::fabs(a);
+    s.dot[l] += a * b;
+    s.q2[l] += b * b;
+    s.maxAbs[l] = std::max(s.maxAbs[l], std::fabs(e));
+}
+
+// Whole groups of four; returns how many elements it took.
+std::size_t addLanes(const float* o, const float* q, std::size_t n, Lanes& s) {
     std::size_t i = 0;
     for (; i + kLanes <= n; i += kLanes)
-        for (std::size_t l = 0; l < kLanes; ++l) {
-            const double a = o[i + l];
-            const double b = q[i + l];
-            const double e = b - a;
-            sumRef2[l] += a * a;
-            sumErr2[l] += e * e;
-            sumAbsErr[l] += std::fabs(e);
-            sumAbsRef[l] += std::fabs(a);
-            dot[l] += a * b;
-            sumQ2[l] += b * b;
-            maxAbs[l] = std::max(maxAbs[l], std::fabs(e));
-        }
-    for (; i < n; ++i) {
-        const double a = o[i];
-        const double b = q[i];
-        const double e = b - a;
-        sumRef2[0] += a * a;
-        sumErr2[0] += e * e;
-        sumAbsErr[0] += std::fabs(e);
-        sumAbsRef[0] += std::fabs(a);
-        dot[0] += a * b;
-        sumQ2[0] += b * b;
-        maxAbs[0] = std::max(maxAbs[0], std::fabs(e));
+        for (std::size_t l = 0; l < kLanes; ++l)
+            addToLane(s, l, o[i + l], q[i + l]);
+    return i;
+}
+
+#if defined(__x86_64__)
+// The same lanes as one AVX2 register each, with the same operations in the same order
+// (multiply, then add: no FMA), so the sums are bit for bit those of addLanes.
+__attribute__((target("avx2"))) std::size_t addLanesAvx2(const float* o, const float* q, std::size_t n, Lanes& s) {
+    __m256d ref2 = _mm256_loadu_pd(s.ref2), err2 = _mm256_loadu_pd(s.err2), absErr = _mm256_loadu_pd(s.absErr),
+            absRef = _mm256_loadu_pd(s.absRef), dot = _mm256_loadu_pd(s.dot), q2 = _mm256_loadu_pd(s.q2),
+            maxAbs = _mm256_loadu_pd(s.maxAbs);
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    std::size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(o + i));
+        const __m256d b = _mm256_cvtps_pd(_mm_loadu_ps(q + i));
+        const __m256d e = _mm256_sub_pd(b, a);
+        const __m256d absE = _mm256_andnot_pd(sign, e);
+        ref2 = _mm256_add_pd(ref2, _mm256_mul_pd(a, a));
+        err2 = _mm256_add_pd(err2, _mm256_mul_pd(e, e));
+        absErr = _mm256_add_pd(absErr, absE);
+        absRef = _mm256_add_pd(absRef, _mm256_andnot_pd(sign, a));
+        dot = _mm256_add_pd(dot, _mm256_mul_pd(a, b));
+        q2 = _mm256_add_pd(q2, _mm256_mul_pd(b, b));
+        maxAbs = _mm256_max_pd(absE, maxAbs); // absE > max ? absE : max, as std::max(max, absE)
     }
+    _mm256_storeu_pd(s.ref2, ref2);
+    _mm256_storeu_pd(s.err2, err2);
+    _mm256_storeu_pd(s.absErr, absErr);
+    _mm256_storeu_pd(s.absRef, absRef);
+    _mm256_storeu_pd(s.dot, dot);
+    _mm256_storeu_pd(s.q2, q2);
+    _mm256_storeu_pd(s.maxAbs, maxAbs);
+    return i;
+}
+#endif
+
+} // namespace
+
+void MetricsAccumulator::add(const float* o, const float* q, std::size_t n) {
+    Lanes s;
+#if defined(__x86_64__)
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    std::size_t i = avx2 ? addLanesAvx2(o, q, n, s) : addLanes(o, q, n, s);
+#else
+    std::size_t i = addLanes(o, q, n, s);
+#endif
+    for (; i < n; ++i)
+        addToLane(s, 0, o[i], q[i]);
     for (std::size_t l = 0; l < kLanes; ++l) {
-        m_sumRef2 += sumRef2[l];
-        m_sumErr2 += sumErr2[l];
-        m_sumAbsErr += sumAbsErr[l];
-        m_sumAbsRef += sumAbsRef[l];
-        m_dot += dot[l];
-        m_sumQ2 += sumQ2[l];
-        m_maxAbs = std::max(m_maxAbs, maxAbs[l]);
+        m_sumRef2 += s.ref2[l];
+        m_sumErr2 += s.err2[l];
+        m_sumAbsErr += s.absErr[l];
+        m_sumAbsRef += s.absRef[l];
+        m_dot += s.dot[l];
+        m_sumQ2 += s.q2[l];
+        m_maxAbs = std::max(m_maxAbs, s.maxAbs[l]);
     }
     m_count += static_cast<std::int64_t>(n);
 }

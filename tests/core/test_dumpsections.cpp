@@ -174,6 +174,45 @@ private slots:
         QVERIFY(errorOf([&] { dump.activationChannel(0, Side::Original, 0, 15); }).isEmpty());
     }
 
+    void histogramBulkEqualsOneAtATime() {
+        // bulk adds bin eight values at a time (AVX2, where the CPU has it); one value at a
+        // time takes the scalar path: the counts must agree on every kind of value, with
+        // and without the quantization grid, on one thread and two
+        std::mt19937 rng(11);
+        std::normal_distribution<float> dist(1.0f, 3.0f);
+        std::vector<float> values(100003);
+        for (auto& v : values)
+            v = dist(rng);
+        const float specials[] = {std::nanf(""), std::numeric_limits<float>::infinity(),
+                                  -std::numeric_limits<float>::infinity(), 0.0f, -0.0f, 1e30f, -1e30f,
+                                  0.05f, -0.05f, 0.15f, -0.25f, 10.2f, std::numeric_limits<float>::max(),
+                                  std::numeric_limits<float>::denorm_min()};
+        for (std::size_t i = 0; i < values.size(); i += 97)
+            values[i] = specials[(i / 97) % (sizeof specials / sizeof specials[0])];
+        ValueRange range;
+        const float ends[2] = {-4.0f, 10.2f};
+        range.add(ends, 2);
+        for (const double scale : {0.1, std::nan("")}) {
+            Histogram bulk = planHistogram(range, scale), two = bulk, single = bulk;
+            QCOMPARE(std::isfinite(bulk.scale), std::isfinite(scale));
+            for (int side = 0; side < 2; ++side) {
+                bulk.add(Side(side), values.data(), values.size(), 1);
+                two.add(Side(side), values.data(), values.size(), 2);
+                for (const float v : values)
+                    single.add(Side(side), &v, 1);
+                QCOMPARE(bulk.counts[side], single.counts[side]);
+                QCOMPARE(two.counts[side], single.counts[side]);
+            }
+            std::int64_t counted = 0;
+            for (const auto c : single.counts[1])
+                counted += c;
+            std::int64_t finite = 0;
+            for (const float v : values)
+                finite += std::isfinite(v) ? 1 : 0;
+            QCOMPARE(counted, finite); // NaN and infinities are not counted, everything else is
+        }
+    }
+
     void histogramBinsSitOnTheQuantizationGrid() {
         // 103 levels of 0.1 in [0, 10.2]: 9 bins per level (1024 / 103), each level the
         // centre of a bin, so values between levels fall beside the quantized spikes

@@ -91,6 +91,42 @@ private slots:
         }
     }
 
+    void summationOrderIsFixed() {
+        // docs/metrics.md: element i is summed in lane i % 4 (a tail past the last group of
+        // four in lane 0), the lanes are added 0..3 at the end. Whatever instructions the CPU
+        // runs (AVX2 or not), the sums are bit for bit those of that order.
+        std::mt19937 rng(3);
+        std::normal_distribution<float> dist;
+        const std::size_t n = 1003;
+        std::vector<float> o(n), q(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            o[i] = dist(rng);
+            q[i] = o[i] + 0.1f * dist(rng);
+        }
+        double lane[4][6] = {};
+        double maxAbs = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t l = i < n / 4 * 4 ? i % 4 : 0;
+            const double a = o[i], b = q[i], e = b - a;
+            lane[l][0] += a * a;
+            lane[l][1] += e * e;
+            lane[l][2] += std::fabs(e);
+            lane[l][3] += std::fabs(a);
+            lane[l][4] += a * b;
+            maxAbs = std::max(maxAbs, std::fabs(e));
+        }
+        double sum[5] = {};
+        for (int l = 0; l < 4; ++l)
+            for (int k = 0; k < 5; ++k)
+                sum[k] += lane[l][k];
+        const Metrics m = computeMetrics(o.data(), q.data(), n);
+        QVERIFY(m.sqnrDb == 10.0 * std::log10(sum[0] / sum[1])); // exactly
+        QVERIFY(m.mse == sum[1] / static_cast<double>(n)); // exactly
+        QVERIFY(m.meanAbs == sum[2] / static_cast<double>(n)); // exactly
+        QVERIFY(m.relErr == sum[2] / sum[3]); // exactly
+        QVERIFY(m.maxAbs == maxAbs); // exactly
+    }
+
     void splitInvariance() {
         std::mt19937 rng(42);
         std::normal_distribution<float> dist;
