@@ -476,10 +476,8 @@ LayerAccumulator::LayerAccumulator(const H5::DataSet& quantized, const std::vect
 }
 
 void LayerAccumulator::addImage(const std::vector<float>& a, const std::vector<float>& b, bool keepMaps, int threads) {
-    DiffMaps maps;
     std::vector<MetricsAccumulator> imageChannels(m_channels);
-    const bool withMaps = keepMaps && m_maps4d;
-    accumulateImage(a.data(), b.data(), m_channels, m_plane, imageChannels, withMaps ? &maps : nullptr, threads);
+    accumulateImage(a.data(), b.data(), m_channels, m_plane, imageChannels, nullptr, threads);
     MetricsAccumulator image;
     for (std::size_t c = 0; c < m_channels; ++c) {
         m_perChannel[c].merge(imageChannels[c]);
@@ -490,13 +488,19 @@ void LayerAccumulator::addImage(const std::vector<float>& a, const std::vector<f
         m_histogram.add(Side::Original, a.data(), a.size(), threads);
         m_histogram.add(Side::Quantized, b.data(), b.size(), threads);
     }
-    if (withMaps) { // channel means too, so that viewers need not read whole activations
-        Maps& m = m_maps[static_cast<int>(m_perImage.size()) - 1];
-        m.absDiff = std::move(maps.absMean);
-        m.relDiff = std::move(maps.relMean);
-        m.meanO = channelMean(a.data(), m_channels, m_plane);
-        m.meanQ = channelMean(b.data(), m_channels, m_plane);
-    }
+    if (keepMaps)
+        addMaps(static_cast<int>(m_perImage.size()) - 1, a, b, threads);
+}
+
+void LayerAccumulator::addMaps(int image, const std::vector<float>& a, const std::vector<float>& b, int threads) {
+    if (!m_maps4d)
+        return;
+    DiffMaps maps = diffMaps(a.data(), b.data(), m_channels, m_plane, threads);
+    Maps& m = m_maps[image]; // channel means too, so that viewers need not read whole activations
+    m.absDiff = std::move(maps.absMean);
+    m.relDiff = std::move(maps.relMean);
+    m.meanO = channelMean(a.data(), m_channels, m_plane);
+    m.meanQ = channelMean(b.data(), m_channels, m_plane);
 }
 
 void LayerAccumulator::forgetMaps(int image) { m_maps.erase(image); }

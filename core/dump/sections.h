@@ -217,6 +217,9 @@ public:
     LayerAccumulator(const H5::DataSet& quantized, const std::vector<hsize_t>& dims, const ValueRange& range);
     // Images come in order 0, 1, ...; keepMaps: hold this image's difference and mean maps.
     void addImage(const std::vector<float>& original, const std::vector<float>& quantized, bool keepMaps, int threads);
+    // Holds the difference and mean maps of image `image` (added already without them:
+    // compare --keep worst computes them only for an image that enters the kept set).
+    void addMaps(int image, const std::vector<float>& original, const std::vector<float>& quantized, int threads);
     // Drops the maps held for `image` (compare --keep worst: an image no longer kept).
     void forgetMaps(int image);
     // The metrics of image `image` (added already).

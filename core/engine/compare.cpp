@@ -252,8 +252,9 @@ public:
     }
 
 private:
-    // whether an image's maps are gathered: it is kept, or (worst) it may be
-    bool keepsMaps(int image) const { return image < m_keptRows || (m_worst && m_keptRows > 0); }
+    // whether an image's maps are gathered with its metrics: it is one of the first K (with
+    // --keep worst, later ones get theirs when they enter the kept set)
+    bool keepsMaps(int image) const { return image < m_keptRows; }
 
     struct Row {
         int image;
@@ -322,16 +323,24 @@ private:
             m_writer.readActivation(Side::Quantized, m_kept[k].quantized, image, m_q, m_raw);
             m_layers[k]->addImage(m_o, m_q, maps, m_threads);
         }
-        if (m_worst)
-            choose(image);
+        // --keep worst: an image past the first K gets its maps only if it enters the kept
+        // set (rarely, late in a long run), read once more from the scratch file, which
+        // still holds it: the next image's writes go to the other row, and the one after
+        // waits for this worker
+        if (m_worst && choose(image) && !maps)
+            for (std::size_t k = 0; k < layers; ++k) {
+                m_writer.readActivation(Side::Original, m_kept[k].original, image, m_o, m_raw);
+                m_writer.readActivation(Side::Quantized, m_kept[k].quantized, image, m_q, m_raw);
+                m_layers[k]->addMaps(image, m_o, m_q, m_threads);
+            }
         // what this image's layers allocated (per-channel sums, maps): give it back (glibc
         // keeps freed large blocks in its heap once its mmap threshold has risen)
         malloc_trim(0);
     }
 
     // --keep worst: does image `image` replace one of the kept? (Rows 0..K-1 start with
-    // images 0..K-1, written there directly.)
-    void choose(int image) {
+    // images 0..K-1, written there directly.) Returns whether it is kept now.
+    bool choose(int image) {
         ImageMetrics one;
         one.images = 1;
         one.layers = static_cast<int>(m_layers.size());
@@ -340,7 +349,7 @@ private:
         const double mean = summarizeImage(one, 0).meanSqnrDb;
         if (image < m_keptRows) {
             m_rows[static_cast<std::size_t>(image)].meanSqnrDb = mean;
-            return;
+            return true;
         }
         // the best kept image (highest mean; of equal ones the latest) leaves if this is worse
         auto best = m_rows.end();
@@ -358,6 +367,7 @@ private:
             layer->forgetMaps(leaving);
         if (m_held)
             m_held->drop(leaving);
+        return leaving != image;
     }
 
     DumpWriter& m_writer;
