@@ -234,8 +234,8 @@ private:
 
     // A node whose inputs are all known now (or a Shape of a statically shaped value).
     bool foldable(const NodeProto& node) const {
-        if (node.op_type() == "Constant" || node.op_type() == "Conv" || node.op_type() == "Gemm" ||
-            node.output_size() != 1)
+        if (node.op_type() == "Constant" || node.op_type() == "Conv" || node.op_type() == "ConvTranspose" ||
+            node.op_type() == "Gemm" || node.output_size() != 1)
             return false;
         if (node.op_type() == "Shape")
             return staticShape(node.input(0)).has_value();
@@ -302,9 +302,10 @@ public:
     static bool supported(const std::string& op) {
         static const std::set<std::string> ops = {
             "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
-            "DequantizeLinear", "Div", "Exp", "QuantizeLinear", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
-            "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pow", "PRelu", "ReduceMean", "Relu", "Reshape", "Resize", "Shape",
-            "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Upsample"};
+            "ConvTranspose", "DequantizeLinear", "Div", "Exp", "QuantizeLinear", "Flatten", "Gather", "Gemm",
+            "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad",
+            "Pow", "PRelu", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax",
+            "Split", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Upsample"};
         return ops.count(op) > 0;
     }
 
@@ -375,14 +376,34 @@ private:
     }
 
     // Symmetric 2-D pads as torch takes them, or an explicit constant pad first (uneven
-    // pads, or pads over half the kernel, which torch's pooling refuses).
+    // pads, or pads over half the kernel, which torch's pooling refuses). auto_pad SAME_UPPER
+    // and SAME_LOWER are worked out from the input's size, which must be known at import:
+    // output ceil(in / stride), the padding that needs split evenly, the odd one at the end
+    // (UPPER) or the beginning (LOWER). `window`: the kernel's size, for SAME.
     std::pair<std::string, std::vector<std::int64_t>> pads(const NodeProto& node, const std::string& x,
-                                                           double padValue, std::vector<std::int64_t> kernel = {}) {
-        const auto p = ints(node, "pads", {0, 0, 0, 0});
+                                                           double padValue, std::vector<std::int64_t> kernel = {},
+                                                           std::vector<std::int64_t> window = {}) {
+        auto p = ints(node, "pads", {0, 0, 0, 0});
         const std::string autoPad = stringAttr(node, "auto_pad", "NOTSET");
-        if (autoPad != "NOTSET" && autoPad != "VALID")
-            throw Error(ErrorKind::Input, where(node) + ": auto_pad " + autoPad + " is not imported (export with "
-                                                                              "explicit pads)");
+        if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+            if (window.empty())
+                window = kernel;
+            const auto shape = staticShape(node.input(0));
+            const auto stride = ints(node, "strides", {1, 1}), dilation = ints(node, "dilations", {1, 1});
+            if (!shape || shape->size() != 4 || window.size() != 2 || stride.size() != 2 || dilation.size() != 2)
+                throw Error(ErrorKind::Input, where(node) + ": auto_pad " + autoPad + " is imported for 2-D inputs "
+                                                                                  "whose size is known at import");
+            p.assign(4, 0);
+            for (std::size_t i = 0; i < 2; ++i) {
+                const std::int64_t in = (*shape)[2 + i], out = (in + stride[i] - 1) / stride[i];
+                const std::int64_t total =
+                    std::max<std::int64_t>(0, (out - 1) * stride[i] + (window[i] - 1) * dilation[i] + 1 - in);
+                p[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2;
+                p[i + 2] = total - p[i];
+            }
+        } else if (autoPad != "NOTSET" && autoPad != "VALID") {
+            throw Error(ErrorKind::Input, where(node) + ": auto_pad " + autoPad + " is not imported");
+        }
         const bool withinKernel = kernel.size() != 2 || (p.size() == 4 && 2 * p[0] <= kernel[0] && 2 * p[1] <= kernel[1]);
         if (p.size() == 4 && p[0] == p[2] && p[1] == p[3] && withinKernel)
             return {x, {p[0], p[1]}};
@@ -457,6 +478,8 @@ private:
 
     std::string translate(const NodeProto& node) {
         const std::string& op = node.op_type();
+        if (op == "Split")
+            return split(node);
         if (node.output_size() != 1)
             throw Error(ErrorKind::Input, where(node) + ": " + std::to_string(node.output_size()) +
                                               " outputs (training-mode or index outputs) are not imported");
@@ -479,13 +502,17 @@ private:
             const std::string self = owner(node, tensors);
             if (weight.dim() != 4)
                 throw Error(ErrorKind::Input, where(node) + ": only 2-D convolutions are imported");
-            const auto [x, pad] = pads(node, in(0), 0.0);
+            const auto [x, pad] = pads(node, in(0), 0.0, {}, {weight.size(2), weight.size(3)});
             return assign("torch.conv2d(" + x + ", " + self + ".weight, " +
                           (tensors.size() > 1 ? self + ".bias" : std::string("None")) + ", " +
                           intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
                           intList(ints(node, "dilations", {1, 1})) + ", " +
                           std::to_string(intAttr(node, "group", 1)) + ")");
         }
+        if (op == "ConvTranspose")
+            return assign(convTranspose(node, in(0)));
+        if (op == "Pad")
+            return assign(pad(node, in(0)));
         if (op == "Gemm") {
             if (intAttr(node, "transA", 0) != 0)
                 throw Error(ErrorKind::Input, where(node) + ": transA is not imported");
@@ -777,6 +804,140 @@ private:
             return assign(e);
         }
         throw Error(ErrorKind::Input, where(node) + ": not imported");
+    }
+
+    // Split: one statement per output, each a part of the list torch's split gives.
+    std::string split(const NodeProto& node) {
+        const std::int64_t axis = intAttr(node, "axis", 0);
+        const auto sizes = m_opset < 13 ? ints(node, "split") : constantInts(node, 1);
+        const std::string parts = identifier(node.output(0), "v_") + "_parts";
+        std::string s = parts + " = ";
+        if (!sizes.empty()) {
+            if (static_cast<int>(sizes.size()) != node.output_size())
+                throw Error(ErrorKind::Input, where(node) + ": " + std::to_string(sizes.size()) + " split sizes for " +
+                                                  std::to_string(node.output_size()) + " outputs");
+            s += "torch.split_with_sizes(" + value(node.input(0)) + ", " + intList(sizes) + ", " +
+                 std::to_string(axis) + ")";
+        } else { // equal parts (the last one smaller when the axis does not divide: opset 18)
+            s += "torch.chunk(" + value(node.input(0)) + ", " + std::to_string(node.output_size()) + ", " +
+                 std::to_string(axis) + ")";
+        }
+        for (int i = 0; i < node.output_size(); ++i)
+            if (!node.output(i).empty())
+                s += "\n    " + identifier(node.output(i), "v_") + " = " + parts + "[" + std::to_string(i) + "]";
+        return s;
+    }
+
+    // Pad: constant (any axes, negative pads crop), reflect and edge (the last two axes of a
+    // 3-D or 4-D tensor).
+    std::string pad(const NodeProto& node, const std::string& x) {
+        const std::string mode = stringAttr(node, "mode", "constant");
+        std::vector<std::int64_t> p, axes;
+        double fill = 0.0;
+        if (m_opset < 11) {
+            p = ints(node, "pads");
+            fill = floatAttr(node, "value", 0.0);
+        } else {
+            p = constantInts(node, 1);
+            if (node.input_size() > 2 && !node.input(2).empty())
+                fill = constantTensor(node, 2).item<double>();
+            axes = constantInts(node, 3);
+        }
+        if (p.size() % 2 != 0 || (!axes.empty() && p.size() != 2 * axes.size()))
+            throw Error(ErrorKind::Input, where(node) + ": " + std::to_string(p.size()) + " pads do not match the axes");
+        const auto n = static_cast<std::int64_t>(p.size() / 2);
+        std::int64_t rank = n;
+        if (!axes.empty()) {
+            const auto r = rankOf(node.input(0));
+            if (!r)
+                throw Error(ErrorKind::Input, where(node) + ": pads over some axes of an input of unknown rank");
+            rank = *r;
+        }
+        std::vector<std::int64_t> begin(static_cast<std::size_t>(rank), 0), end(begin);
+        for (std::int64_t i = 0; i < n; ++i) {
+            std::int64_t axis = axes.empty() ? i : axes[static_cast<std::size_t>(i)];
+            if (axis < 0)
+                axis += rank;
+            if (axis < 0 || axis >= rank)
+                throw Error(ErrorKind::Input, where(node) + ": pad axis out of range");
+            begin[static_cast<std::size_t>(axis)] = p[static_cast<std::size_t>(i)];
+            end[static_cast<std::size_t>(axis)] = p[static_cast<std::size_t>(i + n)];
+        }
+        std::vector<std::int64_t> torchPads; // last axis first, (begin, end) each
+        for (std::int64_t d = rank - 1; d >= 0; --d) {
+            torchPads.push_back(begin[static_cast<std::size_t>(d)]);
+            torchPads.push_back(end[static_cast<std::size_t>(d)]);
+        }
+        if (mode == "constant")
+            return "torch.constant_pad_nd(" + x + ", " + intList(torchPads) + ", " + num(fill) + ")";
+        if (mode != "reflect" && mode != "edge")
+            throw Error(ErrorKind::Input, where(node) + ": pad mode " + mode + " is not imported");
+        requireFloat(node, 0); // torch's reflection and replication pads take floating point only
+        bool lastTwo = rank == 3 || rank == 4;
+        for (std::int64_t d = 0; d < rank; ++d) {
+            const auto k = static_cast<std::size_t>(d);
+            lastTwo = lastTwo && begin[k] >= 0 && end[k] >= 0 && (d >= rank - 2 || (begin[k] == 0 && end[k] == 0));
+        }
+        if (!lastTwo)
+            throw Error(ErrorKind::Input, where(node) + ": " + mode + " padding is imported on the last two axes of "
+                                                                     "a 3-D or 4-D tensor only, without negative pads");
+        torchPads.resize(4);
+        return std::string(mode == "reflect" ? "torch.reflection_pad2d(" : "torch.replication_pad2d(") + x + ", " +
+               intList(torchPads) + ")";
+    }
+
+    // ConvTranspose, 2-D. Symmetric pads: torch's conv_transpose2d as it is. Otherwise
+    // (asymmetric pads, output_shape, auto_pad SAME, output padding torch refuses) the full
+    // output (no padding) cropped or extended by ONNX's pads, then the bias over all of it.
+    std::string convTranspose(const NodeProto& node, const std::string& x) {
+        const at::Tensor weight = constantTensor(node, 1);
+        if (weight.dim() != 4)
+            throw Error(ErrorKind::Input, where(node) + ": only 2-D transposed convolutions are imported");
+        std::vector<std::pair<std::string, at::Tensor>> tensors = {{"weight", weight}};
+        const bool bias = node.input_size() > 2 && !node.input(2).empty();
+        if (bias)
+            tensors.push_back({"bias", constantTensor(node, 2)});
+        const std::string self = owner(node, tensors);
+        const auto stride = ints(node, "strides", {1, 1}), dilation = ints(node, "dilations", {1, 1});
+        auto outputPadding = ints(node, "output_padding", {0, 0});
+        auto p = ints(node, "pads", {0, 0, 0, 0});
+        const auto outputShape = ints(node, "output_shape");
+        const std::string autoPad = stringAttr(node, "auto_pad", "NOTSET");
+        const std::int64_t group = intAttr(node, "group", 1);
+        if (stride.size() != 2 || dilation.size() != 2 || outputPadding.size() != 2 || p.size() != 4)
+            throw Error(ErrorKind::Input, where(node) + ": only 2-D strides, dilations and pads are imported");
+        const std::int64_t kernel[2] = {weight.size(2), weight.size(3)};
+        if (!outputShape.empty() || autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+            const auto shape = staticShape(node.input(0));
+            if (!shape || shape->size() != 4)
+                throw Error(ErrorKind::Input, where(node) + ": output_shape or auto_pad SAME needs the input's size "
+                                                            "known at import");
+            for (std::size_t i = 0; i < 2; ++i) {
+                const std::int64_t in = (*shape)[2 + i];
+                const std::int64_t out = !outputShape.empty() ? outputShape[outputShape.size() - 2 + i] : in * stride[i];
+                const std::int64_t total =
+                    stride[i] * (in - 1) + outputPadding[i] + (kernel[i] - 1) * dilation[i] + 1 - out;
+                const std::int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2); // floor
+                const bool upper = autoPad == "SAME_UPPER";
+                p[i] = upper ? half : total - half;
+                p[i + 2] = upper ? total - half : half;
+            }
+        } else if (autoPad != "NOTSET" && autoPad != "VALID") {
+            throw Error(ErrorKind::Input, where(node) + ": auto_pad " + autoPad + " is not imported");
+        }
+        const bool plain = p[0] == p[2] && p[1] == p[3] && p[0] >= 0 && p[1] >= 0 &&
+                           outputPadding[0] < std::max(stride[0], dilation[0]) &&
+                           outputPadding[1] < std::max(stride[1], dilation[1]);
+        const std::string b = bias ? self + ".bias" : std::string("None");
+        if (plain)
+            return "torch.conv_transpose2d(" + x + ", " + self + ".weight, " + b + ", " + intList(stride) + ", " +
+                   intList({p[0], p[1]}) + ", " + intList(outputPadding) + ", " + std::to_string(group) + ", " +
+                   intList(dilation) + ")";
+        std::string full = "torch.conv_transpose2d(" + x + ", " + self + ".weight, None, " + intList(stride) +
+                           ", [0, 0], [0, 0], " + std::to_string(group) + ", " + intList(dilation) + ")";
+        full = "torch.constant_pad_nd(" + full + ", " +
+               intList({-p[1], outputPadding[1] - p[3], -p[0], outputPadding[0] - p[2]}) + ", 0.0)";
+        return bias ? full + " + " + b + ".reshape([1, -1, 1, 1])" : full;
     }
 
     at::Tensor constantTensor(const NodeProto& node, int input) const {

@@ -1248,6 +1248,66 @@ class Onnx(Base):
         np.testing.assert_allclose(got.reshape(-1), (c + 0.5).reshape(-1), rtol=1e-6)
         self.assertEqual(got.size, 4 * 4096)
 
+    def test_pads_splits_and_transposed_convolutions(self):
+        """Pad (reflect and edge on float, the modes ONNX's own tests only try on integers),
+        Split, and a ConvTranspose with bias, asymmetric pads and output padding (the path
+        torch's conv_transpose2d cannot take alone), after a Conv with auto_pad SAME_UPPER:
+        the stored output against numpy (np.pad, and a transposed convolution written out
+        as its scatter-add definition) on the recorded conv output."""
+        import onnx
+        from onnx import TensorProto, helper
+        image = demo_images()[0]
+        rng = np.random.default_rng(2)
+        w = (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
+        wt = (rng.standard_normal((4, 2, 3, 3)) * 0.3).astype(np.float32)  # [in, out, kH, kW]
+        bt = np.array([0.5, -0.25], np.float32)
+        inits = [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel().tolist()),
+                 helper.make_tensor("b", TensorProto.FLOAT, [4], [0.1, -0.2, 0.3, 0.0]),
+                 helper.make_tensor("wt", TensorProto.FLOAT, wt.shape, wt.ravel().tolist()),
+                 helper.make_tensor("bt", TensorProto.FLOAT, [2], bt.tolist()),
+                 helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 2, 0, 0, 2, 1]),
+                 helper.make_tensor("split", TensorProto.INT64, [2], [1, 3])]
+        nodes = [helper.make_node("Conv", ["image", "w", "b"], ["c"], name="/conv/Conv", auto_pad="SAME_UPPER",
+                                  strides=[2, 2]),
+                 helper.make_node("Pad", ["c", "pads"], ["reflect"], name="/reflect", mode="reflect"),
+                 helper.make_node("Pad", ["c", "pads"], ["edge"], name="/edge", mode="edge"),
+                 helper.make_node("Split", ["c", "split"], ["s0", "s1"], name="/split", axis=1),
+                 helper.make_node("ConvTranspose", ["c", "wt", "bt"], ["t"], name="/up/ConvTranspose", strides=[2, 2],
+                                  pads=[1, 0, 0, 1], output_padding=[1, 1])]
+        parts = ["reflect", "edge", "s1", "s0", "t"]
+        for name in parts:
+            nodes.append(helper.make_node("Flatten", [name], [name + "_flat"], name="/flat_" + name, axis=1))
+        nodes.append(helper.make_node("Concat", [p + "_flat" for p in parts], ["out"], name="/concat", axis=1))
+        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, "n"])
+        path = self.out("pads.onnx")
+        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
+                                    opset_imports=[helper.make_opsetid("", 13)]), path)
+        out = self.out("pads.h5")
+        r = run("compare", "--original", path, "--quantized", path, "--image", image, "--out", out, "--quiet",
+                "--dtype", "f32", "--decode", "none", "--tap-at", "output")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(out) as f:
+            c = f["layers"]["0000"]["original"][0].astype(np.float64)  # [4, 32, 32]
+            got = f["outputs"]["0000"]["original"][()].reshape(-1)
+            names = [f["layers"][k].attrs["name"] for k in f["layers"]]
+        self.assertEqual(c.shape, (4, 32, 32))  # SAME: ceil(64 / 2)
+        self.assertTrue(any("up" in str(n) for n in names), names)  # the transposed convolution is a layer
+        pad = ((0, 0), (1, 2), (2, 1))
+        # ConvTranspose by definition: every input pixel scatters its kernel into the full
+        # output (stride 2), then pads crop at the start, output padding extends at the end
+        full = np.zeros((2, 2 * 31 + 3, 2 * 31 + 3))
+        for ci in range(4):
+            for i in range(3):
+                for j in range(3):
+                    full[:, i:i + 63:2, j:j + 63:2] += wt[ci, :, i, j][:, None, None] * c[ci][None]
+        full = np.pad(full, ((0, 0), (0, 1), (0, 1)))  # output_padding 1, 1
+        t = full[:, 1:full.shape[1] - 0, 0:full.shape[2] - 1] + bt[:, None, None]  # pads [1, 0, 0, 1]
+        want = np.concatenate([np.pad(c, pad, mode="reflect").ravel(), np.pad(c, pad, mode="edge").ravel(),
+                               c[1:].ravel(), c[:1].ravel(), t.ravel()])
+        self.assertEqual(got.shape, want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
     def test_unsupported_and_malformed_onnx(self):
         import onnx
         from onnx import TensorProto, helper
