@@ -173,8 +173,9 @@ private:
         const auto& graph = model.graph();
         std::string unsupported;
         for (const auto& node : graph.node())
-            if (!supported(node.op_type()) && unsupported.empty())
+            if (!supported(node) && unsupported.empty())
                 unsupported = "node " + (node.name().empty() ? std::string("(unnamed)") : node.name()) + " is " +
+                              (node.domain().empty() || node.domain() == "ai.onnx" ? "" : node.domain() + ".") +
                               node.op_type();
         if (!unsupported.empty())
             throw Error(ErrorKind::Input, m_path + ": " + unsupported + ", an operator QuantScope does not import "
@@ -235,7 +236,7 @@ private:
     // A node whose inputs are all known now (or a Shape of a statically shaped value).
     bool foldable(const NodeProto& node) const {
         if (node.op_type() == "Constant" || node.op_type() == "Conv" || node.op_type() == "ConvTranspose" ||
-            node.op_type() == "Gemm" || node.output_size() != 1)
+            node.op_type() == "QLinearConv" || node.op_type() == "Gemm" || node.output_size() != 1)
             return false;
         if (node.op_type() == "Shape")
             return staticShape(node.input(0)).has_value();
@@ -299,12 +300,20 @@ private:
     }
 
 public:
+    // ONNX's own operators from the table; of ONNX Runtime's (com.microsoft), the two its
+    // quantizer writes in the QOperator form around QLinearConv.
+    static bool supported(const NodeProto& node) {
+        if (node.domain() == "com.microsoft")
+            return node.op_type() == "QLinearAdd" || node.op_type() == "QLinearGlobalAveragePool";
+        return (node.domain().empty() || node.domain() == "ai.onnx") && supported(node.op_type());
+    }
     static bool supported(const std::string& op) {
         static const std::set<std::string> ops = {
             "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
             "ConvTranspose", "DequantizeLinear", "Div", "Exp", "QuantizeLinear", "Flatten", "Gather", "Gemm",
             "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad",
-            "Pow", "PRelu", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax",
+            "Pow", "PRelu", "QLinearConv", "QLinearMatMul", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid",
+            "Slice", "Softmax",
             "Split", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Upsample"};
         return ops.count(op) > 0;
     }
@@ -733,6 +742,8 @@ private:
                               (isSigned ? "-128.0, 127.0" : "0.0, 255.0") + ").to(" + (isSigned ? "1" : "0") + ")");
             return assign("(" + in(0) + ".to(6) - " + zp + ") * " + s);
         }
+        if (op == "QLinearConv" || op == "QLinearMatMul" || op == "QLinearAdd" || op == "QLinearGlobalAveragePool")
+            return assign(qlinear(node));
         if (op == "Shape") {
             const auto* start = attribute(node, "start");
             const auto* end = attribute(node, "end");
@@ -804,6 +815,96 @@ private:
             return assign(e);
         }
         throw Error(ErrorKind::Input, where(node) + ": not imported");
+    }
+
+    // A quantized tensor's integers as float, ONNX's (q - zero point) * scale, for a scale
+    // and zero point per tensor or per slice along `axis` of a tensor of rank `rank`.
+    static at::Tensor dequantizeConstant(const at::Tensor& q, const at::Tensor& scale, const at::Tensor& zeroPoint,
+                                         std::int64_t axis) {
+        std::vector<std::int64_t> shape(static_cast<std::size_t>(q.dim()), 1);
+        at::Tensor s = scale.to(at::kFloat), zp = zeroPoint.to(at::kFloat);
+        if (s.numel() > 1) {
+            shape[static_cast<std::size_t>(axis < 0 ? axis + q.dim() : axis)] = -1;
+            s = s.reshape(shape);
+            if (zp.numel() > 1)
+                zp = zp.reshape(shape);
+        }
+        return ((q.to(at::kFloat) - zp) * s).contiguous();
+    }
+
+    // The QOperator form, simulated as the QDQ form is: the inputs dequantized by ONNX's
+    // formula, the convolution or matrix product in float (weights dequantized at import;
+    // QLinearConv's int32 bias times input scale times weight scale), the result quantized
+    // with round half to even and saturation into the output zero point's type.
+    // QLinearAdd and QLinearGlobalAveragePool (ONNX Runtime's) the same way.
+    std::string qlinear(const NodeProto& node) {
+        const std::string& op = node.op_type();
+        const bool conv = op == "QLinearConv", pool = op == "QLinearGlobalAveragePool";
+        // where the output's scale and zero point are: (x, s, zp, [w, s, zp,] y_s, y_zp)
+        const int outScale = pool ? 3 : 6, outZeroPoint = outScale + 1;
+        for (int i = 1; i <= outZeroPoint && i < node.input_size(); ++i)
+            if (i != 3 && !node.input(i).empty())
+                (void)constantTensor(node, i); // scales and zero points must be constants
+        const at::Tensor outZero = node.input_size() > outZeroPoint && !node.input(outZeroPoint).empty()
+                                       ? constantTensor(node, outZeroPoint)
+                                       : at::zeros({}, at::kByte);
+        if (outZero.scalar_type() != at::kByte && outZero.scalar_type() != at::kChar)
+            throw Error(ErrorKind::Input, where(node) + ": only 8-bit quantization (uint8, int8) is imported");
+        if (constantTensor(node, 1).numel() != 1 || constantTensor(node, outScale).numel() != 1)
+            throw Error(ErrorKind::Input, where(node) + ": per-axis input or output scales are not imported");
+        const auto in = [&](int i) { return value(node.input(i)); };
+        const auto dequantized = [&](int q, int scale, int zeroPoint) {
+            const std::string zp = node.input_size() > zeroPoint && !node.input(zeroPoint).empty()
+                                       ? in(zeroPoint) + ".to(6)"
+                                       : std::string("0.0");
+            return "((" + in(q) + ".to(6) - " + zp + ") * " + in(scale) + ")";
+        };
+        const std::string a = dequantized(0, 1, 2);
+        std::string y;
+        if (pool) {
+            if (intAttr(node, "channels_last", 0) != 0)
+                throw Error(ErrorKind::Input, where(node) + ": channels_last is not imported");
+            y = "torch.mean(" + a + ", [2, 3], True)";
+        } else if (op == "QLinearAdd") {
+            if (constantTensor(node, 4).numel() != 1)
+                throw Error(ErrorKind::Input, where(node) + ": per-axis input scales are not imported");
+            y = "(" + a + " + " + dequantized(3, 4, 5) + ")";
+        } else if (conv) {
+            const at::Tensor wq = constantTensor(node, 3), ws = constantTensor(node, 4);
+            if (wq.dim() != 4)
+                throw Error(ErrorKind::Input, where(node) + ": only 2-D convolutions are imported");
+            std::vector<std::pair<std::string, at::Tensor>> tensors = {
+                {"weight", dequantizeConstant(wq, ws, constantTensor(node, 5), 0)}};
+            if (node.input_size() > 8 && !node.input(8).empty())
+                tensors.push_back({"bias", (constantTensor(node, 8).to(at::kDouble) *
+                                            (constantTensor(node, 1).to(at::kDouble) * ws.to(at::kDouble)))
+                                               .to(at::kFloat)
+                                               .reshape({-1})});
+            const std::string self = owner(node, tensors);
+            const auto [x, pad] = pads(node, a, 0.0, {}, {wq.size(2), wq.size(3)});
+            y = "torch.conv2d(" + x + ", " + self + ".weight, " +
+                (tensors.size() > 1 ? self + ".bias" : std::string("None")) + ", " +
+                intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
+                intList(ints(node, "dilations", {1, 1})) + ", " + std::to_string(intAttr(node, "group", 1)) + ")";
+        } else {
+            std::string b;
+            if (const auto bq = constant(node.input(3))) { // weights: dequantized once, per column when so given
+                m_initializers[node.output(0) + "#b"] = dequantizeConstant(*bq, constantTensor(node, 4),
+                                                                           constantTensor(node, 5), -1);
+                b = value(node.output(0) + "#b");
+            } else {
+                if (constantTensor(node, 4).numel() != 1)
+                    throw Error(ErrorKind::Input, where(node) + ": per-axis scales on a computed input");
+                b = "((" + in(3) + ".to(6) - " + in(5) + ".to(6)) * " + in(4) + ")";
+            }
+            y = "torch.matmul(" + a + ", " + b + ")";
+        }
+        const bool isSigned = outZero.scalar_type() == at::kChar;
+        const std::string zp = node.input_size() > outZeroPoint && !node.input(outZeroPoint).empty()
+                                   ? in(outZeroPoint) + ".to(6)"
+                                   : std::string("0.0");
+        return "torch.clamp(torch.round(" + y + " / " + in(outScale) + ") + " + zp + ", " +
+               (isSigned ? "-128.0, 127.0" : "0.0, 255.0") + ").to(" + (isSigned ? "1" : "0") + ")";
     }
 
     // Split: one statement per output, each a part of the list torch's split gives.

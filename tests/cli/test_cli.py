@@ -1308,6 +1308,75 @@ class Onnx(Base):
         self.assertEqual(got.shape, want.shape)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
+    def test_qoperator_form_against_numpy(self):
+        """The QOperator form as ONNX Runtime's quantizer writes it: QuantizeLinear, two
+        QLinearConv (uint8 activations, int8 per-channel weights, int32 bias), QLinearAdd and
+        QLinearGlobalAveragePool (com.microsoft), DequantizeLinear. Both convolutions are
+        tapped layers (their float result before requantization), and every later step
+        equals numpy's formulas on them: round half to even, saturate, dequantize."""
+        import onnx
+        from onnx import TensorProto, helper
+        image = demo_images()[0]
+        rng = np.random.default_rng(4)
+        f = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [], [v])  # noqa: E731
+        u8 = lambda name, v: helper.make_tensor(name, TensorProto.UINT8, [], [v])  # noqa: E731
+        w1 = rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8)
+        w2 = rng.integers(-127, 128, (4, 3, 1, 1)).astype(np.int8)
+        ws1 = (rng.uniform(0.5, 1.5, 4) * 0.01).astype(np.float32)
+        ws2 = (rng.uniform(0.5, 1.5, 4) * 0.02).astype(np.float32)
+        b1 = rng.integers(-2000, 2000, 4).astype(np.int32)
+        inits = [f("xs", 1 / 255), u8("xz", 0),
+                 helper.make_tensor("w1", TensorProto.INT8, w1.shape, w1.ravel().tolist()),
+                 helper.make_tensor("ws1", TensorProto.FLOAT, [4], ws1.tolist()),
+                 helper.make_tensor("wz1", TensorProto.INT8, [4], [0] * 4),
+                 helper.make_tensor("b1", TensorProto.INT32, [4], b1.tolist()),
+                 helper.make_tensor("w2", TensorProto.INT8, w2.shape, w2.ravel().tolist()),
+                 helper.make_tensor("ws2", TensorProto.FLOAT, [4], ws2.tolist()),
+                 helper.make_tensor("wz2", TensorProto.INT8, [4], [0] * 4),
+                 f("ys1", 0.05), u8("yz1", 128), f("ys2", 0.04), u8("yz2", 100), f("ys3", 0.06), u8("yz3", 90),
+                 f("ys4", 0.03), u8("yz4", 60)]
+        nodes = [helper.make_node("QuantizeLinear", ["image", "xs", "xz"], ["xq"], name="/quant"),
+                 helper.make_node("QLinearConv", ["xq", "xs", "xz", "w1", "ws1", "wz1", "ys1", "yz1", "b1"], ["c1"],
+                                  name="/conv1/Conv", pads=[1, 1, 1, 1]),
+                 helper.make_node("QLinearConv", ["xq", "xs", "xz", "w2", "ws2", "wz2", "ys2", "yz2"], ["c2"],
+                                  name="/conv2/Conv"),
+                 helper.make_node("QLinearAdd", ["c1", "ys1", "yz1", "c2", "ys2", "yz2", "ys3", "yz3"], ["s"],
+                                  name="/add", domain="com.microsoft"),
+                 helper.make_node("QLinearGlobalAveragePool", ["s", "ys3", "yz3", "ys4", "yz4"], ["g"], name="/pool",
+                                  domain="com.microsoft"),
+                 helper.make_node("DequantizeLinear", ["g", "ys4", "yz4"], ["gf"], name="/dequant"),
+                 helper.make_node("DequantizeLinear", ["s", "ys3", "yz3"], ["sf"], name="/dequant_sum"),
+                 helper.make_node("Flatten", ["sf"], ["sf1"], name="/flat_sum"),
+                 helper.make_node("Flatten", ["gf"], ["gf1"], name="/flat_pool"),
+                 helper.make_node("Concat", ["sf1", "gf1"], ["out"], name="/concat", axis=1)]
+        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4 * 64 * 64 + 4])
+        path = self.out("qop.onnx")
+        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
+                                    opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]),
+                  path)
+        out = self.out("qop.h5")
+        r = run("compare", "--original", path, "--quantized", path, "--image", image, "--out", out, "--quiet",
+                "--dtype", "f32", "--decode", "none", "--tap-at", "output")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(out) as h:
+            self.assertEqual(len(h["layers"]), 2)
+            c1 = h["layers"]["0000"]["original"][0]
+            c2 = h["layers"]["0001"]["original"][0]
+            got = h["outputs"]["0000"]["original"][()].reshape(-1)
+        q = lambda v, s, z: np.clip(np.round(np.float32(v) / np.float32(s)) + z, 0, 255)  # noqa: E731
+        dq = lambda v, s, z: ((v - z) * np.float32(s)).astype(np.float32)  # noqa: E731
+        s = q(dq(q(c1, 0.05, 128), 0.05, 128) + dq(q(c2, 0.04, 100), 0.04, 100), 0.06, 90)
+        g = q(dq(s, 0.06, 90).mean(axis=(1, 2), dtype=np.float32), 0.03, 60)
+        # the sum element by element: the same float32 operations, so exactly
+        np.testing.assert_array_equal(got[:-4], dq(s, 0.06, 90).ravel())
+        self.assertGreater(len(np.unique(s)), 20)  # many levels, not a saturated block
+        # the mean's summation order may differ from numpy's: at most one level, rarely
+        want = dq(g, 0.03, 60)
+        np.testing.assert_allclose(got[-4:], want, atol=0.03 * 1.001)
+        self.assertGreaterEqual(int(np.sum(np.abs(got[-4:] - want) < 1e-6)), 3)
+        self.assertGreater(float(np.ptp(c1)), 0.5)  # the convolutions did something
+
     def test_unsupported_and_malformed_onnx(self):
         import onnx
         from onnx import TensorProto, helper
