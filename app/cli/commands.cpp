@@ -562,11 +562,12 @@ int runEval(const EvalArgs& a) {
 }
 
 void addQuantize(CLI::App& app, QuantizeArgs& a) {
-    CLI::App* c = app.add_subcommand("quantize", "Post-training static INT8 quantization of a TorchScript "
-                                                 "model (calibrated on images) into a new TorchScript file");
-    c->add_option("--model", a.model, "Float TorchScript model")->required();
-    c->add_option("--out", a.out, "Quantized TorchScript model to write (written under a temporary name, "
-                                  "renamed once it has loaded and run)")
+    CLI::App* c = app.add_subcommand("quantize", "Post-training static INT8 quantization of a TorchScript or "
+                                                 "ONNX model (calibrated on images) into a new TorchScript file, "
+                                                 "or an ONNX file in QDQ form");
+    c->add_option("--model", a.model, "Float TorchScript (.pt) or ONNX (.onnx) model")->required();
+    c->add_option("--out", a.out, "Quantized model to write: TorchScript, or with .onnx (from an ONNX model) its "
+                                  "QDQ form (written under a temporary name, renamed once it has loaded and run)")
         ->required();
     auto* calib = c->add_option("--calib", a.calib, "Directory of calibration images (.jpg .png .bmp)");
     auto* coco = c->add_option("--calib-coco", a.calibCoco, "COCO annotation JSON whose images calibrate");

@@ -148,6 +148,10 @@ public:
         return build(model);
     }
 
+    // After run(): each layer's module path (as the taps and the quantizer name it, e.g.
+    // "features._0") and the output its node writes.
+    const std::map<std::string, std::string>& layerOutputs() const { return m_layerOutputs; }
+
     torch::jit::Module run(const std::string& bytes) {
         onnx::ModelProto model;
         if (!model.ParseFromString(bytes))
@@ -456,6 +460,8 @@ private:
             if (i + 1 < names.size())
                 parent = parent.attr(name).toModule();
         }
+        if (m_target == &m_module)
+            m_layerOutputs[expression.substr(5)] = node.output(0);
         return expression;
     }
 
@@ -1061,6 +1067,7 @@ private:
     std::map<std::string, at::Tensor> m_initializers;
     std::map<std::string, const onnx::ValueInfoProto*> m_valueInfo;
     std::map<std::string, int> m_owners;
+    std::map<std::string, std::string> m_layerOutputs;
     int m_moduleCount = 0;
     torch::jit::Module m_module;
     torch::jit::Module* m_target = &m_module; // where value() puts buffers (folding: a scratch module)
@@ -1071,7 +1078,7 @@ private:
 namespace {
 // Errors of LibTorch or libonnx that no check above caught still name the file.
 template <typename Fn>
-torch::jit::Module guarded(const std::string& path, Fn fn) {
+auto guarded(const std::string& path, Fn fn) -> decltype(fn()) {
     try {
         return fn();
     } catch (const Error&) {
@@ -1095,6 +1102,221 @@ torch::jit::Module importOnnxBytes(const std::string& bytes, const std::string& 
 }
 
 bool onnxOpImported(const std::string& op) { return Importer::supported(op); }
+
+namespace {
+
+TensorProto initializer(const std::string& name, TensorProto::DataType type, const at::Tensor& t) {
+    TensorProto p;
+    p.set_name(name);
+    p.set_data_type(type);
+    for (const auto d : t.sizes())
+        p.add_dims(d);
+    const at::Tensor c = t.contiguous();
+    p.set_raw_data(std::string(static_cast<const char*>(c.data_ptr()), static_cast<std::size_t>(c.nbytes())));
+    return p;
+}
+
+} // namespace
+
+QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath, const std::vector<QdqLayer>& layers,
+                        bool perChannel, const std::string& report) {
+    return guarded(floatPath, [&] {
+        Importer importer(floatPath);
+        importer.run(); // checks the model, and names its layers as the quantizer saw them
+        onnx::ModelProto model;
+        {
+            std::ifstream f(floatPath, std::ios::binary);
+            if (!f || !model.ParseFromIstream(&f))
+                throw Error(ErrorKind::Input, floatPath + ": cannot read the ONNX model again");
+        }
+        std::int64_t opset = 1;
+        for (const auto& o : model.opset_import())
+            if (o.domain().empty() || o.domain() == "ai.onnx")
+                opset = o.version();
+        if (opset < 10)
+            throw Error(ErrorKind::Input, floatPath + ": opset " + std::to_string(opset) + " has no QuantizeLinear "
+                                                                                          "(opset 10 or later needed)");
+        perChannel = perChannel && opset >= 13; // DequantizeLinear's axis came with opset 13
+        onnx::GraphProto& graph = *model.mutable_graph();
+        std::set<std::string> names; // every tensor name in use, so that new ones do not clash
+        for (const auto& n : graph.node()) {
+            names.insert(n.input().begin(), n.input().end());
+            names.insert(n.output().begin(), n.output().end());
+        }
+        for (const auto& i : graph.initializer())
+            names.insert(i.name());
+        for (const auto& i : graph.input())
+            names.insert(i.name());
+        auto fresh = [&](const std::string& base) {
+            std::string name = base;
+            for (int k = 1; names.count(name); ++k)
+                name = base + "_" + std::to_string(k);
+            names.insert(name);
+            return name;
+        };
+        std::map<std::string, int> initializerIndex;
+        for (int i = 0; i < graph.initializer_size(); ++i)
+            initializerIndex[graph.initializer(i).name()] = i;
+        std::map<std::string, std::vector<NodeProto>> before; // output of a layer's node -> nodes to put before it
+        std::vector<TensorProto> added;
+        std::set<std::string> replacedWeights;
+        QdqWritten result;
+        const auto& outputs = importer.layerOutputs();
+        for (const auto& layer : layers) {
+            const auto out = outputs.find(layer.name);
+            NodeProto* node = nullptr;
+            if (out != outputs.end())
+                for (auto& n : *graph.mutable_node())
+                    if (n.output_size() > 0 && n.output(0) == out->second)
+                        node = &n;
+            const auto weightIt = node && node->input_size() > 1 ? initializerIndex.find(node->input(1))
+                                                                  : initializerIndex.end();
+            if (!node || (node->op_type() != "Conv" && node->op_type() != "Gemm") || weightIt == initializerIndex.end()) {
+                result.missing.push_back(layer.name);
+                continue;
+            }
+            const std::string base = node->name().empty() ? node->output(0) : node->name();
+            // weights: int8, symmetric, per output channel (a Gemm's rows with transB, else columns)
+            const at::Tensor w = toTensor(graph.initializer(weightIt->second), floatPath).to(at::kFloat);
+            std::int64_t axis = 0;
+            if (node->op_type() == "Gemm") {
+                std::int64_t transB = 0;
+                for (const auto& a : node->attribute())
+                    if (a.name() == "transB")
+                        transB = a.i();
+                axis = transB ? 0 : 1;
+            }
+            at::Tensor scale;
+            if (perChannel) {
+                std::vector<std::int64_t> others;
+                for (std::int64_t d = 0; d < w.dim(); ++d)
+                    if (d != axis)
+                        others.push_back(d);
+                scale = (others.empty() ? w.abs() : w.abs().amax(others)) / 127.0;
+            } else {
+                scale = (w.abs().max() / 127.0).reshape({});
+            }
+            scale = scale.clamp_min(1e-8).to(at::kFloat).contiguous();
+            std::vector<std::int64_t> shape(static_cast<std::size_t>(w.dim()), 1);
+            if (perChannel)
+                shape[static_cast<std::size_t>(axis)] = -1;
+            const at::Tensor q = at::clamp(at::round(w / scale.reshape(shape)), -127, 127).to(at::kChar);
+            const std::string wq = fresh(node->input(1) + "_quantized"), ws = fresh(node->input(1) + "_scale"),
+                              wz = fresh(node->input(1) + "_zero_point"), wd = fresh(node->input(1) + "_dequantized");
+            added.push_back(initializer(wq, TensorProto::INT8, q));
+            added.push_back(initializer(ws, TensorProto::FLOAT, scale));
+            added.push_back(initializer(wz, TensorProto::INT8, at::zeros(scale.sizes(), at::kChar)));
+            std::vector<NodeProto>& mine = before[node->output(0)];
+            NodeProto dqw;
+            dqw.set_op_type("DequantizeLinear");
+            dqw.set_name(base + "/weight/DequantizeLinear");
+            dqw.add_input(wq);
+            dqw.add_input(ws);
+            dqw.add_input(wz);
+            dqw.add_output(wd);
+            if (perChannel) {
+                auto* a = dqw.add_attribute();
+                a->set_name("axis");
+                a->set_type(AttributeProto::INT);
+                a->set_i(axis);
+            }
+            // the input: quantized and dequantized with the calibrated range (7-bit
+            // activations: clipped to the range first, as the TorchScript model clamps)
+            const std::string xs = fresh(base + "/input_scale"), xz = fresh(base + "/input_zero_point");
+            added.push_back(initializer(xs, TensorProto::FLOAT, at::tensor(static_cast<float>(layer.inputScale))));
+            added.push_back(initializer(xz, TensorProto::UINT8,
+                                        at::tensor(static_cast<std::uint8_t>(layer.inputZeroPoint))));
+            std::string x = node->input(0);
+            if (layer.qmax < 255) {
+                const std::string lo = fresh(base + "/input_min"), hi = fresh(base + "/input_max"),
+                                  clipped = fresh(base + "/input_clipped");
+                added.push_back(initializer(lo, TensorProto::FLOAT,
+                                            at::tensor(static_cast<float>(-layer.inputZeroPoint * layer.inputScale))));
+                added.push_back(initializer(
+                    hi, TensorProto::FLOAT,
+                    at::tensor(static_cast<float>((layer.qmax - layer.inputZeroPoint) * layer.inputScale))));
+                NodeProto clip;
+                clip.set_op_type("Clip");
+                clip.set_name(base + "/input/Clip");
+                clip.add_input(x);
+                clip.add_input(lo);
+                clip.add_input(hi);
+                clip.add_output(clipped);
+                if (opset < 11)
+                    throw Error(ErrorKind::Input, floatPath + ": 7-bit activations need opset 11 or later (Clip's "
+                                                              "inputs); quantize with --reduce-range off");
+                mine.push_back(clip);
+                x = clipped;
+            }
+            const std::string xq = fresh(base + "/input_quantized"), xd = fresh(base + "/input_dequantized");
+            NodeProto qx, dqx;
+            qx.set_op_type("QuantizeLinear");
+            qx.set_name(base + "/input/QuantizeLinear");
+            qx.add_input(x);
+            qx.add_input(xs);
+            qx.add_input(xz);
+            qx.add_output(xq);
+            dqx.set_op_type("DequantizeLinear");
+            dqx.set_name(base + "/input/DequantizeLinear");
+            dqx.add_input(xq);
+            dqx.add_input(xs);
+            dqx.add_input(xz);
+            dqx.add_output(xd);
+            mine.push_back(qx);
+            mine.push_back(dqx);
+            mine.push_back(dqw);
+            replacedWeights.insert(node->input(1));
+            node->set_input(0, xd);
+            node->set_input(1, wd);
+            ++result.layers;
+        }
+        // the nodes in order, each layer's new ones right before it
+        google::protobuf::RepeatedPtrField<NodeProto> nodes;
+        for (const auto& n : graph.node()) {
+            const auto it = n.output_size() > 0 ? before.find(n.output(0)) : before.end();
+            if (it != before.end())
+                for (const auto& extra : it->second)
+                    *nodes.Add() = extra;
+            *nodes.Add() = n;
+        }
+        graph.mutable_node()->Swap(&nodes);
+        // float weights nothing reads any more go (the file's size is that of int8 weights)
+        std::set<std::string> used;
+        for (const auto& n : graph.node())
+            used.insert(n.input().begin(), n.input().end());
+        for (const auto& o : graph.output())
+            used.insert(o.name());
+        google::protobuf::RepeatedPtrField<TensorProto> kept;
+        for (const auto& i : graph.initializer())
+            if (!replacedWeights.count(i.name()) || used.count(i.name()))
+                *kept.Add() = i;
+        for (auto& t : added)
+            *kept.Add() = std::move(t);
+        graph.mutable_initializer()->Swap(&kept);
+        google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> inputs;
+        for (const auto& i : graph.input())
+            if (!replacedWeights.count(i.name()) || used.count(i.name()))
+                *inputs.Add() = i;
+        graph.mutable_input()->Swap(&inputs);
+        auto* meta = model.add_metadata_props();
+        meta->set_key("quantscope_quantize");
+        meta->set_value(report);
+        for (const auto& i : graph.initializer())
+            result.initializerBytes += static_cast<std::int64_t>(i.raw_data().size()) +
+                                       4 * (i.float_data_size() + i.int32_data_size()) +
+                                       8 * (i.int64_data_size() + i.double_data_size());
+        try {
+            onnx::checker::check_model(model);
+        } catch (const std::exception& e) {
+            throw Error(ErrorKind::Internal, outPath + ": the QDQ model written fails ONNX's checker (" +
+                                                 std::string(e.what()).substr(0, 300) + ")");
+        }
+        std::ofstream f(outPath, std::ios::binary | std::ios::trunc);
+        if (!f || !model.SerializeToOstream(&f) || !f.flush())
+            throw Error(ErrorKind::Output, outPath + ": cannot write the ONNX model (disk full?)");
+        return result;
+    });
+}
 
 at::Tensor tensorFromOnnx(const std::string& bytes, const std::string& where) {
     TensorProto t;

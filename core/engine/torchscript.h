@@ -24,6 +24,25 @@ torch::jit::Module loadModule(const std::string& path);
 torch::jit::Module importOnnx(const std::string& path);
 // The same from a serialized ModelProto (`name` for messages; the conformance tests).
 torch::jit::Module importOnnxBytes(const std::string& bytes, const std::string& name);
+// quantize --out B.onnx: the float ONNX model at `floatPath` with QuantizeLinear and
+// DequantizeLinear around each layer named here (by module path, as the quantizer's report
+// names them): its input quantized and dequantized with the calibrated range, its weights
+// as int8 initializers (symmetric, per output channel unless `perChannel` is false or the
+// opset is below 13) through a DequantizeLinear. Other layers stay float. `report` goes
+// into the model's metadata (quantscope_quantize). Checked by ONNX's checker, then written.
+struct QdqLayer {
+    std::string name;
+    double inputScale = 1;
+    std::int64_t inputZeroPoint = 0;
+    int qmax = 255; // 127: 7-bit activations (clipped to that range before QuantizeLinear)
+};
+struct QdqWritten {
+    int layers = 0;                   // wrapped in Q/DQ
+    std::vector<std::string> missing; // named, but no Conv or Gemm with a weight initializer found
+    std::int64_t initializerBytes = 0;
+};
+QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath, const std::vector<QdqLayer>& layers,
+                        bool perChannel, const std::string& report);
 // Whether the importer translates operator `op` (docs/onnx.md's table).
 bool onnxOpImported(const std::string& op);
 // A serialized ONNX TensorProto as a tensor.

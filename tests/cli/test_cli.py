@@ -1377,6 +1377,78 @@ class Onnx(Base):
         self.assertGreaterEqual(int(np.sum(np.abs(got[-4:] - want) < 1e-6)), 3)
         self.assertGreater(float(np.ptp(c1)), 0.5)  # the convolutions did something
 
+    def test_quantize_writes_qdq_onnx(self):
+        """quantize --out B.onnx from the demo CNN's ONNX export, 7-bit and 8-bit activations
+        pinned: a model ONNX's checker accepts, every Conv and the Gemm reading its input
+        through QuantizeLinear/DequantizeLinear with the range the report gives (7-bit:
+        clipped to it first) and its weights from int8 initializers (numpy: symmetric per
+        output channel, amax / 127, within half a step of the float weights), no float
+        weight left, about a quarter of the size; it reads > 20 dB per layer against the
+        float export. A TorchScript model asked for ONNX output is refused, nothing written."""
+        import onnx
+        from onnx import numpy_helper
+        calib = self.out("calib")
+        os.makedirs(calib)
+        for p in demo_images()[:4]:
+            shutil.copy(p, calib)
+        float_path = self.export(model("demo_cnn_float.pt"), (64, 64), "cnn.onnx")
+        floats = {i.name: numpy_helper.to_array(i) for i in onnx.load(float_path).graph.initializer}
+        for reduce in ("on", "off"):
+            out, report = self.out(f"cnn_{reduce}.onnx"), self.out(f"cnn_{reduce}.json")
+            r = run("quantize", "--model", float_path, "--calib", calib, "--out", out, "--json", report,
+                    "--reduce-range", reduce, "--quiet")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual([p for p in os.listdir(self.dir) if "partial" in p], [])
+            m = onnx.load(out)
+            onnx.checker.check_model(m)
+            with open(report) as f:
+                rep = json.load(f)
+            self.assertEqual(rep["out"], out)
+            by_output = {o: n for n in m.graph.node for o in n.output}
+            inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+            layers = [n for n in m.graph.node if n.op_type in ("Conv", "Gemm")]
+            self.assertEqual(len(layers), 5)
+            scales = sorted(l["input_scale"] for l in rep["layers"])
+            seen = []
+            for n in layers:
+                dq_x, dq_w = by_output[n.input[0]], by_output[n.input[1]]
+                self.assertEqual((dq_x.op_type, dq_w.op_type), ("DequantizeLinear", "DequantizeLinear"), n.name)
+                q_x = by_output[dq_x.input[0]]
+                self.assertEqual(q_x.op_type, "QuantizeLinear")
+                seen.append(float(inits[q_x.input[1]]))
+                zp = int(inits[q_x.input[2]])
+                if reduce == "on":  # clipped to the 7-bit range first
+                    clip = by_output[q_x.input[0]]
+                    self.assertEqual(clip.op_type, "Clip")
+                    self.assertAlmostEqual(float(inits[clip.input[2]]), (127 - zp) * seen[-1], places=5)
+                wq, ws = inits[dq_w.input[0]], inits[dq_w.input[1]]
+                self.assertEqual(wq.dtype, np.int8)
+                original = [v for k, v in floats.items() if k + "_quantized" == dq_w.input[0]]
+                self.assertEqual(len(original), 1, dq_w.input[0])
+                w = original[0]
+                axes = tuple(range(1, w.ndim))  # Conv, and Gemm with transB (PyTorch's export)
+                want = np.maximum(np.abs(w).max(axis=axes) / 127, 1e-8)
+                np.testing.assert_allclose(ws, want, rtol=1e-6)
+                shape = (-1,) + (1,) * (w.ndim - 1)
+                self.assertLessEqual(float(np.max(np.abs(wq * ws.reshape(shape) - w) / ws.reshape(shape))), 0.5 + 1e-4)
+            np.testing.assert_allclose(sorted(seen), scales, rtol=1e-6)
+            self.assertEqual([k for k in inits if k in floats and floats[k].ndim > 1], [])  # no float weight left
+            self.assertLess(os.path.getsize(out), 0.35 * os.path.getsize(float_path))
+            self.assertIn("quantscope_quantize", {p.key for p in m.metadata_props})
+            dump = self.out(f"cnn_{reduce}.h5")
+            r = run("compare", "--original", float_path, "--quantized", out, "--images", calib, "--out", dump,
+                    "--quiet")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with h5py.File(dump) as f:
+                sq = [float(f["layers"][k].attrs["sqnr_db"]) for k in f["layers"]]
+            self.assertEqual(len(sq), 4)
+            self.assertGreater(min(sq), 20.0, sq)
+        bad = self.out("from_ts.onnx")
+        r = run("quantize", "--model", model("demo_cnn_float.pt"), "--calib", calib, "--out", bad, "--quiet")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("needs an ONNX model", r.stderr)
+        self.assertFalse(os.path.exists(bad))
+
     def test_unsupported_and_malformed_onnx(self):
         import onnx
         from onnx import TensorProto, helper
