@@ -312,7 +312,8 @@ int runCompare(const CompareArgs& a) {
                             {"original_calls", s.originalCalls},
                             {"quantized_calls", s.quantizedCalls},
                             {"skipped_images", skipped},
-                            {"unmatched", s.unmatchedNames}};
+                            {"unmatched", s.unmatchedNames},
+                            {"load_seconds", s.loadSeconds}};
         std::cout << jsonText(j, 2) << "\n";
         return 0;
     }
