@@ -1040,6 +1040,22 @@ class Onnx(Base):
                 nodes[".".join(p for p in n.name.split("/")[1:-1])] = n.name
         return nodes
 
+    def run_graph(self, name, nodes, inits, out_shape, opsets=(("", 13),)):
+        """A one-image compare of a hand-built graph against itself (image [1, 3, 64, 64] in,
+        one float output), float32, taps at each layer's own output; returns the dump."""
+        import onnx
+        from onnx import TensorProto, helper
+        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, out_shape)
+        path = self.out(name + ".onnx")
+        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
+                                    opset_imports=[helper.make_opsetid(d, v) for d, v in opsets]), path)
+        out = self.out(name + ".h5")
+        r = run("compare", "--original", path, "--quantized", path, "--image", demo_images()[0], "--out", out,
+                "--quiet", "--dtype", "f32", "--decode", "none", "--tap-at", "output")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return out
+
     def test_onnx_export_reads_as_its_torchscript_model(self):
         """demo CNN and YOLO v8 demo: every layer >= 60 dB against the TorchScript model, paired
         by name where the export kept the module path (PyTorch's exporter names the YOLO
@@ -1184,24 +1200,13 @@ class Onnx(Base):
         """Softmax before opset 13 normalises over every dimension from `axis` on (the input
         seen as 2-D), from 13 over `axis` alone: the stored output against numpy on the
         recorded conv output, for both opsets."""
-        import onnx
         from onnx import TensorProto, helper
-        image = demo_images()[0]
         rng = np.random.default_rng(0)
         w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], (rng.standard_normal(108) * 0.3).tolist())
-        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
-        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 64, 64])
         for opset in (11, 13):
-            graph = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["c"], name="/conv/Conv",
-                                                        pads=[1, 1, 1, 1]),
-                                       helper.make_node("Softmax", ["c"], ["out"], name="/softmax", axis=1)],
-                                      "g", [x], [y], [w])
-            path = self.out(f"softmax{opset}.onnx")
-            onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), path)
-            out = self.out(f"softmax{opset}.h5")
-            r = run("compare", "--original", path, "--quantized", path, "--image", image, "--out", out, "--quiet",
-                    "--dtype", "f32", "--decode", "none", "--tap-at", "output")
-            self.assertEqual(r.returncode, 0, r.stderr)
+            nodes = [helper.make_node("Conv", ["image", "w"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]),
+                     helper.make_node("Softmax", ["c"], ["out"], name="/softmax", axis=1)]
+            out = self.run_graph(f"softmax{opset}", nodes, [w], [1, 4, 64, 64], (("", opset),))
             with h5py.File(out) as f:
                 c = f["layers"]["0000"]["original"][0].astype(np.float64)  # [4, 64, 64]
                 got = f["outputs"]["0000"]["original"][()].reshape(c.shape)
@@ -1214,9 +1219,7 @@ class Onnx(Base):
         """Nodes whose inputs are all constants are computed at import: a ConstantOfShape of
         a constant shape, a Shape -> Gather -> Unsqueeze -> Concat chain feeding a Reshape.
         The stored output equals numpy on the recorded conv output."""
-        import onnx
         from onnx import TensorProto, helper
-        image = demo_images()[0]
         rng = np.random.default_rng(1)
         inits = [helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], (rng.standard_normal(108) * 0.3).tolist()),
                  helper.make_tensor("shape", TensorProto.INT64, [4], [1, 4, 64, 64]),
@@ -1233,15 +1236,7 @@ class Onnx(Base):
                  helper.make_node("Reshape", ["a", "target"], ["out"], name="/reshape")]
         inits += [helper.make_tensor("zero_axis", TensorProto.INT64, [1], [0]),
                   helper.make_tensor("batch", TensorProto.INT64, [1], [1])]
-        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
-        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 4096])
-        path = self.out("fold.onnx")
-        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
-                                    opset_imports=[helper.make_opsetid("", 13)]), path)
-        out = self.out("fold.h5")
-        r = run("compare", "--original", path, "--quantized", path, "--image", image, "--out", out, "--quiet",
-                "--dtype", "f32", "--decode", "none", "--tap-at", "output")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        out = self.run_graph("fold", nodes, inits, [1, 4, 4096])
         with h5py.File(out) as f:
             c = f["layers"]["0000"]["original"][0]
             got = f["outputs"]["0000"]["original"][()]
@@ -1254,9 +1249,7 @@ class Onnx(Base):
         torch's conv_transpose2d cannot take alone), after a Conv with auto_pad SAME_UPPER:
         the stored output against numpy (np.pad, and a transposed convolution written out
         as its scatter-add definition) on the recorded conv output."""
-        import onnx
         from onnx import TensorProto, helper
-        image = demo_images()[0]
         rng = np.random.default_rng(2)
         w = (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
         wt = (rng.standard_normal((4, 2, 3, 3)) * 0.3).astype(np.float32)  # [in, out, kH, kW]
@@ -1278,15 +1271,7 @@ class Onnx(Base):
         for name in parts:
             nodes.append(helper.make_node("Flatten", [name], [name + "_flat"], name="/flat_" + name, axis=1))
         nodes.append(helper.make_node("Concat", [p + "_flat" for p in parts], ["out"], name="/concat", axis=1))
-        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
-        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, "n"])
-        path = self.out("pads.onnx")
-        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
-                                    opset_imports=[helper.make_opsetid("", 13)]), path)
-        out = self.out("pads.h5")
-        r = run("compare", "--original", path, "--quantized", path, "--image", image, "--out", out, "--quiet",
-                "--dtype", "f32", "--decode", "none", "--tap-at", "output")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        out = self.run_graph("pads", nodes, inits, [1, "n"])
         with h5py.File(out) as f:
             c = f["layers"]["0000"]["original"][0].astype(np.float64)  # [4, 32, 32]
             got = f["outputs"]["0000"]["original"][()].reshape(-1)
@@ -1314,9 +1299,7 @@ class Onnx(Base):
         QLinearGlobalAveragePool (com.microsoft), DequantizeLinear. Both convolutions are
         tapped layers (their float result before requantization), and every later step
         equals numpy's formulas on them: round half to even, saturate, dequantize."""
-        import onnx
         from onnx import TensorProto, helper
-        image = demo_images()[0]
         rng = np.random.default_rng(4)
         f = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [], [v])  # noqa: E731
         u8 = lambda name, v: helper.make_tensor(name, TensorProto.UINT8, [], [v])  # noqa: E731
@@ -1349,16 +1332,7 @@ class Onnx(Base):
                  helper.make_node("Flatten", ["sf"], ["sf1"], name="/flat_sum"),
                  helper.make_node("Flatten", ["gf"], ["gf1"], name="/flat_pool"),
                  helper.make_node("Concat", ["sf1", "gf1"], ["out"], name="/concat", axis=1)]
-        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])
-        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4 * 64 * 64 + 4])
-        path = self.out("qop.onnx")
-        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
-                                    opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]),
-                  path)
-        out = self.out("qop.h5")
-        r = run("compare", "--original", path, "--quantized", path, "--image", image, "--out", out, "--quiet",
-                "--dtype", "f32", "--decode", "none", "--tap-at", "output")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        out = self.run_graph("qop", nodes, inits, [1, 4 * 64 * 64 + 4], (("", 13), ("com.microsoft", 1)))
         with h5py.File(out) as h:
             self.assertEqual(len(h["layers"]), 2)
             c1 = h["layers"]["0000"]["original"][0]
