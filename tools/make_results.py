@@ -388,12 +388,11 @@ quantizing the box head's input (1000 × 12544 values per image) and the float o
 RoI pooling's result assembly (`zeros` + `index_put_`).
 
 This CPU {'has' if vnni else 'lacks'} VNNI (`grep -o avx512_vnni /proc/cpuinfo`). On a CPU without
-it, oneDNN's INT8 convolutions run only about 2.2× faster than float ones (measured by the
-quantizer issue on an AVX2 machine: 434 ms of quantized convolution and linear layers
-against 952 ms of float convolution and `addmm`), against about 5× on a VNNI CPU; the ops
-around them cost about the same. Putting such convolution times into the profile above
-gives about 0.53 at batch 1 there, not measured: [quantize.md](quantize.md#graph-speed-ups)
-works it out.
+it, oneDNN's INT8 convolutions run only about 2× faster than float ones, against about 4×
+on a VNNI CPU; the ops around them cost about the same. Run on oneDNN's AVX2 kernels
+(`ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell`, on this machine) the same models
+measured INT8 / folded 0.53–0.55 at batch 1 and 4: [quantize.md](quantize.md#graph-speed-ups)
+has the command, the figures and why the instruction set bounds them there.
 
 Batches 32 and 64 of this model are left out of the default run: one timed run of batch
 32 takes about half a minute per model on two cores. `quantscope-cli bench --batch 32,64`
