@@ -317,8 +317,7 @@ public:
             "ConvTranspose", "DequantizeLinear", "Div", "Exp", "QuantizeLinear", "Flatten", "Gather", "Gemm",
             "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad",
             "Pow", "PRelu", "QLinearConv", "QLinearMatMul", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid",
-            "Slice", "Softmax",
-            "Split", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Upsample"};
+            "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Upsample"};
         return ops.count(op) > 0;
     }
 
@@ -823,8 +822,8 @@ private:
         throw Error(ErrorKind::Input, where(node) + ": not imported");
     }
 
-    // A quantized tensor's integers as float, ONNX's (q - zero point) * scale, for a scale
-    // and zero point per tensor or per slice along `axis` of a tensor of rank `rank`.
+    // A quantized constant's integers as float, ONNX's (q - zero point) * scale, with a scale
+    // (and zero point) per tensor, or per slice along `axis` (negative: from the end).
     static at::Tensor dequantizeConstant(const at::Tensor& q, const at::Tensor& scale, const at::Tensor& zeroPoint,
                                          std::int64_t axis) {
         std::vector<std::int64_t> shape(static_cast<std::size_t>(q.dim()), 1);
