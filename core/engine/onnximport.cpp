@@ -7,6 +7,7 @@
 // buffers of the root module. docs/onnx.md lists the operators.
 
 #include "error.h"
+#include "opvocabulary.h"
 #include "torchscript.h"
 
 #include <onnx/checker.h>
@@ -516,12 +517,7 @@ private:
             const std::string self = owner(node, tensors);
             if (weight.dim() != 4)
                 throw Error(ErrorKind::Input, where(node) + ": only 2-D convolutions are imported");
-            const auto [x, pad] = pads(node, in(0), 0.0, {}, {weight.size(2), weight.size(3)});
-            return assign("torch.conv2d(" + x + ", " + self + ".weight, " +
-                          (tensors.size() > 1 ? self + ".bias" : std::string("None")) + ", " +
-                          intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
-                          intList(ints(node, "dilations", {1, 1})) + ", " +
-                          std::to_string(intAttr(node, "group", 1)) + ")");
+            return assign(conv2d(node, in(0), self, tensors.size() > 1, weight));
         }
         if (op == "ConvTranspose")
             return assign(convTranspose(node, in(0)));
@@ -743,9 +739,8 @@ private:
                     zp = "torch.reshape(" + zp + ", " + intList(shape) + ")";
             }
             if (op == "QuantizeLinear")
-                return assign("torch.clamp(torch.round(" + in(0) + " / " + s + ") + " + zp + ", " +
-                              (isSigned ? "-128.0, 127.0" : "0.0, 255.0") + ").to(" + (isSigned ? "1" : "0") + ")");
-            return assign("(" + in(0) + ".to(6) - " + zp + ") * " + s);
+                return assign(quantizeFormula(in(0), s, zp, isSigned));
+            return assign(dequantizeFormula(in(0), s, zp));
         }
         if (op == "QLinearConv" || op == "QLinearMatMul" || op == "QLinearAdd" || op == "QLinearGlobalAveragePool")
             return assign(qlinear(node));
@@ -858,11 +853,11 @@ private:
         if (constantTensor(node, 1).numel() != 1 || constantTensor(node, outScale).numel() != 1)
             throw Error(ErrorKind::Input, where(node) + ": per-axis input or output scales are not imported");
         const auto in = [&](int i) { return value(node.input(i)); };
+        const auto zeroPointOf = [&](int i) {
+            return node.input_size() > i && !node.input(i).empty() ? in(i) + ".to(6)" : std::string("0.0");
+        };
         const auto dequantized = [&](int q, int scale, int zeroPoint) {
-            const std::string zp = node.input_size() > zeroPoint && !node.input(zeroPoint).empty()
-                                       ? in(zeroPoint) + ".to(6)"
-                                       : std::string("0.0");
-            return "((" + in(q) + ".to(6) - " + zp + ") * " + in(scale) + ")";
+            return dequantizeFormula(in(q), in(scale), zeroPointOf(zeroPoint));
         };
         const std::string a = dequantized(0, 1, 2);
         std::string y;
@@ -885,12 +880,7 @@ private:
                                             (constantTensor(node, 1).to(at::kDouble) * ws.to(at::kDouble)))
                                                .to(at::kFloat)
                                                .reshape({-1})});
-            const std::string self = owner(node, tensors);
-            const auto [x, pad] = pads(node, a, 0.0, {}, {wq.size(2), wq.size(3)});
-            y = "torch.conv2d(" + x + ", " + self + ".weight, " +
-                (tensors.size() > 1 ? self + ".bias" : std::string("None")) + ", " +
-                intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
-                intList(ints(node, "dilations", {1, 1})) + ", " + std::to_string(intAttr(node, "group", 1)) + ")";
+            y = conv2d(node, a, owner(node, tensors), tensors.size() > 1, wq);
         } else {
             std::string b;
             if (const auto bq = constant(node.input(3))) { // weights: dequantized once, per column when so given
@@ -900,16 +890,33 @@ private:
             } else {
                 if (constantTensor(node, 4).numel() != 1)
                     throw Error(ErrorKind::Input, where(node) + ": per-axis scales on a computed input");
-                b = "((" + in(3) + ".to(6) - " + in(5) + ".to(6)) * " + in(4) + ")";
+                b = dequantized(3, 4, 5);
             }
             y = "torch.matmul(" + a + ", " + b + ")";
         }
-        const bool isSigned = outZero.scalar_type() == at::kChar;
-        const std::string zp = node.input_size() > outZeroPoint && !node.input(outZeroPoint).empty()
-                                   ? in(outZeroPoint) + ".to(6)"
-                                   : std::string("0.0");
-        return "torch.clamp(torch.round(" + y + " / " + in(outScale) + ") + " + zp + ", " +
+        return quantizeFormula(y, in(outScale), zeroPointOf(outZeroPoint), outZero.scalar_type() == at::kChar);
+    }
+
+    // ONNX's QuantizeLinear, y = saturate(round_half_even(x / s) + zp), into uint8 or int8,
+    // and DequantizeLinear, (q - zp) * s, as TorchScript expressions (zp already float).
+    static std::string quantizeFormula(const std::string& x, const std::string& scale, const std::string& zeroPoint,
+                                       bool isSigned) {
+        return "torch.clamp(torch.round(" + x + " / " + scale + ") + " + zeroPoint + ", " +
                (isSigned ? "-128.0, 127.0" : "0.0, 255.0") + ").to(" + (isSigned ? "1" : "0") + ")";
+    }
+    static std::string dequantizeFormula(const std::string& q, const std::string& scale,
+                                         const std::string& zeroPoint) {
+        return "((" + q + ".to(6) - " + zeroPoint + ") * " + scale + ")";
+    }
+
+    // A 2-D convolution of `x` with the weight (and bias) of the submodule `self`, ONNX's
+    // strides, pads (SAME worked out with the weight's kernel), dilations and groups.
+    std::string conv2d(const NodeProto& node, const std::string& x, const std::string& self, bool bias,
+                       const at::Tensor& weight) {
+        const auto [padded, pad] = pads(node, x, 0.0, {}, {weight.size(2), weight.size(3)});
+        return "torch.conv2d(" + padded + ", " + self + ".weight, " + (bias ? self + ".bias" : std::string("None")) +
+               ", " + intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
+               intList(ints(node, "dilations", {1, 1})) + ", " + std::to_string(intAttr(node, "group", 1)) + ")";
     }
 
     // Split: one statement per output, each a part of the list torch's split gives.
@@ -1115,10 +1122,21 @@ TensorProto initializer(const std::string& name, TensorProto::DataType type, con
     return p;
 }
 
+NodeProto makeNode(const std::string& op, const std::string& name, const std::vector<std::string>& inputs,
+                   const std::string& output) {
+    NodeProto n;
+    n.set_op_type(op);
+    n.set_name(name);
+    for (const auto& i : inputs)
+        n.add_input(i);
+    n.add_output(output);
+    return n;
+}
+
 } // namespace
 
 QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath, const std::vector<QdqLayer>& layers,
-                        bool perChannel, const std::string& report) {
+                        bool perChannel, double minWeightScale, const std::string& report) {
     return guarded(floatPath, [&] {
         Importer importer(floatPath);
         importer.run(); // checks the model, and names its layers as the quantizer saw them
@@ -1176,7 +1194,7 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
             }
             const std::string base = node->name().empty() ? node->output(0) : node->name();
             // weights: int8, symmetric, per output channel (a Gemm's rows with transB, else columns)
-            const at::Tensor w = toTensor(graph.initializer(weightIt->second), floatPath).to(at::kFloat);
+            const at::Tensor w = toTensor(graph.initializer(weightIt->second), floatPath);
             std::int64_t axis = 0;
             if (node->op_type() == "Gemm") {
                 std::int64_t transB = 0;
@@ -1185,34 +1203,17 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
                         transB = a.i();
                 axis = transB ? 0 : 1;
             }
-            at::Tensor scale;
-            if (perChannel) {
-                std::vector<std::int64_t> others;
-                for (std::int64_t d = 0; d < w.dim(); ++d)
-                    if (d != axis)
-                        others.push_back(d);
-                scale = (others.empty() ? w.abs() : w.abs().amax(others)) / 127.0;
-            } else {
-                scale = (w.abs().max() / 127.0).reshape({});
-            }
-            scale = scale.clamp_min(1e-8).to(at::kFloat).contiguous();
-            std::vector<std::int64_t> shape(static_cast<std::size_t>(w.dim()), 1);
-            if (perChannel)
-                shape[static_cast<std::size_t>(axis)] = -1;
-            const at::Tensor q = at::clamp(at::round(w / scale.reshape(shape)), -127, 127).to(at::kChar);
+            const at::Tensor qw = ops::quantizeWeight(w, perChannel, axis, minWeightScale);
+            const at::Tensor q = qw.int_repr();
+            const at::Tensor scale =
+                (perChannel ? qw.q_per_channel_scales() : at::tensor(qw.q_scale())).to(at::kFloat).contiguous();
             const std::string wq = fresh(node->input(1) + "_quantized"), ws = fresh(node->input(1) + "_scale"),
                               wz = fresh(node->input(1) + "_zero_point"), wd = fresh(node->input(1) + "_dequantized");
             added.push_back(initializer(wq, TensorProto::INT8, q));
             added.push_back(initializer(ws, TensorProto::FLOAT, scale));
             added.push_back(initializer(wz, TensorProto::INT8, at::zeros(scale.sizes(), at::kChar)));
             std::vector<NodeProto>& mine = before[node->output(0)];
-            NodeProto dqw;
-            dqw.set_op_type("DequantizeLinear");
-            dqw.set_name(base + "/weight/DequantizeLinear");
-            dqw.add_input(wq);
-            dqw.add_input(ws);
-            dqw.add_input(wz);
-            dqw.add_output(wd);
+            NodeProto dqw = makeNode("DequantizeLinear", base + "/weight/DequantizeLinear", {wq, ws, wz}, wd);
             if (perChannel) {
                 auto* a = dqw.add_attribute();
                 a->set_name("axis");
@@ -1227,6 +1228,9 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
                                         at::tensor(static_cast<std::uint8_t>(layer.inputZeroPoint))));
             std::string x = node->input(0);
             if (layer.qmax < 255) {
+                if (opset < 11)
+                    throw Error(ErrorKind::Input, floatPath + ": 7-bit activations need opset 11 or later (Clip's "
+                                                              "inputs); quantize with --reduce-range off");
                 const std::string lo = fresh(base + "/input_min"), hi = fresh(base + "/input_max"),
                                   clipped = fresh(base + "/input_clipped");
                 added.push_back(initializer(lo, TensorProto::FLOAT,
@@ -1234,35 +1238,12 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
                 added.push_back(initializer(
                     hi, TensorProto::FLOAT,
                     at::tensor(static_cast<float>((layer.qmax - layer.inputZeroPoint) * layer.inputScale))));
-                NodeProto clip;
-                clip.set_op_type("Clip");
-                clip.set_name(base + "/input/Clip");
-                clip.add_input(x);
-                clip.add_input(lo);
-                clip.add_input(hi);
-                clip.add_output(clipped);
-                if (opset < 11)
-                    throw Error(ErrorKind::Input, floatPath + ": 7-bit activations need opset 11 or later (Clip's "
-                                                              "inputs); quantize with --reduce-range off");
-                mine.push_back(clip);
+                mine.push_back(makeNode("Clip", base + "/input/Clip", {x, lo, hi}, clipped));
                 x = clipped;
             }
             const std::string xq = fresh(base + "/input_quantized"), xd = fresh(base + "/input_dequantized");
-            NodeProto qx, dqx;
-            qx.set_op_type("QuantizeLinear");
-            qx.set_name(base + "/input/QuantizeLinear");
-            qx.add_input(x);
-            qx.add_input(xs);
-            qx.add_input(xz);
-            qx.add_output(xq);
-            dqx.set_op_type("DequantizeLinear");
-            dqx.set_name(base + "/input/DequantizeLinear");
-            dqx.add_input(xq);
-            dqx.add_input(xs);
-            dqx.add_input(xz);
-            dqx.add_output(xd);
-            mine.push_back(qx);
-            mine.push_back(dqx);
+            mine.push_back(makeNode("QuantizeLinear", base + "/input/QuantizeLinear", {x, xs, xz}, xq));
+            mine.push_back(makeNode("DequantizeLinear", base + "/input/DequantizeLinear", {xq, xs, xz}, xd));
             mine.push_back(dqw);
             replacedWeights.insert(node->input(1));
             node->set_input(0, xd);

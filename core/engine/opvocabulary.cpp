@@ -2,8 +2,10 @@
 
 #include "opvocabulary.h"
 
+#include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 
@@ -190,6 +192,18 @@ torch::jit::Value* emitDequantize(torch::jit::Graph& g, torch::jit::Value* q, do
     t = g.insert(sym("aten::to"), {t, static_cast<std::int64_t>(c10::ScalarType::Float)});
     t = g.insert(sym("aten::sub_"), {t, static_cast<double>(zeroPoint)});
     return g.insert(sym("aten::mul_"), {t, scale});
+}
+
+at::Tensor quantizeWeight(const at::Tensor& w, bool perChannel, std::int64_t axis, double minScale) {
+    const at::Tensor f = w.detach().to(at::kFloat).contiguous();
+    if (perChannel) {
+        const at::Tensor amax = f.abs().transpose(0, axis).reshape({f.size(axis), -1}).amax(1).to(at::kDouble);
+        const at::Tensor scales = at::clamp_min(amax / 127.0, minScale);
+        const at::Tensor zeros = at::zeros({f.size(axis)}, at::kLong);
+        return at::quantize_per_channel(f, scales, zeros, axis, at::kQInt8);
+    }
+    const double amax = f.abs().max().item<double>();
+    return at::quantize_per_tensor(f, std::max(amax / 127.0, minScale), 0, at::kQInt8);
 }
 
 torch::jit::Node* dequantizeEnd(torch::jit::Node* user) {

@@ -67,6 +67,11 @@ torch::jit::Value* emitQuantize(torch::jit::Graph& g, torch::jit::Value* x, doub
                                 std::int64_t zeroPoint, int qmax);
 torch::jit::Value* emitDequantize(torch::jit::Graph& g, torch::jit::Value* q, double scale,
                                   std::int64_t zeroPoint);
+// A layer's weights as the quantizer stores them: qint8, symmetric (zero point 0), scale
+// max|w| / 127 (at least `minScale`) per slice along `axis` (the output channels), or
+// one for the tensor. The TorchScript quantizer and the QDQ ONNX writer both use it, so a
+// model's two INT8 forms hold the same weights.
+at::Tensor quantizeWeight(const at::Tensor& w, bool perChannel, std::int64_t axis, double minScale);
 // The last node of a dequantize that starts at `user`: aten::dequantize itself, or the
 // end of emitDequantize's chain; null when `user` starts neither.
 torch::jit::Node* dequantizeEnd(torch::jit::Node* user);

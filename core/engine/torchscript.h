@@ -29,7 +29,8 @@ torch::jit::Module importOnnxBytes(const std::string& bytes, const std::string& 
 // names them): its input quantized and dequantized with the calibrated range, its weights
 // as int8 initializers (symmetric, per output channel unless `perChannel` is false or the
 // opset is below 13) through a DequantizeLinear. Other layers stay float. `report` goes
-// into the model's metadata (quantscope_quantize). Checked by ONNX's checker, then written.
+// into the model's metadata (quantscope_quantize). The weights are ops::quantizeWeight's,
+// as in the TorchScript output. Checked by ONNX's checker, then written.
 struct QdqLayer {
     std::string name;
     double inputScale = 1;
@@ -42,7 +43,7 @@ struct QdqWritten {
     std::int64_t initializerBytes = 0;
 };
 QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath, const std::vector<QdqLayer>& layers,
-                        bool perChannel, const std::string& report);
+                        bool perChannel, double minWeightScale, const std::string& report);
 // Whether the importer translates operator `op` (docs/onnx.md's table).
 bool onnxOpImported(const std::string& op);
 // A serialized ONNX TensorProto as a tensor.

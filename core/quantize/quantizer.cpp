@@ -736,18 +736,6 @@ c10::IValue callOp(const char* name, const char* overload, std::vector<c10::IVal
     return args.at(0);
 }
 
-at::Tensor quantizeWeight(const at::Tensor& w, bool perChannel) {
-    const at::Tensor f = w.detach().to(at::kFloat).contiguous();
-    if (perChannel) {
-        const at::Tensor amax = f.abs().reshape({f.size(0), -1}).amax(1).to(at::kDouble);
-        const at::Tensor scales = at::clamp_min(amax / 127.0, kMinScale);
-        const at::Tensor zeros = at::zeros({f.size(0)}, at::kLong);
-        return at::quantize_per_channel(f, scales, zeros, 0, at::kQInt8);
-    }
-    const double amax = f.abs().max().item<double>();
-    return at::quantize_per_tensor(f, std::max(amax / 127.0, kMinScale), 0, at::kQInt8);
-}
-
 // Puts weights under a module path (self.backbone.body.conv1._packed_params), so that
 // the taps name the quantized layers exactly as the float ones.
 class Attributes {
@@ -1378,7 +1366,7 @@ private:
         const QParams out = paramsOf(epilogueOp ? l.output : l.end);
         Value* qx = quantized(n->input(0));
         const QParams in = m_qinfo.at(qx);
-        const at::Tensor qw = quantizeWeight(l.weight, m_options.perChannel);
+        const at::Tensor qw = ops::quantizeWeight(l.weight, m_options.perChannel, 0, kMinScale);
         c10::IValue bias = l.bias.defined() ? c10::IValue(l.bias) : c10::IValue();
         c10::IValue packed;
         std::string op;
@@ -1912,7 +1900,7 @@ QuantizeReport quantizeToOnnx(const QuantizeOptions& options, const ProgressFn& 
     const std::string tmp = partialPath(options.outPath) + ".onnx"; // read back as ONNX
     cleanup.paths.push_back(tmp);
     reportProgress(progress, {"check", 0, 1, tmp});
-    const ts::QdqWritten written = ts::writeQdqOnnx(options.modelPath, tmp, layers, options.perChannel,
+    const ts::QdqWritten written = ts::writeQdqOnnx(options.modelPath, tmp, layers, options.perChannel, kMinScale,
                                                     quantizedLayersJson(report.layers, options.rankBy));
     for (auto& l : report.layers)
         if (std::find(written.missing.begin(), written.missing.end(), l.name) != written.missing.end()) {
@@ -1924,20 +1912,10 @@ QuantizeReport quantizeToOnnx(const QuantizeOptions& options, const ProgressFn& 
     report.floatLayers = static_cast<int>(report.layers.size()) - written.layers;
     if (written.layers == 0)
         throw Error(ErrorKind::Input, options.modelPath + ": no layer could be written in QDQ form (see the warnings)");
-    if (!options.images.empty()) { // it must import and run; timed as the TorchScript output was
-        auto model = loadModel(tmp, options.model);
-        Preprocess pre = options.preprocess;
-        if (!pre.size)
-            pre.size = model->info().recordedInputSize;
-        const Image image = loadImage(options.images.front(), pre);
-        double fastest = 0;
-        for (int i = 0; i < 6; ++i) { // 3 warm-up runs, the fastest of 3 (as for TorchScript)
-            const auto start = Clock::now();
-            model->run(image, nullptr);
-            if (i >= 3)
-                fastest = i == 3 ? secondsSince(start) : std::min(fastest, secondsSince(start));
-        }
-        report.checkSecondsOutput = fastest;
+    if (!options.images.empty()) { // it must import and run; timed as checkAndCommit times the TorchScript one
+        torch::jit::Module written = ts::loadModule(tmp);
+        const Image image = loadImage(options.images.front(), options.preprocess);
+        report.checkSecondsOutput = timeForward(written, ts::inputKind(written), image, tmp, 3);
     }
     reportProgress(progress, {"check", 1, 1, tmp});
     commitFile(tmp, options.outPath);
