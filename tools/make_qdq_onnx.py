@@ -3,9 +3,12 @@
 quantizer lays it out: every Conv's weight as an int8 initializer (symmetric, per output
 channel) behind a DequantizeLinear, and every Conv's activation input behind a
 QuantizeLinear -> DequantizeLinear pair (uint8, asymmetric, range calibrated on images with
-OpenCV DNN). Independent of QuantScope's own quantizer: the test models of docs/onnx.md.
+OpenCV DNN). With --outputs, every Conv's output too (after the Relu when that is all the
+Conv feeds), so that each Conv sits between a DequantizeLinear and a QuantizeLinear, the
+pattern an INT8 kernel replaces. Independent of QuantScope's own quantizer: the test models
+of docs/onnx.md.
 
-    make_qdq_onnx.py FLOAT.onnx OUT.onnx IMAGE [IMAGE ...] [--size W H]
+    make_qdq_onnx.py FLOAT.onnx OUT.onnx IMAGE [IMAGE ...] [--size W H] [--outputs]
 """
 import argparse
 
@@ -27,6 +30,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("images", nargs="+")
     ap.add_argument("--size", nargs=2, type=int, default=None, help="W H the images are resized to")
+    ap.add_argument("--outputs", action="store_true", help="quantize every Conv's output (after its Relu) too")
     args = ap.parse_args()
     model = onnx.load(args.model)
     graph = model.graph
@@ -36,9 +40,18 @@ def main():
     shape = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     size = tuple(args.size) if args.size else (shape[3], shape[2])
 
-    # activation ranges of every Conv's input, over the calibration images
+    # activation ranges of every Conv's input (and output), over the calibration images
     net = cv2.dnn.readNetFromONNX(args.model)
-    inputs = sorted({c.input[0] for c in convs})
+    readers = {}
+    for n in graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    outputs = []
+    if args.outputs:
+        for c in convs:
+            after = readers.get(c.output[0], [])
+            outputs.append(after[0].output[0] if len(after) == 1 and after[0].op_type == "Relu" else c.output[0])
+    inputs = sorted({c.input[0] for c in convs} | set(outputs))
     names = ["onnx_node!" + producer[t].name for t in inputs if t in producer]
     low = {t: 0.0 for t in inputs}
     high = {t: 0.0 for t in inputs}
@@ -51,6 +64,12 @@ def main():
             low[t], high[t] = min(low[t], float(v.min())), max(high[t], float(v.max()))
 
     nodes, extra = [], []
+    for t in outputs:  # every reader of a quantized output reads its Q/DQ pair
+        for n in readers.get(t, []):
+            n.input[:] = [i + "_dq" if i == t else i for i in n.input]
+        for o in graph.output:
+            if o.name == t:
+                raise SystemExit(f"{t}: a graph output; --outputs quantizes inner values only")
     for t in inputs:  # one Q/DQ pair per activation, shared by the convs reading it
         scale = max(high[t] - low[t], 1e-8) / 255.0
         zp = int(np.clip(np.rint(-low[t] / scale), 0, 255))
@@ -70,7 +89,8 @@ def main():
                   numpy_helper.from_array(np.zeros(w.shape[0], np.int8), base + "_zero_point")]
         nodes.append(helper.make_node("DequantizeLinear", [base + "_quantized", base + "_scale", base + "_zero_point"],
                                       [base + "_dq"], name=base + "_DequantizeLinear", axis=0))
-        conv.input[0] = conv.input[0] + "_dq"
+        if not conv.input[0].endswith("_dq"):
+            conv.input[0] = conv.input[0] + "_dq"
         conv.input[1] = base + "_dq"
     # the float weights go; Q/DQ nodes run before the graph's own nodes read them
     kept = [i for i in graph.initializer if i.name not in {c.input[1][:-3] for c in convs}]

@@ -181,6 +181,14 @@ nlohmann::json cocoJson(const CocoResult& r) {
     return {{"map", r.map}, {"map50", r.map50}, {"map75", r.map75}, {"recall", r.recall}, {"classes", classes}};
 }
 
+void addOnnxInt8Option(CLI::App* c, std::string& mode) {
+    c->add_option("--onnx-int8", mode, "INT8 ONNX models: auto (LibTorch's INT8 kernels where the QDQ/QOperator "
+                                       "pattern allows and they give ONNX's numbers: with VNNI, or on 7-bit "
+                                       "inputs; default), kernels (wherever the pattern allows), simulated (ONNX's "
+                                       "formulas in float everywhere)")
+        ->check(CLI::IsMember({"auto", "kernels", "simulated"}));
+}
+
 } // namespace
 
 void addCompare(CLI::App& app, CompareArgs& a) {
@@ -199,6 +207,7 @@ void addCompare(CLI::App& app, CompareArgs& a) {
     c->add_option("--gzip", a.gzip, "Deflate level 1-9 (0: no compression)")->check(CLI::Range(0, 9));
     c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
     c->add_option("--engine", a.engine, "Quantized engine: onednn or qnnpack");
+    addOnnxInt8Option(c, a.onnxInt8);
     c->add_option("--ops", a.ops, "What to tap: conv, or conv,linear")
         ->check(CLI::IsMember({"conv", "conv,linear", "linear,conv"}));
     c->add_option("--tap-at", a.tapAt, "block: after the conv's batch norm and activation (default), "
@@ -279,6 +288,7 @@ int runCompare(const CompareArgs& a) {
     o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
     o.model.threads = a.threads;
     o.model.engine = a.engine;
+    o.model.onnxInt8 = parseOnnxInt8(a.onnxInt8);
     o.model.storage = a.dtype == "f32" ? StorageType::F32 : StorageType::F16;
     o.model.tapOps = static_cast<unsigned>(TapOps::Conv) |
                      (a.ops.find("linear") != std::string::npos ? static_cast<unsigned>(TapOps::Linear) : 0u);
@@ -489,6 +499,7 @@ void addEval(CLI::App& app, EvalArgs& a) {
     c->add_option("--nms-iou", a.nmsIou, "YOLO: IoU above which NMS drops a box (default 0.6)");
     c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
     c->add_option("--engine", a.engine, "Quantized engine: onednn or qnnpack");
+    addOnnxInt8Option(c, a.onnxInt8);
     addPreprocessOptions(c, a.size, a.mean, a.std, a.bgr);
     c->add_flag("--quiet", a.quiet, "No progress output");
 }
@@ -502,6 +513,7 @@ int runEval(const EvalArgs& a) {
     o.preprocess = parsePreprocess(a.size, a.mean, a.std, a.bgr);
     o.model.threads = a.threads;
     o.model.engine = a.engine;
+    o.model.onnxInt8 = parseOnnxInt8(a.onnxInt8);
     o.decode = parseDecode(a.decode);
     o.yolo.confidence = a.conf;
     o.yolo.nmsIou = a.nmsIou;
@@ -779,6 +791,7 @@ void addBench(CLI::App& app, BenchArgs& a) {
     c->add_option("--warmup", a.warmup, "Untimed runs first (default 3: TorchScript optimises on its second run)")->check(CLI::Range(0, 100));
     c->add_option("--threads", a.threads, "Intra-op threads (0: LibTorch default)")->check(CLI::Range(0, 256));
     c->add_option("--engine", a.engine, "Quantized engine: onednn or qnnpack");
+    addOnnxInt8Option(c, a.onnxInt8);
     c->add_option("--memory-limit-mib", a.memoryLimitMiB,
                   "Memory a probe may use before its batch counts as not fitting (default: 85% of available)");
     c->add_option("--json", a.json, "Also write the results as JSON to this file");
@@ -817,6 +830,7 @@ int runBench(const BenchArgs& a) {
     o.warmup = a.warmup;
     o.model.threads = a.threads;
     o.model.engine = a.engine;
+    o.model.onnxInt8 = parseOnnxInt8(a.onnxInt8);
     o.memoryLimitMiB = a.memoryLimitMiB;
     o.childExecutable = "/proc/self/exe";
     const BenchReport r = withProgress(a.quiet, [&](const ProgressFn& progress) { return runBenchmark(o, progress); });
@@ -900,12 +914,14 @@ void addBenchChild(CLI::App& app, BenchChildArgs& a) {
     c->add_option("--size", a.size)->required();
     c->add_option("--threads", a.threads);
     c->add_option("--engine", a.engine);
+    c->add_option("--onnx-int8", a.onnxInt8);
 }
 
 int runBenchChild(const BenchChildArgs& a) {
     ModelOptions mo;
     mo.threads = a.threads;
     mo.engine = a.engine;
+    mo.onnxInt8 = parseOnnxInt8(a.onnxInt8);
     return benchChild(a.model, a.batch, a.image, parseSize(a.size), mo);
 }
 

@@ -11,7 +11,7 @@ namespace qs::cli {
 struct CompareArgs {
     std::string original, quantized, out, imagesDir;
     std::vector<std::string> images, layers;
-    std::string dtype = "f16", size, mean, std, engine = "onednn", ops = "conv", tapAt = "block";
+    std::string dtype = "f16", size, mean, std, engine = "onednn", ops = "conv", tapAt = "block", onnxInt8 = "auto";
     std::string decode = "auto", shard, keep = "all", keepWhich = "first";
     bool bgr = false, quiet = false, json = false;
     int threads = 0, gzip = 0;
@@ -39,7 +39,7 @@ int runInspect(const InspectArgs& args);
 
 struct EvalArgs {
     std::string original, quantized, coco, images, json, saveDetections, into, shard;
-    std::string size, mean, std, engine = "onednn", decode = "auto";
+    std::string size, mean, std, engine = "onednn", decode = "auto", onnxInt8 = "auto";
     bool bgr = false, quiet = false;
     int threads = 0;
     float conf = 0.001f, nmsIou = 0.6f;
@@ -48,7 +48,8 @@ void addEval(CLI::App& app, EvalArgs& args);
 int runEval(const EvalArgs& args);
 
 struct BenchArgs {
-    std::string original, quantized, baseline, image, size, batch = "1,2,4,32,64", json, into, engine = "onednn";
+    std::string original, quantized, baseline, image, size, batch = "1,2,4,32,64", json, into, engine = "onednn",
+        onnxInt8 = "auto";
     int runs = 5, warmup = 3, threads = 0;
     long long memoryLimitMiB = 0;
     bool quiet = false;
@@ -57,7 +58,7 @@ void addBench(CLI::App& app, BenchArgs& args);
 int runBench(const BenchArgs& args);
 
 struct BenchChildArgs {
-    std::string model, image, size, engine = "onednn";
+    std::string model, image, size, engine = "onednn", onnxInt8 = "auto";
     int batch = 1, threads = 0;
 };
 void addBenchChild(CLI::App& app, BenchChildArgs& args);

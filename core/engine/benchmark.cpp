@@ -230,7 +230,7 @@ BenchReport runBenchmark(const BenchOptions& o, const ProgressFn& progress) {
                 continue;
             std::vector<std::string> args = {o.childExecutable, "_bench-child", "--model", rep.paths[s],
                                              "--batch", std::to_string(b), "--threads", std::to_string(o.model.threads),
-                                             "--engine", o.model.engine};
+                                             "--engine", o.model.engine, "--onnx-int8", toString(o.model.onnxInt8)};
             if (!o.imagePath.empty())
                 args.insert(args.end(), {"--image", o.imagePath});
             args.insert(args.end(), {"--size", std::to_string(image.width) + "x" + std::to_string(image.height)});

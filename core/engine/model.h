@@ -35,12 +35,23 @@ enum class TapPoint { Output, Block };
 // YOLO tensors decoded (detection.h). None keeps every output as the model returned it.
 enum class DecodeKind { Auto, None, Torchvision, YoloV5, YoloV8 };
 
+// How an INT8 ONNX model's convolutions and matrix products run (docs/onnx.md): as
+// LibTorch's quantized kernels where the QDQ or QOperator pattern allows (Auto: only where
+// they give ONNX's numbers up to requantization rounding, i.e. with VNNI or on inputs
+// clipped to 7 bits; Kernels: wherever the pattern allows, saturation included), or
+// simulated in float with ONNX's formulas everywhere.
+enum class OnnxInt8 { Auto, Kernels, Simulated };
+const char* toString(OnnxInt8 mode); // "auto", "kernels", "simulated"
+// "auto" | "kernels" | "simulated"; throws Error(Usage) naming --onnx-int8 otherwise
+OnnxInt8 parseOnnxInt8(const std::string& text);
+
 struct ModelOptions {
     int threads = 0;                // intra-op threads; 0 = library default
     std::string engine = "onednn";  // quantized engine: onednn | qnnpack
     unsigned tapOps = static_cast<unsigned>(TapOps::Conv);
     TapPoint tapPoint = TapPoint::Block;
     StorageType storage = StorageType::F16; // what taps convert recorded tensors to
+    OnnxInt8 onnxInt8 = OnnxInt8::Auto;     // process-wide, set by configureRuntime
 };
 
 struct TapSite {
@@ -83,7 +94,8 @@ std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& op
 // "<prefix>: LibTorch: <message>" when `print`. Call once, before the first model loads.
 void routeLibraryWarnings(bool print, const std::string& prefix);
 
-// Applies process-wide runtime settings (threads, quantized engine). Throws Error(Usage)
+// Applies process-wide runtime settings (threads, quantized engine, ONNX INT8 mode for
+// models loaded afterwards). Throws Error(Usage)
 // for an engine this LibTorch lacks.
 void configureRuntime(const ModelOptions& options);
 

@@ -10,11 +10,16 @@
 #include "opvocabulary.h"
 #include "torchscript.h"
 
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/jit/frontend/resolver.h>
+#include <torch/csrc/jit/frontend/sugared_value.h>
+
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -106,6 +111,28 @@ std::string identifier(const std::string& name, const std::string& prefix) {
     for (char c : name)
         s += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
     return s;
+}
+
+std::atomic<OnnxInt8> g_onnxInt8{OnnxInt8::Auto};
+
+// Resolves `quantized.conv2d(...)` in the generated source to LibTorch's quantized ops, and
+// `torch` as LibTorch's own resolver does.
+struct ImportResolver : torch::jit::Resolver {
+    std::shared_ptr<torch::jit::SugaredValue> resolveValue(const std::string& name, torch::jit::GraphFunction&,
+                                                           const torch::jit::SourceRange&) override {
+        if (name == "torch")
+            return std::make_shared<torch::jit::BuiltinModule>("aten");
+        if (name == "quantized")
+            return std::make_shared<torch::jit::BuiltinModule>("quantized");
+        return nullptr;
+    }
+    c10::TypePtr resolveType(const std::string&, const torch::jit::SourceRange&) override { return nullptr; }
+};
+
+c10::IValue callOp(const char* name, std::vector<c10::IValue> args) {
+    auto op = c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
+    op.callBoxed(&args);
+    return args.at(0);
 }
 
 // "/features/0/Conv" -> "features.0"; "conv1" -> "conv1"; "" -> "" (PyTorch's export names
@@ -205,15 +232,28 @@ private:
         for (const auto& vi : graph.input())
             m_valueInfo[vi.name()] = &vi;
         for (const auto& node : graph.node()) {
+            for (const auto& out : node.output())
+                m_producer[out] = &node;
+            for (const auto& in : node.input())
+                m_consumers[in].push_back(&node);
+        }
+        for (const auto& out : graph.output())
+            m_graphOutputs.insert(out.name());
+        for (const auto& node : graph.node()) {
             if (foldable(node)) { // shapes, indices, constants: computed now, stored as buffers
                 fold(node);
                 continue;
             }
-            body << "    " << translate(node) << "\n";
+            const std::string statement = translate(node);
+            body << m_preamble;
+            m_preamble.clear();
+            if (!statement.empty())
+                body << "    " << statement << "\n";
         }
         std::vector<std::string> outputs;
         for (const auto& out : graph.output())
             outputs.push_back(value(out.name()));
+        body << m_preamble;
         if (outputs.size() == 1)
             body << "    return " << outputs.front() << "\n";
         else {
@@ -223,8 +263,10 @@ private:
             body << ")\n";
         }
         const std::string source = body.str();
+        if (const char* show = std::getenv("QS_ONNX_SOURCE"); show && std::strcmp(show, "all") == 0)
+            std::fprintf(stderr, "%s: TorchScript made from the graph:\n%s\n", m_path.c_str(), source.c_str());
         try {
-            m_module.define(source);
+            m_module.define(source, std::make_shared<ImportResolver>());
         } catch (const std::exception& e) {
             std::string what = e.what();
             while (!what.empty() && what.front() == '\n')
@@ -335,6 +377,12 @@ private:
     std::string value(const std::string& name) {
         if (name.empty())
             return "None";
+        if (auto p = m_pending.find(name); p != m_pending.end()) { // first use: its statement now
+            const auto make = std::move(p->second);
+            m_pending.erase(p);
+            const std::string statement = make();
+            m_preamble += "    " + statement + "\n";
+        }
         auto it = m_initializers.find(name);
         if (it != m_initializers.end()) {
             const std::string attr = identifier(name, "c_");
@@ -430,7 +478,8 @@ private:
     // A submodule at `path` (created along the way) holding `tensors` as parameters; returns
     // the TorchScript expression that reaches it. Names are kept as PyTorch has them
     // ("features.0"), reached with getattr where they are no identifiers.
-    std::string owner(const NodeProto& node, const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+    std::string owner(const NodeProto& node, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                      const c10::IValue& packed = c10::IValue()) {
         std::string path = modulePathOf(node);
         if (path.empty())
             path = identifier(node.output(0), "n_");
@@ -446,6 +495,8 @@ private:
         torch::jit::Module leaf("__torch__.quantscope.onnx.Layer" + std::to_string(m_moduleCount++));
         for (const auto& [name, t] : tensors)
             leaf.register_parameter(name, t, false);
+        if (!packed.isNone()) // a quantized kernel's weights, as the TorchScript quantizer names them
+            leaf.register_attribute("_packed_params", packed.type(), packed);
         torch::jit::Module parent = m_module;
         std::string expression = "self";
         for (std::size_t i = 0; i < names.size(); ++i) {
@@ -508,6 +559,36 @@ private:
                 throw Error(ErrorKind::Input, where(node) + ": only tensor-valued Constants are imported");
             m_initializers[node.output(0)] = toTensor(a->t(), m_path);
             return "pass  # " + node.output(0) + " is a buffer";
+        }
+        if (op == "Conv" || op == "Gemm" || op == "MatMul" || op == "QLinearConv" || op == "QLinearMatMul")
+            if (auto kernel = layerKernel(node))
+                return *kernel;
+        if (op == "Relu" && m_absorbed.count(&node))
+            return ""; // fused into the kernel before it
+        if (op == "Add")
+            if (auto kernel = addKernel(node))
+                return *kernel;
+        if (op == "QuantizeLinear")
+            if (const auto it = m_kernelQ.find(&node); it != m_kernelQ.end()) {
+                produced(node.output(0), it->second.first, it->second.second);
+                return "";
+            }
+        if (op == "DequantizeLinear" && kernelsOn() && !m_lazy && !constant(node.input(0))) {
+            // made where it is read, so that a kernel reading the quantized tensor skips it
+            const NodeProto* n = &node;
+            m_pending[node.output(0)] = [this, n] {
+                m_lazy = true;
+                std::string statement;
+                try {
+                    statement = translate(*n);
+                } catch (...) {
+                    m_lazy = false;
+                    throw;
+                }
+                m_lazy = false;
+                return statement;
+            };
+            return "";
         }
         if (op == "Conv") {
             const at::Tensor weight = constantTensor(node, 1);
@@ -591,6 +672,9 @@ private:
             requireFloat(node, 0);
             const bool ceil = intAttr(node, "ceil_mode", 0) != 0;
             const bool isMax = op == "MaxPool";
+            if (isMax)
+                if (auto k = maxPoolKernel(node, kernel))
+                    return *k;
             const auto [x, pad] = pads(node, in(0), isMax ? -std::numeric_limits<double>::infinity() : 0.0, kernel);
             if (!isMax && x != in(0) && !intAttr(node, "count_include_pad", 0))
                 throw Error(ErrorKind::Input, where(node) + ": average pooling with uneven pads, or pads over half "
@@ -901,12 +985,13 @@ private:
     // and DequantizeLinear, (q - zp) * s, as TorchScript expressions (zp already float).
     static std::string quantizeFormula(const std::string& x, const std::string& scale, const std::string& zeroPoint,
                                        bool isSigned) {
-        return "torch.clamp(torch.round(" + x + " / " + scale + ") + " + zeroPoint + ", " +
+        // in place after the division: the same numbers with one fresh tensor instead of four
+        return "torch.clamp_(torch.round_(" + x + " / " + scale + ").add_(" + zeroPoint + "), " +
                (isSigned ? "-128.0, 127.0" : "0.0, 255.0") + ").to(" + (isSigned ? "1" : "0") + ")";
     }
     static std::string dequantizeFormula(const std::string& q, const std::string& scale,
                                          const std::string& zeroPoint) {
-        return "((" + q + ".to(6) - " + zeroPoint + ") * " + scale + ")";
+        return q + ".to(6).sub_(" + zeroPoint + ").mul_(" + scale + ")";
     }
 
     // A 2-D convolution of `x` with the weight (and bias) of the submodule `self`, ONNX's
@@ -917,6 +1002,316 @@ private:
         return "torch.conv2d(" + padded + ", " + self + ".weight, " + (bias ? self + ".bias" : std::string("None")) +
                ", " + intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
                intList(ints(node, "dilations", {1, 1})) + ", " + std::to_string(intAttr(node, "group", 1)) + ")";
+    }
+
+    // ---- INT8 kernels (docs/onnx.md, "What runs as INT8 kernels") ----
+    // Q -> DQ -> Conv/Gemm/MatMul(DQ(int8 weights, zero point 0)) [-> Relu] -> Q runs as
+    // quantized::conv2d[_relu] / quantized::linear[_relu] on a quantized tensor, and so do
+    // QLinearConv and QLinearMatMul with such weights; MaxPool between a DQ and Qs of the same
+    // range runs on the quantized tensor (exactly ONNX's result), Add of two DQs [-> Relu] -> Q
+    // as quantized::add[_relu]. A kernel's result stays a quantized variable; the 8-bit tensor
+    // ONNX names is made from it (int_repr) only if a node reads it as such.
+
+    struct QParams {
+        double scale = 1;
+        std::int64_t zeroPoint = 0; // as ONNX has it (int8: -128..127)
+        bool isSigned = false;
+        bool operator==(const QParams& o) const {
+            return scale == o.scale && zeroPoint == o.zeroPoint && isSigned == o.isSigned;
+        }
+        // LibTorch's kernels take quint8: int8 levels shifted by 128 hold the same values
+        std::int64_t unsignedZeroPoint() const { return isSigned ? zeroPoint + 128 : zeroPoint; }
+    };
+    struct Dequantized { // a DequantizeLinear of an 8-bit activation, per tensor
+        std::string q;
+        QParams p;
+    };
+    struct Requantized { // every reader of a layer's output (or of the Relu after it) a Q
+        std::vector<const NodeProto*> quantizers;
+        QParams p;
+        const NodeProto* relu = nullptr;
+    };
+
+    bool kernelsOn() const { return g_onnxInt8 != OnnxInt8::Simulated && m_target == &m_module; }
+
+    static bool isOnnxOp(const NodeProto& node, const char* op) {
+        return (node.domain().empty() || node.domain() == "ai.onnx") && node.op_type() == op;
+    }
+    const NodeProto* producer(const std::string& v, const char* op) const {
+        const auto it = m_producer.find(v);
+        return it != m_producer.end() && isOnnxOp(*it->second, op) ? it->second : nullptr;
+    }
+
+    // A constant per-tensor scale (input `s`) and 8-bit zero point (input `z`, absent: uint8 0).
+    std::optional<QParams> perTensor(const NodeProto& node, int s, int z) const {
+        const auto scale = node.input_size() > s ? constant(node.input(s)) : std::nullopt;
+        if (!scale || scale->numel() != 1)
+            return std::nullopt;
+        QParams p;
+        p.scale = scale->to(at::kDouble).item<double>();
+        if (node.input_size() > z && !node.input(z).empty()) {
+            const auto zp = constant(node.input(z));
+            if (!zp || zp->numel() != 1 || (zp->scalar_type() != at::kByte && zp->scalar_type() != at::kChar))
+                return std::nullopt;
+            p.isSigned = zp->scalar_type() == at::kChar;
+            p.zeroPoint = zp->to(at::kLong).item<std::int64_t>();
+        }
+        if (!(p.scale > 0) || !std::isfinite(p.scale))
+            return std::nullopt;
+        return p;
+    }
+
+    std::optional<Dequantized> dequantizedActivation(const std::string& v) const {
+        const NodeProto* dq = producer(v, "DequantizeLinear");
+        if (!dq || constant(dq->input(0)))
+            return std::nullopt;
+        const auto p = perTensor(*dq, 1, 2);
+        if (!p)
+            return std::nullopt;
+        return Dequantized{dq->input(0), *p};
+    }
+
+    // Every reader of `v` a QuantizeLinear with one per-tensor range (`v` no graph output).
+    std::optional<Requantized> requantized(const std::string& v) const {
+        const auto it = m_consumers.find(v);
+        if (m_graphOutputs.count(v) || it == m_consumers.end() || it->second.empty())
+            return std::nullopt;
+        Requantized r;
+        for (const NodeProto* c : it->second) {
+            const auto p = isOnnxOp(*c, "QuantizeLinear") && c->input(0) == v ? perTensor(*c, 1, 2) : std::nullopt;
+            if (!p || (!r.quantizers.empty() && !(r.p == *p)))
+                return std::nullopt;
+            r.quantizers.push_back(c);
+            r.p = *p;
+        }
+        return r;
+    }
+    // ... or the Relu that is all `v` feeds.
+    std::optional<Requantized> outputQuantizers(const std::string& v) const {
+        if (auto direct = requantized(v))
+            return direct;
+        const auto it = m_consumers.find(v);
+        if (m_graphOutputs.count(v) || it == m_consumers.end() || it->second.size() != 1 ||
+            !isOnnxOp(*it->second.front(), "Relu"))
+            return std::nullopt;
+        auto after = requantized(it->second.front()->output(0));
+        if (after)
+            after->relu = it->second.front();
+        return after;
+    }
+
+    // Whether a kernel gives ONNX's numbers on this input, up to the requantization's
+    // rounding: VNNI sums u8 x s8 products exactly; without it oneDNN sums pairs in 16 bits,
+    // exact only while the input's levels stay within 0..127 (a QuantizeLinear of a Clip
+    // whose top maps to 127 or less, as quantize --out writes 7-bit activations).
+    bool exactOn(const Dequantized& x) const {
+        if (g_onnxInt8 == OnnxInt8::Kernels || m_vnni)
+            return true;
+        const NodeProto* q = x.p.isSigned ? nullptr : producer(x.q, "QuantizeLinear");
+        const auto qp = q ? perTensor(*q, 1, 2) : std::nullopt;
+        const NodeProto* clip = qp && *qp == x.p ? producer(q->input(0), "Clip") : nullptr;
+        if (!clip || m_opset < 11 || clip->input_size() < 3 || clip->input(2).empty())
+            return false;
+        const auto hi = constant(clip->input(2));
+        if (!hi || hi->numel() != 1)
+            return false;
+        const float top = std::nearbyint(hi->to(at::kFloat).item<float>() / static_cast<float>(x.p.scale));
+        return top + static_cast<float>(x.p.zeroPoint) <= 127.0f;
+    }
+
+    // Inputs q, s, z of `node` as int8 weights LibTorch's kernels take: an int8 constant, zero
+    // points 0, one scale or one per slice along `axis` (ONNX's attribute, default 1). `rows`:
+    // the slices are the output rows (a Conv's dim 0), else columns, transposed to rows.
+    std::optional<at::Tensor> int8Weights(const NodeProto& node, int q, int s, int z, bool rows) const {
+        const auto qt = node.input_size() > q ? constant(node.input(q)) : std::nullopt;
+        const auto st = node.input_size() > s ? constant(node.input(s)) : std::nullopt;
+        if (!qt || !st || qt->scalar_type() != at::kChar || (!rows && qt->dim() != 2))
+            return std::nullopt;
+        if (node.input_size() > z && !node.input(z).empty()) {
+            const auto zt = constant(node.input(z));
+            if (!zt || zt->ne(0).any().item<bool>())
+                return std::nullopt;
+        }
+        const at::Tensor w = rows ? qt->contiguous() : qt->t().contiguous();
+        const at::Tensor scales = st->to(at::kDouble).reshape({-1});
+        if ((scales <= 0).any().item<bool>())
+            return std::nullopt;
+        if (scales.numel() == 1)
+            return at::_make_per_tensor_quantized_tensor(w, scales.item<double>(), 0);
+        std::int64_t axis = intAttr(node, "axis", 1);
+        if (axis < 0)
+            axis += qt->dim();
+        if (axis != (rows ? 0 : 1) || scales.numel() != w.size(0))
+            return std::nullopt;
+        return at::_make_per_channel_quantized_tensor(w, scales, at::zeros({w.size(0)}, at::kLong), 0);
+    }
+    std::optional<at::Tensor> dequantizedWeights(const std::string& v, bool rows) const {
+        const NodeProto* dq = producer(v, "DequantizeLinear");
+        return dq ? int8Weights(*dq, 0, 1, 2, rows) : std::nullopt;
+    }
+
+    // The quantized tensor (quint8) of the 8-bit tensor `q` with range `p`: the kernel's own
+    // variable when a kernel made `q`, else made once from the integers.
+    static std::string quantizedKey(const std::string& q, const QParams& p) {
+        return q + "|" + num(p.scale) + "|" + std::to_string(p.unsignedZeroPoint());
+    }
+    std::string quantizedInput(const std::string& q, const QParams& p) {
+        const std::string key = quantizedKey(q, p);
+        if (const auto it = m_quantizedVar.find(key); it != m_quantizedVar.end())
+            return it->second;
+        std::string ints = value(q);
+        if (p.isSigned)
+            ints = "(" + ints + ".to(3) + 128).to(0)";
+        const std::string var = identifier(q, "qx" + std::to_string(m_quantizedVar.size()) + "_");
+        m_preamble += "    " + var + " = torch._make_per_tensor_quantized_tensor(" + ints + ", " + num(p.scale) +
+                      ", " + std::to_string(p.unsignedZeroPoint()) + ")\n";
+        m_quantizedVar[key] = var;
+        return var;
+    }
+    // `var` (quantized, range `p`) is what 8-bit value `out` holds: readers that want it
+    // quantized take `var`; `out` itself is made on first use.
+    void produced(const std::string& out, const std::string& var, const QParams& p) {
+        m_quantizedVar[quantizedKey(out, p)] = var;
+        const std::string name = identifier(out, "v_");
+        m_pending[out] = [name, var, p] {
+            return name + " = " +
+                   (p.isSigned ? "(" + var + ".int_repr().to(3) - 128).to(1)" : var + ".int_repr()");
+        };
+    }
+    // The statement of a kernel whose result the Q nodes of `out` give (a Relu fused).
+    std::string kernelResult(const NodeProto& node, const std::string& call, const Requantized& out) {
+        const std::string var = identifier(node.output(0), "q_");
+        for (const NodeProto* q : out.quantizers)
+            m_kernelQ[q] = {var, out.p};
+        if (out.relu)
+            m_absorbed.insert(out.relu);
+        return var + " = " + call;
+    }
+
+    // Conv, Gemm, MatMul in the QDQ pattern; QLinearConv, QLinearMatMul with int8 weights.
+    std::optional<std::string> layerKernel(const NodeProto& node) {
+        if (!kernelsOn())
+            return std::nullopt;
+        const std::string& op = node.op_type();
+        const bool qlinear = op == "QLinearConv" || op == "QLinearMatMul";
+        const bool conv = op == "Conv" || op == "QLinearConv";
+        std::optional<Dequantized> x;
+        std::optional<Requantized> out;
+        std::optional<at::Tensor> w;
+        c10::IValue bias;
+        if (qlinear) {
+            const auto in = perTensor(node, 1, 2);
+            const auto y = perTensor(node, 6, 7);
+            if (!in || !y || constant(node.input(0)) || (!conv && rankOf(node.input(0)).value_or(0) != 2))
+                return std::nullopt;
+            x = Dequantized{node.input(0), *in};
+            out = Requantized{{}, *y, nullptr};
+            w = int8Weights(node, 3, 4, 5, conv);
+            if (w && conv && node.input_size() > 8 && !node.input(8).empty()) { // int32 bias, scale s_x * s_w
+                const auto b = constant(node.input(8));
+                if (!b)
+                    return std::nullopt;
+                const at::Tensor ws = constantTensor(node, 4).to(at::kDouble).reshape({-1});
+                bias = (b->to(at::kDouble).reshape({-1}) * (in->scale * ws)).to(at::kFloat).contiguous();
+            }
+        } else {
+            x = dequantizedActivation(node.input(0));
+            out = outputQuantizers(node.output(0));
+            const bool transB = op == "Gemm" && intAttr(node, "transB", 0) != 0;
+            w = dequantizedWeights(node.input(1), conv || transB);
+            if (op == "Gemm" && (intAttr(node, "transA", 0) != 0 || floatAttr(node, "alpha", 1.0) != 1.0 ||
+                                 floatAttr(node, "beta", 1.0) != 1.0 || rankOf(node.input(0)).value_or(0) != 2))
+                return std::nullopt;
+            if (op == "MatMul" && rankOf(node.input(0)).value_or(0) != 2)
+                return std::nullopt;
+            if (op != "MatMul" && node.input_size() > 2 && !node.input(2).empty()) {
+                const auto b = constant(node.input(2));
+                if (!b || !w || b->numel() != w->size(0))
+                    return std::nullopt;
+                bias = b->to(at::kFloat).reshape({-1}).contiguous();
+            }
+        }
+        if (!x || !out || !w || !exactOn(*x) || (conv && w->dim() != 4))
+            return std::nullopt;
+        c10::IValue packed;
+        std::string call;
+        try {
+            if (conv) {
+                const auto [padded, pad] = pads(node, "x", 0.0, {}, {w->size(2), w->size(3)});
+                if (padded != "x")
+                    return std::nullopt; // uneven pads: simulated
+                packed = callOp("quantized::conv2d_prepack",
+                                {*w, bias, ints(node, "strides", {1, 1}), pad, ints(node, "dilations", {1, 1}),
+                                 intAttr(node, "group", 1)});
+                call = out->relu ? "quantized.conv2d_relu(" : "quantized.conv2d(";
+            } else {
+                packed = callOp("quantized::linear_prepack", {*w, bias});
+                call = out->relu ? "quantized.linear_relu(" : "quantized.linear(";
+            }
+        } catch (const c10::Error&) {
+            return std::nullopt; // a layout this engine's kernels refuse: simulated
+        }
+        call += quantizedInput(x->q, x->p) + ", " + owner(node, {}, packed) + "._packed_params, " +
+                num(out->p.scale) + ", " + std::to_string(out->p.unsignedZeroPoint()) + ")";
+        if (!qlinear)
+            return kernelResult(node, call, *out);
+        const std::string var = identifier(node.output(0), "q_");
+        produced(node.output(0), var, out->p);
+        return var + " = " + call;
+    }
+
+    // MaxPool from a DQ to Qs of the same range: max pooling of the quantized tensor, which
+    // is exactly ONNX's (dequantization is monotonic, Q(DQ(q)) = q).
+    std::optional<std::string> maxPoolKernel(const NodeProto& node, const std::vector<std::int64_t>& kernel) {
+        if (!kernelsOn())
+            return std::nullopt;
+        const auto x = dequantizedActivation(node.input(0));
+        const auto out = requantized(node.output(0));
+        if (!x || !out || !(out->p == x->p))
+            return std::nullopt;
+        const auto [padded, pad] = pads(node, "x", 0.0, kernel);
+        if (padded != "x")
+            return std::nullopt;
+        return kernelResult(node,
+                            "torch.max_pool2d(" + quantizedInput(x->q, x->p) + ", " + intList(kernel) + ", " +
+                                intList(ints(node, "strides", {1, 1})) + ", " + intList(pad) + ", " +
+                                intList(ints(node, "dilations", {1, 1})) + ", " +
+                                (intAttr(node, "ceil_mode", 0) ? "True" : "False") + ")",
+                            *out);
+    }
+
+    // Add of two DQs [-> Relu] -> Q of equal shapes: quantized::add[_relu]. LibTorch adds the
+    // dequantized values in float and requantizes, as ONNX does; its rounding (by the
+    // scale's reciprocal) may differ by one level.
+    std::optional<std::string> addKernel(const NodeProto& node) {
+        if (!kernelsOn())
+            return std::nullopt;
+        const auto a = dequantizedActivation(node.input(0)), b = dequantizedActivation(node.input(1));
+        const auto out = outputQuantizers(node.output(0));
+        if (!a || !b || !out || !sameShape(node.input(0), node.input(1)))
+            return std::nullopt;
+        return kernelResult(node,
+                            std::string(out->relu ? "quantized.add_relu(" : "quantized.add(") +
+                                quantizedInput(a->q, a->p) + ", " + quantizedInput(b->q, b->p) + ", " +
+                                num(out->p.scale) + ", " + std::to_string(out->p.unsignedZeroPoint()) + ")",
+                            *out);
+    }
+    bool sameShape(const std::string& a, const std::string& b) const {
+        const auto ia = m_valueInfo.find(a), ib = m_valueInfo.find(b);
+        if (ia == m_valueInfo.end() || ib == m_valueInfo.end() || !ia->second->type().tensor_type().has_shape() ||
+            !ib->second->type().tensor_type().has_shape())
+            return false;
+        const auto& da = ia->second->type().tensor_type().shape().dim();
+        const auto& db = ib->second->type().tensor_type().shape().dim();
+        if (da.size() != db.size())
+            return false;
+        for (int i = 0; i < da.size(); ++i) {
+            const bool values = da[i].has_dim_value() && db[i].has_dim_value() && da[i].dim_value() == db[i].dim_value();
+            const bool params = da[i].has_dim_param() && db[i].has_dim_param() && da[i].dim_param() == db[i].dim_param();
+            if (!values && !params)
+                return false;
+        }
+        return true;
     }
 
     // Split: one statement per output, each a part of the list torch's split gives.
@@ -1074,6 +1469,17 @@ private:
     std::map<std::string, const onnx::ValueInfoProto*> m_valueInfo;
     std::map<std::string, int> m_owners;
     std::map<std::string, std::string> m_layerOutputs;
+    // INT8 kernels: who makes and reads each value, and what the kernels replaced
+    std::map<std::string, const NodeProto*> m_producer;
+    std::map<std::string, std::vector<const NodeProto*>> m_consumers;
+    std::set<std::string> m_graphOutputs;
+    std::map<const NodeProto*, std::pair<std::string, QParams>> m_kernelQ; // Q node -> kernel variable, range
+    std::set<const NodeProto*> m_absorbed;                                 // Relu nodes fused into a kernel
+    std::map<std::string, std::string> m_quantizedVar;                     // quantizedKey -> variable
+    std::map<std::string, std::function<std::string()>> m_pending;         // statements made on first use
+    std::string m_preamble;                                                // made for the node being translated
+    bool m_lazy = false;
+    bool m_vnni = ops::cpuHasVnni();
     int m_moduleCount = 0;
     torch::jit::Module m_module;
     torch::jit::Module* m_target = &m_module; // where value() puts buffers (folding: a scratch module)
@@ -1108,6 +1514,8 @@ torch::jit::Module importOnnxBytes(const std::string& bytes, const std::string& 
 }
 
 bool onnxOpImported(const std::string& op) { return Importer::supported(op); }
+
+void setOnnxInt8(OnnxInt8 mode) { g_onnxInt8 = mode; }
 
 namespace {
 
@@ -1174,26 +1582,75 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
         std::map<std::string, int> initializerIndex;
         for (int i = 0; i < graph.initializer_size(); ++i)
             initializerIndex[graph.initializer(i).name()] = i;
-        std::map<std::string, std::vector<NodeProto>> before; // output of a layer's node -> nodes to put before it
+        std::map<std::string, std::vector<NodeProto*>> readers;
+        std::map<std::string, NodeProto*> producers;
+        for (auto& n : *graph.mutable_node()) {
+            for (const auto& in : n.input())
+                readers[in].push_back(&n);
+            for (const auto& out : n.output())
+                producers[out] = &n;
+        }
+        std::map<std::string, std::vector<NodeProto>> before, after; // nodes to put before / after the
+                                                                   // node writing this value
+        std::vector<NodeProto> front;                                // ... or first of all (graph inputs)
         std::vector<TensorProto> added;
         std::set<std::string> replacedWeights;
         QdqWritten result;
         const auto& outputs = importer.layerOutputs();
-        for (const auto& layer : layers) {
-            const auto out = outputs.find(layer.name);
-            NodeProto* node = nullptr;
-            if (out != outputs.end())
-                for (auto& n : *graph.mutable_node())
-                    if (n.output_size() > 0 && n.output(0) == out->second)
-                        node = &n;
-            const auto weightIt = node && node->input_size() > 1 ? initializerIndex.find(node->input(1))
-                                                                  : initializerIndex.end();
-            if (!node || (node->op_type() != "Conv" && node->op_type() != "Gemm") || weightIt == initializerIndex.end()) {
-                result.missing.push_back(layer.name);
+        std::vector<NodeProto*> nodes(layers.size(), nullptr);
+        for (std::size_t i = 0; i < layers.size(); ++i) {
+            const auto out = outputs.find(layers[i].name);
+            NodeProto* node = out != outputs.end() && producers.count(out->second) ? producers[out->second] : nullptr;
+            if (!node || (node->op_type() != "Conv" && node->op_type() != "Gemm") || node->input_size() < 2 ||
+                !initializerIndex.count(node->input(1)))
+                result.missing.push_back(layers[i].name);
+            else
+                nodes[i] = node;
+        }
+        auto scalar = [&](const std::string& name, double scale, std::int64_t zeroPoint) {
+            added.push_back(initializer(name + "_scale", TensorProto::FLOAT, at::tensor(static_cast<float>(scale))));
+            added.push_back(initializer(name + "_zero_point", TensorProto::UINT8,
+                                        at::tensor(static_cast<std::uint8_t>(zeroPoint))));
+            return std::make_pair(name + "_scale", name + "_zero_point");
+        };
+        // results: the value a layer's node (or the Relu it fused) writes is now written by a
+        // DequantizeLinear of its QuantizeLinear with the output range; every reader reads that
+        std::map<std::string, std::pair<double, std::int64_t>> requantized; // value -> its range
+        std::map<std::string, std::string> renamed;                         // value -> its writer's new output
+        for (std::size_t i = 0; i < layers.size(); ++i) {
+            const QdqLayer& layer = layers[i];
+            NodeProto* writer = nodes[i];
+            if (!writer || !(layer.outputScale > 0))
                 continue;
+            if (layer.fusedRelu) {
+                const auto& r = readers[writer->output(0)];
+                writer = r.size() == 1 && r.front()->op_type() == "Relu" ? r.front() : nullptr;
+                if (!writer)
+                    continue; // no Relu right after it here: the result stays float
             }
+            const std::string v = writer->output(0);
+            const std::string base = nodes[i]->name().empty() ? nodes[i]->output(0) : nodes[i]->name();
+            const std::string result32 = fresh(base + "/output_float"), q = fresh(base + "/output_quantized");
+            const auto [os, oz] = scalar(fresh(base + "/output"), layer.outputScale, layer.outputZeroPoint);
+            writer->set_output(0, result32);
+            after[result32] = {makeNode("QuantizeLinear", base + "/output/QuantizeLinear", {result32, os, oz}, q),
+                               makeNode("DequantizeLinear", base + "/output/DequantizeLinear", {q, os, oz}, v)};
+            requantized[v] = {layer.outputScale, layer.outputZeroPoint};
+            renamed[v] = result32;
+        }
+        // inputs: one Q/DQ pair per value and range, read by the layers quantizing that value
+        // with that range and by the Adds of a residual sum (a value an Add or a Relu writes:
+        // the TorchScript model adds the quantized tensor); none where the value is already a
+        // layer's result with that range
+        std::map<std::pair<std::string, std::pair<double, std::int64_t>>, std::string> inputPairs;
+        for (std::size_t i = 0; i < layers.size(); ++i) {
+            const QdqLayer& layer = layers[i];
+            NodeProto* node = nodes[i];
+            if (!node)
+                continue;
             const std::string base = node->name().empty() ? node->output(0) : node->name();
             // weights: int8, symmetric, per output channel (a Gemm's rows with transB, else columns)
+            const auto weightIt = initializerIndex.find(node->input(1));
             const at::Tensor w = toTensor(graph.initializer(weightIt->second), floatPath);
             std::int64_t axis = 0;
             if (node->op_type() == "Gemm") {
@@ -1212,7 +1669,6 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
             added.push_back(initializer(wq, TensorProto::INT8, q));
             added.push_back(initializer(ws, TensorProto::FLOAT, scale));
             added.push_back(initializer(wz, TensorProto::INT8, at::zeros(scale.sizes(), at::kChar)));
-            std::vector<NodeProto>& mine = before[node->output(0)];
             NodeProto dqw = makeNode("DequantizeLinear", base + "/weight/DequantizeLinear", {wq, ws, wz}, wd);
             if (perChannel) {
                 auto* a = dqw.add_attribute();
@@ -1220,46 +1676,67 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
                 a->set_type(AttributeProto::INT);
                 a->set_i(axis);
             }
-            // the input: quantized and dequantized with the calibrated range (7-bit
-            // activations: clipped to the range first, as the TorchScript model clamps)
-            const std::string xs = fresh(base + "/input_scale"), xz = fresh(base + "/input_zero_point");
-            added.push_back(initializer(xs, TensorProto::FLOAT, at::tensor(static_cast<float>(layer.inputScale))));
-            added.push_back(initializer(xz, TensorProto::UINT8,
-                                        at::tensor(static_cast<std::uint8_t>(layer.inputZeroPoint))));
-            std::string x = node->input(0);
-            if (layer.qmax < 255) {
-                if (opset < 11)
-                    throw Error(ErrorKind::Input, floatPath + ": 7-bit activations need opset 11 or later (Clip's "
-                                                              "inputs); quantize with --reduce-range off");
-                const std::string lo = fresh(base + "/input_min"), hi = fresh(base + "/input_max"),
-                                  clipped = fresh(base + "/input_clipped");
-                added.push_back(initializer(lo, TensorProto::FLOAT,
-                                            at::tensor(static_cast<float>(-layer.inputZeroPoint * layer.inputScale))));
-                added.push_back(initializer(
-                    hi, TensorProto::FLOAT,
-                    at::tensor(static_cast<float>((layer.qmax - layer.inputZeroPoint) * layer.inputScale))));
-                mine.push_back(makeNode("Clip", base + "/input/Clip", {x, lo, hi}, clipped));
-                x = clipped;
-            }
-            const std::string xq = fresh(base + "/input_quantized"), xd = fresh(base + "/input_dequantized");
-            mine.push_back(makeNode("QuantizeLinear", base + "/input/QuantizeLinear", {x, xs, xz}, xq));
-            mine.push_back(makeNode("DequantizeLinear", base + "/input/DequantizeLinear", {xq, xs, xz}, xd));
-            mine.push_back(dqw);
+            before[node->output(0)].push_back(dqw);
             replacedWeights.insert(node->input(1));
-            node->set_input(0, xd);
             node->set_input(1, wd);
             ++result.layers;
+            // the input: quantized and dequantized with the calibrated range (7-bit
+            // activations: clipped to the range first, as the TorchScript model clamps)
+            const std::string x = node->input(0);
+            const std::pair<double, std::int64_t> range{layer.inputScale, layer.inputZeroPoint};
+            const auto made = requantized.find(x);
+            if (made != requantized.end() && made->second == range)
+                continue;
+            auto& dequantized = inputPairs[{x, range}];
+            if (dequantized.empty()) {
+                const auto [xs, xz] = scalar(fresh(base + "/input"), layer.inputScale, layer.inputZeroPoint);
+                std::vector<NodeProto>& mine = renamed.count(x) ? after[renamed[x]] : producers.count(x) ? after[x] : front;
+                std::string clipped = x;
+                if (layer.qmax < 255) {
+                    if (opset < 11)
+                        throw Error(ErrorKind::Input, floatPath + ": 7-bit activations need opset 11 or later (Clip's "
+                                                                  "inputs); quantize with --reduce-range off");
+                    const std::string lo = fresh(base + "/input_min"), hi = fresh(base + "/input_max");
+                    clipped = fresh(base + "/input_clipped");
+                    added.push_back(initializer(lo, TensorProto::FLOAT,
+                                                at::tensor(static_cast<float>(-layer.inputZeroPoint * layer.inputScale))));
+                    added.push_back(initializer(
+                        hi, TensorProto::FLOAT,
+                        at::tensor(static_cast<float>((layer.qmax - layer.inputZeroPoint) * layer.inputScale))));
+                    mine.push_back(makeNode("Clip", base + "/input/Clip", {x, lo, hi}, clipped));
+                }
+                const std::string xq = fresh(base + "/input_quantized");
+                dequantized = fresh(base + "/input_dequantized");
+                mine.push_back(makeNode("QuantizeLinear", base + "/input/QuantizeLinear", {clipped, xs, xz}, xq));
+                mine.push_back(makeNode("DequantizeLinear", base + "/input/DequantizeLinear", {xq, xs, xz}, dequantized));
+                const auto p = producers.find(x);
+                if (p != producers.end() && !renamed.count(x) &&
+                    (p->second->op_type() == "Add" || p->second->op_type() == "Relu" ||
+                     p->second->op_type() == "MaxPool"))
+                    for (NodeProto* r : readers[x])
+                        if (r->op_type() == "Add")
+                            for (int k = 0; k < r->input_size(); ++k)
+                                if (r->input(k) == x)
+                                    r->set_input(k, dequantized);
+            }
+            node->set_input(0, dequantized);
         }
-        // the nodes in order, each layer's new ones right before it
-        google::protobuf::RepeatedPtrField<NodeProto> nodes;
+        // the nodes in order, the new ones where they belong
+        google::protobuf::RepeatedPtrField<NodeProto> ordered;
+        for (const auto& extra : front)
+            *ordered.Add() = extra;
         for (const auto& n : graph.node()) {
-            const auto it = n.output_size() > 0 ? before.find(n.output(0)) : before.end();
-            if (it != before.end())
-                for (const auto& extra : it->second)
-                    *nodes.Add() = extra;
-            *nodes.Add() = n;
+            const auto b = n.output_size() > 0 ? before.find(n.output(0)) : before.end();
+            if (b != before.end())
+                for (const auto& extra : b->second)
+                    *ordered.Add() = extra;
+            *ordered.Add() = n;
+            for (const auto& out : n.output())
+                if (const auto a = after.find(out); a != after.end())
+                    for (const auto& extra : a->second)
+                        *ordered.Add() = extra;
         }
-        graph.mutable_node()->Swap(&nodes);
+        graph.mutable_node()->Swap(&ordered);
         // float weights nothing reads any more go (the file's size is that of int8 weights)
         std::set<std::string> used;
         for (const auto& n : graph.node())

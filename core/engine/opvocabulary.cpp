@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <string>
 #include <set>
 
 namespace qs::ops {
@@ -304,6 +308,40 @@ TORCH_LIBRARY(quantscope, m) {
 TORCH_LIBRARY_IMPL(quantscope, CatchAll, m) {
     m.impl("tap", tapKernel);
     m.impl("observe", observeKernel);
+}
+
+// oneDNN's INT8 convolution without VNNI multiplies u8 x s8 pairs into saturating 16-bit
+// sums (vpmaddubsw): with 8-bit activations and 7-bit weights a pair can reach 64770 and
+// clip. Measured here (AVX2, no VNNI): single-op errors 10-15x their worst-case rounding
+// bound with activations on 0..255 (tests/cli/test_quantize.py), within it on 0..127.
+// Whether oneDNN's INT8 kernels here use VNNI: the CPU has it, and oneDNN is not capped
+// below it (ONEDNN_MAX_CPU_ISA, or DNNL_MAX_CPU_ISA, e.g. AVX2 to see how a model does on
+// an AVX2-only machine: oneDNN then runs its AVX2 kernels, which saturate, on any CPU).
+bool cpuHasVnni() {
+    bool avx512Vnni = false, avxVnni = false;
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line))
+        if (line.rfind("flags", 0) == 0) {
+            avx512Vnni = line.find(" avx512_vnni") != std::string::npos;
+            avxVnni = line.find(" avx_vnni") != std::string::npos;
+            break;
+        }
+    const char* cap = std::getenv("ONEDNN_MAX_CPU_ISA");
+    if (!cap || !*cap)
+        cap = std::getenv("DNNL_MAX_CPU_ISA");
+    if (!cap || !*cap)
+        return avx512Vnni || avxVnni;
+    std::string isa(cap);
+    std::transform(isa.begin(), isa.end(), isa.begin(), [](unsigned char c) { return std::toupper(c); });
+    if (isa == "ALL")
+        return avx512Vnni || avxVnni;
+    if (isa == "AVX2_VNNI" || isa == "AVX2_VNNI_2")
+        return avxVnni;
+    // AVX512_CORE_VNNI and every level above it (BF16, AMX, ...) include VNNI
+    if (isa.rfind("AVX512_CORE_", 0) == 0 && isa != "AVX512_CORE")
+        return avx512Vnni || avxVnni;
+    return false; // SSE41, AVX, AVX2, AVX512_CORE, AVX512_MIC*: no VNNI kernels
 }
 
 } // namespace qs::ops

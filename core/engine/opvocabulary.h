@@ -72,6 +72,11 @@ torch::jit::Value* emitDequantize(torch::jit::Graph& g, torch::jit::Value* q, do
 // one for the tensor. The TorchScript quantizer and the QDQ ONNX writer both use it, so a
 // model's two INT8 forms hold the same weights.
 at::Tensor quantizeWeight(const at::Tensor& w, bool perChannel, std::int64_t axis, double minScale);
+// Whether oneDNN's INT8 kernels here use VNNI (exact 32-bit sums of u8 x s8 products):
+// the CPU has AVX-512 VNNI or AVX-VNNI and ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA does not
+// cap oneDNN below it. Without VNNI a pair of products is summed in 16 bits and saturates
+// unless the activations stay within 7 bits.
+bool cpuHasVnni();
 // The last node of a dequantize that starts at `user`: aten::dequantize itself, or the
 // end of emitDequantize's chain; null when `user` starts neither.
 torch::jit::Node* dequantizeEnd(torch::jit::Node* user);

@@ -22,11 +22,15 @@ torch::jit::Module loadModule(const std::string& path);
 // and shape-inferred by libonnx, one TorchScript statement per node, Conv and Gemm weights
 // in submodules named after their nodes. Throws Error(Input) naming the file and the node.
 torch::jit::Module importOnnx(const std::string& path);
+// How imports from now on run INT8 convolutions and products (configureRuntime sets it).
+void setOnnxInt8(OnnxInt8 mode);
 // The same from a serialized ModelProto (`name` for messages; the conformance tests).
 torch::jit::Module importOnnxBytes(const std::string& bytes, const std::string& name);
 // quantize --out B.onnx: the float ONNX model at `floatPath` with QuantizeLinear and
 // DequantizeLinear around each layer named here (by module path, as the quantizer's report
-// names them): its input quantized and dequantized with the calibrated range, its weights
+// names them): its input quantized and dequantized with the calibrated range (one pair per
+// value and range, read by every such layer and by the Adds of a residual sum: where the
+// TorchScript model adds quantized tensors), its result with the output range, its weights
 // as int8 initializers (symmetric, per output channel unless `perChannel` is false or the
 // opset is below 13) through a DequantizeLinear. Other layers stay float. `report` goes
 // into the model's metadata (quantscope_quantize). The weights are ops::quantizeWeight's,
@@ -36,6 +40,12 @@ struct QdqLayer {
     double inputScale = 1;
     std::int64_t inputZeroPoint = 0;
     int qmax = 255; // 127: 7-bit activations (clipped to that range before QuantizeLinear)
+    // The range the TorchScript model requantizes the layer's result to (0: none), after the
+    // Relu when it fused one: a Q/DQ pair there, so that the layer sits between a DQ and a
+    // Q as an INT8 kernel needs.
+    double outputScale = 0;
+    std::int64_t outputZeroPoint = 0;
+    bool fusedRelu = false;
 };
 struct QdqWritten {
     int layers = 0;                   // wrapped in Q/DQ

@@ -782,6 +782,17 @@ void routeLibraryWarnings(bool print, const std::string& prefix) {
     c10::Warning::set_warning_handler(&router);
 }
 
+const char* toString(OnnxInt8 mode) {
+    return mode == OnnxInt8::Kernels ? "kernels" : mode == OnnxInt8::Simulated ? "simulated" : "auto";
+}
+
+OnnxInt8 parseOnnxInt8(const std::string& text) {
+    for (auto mode : {OnnxInt8::Auto, OnnxInt8::Kernels, OnnxInt8::Simulated})
+        if (text == toString(mode))
+            return mode;
+    throw Error(ErrorKind::Usage, "--onnx-int8 " + text + ": expected auto, kernels or simulated");
+}
+
 void configureRuntime(const ModelOptions& options) {
     if (options.threads > 0)
         at::set_num_threads(options.threads);
@@ -807,6 +818,7 @@ void configureRuntime(const ModelOptions& options) {
                                           "' quantized engine (it has: " + list + ")");
     }
     at::globalContext().setQEngine(engine);
+    ts::setOnnxInt8(options.onnxInt8);
 }
 
 std::string loadTorchvisionOps() {
