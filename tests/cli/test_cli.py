@@ -52,6 +52,20 @@ def demo_images():
     return sorted(glob.glob(os.path.join(ARGS.models, "images", "demo_*.png")))
 
 
+def cpu_has_vnni():
+    """Whether oneDNN's INT8 kernels use VNNI here: the CPU has it and ONEDNN_MAX_CPU_ISA (or
+    DNNL_MAX_CPU_ISA) does not cap oneDNN below it (as ops::cpuHasVnni decides)."""
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split() for line in f if line.startswith("flags")), [])
+    has = "avx512_vnni" in flags or "avx_vnni" in flags
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    if cap == "ALL":
+        return has
+    if cap.startswith("AVX2_VNNI"):
+        return "avx_vnni" in flags
+    return has and cap.startswith("AVX512_CORE_")
+
+
 class Base(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="qs-test-")
@@ -1123,7 +1137,9 @@ class Onnx(Base):
         vs QDQ ONNX reads like INT8 (finite SQNR, 25-50 dB), and every layer of the QDQ side
         equals a reference that applies ONNX's QuantizeLinear/DequantizeLinear formulas in
         numpy (round half to even, saturation) to the previous layer's recorded output, then
-        the graph's Relu/MaxPool and the convolution in PyTorch."""
+        the graph's Relu/MaxPool and the convolution in PyTorch. Simulated (--onnx-int8
+        simulated): with kernels a Conv followed by Relu and the next layer's Q fuses them,
+        and test_qdq_kernels_against_numpy checks that form."""
         import onnx
         import torch
         from onnx import numpy_helper
@@ -1134,7 +1150,7 @@ class Onnx(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         out = self.out("qdq.h5")
         r = run("compare", "--original", float_path, "--quantized", qdq, "--image", demo_images()[1], "--out", out,
-                "--quiet", "--dtype", "f32", "--tap-at", "output")
+                "--quiet", "--dtype", "f32", "--tap-at", "output", "--onnx-int8", "simulated")
         self.assertEqual(r.returncode, 0, r.stderr)
         m = onnx.load(qdq)
         init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
@@ -1172,6 +1188,92 @@ class Onnx(Base):
                     x = torch.from_numpy(ours[None].copy())  # the next layer starts from what we recorded
                     k += 1
             self.assertEqual(k, len(layers))
+
+    def test_qdq_kernels_against_numpy(self):
+        """INT8 kernels: tools/make_qdq_onnx.py --outputs puts every Conv of the demo CNN's
+        export between a DequantizeLinear and a QuantizeLinear (after its Relu). Where the
+        layers run as quantized::conv2d_relu, what each records equals ONNX's formulas in
+        numpy (Q of the Relu of PyTorch's float convolution of the DQ'd input and weights,
+        then DQ) within one quantization level, starting from the previous layer's recorded
+        output (and exactly through the MaxPool between); simulated layers equal the same
+        formulas before the output Q (rtol 1e-5). --onnx-int8 auto uses kernels with VNNI
+        and not on AVX2 kernels (oneDNN capped: these 8-bit inputs could saturate its 16-bit
+        sums), kernels forces them, simulated never uses them. Float vs QDQ: 25-50 dB."""
+        import onnx
+        import torch
+        from onnx import numpy_helper
+        float_path = self.export(model("demo_cnn_float.pt"), (64, 64), "cnn.onnx")
+        qdq = self.out("cnn_qdq_outputs.onnx")
+        r = subprocess.run([sys.executable, os.path.join(ARGS.tools, "make_qdq_onnx.py"), float_path, qdq,
+                            *demo_images(), "--outputs"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = onnx.load(qdq)
+        init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+        attrs = lambda n: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}  # noqa: E731
+        by_output = {o: n for n in m.graph.node for o in n.output}
+        readers = {}
+        for n in m.graph.node:
+            for i in n.input:
+                readers.setdefault(i, []).append(n)
+        convs = [n for n in m.graph.node if n.op_type == "Conv"]
+        relus = [readers[c.output[0]][0] for c in convs]
+        self.assertEqual({n.op_type for n in relus}, {"Relu"})
+        output_dqs = [readers[readers[r.output[0]][0].output[0]][0] for r in relus]  # Relu -> Q -> DQ
+        self.assertEqual({n.op_type for n in output_dqs}, {"DequantizeLinear"})
+        avx2 = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+        for env, mode, kernels in (({}, "auto", cpu_has_vnni()), (avx2, "auto", False), (avx2, "kernels", True),
+                                   ({}, "simulated", False)):
+            with self.subTest(env=env, mode=mode):
+                out = self.out(f"kernels_{mode}_{len(env)}.h5")
+                r = run("compare", "--original", float_path, "--quantized", qdq, "--image", demo_images()[1], "--out",
+                        out, "--quiet", "--dtype", "f32", "--onnx-int8", mode, env=dict(os.environ, **env))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                with h5py.File(out) as f:
+                    layers = [f["layers"][k] for k in f["layers"]]
+                    self.assertEqual([g.attrs["quantized_op"] for g in layers],
+                                     ["quantized::conv2d_relu" if kernels else "aten::conv2d"] * len(convs))
+                    if env and kernels:
+                        continue  # AVX2 kernels on 8-bit inputs: saturating sums (features.0 reads ~12 dB)
+                    for g in layers:
+                        self.assertTrue(25.0 < g.attrs["sqnr_db"] < 50.0, (g.attrs["name"], g.attrs["sqnr_db"]))
+                    recorded = [g["quantized"][0] for g in layers]
+                    names = [g.attrs["name"] for g in layers]
+                    rgb = f["inputs"]["0000"]["image"][()]
+                values = {m.graph.input[0].name: (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None].copy()}
+                checked = 0
+                for n in m.graph.node:
+                    x = [values[i] if i in values else init.get(i) for i in n.input]
+                    a = attrs(n)
+                    if n.op_type == "QuantizeLinear":
+                        y = np.clip(np.rint(x[0] / x[1]) + x[2].astype(np.float32), 0, 255)  # rint: half to even
+                    elif n.op_type == "DequantizeLinear":
+                        shape = (-1, 1, 1, 1) if x[1].ndim == 1 else ()
+                        y = ((x[0].astype(np.float32) - x[2].astype(np.float32).reshape(shape)) *
+                             x[1].reshape(shape)).astype(np.float32)
+                    elif n.op_type == "Conv":
+                        y = torch.nn.functional.conv2d(torch.from_numpy(x[0]), torch.from_numpy(x[1]),
+                                                       torch.from_numpy(x[2].copy()), a.get("strides", [1, 1]),
+                                                       a.get("pads", [0, 0, 0, 0])[:2]).numpy()
+                    elif n.op_type == "Relu":
+                        y = np.maximum(x[0], 0)
+                    elif n.op_type == "MaxPool":
+                        y = torch.nn.functional.max_pool2d(torch.from_numpy(x[0]), a["kernel_shape"],
+                                                           a.get("strides", 1)).numpy()
+                    else:
+                        break  # past the last convolution
+                    k = output_dqs.index(n) if kernels and n in output_dqs else relus.index(n) if not kernels and \
+                        n in relus else None
+                    if k is not None:  # a layer's recorded tensor: checked, and the next one starts from it
+                        if kernels:
+                            level = float(init[n.input[1]])
+                            self.assertLessEqual(float(np.abs(recorded[k] - y[0]).max()), level * (1 + 1e-4), names[k])
+                        else:
+                            np.testing.assert_allclose(recorded[k], y[0], rtol=1e-5,
+                                                       atol=1e-5 * float(np.abs(y).max()), err_msg=names[k])
+                        y = recorded[k][None].copy()
+                        checked += 1
+                    values[n.output[0]] = y
+                self.assertEqual(checked, len(convs))
 
     def test_eval_and_bench_on_onnx(self):
         """eval: the YOLO v8 demo against its ONNX export over 12 annotated scenes gives the
@@ -1355,10 +1457,15 @@ class Onnx(Base):
         """quantize --out B.onnx from the demo CNN's ONNX export, 7-bit and 8-bit activations
         pinned: a model ONNX's checker accepts, every Conv and the Gemm reading its input
         through QuantizeLinear/DequantizeLinear with the range the report gives (7-bit:
-        clipped to it first) and its weights from int8 initializers (numpy: symmetric per
-        output channel, amax / 127, within half a step of the float weights), no float
-        weight left, about a quarter of the size; it reads > 20 dB per layer against the
-        float export. A TorchScript model asked for ONNX output is refused, nothing written."""
+        clipped to it first, unless that Q/DQ is the previous layer's result requantized with
+        the same range, which the TorchScript model does not clamp either), its result (after
+        the Relu it fused) through a Q/DQ pair with the report's output range, and its
+        weights from int8 initializers (numpy: symmetric per output channel, amax / 127,
+        within half a step of the float weights), no float weight left, about a quarter of
+        the size; it reads > 20 dB per layer against the float export. Which layers run as
+        INT8 kernels: with VNNI every one; on AVX2 kernels (oneDNN capped) those whose input
+        is clipped to 7 bits, and none with 8-bit activations. A TorchScript model asked for
+        ONNX output is refused, nothing written."""
         import onnx
         from onnx import numpy_helper
         calib = self.out("calib")
@@ -1383,7 +1490,8 @@ class Onnx(Base):
             layers = [n for n in m.graph.node if n.op_type in ("Conv", "Gemm")]
             self.assertEqual(len(layers), 5)
             scales = sorted(l["input_scale"] for l in rep["layers"])
-            seen = []
+            entries = {l["name"]: l for l in rep["layers"]}
+            seen, clipped = [], {}
             for n in layers:
                 dq_x, dq_w = by_output[n.input[0]], by_output[n.input[1]]
                 self.assertEqual((dq_x.op_type, dq_w.op_type), ("DequantizeLinear", "DequantizeLinear"), n.name)
@@ -1391,10 +1499,26 @@ class Onnx(Base):
                 self.assertEqual(q_x.op_type, "QuantizeLinear")
                 seen.append(float(inits[q_x.input[1]]))
                 zp = int(inits[q_x.input[2]])
-                if reduce == "on":  # clipped to the 7-bit range first
+                # the report names the layers of an imported model as its module does ("features._0")
+                name = ".".join("_" + p if p[:1].isdigit() else p for p in n.name.split("/")[1:-1])
+                shared = q_x.name.endswith("/output/QuantizeLinear")  # the previous layer's result
+                clipped[name] = q_x.input[0] in by_output and by_output[q_x.input[0]].op_type == "Clip"
+                if reduce == "on" and not shared:  # clipped to the 7-bit range first
+                    self.assertTrue(clipped[name], n.name)
                     clip = by_output[q_x.input[0]]
-                    self.assertEqual(clip.op_type, "Clip")
                     self.assertAlmostEqual(float(inits[clip.input[2]]), (127 - zp) * seen[-1], places=5)
+                # the result, after the Relu it fused, requantized with the report's output range
+                entry = entries[name]
+                value = n.output[0]
+                readers = [r for r in m.graph.node if value in r.input]
+                if entry.get("epilogue_mode") == "fused":
+                    self.assertEqual([r.op_type for r in readers], ["Relu"], n.name)
+                    value = readers[0].output[0]
+                    readers = [r for r in m.graph.node if value in r.input]
+                self.assertEqual([r.op_type for r in readers], ["QuantizeLinear"], n.name)
+                self.assertAlmostEqual(float(inits[readers[0].input[1]]), entry["output_scale"], delta=1e-6 *
+                                       entry["output_scale"])
+                self.assertEqual(int(inits[readers[0].input[2]]), entry["output_zero_point"])
                 wq, ws = inits[dq_w.input[0]], inits[dq_w.input[1]]
                 self.assertEqual(wq.dtype, np.int8)
                 original = [v for k, v in floats.items() if k + "_quantized" == dq_w.input[0]]
@@ -1415,8 +1539,20 @@ class Onnx(Base):
             self.assertEqual(r.returncode, 0, r.stderr)
             with h5py.File(dump) as f:
                 sq = [float(f["layers"][k].attrs["sqnr_db"]) for k in f["layers"]]
+                ops = {f["layers"][k].attrs["quantized_name"]: f["layers"][k].attrs["quantized_op"] for k in f["layers"]}
             self.assertEqual(len(sq), 4)
             self.assertGreater(min(sq), 20.0, sq)
+            if cpu_has_vnni():
+                self.assertTrue(all(op.startswith("quantized::conv2d") for op in ops.values()), ops)
+            # AVX2 kernels: auto picks kernels only on inputs clipped to 7 bits
+            r = run("compare", "--original", float_path, "--quantized", out, "--image", demo_images()[0], "--out",
+                    dump, "--quiet", env=dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with h5py.File(dump) as f:
+                ops = {f["layers"][k].attrs["quantized_name"]: f["layers"][k].attrs["quantized_op"] for k in f["layers"]}
+            for name, op in ops.items():
+                name = ".".join("_" + p if p[:1].isdigit() else p for p in name.split("."))
+                self.assertEqual(op.startswith("quantized::"), reduce == "on" and clipped[name], (name, op))
         bad = self.out("from_ts.onnx")
         r = run("quantize", "--model", model("demo_cnn_float.pt"), "--calib", calib, "--out", bad, "--quiet")
         self.assertEqual(r.returncode, 2, r.stderr)
