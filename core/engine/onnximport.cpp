@@ -1120,9 +1120,10 @@ private:
     }
 
     // Inputs q, s, z of `node` as int8 weights LibTorch's kernels take: an int8 constant, zero
-    // points 0, one scale or one per slice along `axis` (ONNX's attribute, default 1). `rows`:
-    // the slices are the output rows (a Conv's dim 0), else columns, transposed to rows.
-    std::optional<at::Tensor> int8Weights(const NodeProto& node, int q, int s, int z, bool rows) const {
+    // points 0, one scale or one per slice along `axis` (negative: from the end). `rows`: the
+    // slices are the output rows (a Conv's dim 0), else columns, transposed to rows.
+    std::optional<at::Tensor> int8Weights(const NodeProto& node, int q, int s, int z, bool rows,
+                                          std::int64_t axis) const {
         const auto qt = node.input_size() > q ? constant(node.input(q)) : std::nullopt;
         const auto st = node.input_size() > s ? constant(node.input(s)) : std::nullopt;
         if (!qt || !st || qt->scalar_type() != at::kChar || (!rows && qt->dim() != 2))
@@ -1138,7 +1139,6 @@ private:
             return std::nullopt;
         if (scales.numel() == 1)
             return at::_make_per_tensor_quantized_tensor(w, scales.item<double>(), 0);
-        std::int64_t axis = intAttr(node, "axis", 1);
         if (axis < 0)
             axis += qt->dim();
         if (axis != (rows ? 0 : 1) || scales.numel() != w.size(0))
@@ -1147,7 +1147,7 @@ private:
     }
     std::optional<at::Tensor> dequantizedWeights(const std::string& v, bool rows) const {
         const NodeProto* dq = producer(v, "DequantizeLinear");
-        return dq ? int8Weights(*dq, 0, 1, 2, rows) : std::nullopt;
+        return dq ? int8Weights(*dq, 0, 1, 2, rows, intAttr(*dq, "axis", 1)) : std::nullopt;
     }
 
     // The quantized tensor (quint8) of the 8-bit tensor `q` with range `p`: the kernel's own
@@ -1206,7 +1206,7 @@ private:
                 return std::nullopt;
             x = Dequantized{node.input(0), *in};
             out = Requantized{{}, *y, nullptr};
-            w = int8Weights(node, 3, 4, 5, conv);
+            w = int8Weights(node, 3, 4, 5, conv, conv ? 0 : 1); // QLinearConv: per output channel; MatMul: column
             if (w && conv && node.input_size() > 8 && !node.input(8).empty()) { // int32 bias, scale s_x * s_w
                 const auto b = constant(node.input(8));
                 if (!b)

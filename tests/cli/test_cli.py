@@ -1054,7 +1054,7 @@ class Onnx(Base):
                 nodes[".".join(p for p in n.name.split("/")[1:-1])] = n.name
         return nodes
 
-    def run_graph(self, name, nodes, inits, out_shape, opsets=(("", 13),)):
+    def run_graph(self, name, nodes, inits, out_shape, opsets=(("", 13),), extra=()):
         """A one-image compare of a hand-built graph against itself (image [1, 3, 64, 64] in,
         one float output), float32, taps at each layer's own output; returns the dump."""
         import onnx
@@ -1066,7 +1066,7 @@ class Onnx(Base):
                                     opset_imports=[helper.make_opsetid(d, v) for d, v in opsets]), path)
         out = self.out(name + ".h5")
         r = run("compare", "--original", path, "--quantized", path, "--image", demo_images()[0], "--out", out,
-                "--quiet", "--dtype", "f32", "--decode", "none", "--tap-at", "output")
+                "--quiet", "--dtype", "f32", "--decode", "none", "--tap-at", "output", *extra)
         self.assertEqual(r.returncode, 0, r.stderr)
         return out
 
@@ -1399,8 +1399,10 @@ class Onnx(Base):
         """The QOperator form as ONNX Runtime's quantizer writes it: QuantizeLinear, two
         QLinearConv (uint8 activations, int8 per-channel weights, int32 bias), QLinearAdd and
         QLinearGlobalAveragePool (com.microsoft), DequantizeLinear. Both convolutions are
-        tapped layers (their float result before requantization), and every later step
-        equals numpy's formulas on them: round half to even, saturate, dequantize."""
+        tapped layers, and every later step equals numpy's formulas on them: round half to
+        even, saturate, dequantize. Simulated, a layer records its float result before
+        requantization; as an INT8 kernel (--onnx-int8 auto with VNNI: int8 weights with zero
+        points 0), quantized::conv2d, its requantized result, on the output's grid."""
         from onnx import TensorProto, helper
         rng = np.random.default_rng(4)
         f = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [], [v])  # noqa: E731
@@ -1434,12 +1436,22 @@ class Onnx(Base):
                  helper.make_node("Flatten", ["sf"], ["sf1"], name="/flat_sum"),
                  helper.make_node("Flatten", ["gf"], ["gf1"], name="/flat_pool"),
                  helper.make_node("Concat", ["sf1", "gf1"], ["out"], name="/concat", axis=1)]
-        out = self.run_graph("qop", nodes, inits, [1, 4 * 64 * 64 + 4], (("", 13), ("com.microsoft", 1)))
+        for mode in ("simulated", "auto"):
+            with self.subTest(mode=mode):
+                self.check_qoperator(nodes, inits, mode, mode == "auto" and cpu_has_vnni())
+
+    def check_qoperator(self, nodes, inits, mode, kernels):
+        out = self.run_graph("qop", nodes, inits, [1, 4 * 64 * 64 + 4], (("", 13), ("com.microsoft", 1)),
+                             ("--onnx-int8", mode))
         with h5py.File(out) as h:
             self.assertEqual(len(h["layers"]), 2)
+            self.assertEqual({h["layers"][k].attrs["op"] for k in h["layers"]},
+                             {"quantized::conv2d" if kernels else "aten::conv2d"})
             c1 = h["layers"]["0000"]["original"][0]
             c2 = h["layers"]["0001"]["original"][0]
             got = h["outputs"]["0000"]["original"][()].reshape(-1)
+        on_grid = np.abs(c1 / np.float32(0.05) - np.rint(c1 / np.float32(0.05))).max() < 1e-3
+        self.assertEqual(on_grid, kernels)
         q = lambda v, s, z: np.clip(np.round(np.float32(v) / np.float32(s)) + z, 0, 255)  # noqa: E731
         dq = lambda v, s, z: ((v - z) * np.float32(s)).astype(np.float32)  # noqa: E731
         s = q(dq(q(c1, 0.05, 128), 0.05, 128) + dq(q(c2, 0.04, 100), 0.04, 100), 0.06, 90)
