@@ -1465,6 +1465,82 @@ class Onnx(Base):
         self.assertGreaterEqual(int(np.sum(np.abs(got[-4:] - want) < 1e-6)), 3)
         self.assertGreater(float(np.ptp(c1)), 0.5)  # the convolutions did something
 
+    def test_linear_kernels_against_numpy(self):
+        """Matrix products as INT8 kernels: Q/DQ -> Gemm (int8 weights per row, float bias,
+        transB) -> Relu -> Q/DQ runs as quantized::linear_relu, a MatMul on DQ'd int8
+        weights per column -> Q as quantized::linear, and QLinearMatMul with int8 weights as
+        quantized::linear; each records its requantized result, which equals numpy's
+        formulas (Q of the float product of the DQ'd operands, PyTorch's float) within one
+        level, from the recorded input. Simulated, the Gemm records its float product
+        (rtol 1e-5) and the others are no tapped layers."""
+        from onnx import TensorProto, helper
+        rng = np.random.default_rng(7)
+        w1 = rng.integers(-127, 128, (16, 192)).astype(np.int8)
+        ws1 = (rng.uniform(0.5, 1.5, 16) * 0.004).astype(np.float32)
+        b1 = rng.uniform(-0.2, 0.2, 16).astype(np.float32)
+        w2 = rng.integers(-127, 128, (16, 5)).astype(np.int8)
+        ws2 = (rng.uniform(0.5, 1.5, 5) * 0.01).astype(np.float32)
+        w3 = rng.integers(-127, 128, (16, 4)).astype(np.int8)
+        t = lambda name, kind, a: helper.make_tensor(name, kind, a.shape, a.ravel().tolist())  # noqa: E731
+        f = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [], [v])  # noqa: E731
+        u8 = lambda name, v: helper.make_tensor(name, TensorProto.UINT8, [], [v])  # noqa: E731
+        inits = [t("w1", TensorProto.INT8, w1), t("ws1", TensorProto.FLOAT, ws1), t("wz1", TensorProto.INT8,
+                                                                                   np.zeros(16, np.int8)),
+                 t("b1", TensorProto.FLOAT, b1), t("w2", TensorProto.INT8, w2), t("ws2", TensorProto.FLOAT, ws2),
+                 t("wz2", TensorProto.INT8, np.zeros(5, np.int8)), t("w3", TensorProto.INT8, w3),
+                 f("ws3", 0.008), helper.make_tensor("wz3", TensorProto.INT8, [], [0]),
+                 f("s0", 1 / 255), u8("z0", 0), f("s1", 0.01), u8("z1", 0), f("s2", 0.02), u8("z2", 120),
+                 f("s3", 0.015), u8("z3", 130)]
+        nodes = [helper.make_node("AveragePool", ["image"], ["p"], kernel_shape=[8, 8], strides=[8, 8]),
+                 helper.make_node("Flatten", ["p"], ["x"]),
+                 helper.make_node("QuantizeLinear", ["x", "s0", "z0"], ["xq"]),
+                 helper.make_node("DequantizeLinear", ["xq", "s0", "z0"], ["xd"]),
+                 helper.make_node("DequantizeLinear", ["w1", "ws1", "wz1"], ["w1d"], axis=0),
+                 helper.make_node("Gemm", ["xd", "w1d", "b1"], ["h"], name="/fc1/Gemm", transB=1),
+                 helper.make_node("Relu", ["h"], ["r"]),
+                 helper.make_node("QuantizeLinear", ["r", "s1", "z1"], ["rq"]),
+                 helper.make_node("DequantizeLinear", ["rq", "s1", "z1"], ["rd"]),
+                 helper.make_node("DequantizeLinear", ["w2", "ws2", "wz2"], ["w2d"], axis=1),
+                 helper.make_node("MatMul", ["rd", "w2d"], ["m"], name="/fc2/MatMul"),
+                 helper.make_node("QuantizeLinear", ["m", "s2", "z2"], ["mq"]),
+                 helper.make_node("DequantizeLinear", ["mq", "s2", "z2"], ["md"]),
+                 helper.make_node("QLinearMatMul", ["rq", "s1", "z1", "w3", "ws3", "wz3", "s3", "z3"], ["n"],
+                                  name="/fc3/QLinearMatMul"),
+                 helper.make_node("DequantizeLinear", ["n", "s3", "z3"], ["nd"]),
+                 helper.make_node("Concat", ["md", "nd"], ["out"], axis=1)]
+        q = lambda v, s, z: np.clip(np.rint(np.float32(v) / np.float32(s)) + z, 0, 255)  # noqa: E731
+        dq = lambda v, s, z: ((v - np.float32(z)) * np.float32(s)).astype(np.float32)  # noqa: E731
+        matmul = lambda a, b: (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(  # noqa: E731
+            np.ascontiguousarray(b))).numpy()
+        import torch
+        for mode in ("simulated", "auto"):
+            kernels = mode == "auto" and cpu_has_vnni()
+            with self.subTest(mode=mode):
+                out = self.run_graph(f"linear_{mode}", nodes, inits, [1, 9],
+                                     extra=("--onnx-int8", mode, "--ops", "conv,linear"))
+                with h5py.File(out) as h:
+                    layers = [h["layers"][k] for k in h["layers"]]
+                    self.assertEqual([g.attrs["op"] for g in layers],
+                                     ["quantized::linear_relu", "quantized::linear", "quantized::linear"]
+                                     if kernels else ["aten::linear"])
+                    rec = [g["original"][()].reshape(-1) for g in layers]
+                    rgb = h["inputs"]["0000"]["image"][()]
+                    got = h["outputs"]["0000"]["original"][()].reshape(-1)
+                x = (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1).reshape(3, 8, 8, 8, 8).mean(axis=(2, 4))
+                xd = dq(q(x.reshape(1, -1), 1 / 255, 0), 1 / 255, 0)
+                h1 = matmul(xd, (w1.astype(np.float32) * ws1[:, None]).T) + b1
+                if not kernels:
+                    np.testing.assert_allclose(rec[0], h1[0], rtol=1e-5, atol=1e-5 * float(np.abs(h1).max()))
+                    continue
+                want = [dq(q(np.maximum(h1[0], 0), 0.01, 0), 0.01, 0),
+                        dq(q(matmul(rec[0][None], w2.astype(np.float32) * ws2)[0], 0.02, 120), 0.02, 120),
+                        dq(q(matmul(rec[0][None], w3.astype(np.float32) * np.float32(0.008))[0], 0.015, 130), 0.015,
+                           130)]
+                for k, (level, ours, ref) in enumerate(zip((0.01, 0.02, 0.015), rec, want)):
+                    self.assertLessEqual(float(np.abs(ours - ref).max()), level * (1 + 1e-4), k)
+                    self.assertGreater(len(np.unique(ours)), 3, k)  # not a saturated block
+                np.testing.assert_allclose(got, np.concatenate([rec[1], rec[2]]), rtol=1e-6, atol=1e-7)
+
     def test_quantize_writes_qdq_onnx(self):
         """quantize --out B.onnx from the demo CNN's ONNX export, 7-bit and 8-bit activations
         pinned: a model ONNX's checker accepts, every Conv and the Gemm reading its input
