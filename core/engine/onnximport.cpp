@@ -563,14 +563,14 @@ private:
         if (op == "Conv" || op == "Gemm" || op == "MatMul" || op == "QLinearConv" || op == "QLinearMatMul")
             if (auto kernel = layerKernel(node))
                 return *kernel;
-        if (op == "Relu" && m_absorbed.count(&node))
+        if ((op == "Relu" || op == "Clip") && m_absorbed.count(&node))
             return ""; // fused into the kernel before it
         if (op == "Add")
             if (auto kernel = addKernel(node))
                 return *kernel;
         if (op == "QuantizeLinear")
             if (const auto it = m_kernelQ.find(&node); it != m_kernelQ.end()) {
-                produced(node.output(0), it->second.first, it->second.second);
+                produced(node.output(0), it->second.first, it->second.second.p);
                 return "";
             }
         if (op == "DequantizeLinear" && kernelsOn() && !m_lazy && !constant(node.input(0))) {
@@ -1030,6 +1030,10 @@ private:
         std::vector<const NodeProto*> quantizers;
         QParams p;
         const NodeProto* relu = nullptr;
+        // or a Clip read by a Q alone (7-bit activations): the kernel's result clamped to it
+        std::vector<const NodeProto*> clips;
+        std::optional<std::pair<double, double>> clamp;
+        std::int64_t top = 255; // the highest level the result can hold (quint8 form)
     };
 
     bool kernelsOn() const { return g_onnxInt8 != OnnxInt8::Simulated && m_target == &m_module; }
@@ -1078,13 +1082,47 @@ private:
             return std::nullopt;
         Requantized r;
         for (const NodeProto* c : it->second) {
-            const auto p = isOnnxOp(*c, "QuantizeLinear") && c->input(0) == v ? perTensor(*c, 1, 2) : std::nullopt;
-            if (!p || (!r.quantizers.empty() && !(r.p == *p)))
+            std::optional<std::pair<double, double>> clamp;
+            if (isOnnxOp(*c, "Clip") && c->input(0) == v) { // Clip(v, lo, hi) -> Q
+                const auto lo = clipBound(*c, 1), hi = clipBound(*c, 2);
+                const auto next = m_consumers.find(c->output(0));
+                if (!lo || !hi || m_graphOutputs.count(c->output(0)) || next == m_consumers.end() ||
+                    next->second.size() != 1)
+                    return std::nullopt;
+                clamp = std::make_pair(*lo, *hi);
+                r.clips.push_back(c);
+                c = next->second.front();
+                if (c->input(0) != r.clips.back()->output(0))
+                    return std::nullopt;
+            } else if (c->input(0) != v) {
+                return std::nullopt;
+            }
+            const auto p = isOnnxOp(*c, "QuantizeLinear") ? perTensor(*c, 1, 2) : std::nullopt;
+            if (!p || (!r.quantizers.empty() && (!(r.p == *p) || r.clamp != clamp)))
                 return std::nullopt;
             r.quantizers.push_back(c);
             r.p = *p;
+            r.clamp = clamp;
+        }
+        if (r.clamp) { // the levels the clamp leaves (ONNX: Q of the clipped value)
+            const float top = std::nearbyint(static_cast<float>(r.clamp->second) / static_cast<float>(r.p.scale)) +
+                              static_cast<float>(r.p.unsignedZeroPoint());
+            r.top = static_cast<std::int64_t>(std::clamp(top, 0.0f, 255.0f));
         }
         return r;
+    }
+    // A Clip's bound (input 1: min, 2: max; before opset 11 attributes), or nothing when it
+    // is not a constant. An absent bound is an infinite one.
+    std::optional<double> clipBound(const NodeProto& clip, int i) const {
+        const double none = i == 1 ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+        if (m_opset < 11)
+            return floatAttr(clip, i == 1 ? "min" : "max", none);
+        if (clip.input_size() <= i || clip.input(i).empty())
+            return none;
+        const auto t = constant(clip.input(i));
+        if (!t || t->numel() != 1)
+            return std::nullopt;
+        return t->to(at::kDouble).item<double>();
     }
     // ... or the Relu that is all `v` feeds.
     std::optional<Requantized> outputQuantizers(const std::string& v) const {
@@ -1108,14 +1146,16 @@ private:
         if (g_onnxInt8 == OnnxInt8::Kernels || m_vnni)
             return true;
         const NodeProto* q = x.p.isSigned ? nullptr : producer(x.q, "QuantizeLinear");
+        if (const auto k = q ? m_kernelQ.find(q) : m_kernelQ.end(); k != m_kernelQ.end())
+            return k->second.second.top <= 127; // a kernel's result, clamped to 7 bits
         const auto qp = q ? perTensor(*q, 1, 2) : std::nullopt;
         const NodeProto* clip = qp && *qp == x.p ? producer(q->input(0), "Clip") : nullptr;
         if (!clip || m_opset < 11 || clip->input_size() < 3 || clip->input(2).empty())
             return false;
-        const auto hi = constant(clip->input(2));
-        if (!hi || hi->numel() != 1)
+        const auto hi = clipBound(*clip, 2);
+        if (!hi)
             return false;
-        const float top = std::nearbyint(hi->to(at::kFloat).item<float>() / static_cast<float>(x.p.scale));
+        const float top = std::nearbyint(static_cast<float>(*hi) / static_cast<float>(x.p.scale));
         return top + static_cast<float>(x.p.zeroPoint) <= 127.0f;
     }
 
@@ -1182,10 +1222,15 @@ private:
     std::string kernelResult(const NodeProto& node, const std::string& call, const Requantized& out) {
         const std::string var = identifier(node.output(0), "q_");
         for (const NodeProto* q : out.quantizers)
-            m_kernelQ[q] = {var, out.p};
+            m_kernelQ[q] = {var, out};
+        for (const NodeProto* clip : out.clips)
+            m_absorbed.insert(clip);
         if (out.relu)
             m_absorbed.insert(out.relu);
-        return var + " = " + call;
+        if (!out.clamp)
+            return var + " = " + call;
+        // Q(Clip(x)) = the levels of Q(x) clamped to those of the bounds (Q is monotonic)
+        return var + " = torch.clamp(" + call + ", " + num(out.clamp->first) + ", " + num(out.clamp->second) + ")";
     }
 
     // Conv, Gemm, MatMul in the QDQ pattern; QLinearConv, QLinearMatMul with int8 weights.
@@ -1205,7 +1250,8 @@ private:
             if (!in || !y || constant(node.input(0)) || (!conv && rankOf(node.input(0)).value_or(0) != 2))
                 return std::nullopt;
             x = Dequantized{node.input(0), *in};
-            out = Requantized{{}, *y, nullptr};
+            out = Requantized();
+            out->p = *y;
             w = int8Weights(node, 3, 4, 5, conv, conv ? 0 : 1); // QLinearConv: per output channel; MatMul: column
             if (w && conv && node.input_size() > 8 && !node.input(8).empty()) { // int32 bias, scale s_x * s_w
                 const auto b = constant(node.input(8));
@@ -1473,7 +1519,7 @@ private:
     std::map<std::string, const NodeProto*> m_producer;
     std::map<std::string, std::vector<const NodeProto*>> m_consumers;
     std::set<std::string> m_graphOutputs;
-    std::map<const NodeProto*, std::pair<std::string, QParams>> m_kernelQ; // Q node -> kernel variable, range
+    std::map<const NodeProto*, std::pair<std::string, Requantized>> m_kernelQ; // Q node -> kernel variable, its Qs
     std::set<const NodeProto*> m_absorbed;                                 // Relu nodes fused into a kernel
     std::map<std::string, std::string> m_quantizedVar;                     // quantizedKey -> variable
     std::map<std::string, std::function<std::string()>> m_pending;         // statements made on first use
@@ -1613,6 +1659,21 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
                                         at::tensor(static_cast<std::uint8_t>(zeroPoint))));
             return std::make_pair(name + "_scale", name + "_zero_point");
         };
+        // 7-bit activations: `x` clipped to the range first, as the TorchScript model clamps
+        // what it quantizes (QuantizeLinear would saturate at 255); returns what to quantize
+        auto clip7 = [&](std::vector<NodeProto>& mine, const std::string& base, const std::string& x, double scale,
+                         std::int64_t zeroPoint, int qmax) {
+            if (qmax >= 255)
+                return x;
+            if (opset < 11)
+                throw Error(ErrorKind::Input, floatPath + ": 7-bit activations need opset 11 or later (Clip's "
+                                                          "inputs); quantize with --reduce-range off");
+            const std::string lo = fresh(base + "_min"), hi = fresh(base + "_max"), clipped = fresh(base + "_clipped");
+            added.push_back(initializer(lo, TensorProto::FLOAT, at::tensor(static_cast<float>(-zeroPoint * scale))));
+            added.push_back(initializer(hi, TensorProto::FLOAT, at::tensor(static_cast<float>((qmax - zeroPoint) * scale))));
+            mine.push_back(makeNode("Clip", base + "/Clip", {x, lo, hi}, clipped));
+            return clipped;
+        };
         // results: the value a layer's node (or the Relu it fused) writes is now written by a
         // DequantizeLinear of its QuantizeLinear with the output range; every reader reads that
         std::map<std::string, std::pair<double, std::int64_t>> requantized; // value -> its range
@@ -1633,8 +1694,11 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
             const std::string result32 = fresh(base + "/output_float"), q = fresh(base + "/output_quantized");
             const auto [os, oz] = scalar(fresh(base + "/output"), layer.outputScale, layer.outputZeroPoint);
             writer->set_output(0, result32);
-            after[result32] = {makeNode("QuantizeLinear", base + "/output/QuantizeLinear", {result32, os, oz}, q),
-                               makeNode("DequantizeLinear", base + "/output/DequantizeLinear", {q, os, oz}, v)};
+            std::vector<NodeProto>& mine = after[result32];
+            const std::string clipped =
+                clip7(mine, base + "/output", result32, layer.outputScale, layer.outputZeroPoint, layer.qmax);
+            mine.push_back(makeNode("QuantizeLinear", base + "/output/QuantizeLinear", {clipped, os, oz}, q));
+            mine.push_back(makeNode("DequantizeLinear", base + "/output/DequantizeLinear", {q, os, oz}, v));
             requantized[v] = {layer.outputScale, layer.outputZeroPoint};
             renamed[v] = result32;
         }
@@ -1691,20 +1755,8 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
             if (dequantized.empty()) {
                 const auto [xs, xz] = scalar(fresh(base + "/input"), layer.inputScale, layer.inputZeroPoint);
                 std::vector<NodeProto>& mine = renamed.count(x) ? after[renamed[x]] : producers.count(x) ? after[x] : front;
-                std::string clipped = x;
-                if (layer.qmax < 255) {
-                    if (opset < 11)
-                        throw Error(ErrorKind::Input, floatPath + ": 7-bit activations need opset 11 or later (Clip's "
-                                                                  "inputs); quantize with --reduce-range off");
-                    const std::string lo = fresh(base + "/input_min"), hi = fresh(base + "/input_max");
-                    clipped = fresh(base + "/input_clipped");
-                    added.push_back(initializer(lo, TensorProto::FLOAT,
-                                                at::tensor(static_cast<float>(-layer.inputZeroPoint * layer.inputScale))));
-                    added.push_back(initializer(
-                        hi, TensorProto::FLOAT,
-                        at::tensor(static_cast<float>((layer.qmax - layer.inputZeroPoint) * layer.inputScale))));
-                    mine.push_back(makeNode("Clip", base + "/input/Clip", {x, lo, hi}, clipped));
-                }
+                const std::string clipped =
+                    clip7(mine, base + "/input", x, layer.inputScale, layer.inputZeroPoint, layer.qmax);
                 const std::string xq = fresh(base + "/input_quantized");
                 dequantized = fresh(base + "/input_dequantized");
                 mine.push_back(makeNode("QuantizeLinear", base + "/input/QuantizeLinear", {clipped, xs, xz}, xq));

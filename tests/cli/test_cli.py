@@ -1545,14 +1545,14 @@ class Onnx(Base):
         """quantize --out B.onnx from the demo CNN's ONNX export, 7-bit and 8-bit activations
         pinned: a model ONNX's checker accepts, every Conv and the Gemm reading its input
         through QuantizeLinear/DequantizeLinear with the range the report gives (7-bit:
-        clipped to it first, unless that Q/DQ is the previous layer's result requantized with
-        the same range, which the TorchScript model does not clamp either), its result (after
-        the Relu it fused) through a Q/DQ pair with the report's output range, and its
+        clipped to it first; that Q/DQ may be the previous layer's result requantized with the
+        same range), its result (after the Relu it fused) through a Q/DQ pair with the
+        report's output range (7-bit: clipped first too), and its
         weights from int8 initializers (numpy: symmetric per output channel, amax / 127,
         within half a step of the float weights), no float weight left, about a quarter of
         the size; it reads > 20 dB per layer against the float export. Which layers run as
-        INT8 kernels: with VNNI every one; on AVX2 kernels (oneDNN capped) those whose input
-        is clipped to 7 bits, and none with 8-bit activations. A TorchScript model asked for
+        INT8 kernels: with VNNI every one; on AVX2 kernels (oneDNN capped) every one with
+        7-bit activations (inputs clipped to 7 bits), none with 8-bit. A TorchScript model asked for
         ONNX output is refused, nothing written."""
         import onnx
         from onnx import numpy_helper
@@ -1579,7 +1579,7 @@ class Onnx(Base):
             self.assertEqual(len(layers), 5)
             scales = sorted(l["input_scale"] for l in rep["layers"])
             entries = {l["name"]: l for l in rep["layers"]}
-            seen, clipped = [], {}
+            seen, clipped, shared_layers = [], {}, []
             for n in layers:
                 dq_x, dq_w = by_output[n.input[0]], by_output[n.input[1]]
                 self.assertEqual((dq_x.op_type, dq_w.op_type), ("DequantizeLinear", "DequantizeLinear"), n.name)
@@ -1591,10 +1591,12 @@ class Onnx(Base):
                 name = ".".join("_" + p if p[:1].isdigit() else p for p in n.name.split("/")[1:-1])
                 shared = q_x.name.endswith("/output/QuantizeLinear")  # the previous layer's result
                 clipped[name] = q_x.input[0] in by_output and by_output[q_x.input[0]].op_type == "Clip"
-                if reduce == "on" and not shared:  # clipped to the 7-bit range first
-                    self.assertTrue(clipped[name], n.name)
+                self.assertEqual(clipped[name], reduce == "on", n.name)
+                if reduce == "on":  # clipped to the 7-bit range first
                     clip = by_output[q_x.input[0]]
                     self.assertAlmostEqual(float(inits[clip.input[2]]), (127 - zp) * seen[-1], places=5)
+                    self.assertAlmostEqual(float(inits[clip.input[1]]), -zp * seen[-1], places=5)
+                shared_layers.append(shared)
                 # the result, after the Relu it fused, requantized with the report's output range
                 entry = entries[name]
                 value = n.output[0]
@@ -1603,6 +1605,9 @@ class Onnx(Base):
                     self.assertEqual([r.op_type for r in readers], ["Relu"], n.name)
                     value = readers[0].output[0]
                     readers = [r for r in m.graph.node if value in r.input]
+                if reduce == "on":
+                    self.assertEqual([r.op_type for r in readers], ["Clip"], n.name)
+                    readers = [r for r in m.graph.node if readers[0].output[0] in r.input]
                 self.assertEqual([r.op_type for r in readers], ["QuantizeLinear"], n.name)
                 self.assertAlmostEqual(float(inits[readers[0].input[1]]), entry["output_scale"], delta=1e-6 *
                                        entry["output_scale"])
@@ -1618,6 +1623,7 @@ class Onnx(Base):
                 shape = (-1,) + (1,) * (w.ndim - 1)
                 self.assertLessEqual(float(np.max(np.abs(wq * ws.reshape(shape) - w) / ws.reshape(shape))), 0.5 + 1e-4)
             np.testing.assert_allclose(sorted(seen), scales, rtol=1e-6)
+            self.assertTrue(any(shared_layers))  # conv -> relu -> conv: one pair, not two
             self.assertEqual([k for k in inits if k in floats and floats[k].ndim > 1], [])  # no float weight left
             self.assertLess(os.path.getsize(out), 0.35 * os.path.getsize(float_path))
             self.assertIn("quantscope_quantize", {p.key for p in m.metadata_props})
