@@ -177,7 +177,7 @@ public:
     }
 
     // After run(): each layer's module path (as the taps and the quantizer name it, e.g.
-    // "features._0") and the output its node writes.
+    // "features.0") and the output its node writes.
     const std::map<std::string, std::string>& layerOutputs() const { return m_layerOutputs; }
 
     torch::jit::Module run(const std::string& bytes) {
@@ -512,7 +512,7 @@ private:
                 parent = parent.attr(name).toModule();
         }
         if (m_target == &m_module)
-            m_layerOutputs[expression.substr(5)] = node.output(0);
+            m_layerOutputs[unescapeOnnxPath(expression.substr(5))] = node.output(0);
         return expression;
     }
 

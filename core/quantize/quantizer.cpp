@@ -584,8 +584,10 @@ Prepared prepare(const std::string& path, const QuantizeOptions& options) {
     try {
         auto graph = original.get_method("forward").graph();
         torch::jit::Inline(*graph);
+        // the module given: an imported ONNX model's layers named as the taps name them
+        // ("features.0", not the import's "features._0")
         ts::instrument(graph, static_cast<unsigned>(TapOps::Conv) | static_cast<unsigned>(TapOps::Linear),
-                       TapPoint::Block);
+                       TapPoint::Block, &original);
         p.module = torch::jit::freeze_module(original);
         p.graph = p.module.get_method("forward").graph();
         // names first: a tap between a convolution and its batch norm would stop the fold

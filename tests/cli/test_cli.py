@@ -1587,8 +1587,7 @@ class Onnx(Base):
                 self.assertEqual(q_x.op_type, "QuantizeLinear")
                 seen.append(float(inits[q_x.input[1]]))
                 zp = int(inits[q_x.input[2]])
-                # the report names the layers of an imported model as its module does ("features._0")
-                name = ".".join("_" + p if p[:1].isdigit() else p for p in n.name.split("/")[1:-1])
+                name = ".".join(n.name.split("/")[1:-1])  # as the report and the dump name it
                 shared = q_x.name.endswith("/output/QuantizeLinear")  # the previous layer's result
                 clipped[name] = q_x.input[0] in by_output and by_output[q_x.input[0]].op_type == "Clip"
                 self.assertEqual(clipped[name], reduce == "on", n.name)
@@ -1645,8 +1644,17 @@ class Onnx(Base):
             with h5py.File(dump) as f:
                 ops = {f["layers"][k].attrs["quantized_name"]: f["layers"][k].attrs["quantized_op"] for k in f["layers"]}
             for name, op in ops.items():
-                name = ".".join("_" + p if p[:1].isdigit() else p for p in name.split("."))
                 self.assertEqual(op.startswith("quantized::"), reduce == "on" and clipped[name], (name, op))
+        # layers are named as the dump names them ("features.4", not the import's "features._4")
+        out, report = self.out("cnn_excluded.onnx"), self.out("cnn_excluded.json")
+        r = run("quantize", "--model", float_path, "--calib", calib, "--out", out, "--json", report, "--exclude",
+                "features.4", "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual([l["name"] for l in rep["layers"] if not l["quantized_op"]], ["features.4"])
+        conv4 = [n for n in onnx.load(out).graph.node if n.name == "/features/4/Conv"][0]
+        self.assertIn(conv4.input[1], floats)  # its float weights, read directly
         bad = self.out("from_ts.onnx")
         r = run("quantize", "--model", model("demo_cnn_float.pt"), "--calib", calib, "--out", bad, "--quiet")
         self.assertEqual(r.returncode, 2, r.stderr)
