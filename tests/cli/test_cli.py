@@ -1068,6 +1068,7 @@ class Onnx(Base):
         r = run("compare", "--original", path, "--quantized", path, "--image", demo_images()[0], "--out", out,
                 "--quiet", "--dtype", "f32", "--decode", "none", "--tap-at", "output", *extra)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.stderr = r.stderr
         return out
 
     def test_onnx_export_reads_as_its_torchscript_model(self):
@@ -1540,6 +1541,52 @@ class Onnx(Base):
                     self.assertLessEqual(float(np.abs(ours - ref).max()), level * (1 + 1e-4), k)
                     self.assertGreater(len(np.unique(ours)), 3, k)  # not a saturated block
                 np.testing.assert_allclose(got, np.concatenate([rec[1], rec[2]]), rtol=1e-6, atol=1e-7)
+
+    def test_maxpool_and_add_kernels(self):
+        """Between INT8 layers: a MaxPool (3x3, stride 2, pads 1) from a DQ to a Q of the same
+        range runs on the quantized tensor and gives exactly the simulated result, negative
+        values at the padded border included; an Add of two DQs -> Relu -> Q runs as
+        quantized::add_relu, within one level of the simulated one (QS_ONNX_SOURCE=all shows
+        which ran)."""
+        from onnx import TensorProto, helper, numpy_helper
+        f = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [], [v])  # noqa: E731
+        u8 = lambda name, v: helper.make_tensor(name, TensorProto.UINT8, [], [v])  # noqa: E731
+        inits = [f("half", 0.5), f("s", 1 / 255), u8("z", 128), f("s3", 0.003), u8("z3", 10), f("s4", 0.004),
+                 u8("z4", 0), numpy_helper.from_array(np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1), "eye")]
+        nodes = [helper.make_node("Sub", ["image", "half"], ["c"]),
+                 helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"]),
+                 helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["cd"]),
+                 helper.make_node("MaxPool", ["cd"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+                 helper.make_node("QuantizeLinear", ["m", "s", "z"], ["mq"]),
+                 helper.make_node("DequantizeLinear", ["mq", "s", "z"], ["md"]),
+                 helper.make_node("AveragePool", ["image"], ["e"], kernel_shape=[2, 2], strides=[2, 2]),
+                 helper.make_node("QuantizeLinear", ["e", "s3", "z3"], ["eq"]),
+                 helper.make_node("DequantizeLinear", ["eq", "s3", "z3"], ["ed"]),
+                 helper.make_node("Add", ["md", "ed"], ["a"]),
+                 helper.make_node("Relu", ["a"], ["r"]),
+                 helper.make_node("QuantizeLinear", ["r", "s4", "z4"], ["rq"]),
+                 helper.make_node("DequantizeLinear", ["rq", "s4", "z4"], ["rd"]),
+                 helper.make_node("Conv", ["rd", "eye"], ["k"], name="/identity/Conv"),
+                 helper.make_node("Flatten", ["md"], ["mf"]),
+                 helper.make_node("Flatten", ["k"], ["kf"]),
+                 helper.make_node("Concat", ["mf", "kf"], ["out"], axis=1)]
+        outs = {}
+        for mode in ("simulated", "kernels"):
+            os.environ["QS_ONNX_SOURCE"] = "all"
+            try:
+                path = self.run_graph(f"between_{mode}", nodes, inits, [1, 2 * 3 * 32 * 32],
+                                      extra=("--onnx-int8", mode))
+            finally:
+                del os.environ["QS_ONNX_SOURCE"]
+            with h5py.File(path) as h:
+                outs[mode] = h["outputs"]["0000"]["original"][()].reshape(-1)
+            self.assertEqual("torch.max_pool2d(qx" in self.stderr, mode == "kernels")
+            self.assertEqual("quantized.add_relu(" in self.stderr, mode == "kernels")
+        half = 3 * 32 * 32
+        np.testing.assert_array_equal(outs["kernels"][:half], outs["simulated"][:half])  # the max pooling
+        self.assertLess(float(outs["simulated"][:half].min()), -0.1)  # negative values pooled
+        self.assertLessEqual(float(np.abs(outs["kernels"][half:] - outs["simulated"][half:]).max()), 0.004 * 1.0001)
+        self.assertGreater(len(np.unique(outs["kernels"][half:])), 20)
 
     def test_quantize_writes_qdq_onnx(self):
         """quantize --out B.onnx from the demo CNN's ONNX export, 7-bit and 8-bit activations
