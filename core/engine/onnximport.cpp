@@ -19,6 +19,7 @@
 #include <onnx/shape_inference/implementation.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -128,6 +129,25 @@ struct ImportResolver : torch::jit::Resolver {
     }
     c10::TypePtr resolveType(const std::string&, const torch::jit::SourceRange&) override { return nullptr; }
 };
+
+// Methods of the imported module for shapes the graph computes as it runs (dynamic exports):
+// a Reshape's target (0 copies the input's dimension unless allowzero), a shape as ints.
+constexpr const char* kShapeHelpers = R"(
+def _qs_dims(self, x: Tensor, shape: Tensor, allowzero: bool) -> List[int]:
+    dims: List[int] = []
+    for i in range(shape.size(0)):
+        d = int(shape[i])
+        if d == 0 and not allowzero:
+            d = x.size(i)
+        dims.append(d)
+    return dims
+
+def _qs_ints(self, v: Tensor) -> List[int]:
+    out: List[int] = []
+    for i in range(v.size(0)):
+        out.append(int(v[i]))
+    return out
+)";
 
 c10::IValue callOp(const char* name, std::vector<c10::IValue> args) {
     auto op = c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
@@ -262,6 +282,8 @@ private:
                 body << (i ? ", " : "") << outputs[i];
             body << ")\n";
         }
+        if (m_helpers) // what statements on shapes computed as the graph runs call
+            body << kShapeHelpers;
         const std::string source = body.str();
         if (const char* show = std::getenv("QS_ONNX_SOURCE"); show && std::strcmp(show, "all") == 0)
             std::fprintf(stderr, "%s: TorchScript made from the graph:\n%s\n", m_path.c_str(), source.c_str());
@@ -734,9 +756,14 @@ private:
             return assign(in(0) + ".permute(" + intList(perm) + ")");
         }
         if (op == "Reshape") {
-            auto shape = constantInts(node, 1);
             // 0 copies the input's dimension, unless allowzero = 1 (then it is a 0)
             const bool allowZero = intAttr(node, "allowzero", 0) != 0;
+            if (!constant(node.input(1))) { // a shape computed as the graph runs (a dynamic export)
+                m_helpers = true;
+                return assign("torch.reshape(" + in(0) + ", self._qs_dims(" + in(0) + ", " + in(1) + ", " +
+                              (allowZero ? "True" : "False") + "))");
+            }
+            auto shape = constantInts(node, 1);
             std::string dims = "[";
             for (std::size_t i = 0; i < shape.size(); ++i)
                 dims += (i ? ", " : "") + (shape[i] == 0 && !allowZero ? in(0) + ".size(" + std::to_string(i) + ")"
@@ -768,23 +795,45 @@ private:
                 scales.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
             }
             std::string size = "None", factor = "None";
+            std::optional<std::array<double, 2>> factors; // the output's size over the input's, when known
             if (scales.size() == 4) {
                 factor = "[" + num(scales[2]) + ", " + num(scales[3]) + "]";
+                factors = std::array<double, 2>{scales[2], scales[3]};
             } else if (op == "Resize" && node.input_size() > 3 && !node.input(3).empty()) {
-                const auto sizes = constantInts(node, 3);
-                if (sizes.size() != 4)
-                    throw Error(ErrorKind::Input, where(node) + ": only 4-D resizes are imported");
-                size = intList({sizes[2], sizes[3]});
+                if (const auto known = constant(node.input(3))) {
+                    const auto sizes = constantInts(node, 3);
+                    if (sizes.size() != 4)
+                        throw Error(ErrorKind::Input, where(node) + ": only 4-D resizes are imported");
+                    size = intList({sizes[2], sizes[3]});
+                    if (const auto in = staticShape(node.input(0)); in && in->size() == 4 && (*in)[2] > 0 && (*in)[3] > 0)
+                        factors = std::array<double, 2>{static_cast<double>(sizes[2]) / static_cast<double>((*in)[2]),
+                                                        static_cast<double>(sizes[3]) / static_cast<double>((*in)[3])};
+                } else { // sizes computed as the graph runs (a dynamic export)
+                    if (rankOf(node.input(0)).value_or(4) != 4)
+                        throw Error(ErrorKind::Input, where(node) + ": only 4-D resizes are imported");
+                    size = "self._qs_ints(" + in(3) + ")[2:]";
+                    m_helpers = true;
+                }
             } else {
-                throw Error(ErrorKind::Input, where(node) + ": the resize has no constant scales or sizes");
+                throw Error(ErrorKind::Input, where(node) + ": the resize has no scales or sizes");
             }
             if (mode == "nearest") {
                 const std::string nearest = stringAttr(node, "nearest_mode", "round_prefer_floor");
                 const std::string coords = stringAttr(node, "coordinate_transformation_mode", "half_pixel");
-                // PyTorch's own export: asymmetric + floor = torch's 'nearest'
-                if (op == "Resize" && (coords != "asymmetric" || nearest != "floor"))
+                // torch's 'nearest' is ONNX's asymmetric + floor (PyTorch's own export). ONNX's
+                // default, half_pixel + round_prefer_floor (or _ceil), picks the same pixels when
+                // the output is a whole multiple of the input: output pixel k * s + r maps to
+                // k + (r + 0.5) / s - 0.5, within half a pixel of k, never on a tie.
+                const auto whole = [](double f) { return f >= 1.0 && std::floor(f) == f; };
+                const bool sameAsTorch =
+                    op == "Upsample" || (coords == "asymmetric" && nearest == "floor") ||
+                    ((coords == "half_pixel" || coords == "pytorch_half_pixel") &&
+                     (nearest == "round_prefer_floor" || nearest == "round_prefer_ceil") && factors &&
+                     whole((*factors)[0]) && whole((*factors)[1]));
+                if (!sameAsTorch)
                     throw Error(ErrorKind::Input, where(node) + ": nearest resize with " + coords + "/" + nearest +
-                                                      " is not imported (asymmetric/floor is)");
+                                                      " is not imported (asymmetric/floor is, and half_pixel/"
+                                                      "round_prefer_* by whole factors)");
                 return assign("torch.upsample_nearest2d(" + in(0) + ", " + size + ", " + factor + ")");
             }
             if (mode == "linear") {
@@ -849,9 +898,15 @@ private:
             return assign(in(0) + ".to(" + type + ")");
         }
         if (op == "ConstantOfShape") {
-            const auto shape = constantInts(node, 0);
             const auto* a = attribute(node, "value");
             const at::Tensor v = a ? toTensor(a->t(), m_path) : at::zeros({1}, at::kFloat);
+            if (!constant(node.input(0))) { // a shape computed as the graph runs
+                m_helpers = true;
+                const double fill = v.reshape({-1})[0].item<double>();
+                return assign("torch.full(self._qs_ints(" + in(0) + "), " + num(fill) + ", dtype=" +
+                              std::to_string(static_cast<int>(v.scalar_type())) + ")");
+            }
+            const auto shape = constantInts(node, 0);
             m_initializers[node.output(0)] = at::full(shape, v.reshape({-1})[0].item(), v.options());
             return "pass  # " + node.output(0) + " is a buffer";
         }
@@ -870,11 +925,25 @@ private:
         }
         if (op == "Slice") {
             std::vector<std::int64_t> starts, ends, axes, steps;
+            std::vector<std::string> startExprs, endExprs; // computed bounds (a dynamic export)
             if (m_opset >= 10) {
-                starts = constantInts(node, 1);
-                ends = constantInts(node, 2);
                 axes = constantInts(node, 3);
                 steps = constantInts(node, 4);
+                for (int input : {1, 2}) {
+                    auto& known = input == 1 ? starts : ends;
+                    auto& computed = input == 1 ? startExprs : endExprs;
+                    if (constant(node.input(input))) {
+                        known = constantInts(node, input);
+                        continue;
+                    }
+                    const auto shape = staticShape(node.input(input));
+                    if (!shape || shape->size() != 1)
+                        throw Error(ErrorKind::Input, where(node) + ": computed slice bounds of unknown length");
+                    for (std::int64_t i = 0; i < (*shape)[0]; ++i) {
+                        computed.push_back("int(" + in(input) + "[" + std::to_string(i) + "])");
+                        known.push_back(0);
+                    }
+                }
             } else {
                 starts = ints(node, "starts");
                 ends = ints(node, "ends");
@@ -893,8 +962,9 @@ private:
                     return v >= (std::int64_t{1} << 62) || v <= -(std::int64_t{1} << 62) ? std::string("None")
                                                                                          : std::to_string(v);
                 };
-                e = "torch.slice(" + e + ", " + std::to_string(axes[i]) + ", " + bound(starts[i]) + ", " +
-                    bound(ends[i]) + ", 1)";
+                e = "torch.slice(" + e + ", " + std::to_string(axes[i]) + ", " +
+                    (startExprs.empty() ? bound(starts[i]) : startExprs[i]) + ", " +
+                    (endExprs.empty() ? bound(ends[i]) : endExprs[i]) + ", 1)";
             }
             return assign(e);
         }
@@ -1525,6 +1595,7 @@ private:
     std::map<std::string, std::function<std::string()>> m_pending;         // statements made on first use
     std::string m_preamble;                                                // made for the node being translated
     bool m_lazy = false;
+    bool m_helpers = false; // the source calls kShapeHelpers' methods
     bool m_vnni = ops::cpuHasVnni();
     int m_moduleCount = 0;
     torch::jit::Module m_module;
