@@ -1102,6 +1102,39 @@ class Onnx(Base):
                             self.assertEqual(g.attrs["name"], g.attrs["quantized_name"])
                     self.assertEqual(by_path, named)
 
+    def test_dynamic_axes(self):
+        """Exports with dynamic batch and spatial axes: their shape arithmetic (Shape ->
+        Gather -> Concat -> Reshape) runs as computed. The demo CNN's export at 96x80 reads
+        >= 60 dB against its TorchScript model on every layer; the YOLO v8 demo's runs at
+        batch 2 in bench, which the same export without dynamic axes cannot."""
+        import torch
+        cnn, yolo = self.out("cnn_dynamic.onnx"), self.out("yolo_dynamic.onnx")
+        for source, size, path, axes in (
+                (model("demo_cnn_float.pt"), (64, 64), cnn, {"image": {0: "n", 2: "h", 3: "w"}, "out": {0: "n"}}),
+                (os.path.join(ARGS.weights, "demo_yolo_v8.pt"), (320, 320), yolo,
+                 {"image": {0: "n", 2: "h", 3: "w"}, "out": {0: "n", 2: "b"}})):
+            torch.onnx.export(torch.jit.load(source).eval(), (torch.rand(1, 3, *size),), path, opset_version=13,
+                              input_names=["image"], output_names=["out"], dynamic_axes=axes)
+        out = self.out("dynamic.h5")
+        r = run("compare", "--original", model("demo_cnn_float.pt"), "--quantized", cnn, "--image", demo_images()[0],
+                "--size", "96x80", "--out", out, "--quiet", "--dtype", "f32")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(out) as f:
+            self.assertEqual(len(f["layers"]), 4)
+            for k in f["layers"]:
+                self.assertGreaterEqual(f["layers"][k].attrs["sqnr_db"], 60.0)
+                self.assertEqual(f["layers"][k]["quantized"].shape[-2:], f["layers"][k]["original"].shape[-2:])
+            self.assertEqual(f["layers"]["0000"]["quantized"].shape[-2:], (80, 96))
+        static = self.export(os.path.join(ARGS.weights, "demo_yolo_v8.pt"), (320, 320), "yolo_static.onnx")
+        for path, fits in ((yolo, True), (static, False)):
+            js = self.out("dynamic_bench.json")
+            r = run("bench", "--original", path, "--quantized", path, "--size", "320x320", "--batch", "2", "--runs",
+                    "2", "--warmup", "1", "--json", js, "--quiet")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(js) as f:
+                batch = json.load(f)["batches"][0]
+            self.assertEqual(batch["skipped"] == "", fits, batch["skipped"])
+
     def test_every_onnx_layer_against_opencv_dnn(self):
         """The ONNX side of the dump (tapped at the conv's own output, float32) equals OpenCV
         DNN's output of the same Conv node on the same input, and the model output equals
