@@ -1074,7 +1074,7 @@ private:
                intList(ints(node, "dilations", {1, 1})) + ", " + std::to_string(intAttr(node, "group", 1)) + ")";
     }
 
-    // ---- INT8 kernels (docs/onnx.md, "What runs as INT8 kernels") ----
+    // ---- INT8 kernels (docs/onnx.md, "INT8 kernels") ----
     // Q -> DQ -> Conv/Gemm/MatMul(DQ(int8 weights, zero point 0)) [-> Relu] -> Q runs as
     // quantized::conv2d[_relu] / quantized::linear[_relu] on a quantized tensor, and so do
     // QLinearConv and QLinearMatMul with such weights; MaxPool between a DQ and Qs of the same
@@ -1299,8 +1299,10 @@ private:
             m_absorbed.insert(out.relu);
         if (!out.clamp)
             return var + " = " + call;
-        // Q(Clip(x)) = the levels of Q(x) clamped to those of the bounds (Q is monotonic)
-        return var + " = torch.clamp(" + call + ", " + num(out.clamp->first) + ", " + num(out.clamp->second) + ")";
+        // Q(Clip(x)) = the levels of Q(x) clamped to those of the bounds (Q is monotonic); an
+        // infinite bound is none (LibTorch would quantize it)
+        const auto bound = [](double v) { return std::isinf(v) ? std::string("None") : num(v); };
+        return var + " = torch.clamp(" + call + ", " + bound(out.clamp->first) + ", " + bound(out.clamp->second) + ")";
     }
 
     // Conv, Gemm, MatMul in the QDQ pattern; QLinearConv, QLinearMatMul with int8 weights.

@@ -1499,6 +1499,55 @@ class Onnx(Base):
         self.assertGreaterEqual(int(np.sum(np.abs(got[-4:] - want) < 1e-6)), 3)
         self.assertGreater(float(np.ptp(c1)), 0.5)  # the convolutions did something
 
+    def test_clip_into_kernels(self):
+        """A Clip between a convolution and its QuantizeLinear (ReLU6-style, or a bound on one
+        side only) becomes a clamp of the kernel's result: within one level of the simulated
+        graph, never above the bound. The input is quantized from a Clip to 7 bits, so auto
+        picks the kernels on AVX2 kernels too (oneDNN capped), where they are exact."""
+        from onnx import TensorProto, helper, numpy_helper
+        rng = np.random.default_rng(11)
+        f = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [], [v])  # noqa: E731
+        u8 = lambda name, v: helper.make_tensor(name, TensorProto.UINT8, [], [v])  # noqa: E731
+        inits = [f("zero", 0.0), f("one", 1.0), f("six", 0.5), f("cap", 0.3), f("s", 1 / 127), u8("z", 0),
+                 f("s1", 0.004), u8("z1", 0), f("s2", 0.003), u8("z2", 100)]
+        for k in (1, 2):
+            inits += [numpy_helper.from_array(rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8), f"w{k}"),
+                      numpy_helper.from_array((rng.uniform(0.5, 1.5, 4) * 0.003).astype(np.float32), f"ws{k}"),
+                      numpy_helper.from_array(np.zeros(4, np.int8), f"wz{k}"),
+                      numpy_helper.from_array(rng.uniform(-0.1, 0.1, 4).astype(np.float32), f"b{k}")]
+        nodes = [helper.make_node("Clip", ["image", "zero", "one"], ["x"]),
+                 helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                 helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"])]
+        for k, low, top, scale, zero in ((1, "zero", "six", "s1", "z1"), (2, "", "cap", "s2", "z2")):
+            nodes += [helper.make_node("DequantizeLinear", [f"w{k}", f"ws{k}", f"wz{k}"], [f"w{k}d"], axis=0),
+                      helper.make_node("Conv", ["xd", f"w{k}d", f"b{k}"], [f"c{k}"], name=f"/conv{k}/Conv",
+                                       pads=[1, 1, 1, 1]),
+                      helper.make_node("Clip", [f"c{k}", low, top], [f"r{k}"]),
+                      helper.make_node("QuantizeLinear", [f"r{k}", scale, zero], [f"q{k}"]),
+                      helper.make_node("DequantizeLinear", [f"q{k}", scale, zero], [f"d{k}"]),
+                      helper.make_node("Flatten", [f"d{k}"], [f"o{k}"])]
+        nodes.append(helper.make_node("Concat", ["o1", "o2"], ["out"], axis=1))
+        for env in ({}, {"ONEDNN_MAX_CPU_ISA": "AVX2"}):
+            outs = {}
+            for mode in ("simulated", "auto"):
+                with self.subTest(env=env, mode=mode):
+                    os.environ.update(env, QS_ONNX_SOURCE="all")
+                    try:
+                        path = self.run_graph(f"clip_{mode}", nodes, inits, [1, 2 * 4 * 64 * 64],
+                                              extra=("--onnx-int8", mode))
+                    finally:
+                        for key in (*env, "QS_ONNX_SOURCE"):
+                            del os.environ[key]
+                    imports = self.stderr.count("TorchScript made from the graph")  # each side's
+                    self.assertEqual(self.stderr.count("quantized.conv2d("), 2 * imports if mode == "auto" else 0)
+                    self.assertEqual(self.stderr.count("torch.clamp(quantized.conv2d("), 2 * imports if mode == "auto" else 0)
+                    with h5py.File(path) as h:
+                        outs[mode] = h["outputs"]["0000"]["original"][()].reshape(2, -1)
+            for k, (level, top) in enumerate(((0.004, 0.5), (0.003, 0.3))):
+                self.assertLessEqual(float(np.abs(outs["auto"][k] - outs["simulated"][k]).max()), level * 1.0001)
+                self.assertLessEqual(float(outs["auto"][k].max()), top + 1e-6)
+                self.assertGreater(float(np.mean(outs["auto"][k] >= top - level)), 0.01)  # the bound bites
+
     def test_linear_kernels_against_numpy(self):
         """Matrix products as INT8 kernels: Q/DQ -> Gemm (int8 weights per row, float bias,
         transB) -> Relu -> Q/DQ runs as quantized::linear_relu, a MatMul on DQ'd int8
