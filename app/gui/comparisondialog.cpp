@@ -94,10 +94,17 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
     m_threads->setValue(settings.value(QStringLiteral("compare/threads"), 0).toInt());
     m_engine = combo(QStringLiteral("engine"), {QStringLiteral("onednn"), QStringLiteral("qnnpack")}, QStringLiteral("onednn"));
     m_engine->setToolTip(tr("The quantized engine the INT8 model runs on"));
+    m_onnxInt8 = combo(QStringLiteral("onnxInt8"), {QStringLiteral("auto"), QStringLiteral("kernels"), QStringLiteral("simulated")},
+                       QStringLiteral("auto"));
+    m_onnxInt8->setToolTip(tr("INT8 ONNX models: auto runs a convolution or matrix product as an INT8 kernel where it "
+                              "gives ONNX's numbers on this CPU, kernels wherever the QDQ pattern allows, simulated "
+                              "ONNX's formulas in float everywhere"));
     auto* runRow = new QHBoxLayout;
     runRow->addWidget(m_threads);
     runRow->addWidget(new QLabel(tr("engine")));
     runRow->addWidget(m_engine);
+    runRow->addWidget(new QLabel(tr("ONNX INT8")));
+    runRow->addWidget(m_onnxInt8);
     runRow->addStretch();
     form->addRow(tr("Threads"), runRow);
     m_size = text(QStringLiteral("size"), tr("WxH, empty: the first image's size"));
@@ -131,7 +138,7 @@ ComparisonDialog::ComparisonDialog(QWidget* parent) : QDialog(parent) {
                      QStringLiteral("auto"));
     m_decode->setToolTip(tr("How outputs are stored: auto decodes raw YOLO tensors into detections"));
     form->addRow(tr("Outputs"), m_decode);
-    m_inputs << m_dtype << m_gzip << m_threads << m_engine << m_size << m_mean << m_std << m_bgr << m_layers << m_ops
+    m_inputs << m_dtype << m_gzip << m_threads << m_engine << m_onnxInt8 << m_size << m_mean << m_std << m_bgr << m_layers << m_ops
              << m_tapAt << m_decode;
 
     m_progress = new QProgressBar;
@@ -216,6 +223,7 @@ QStringList ComparisonDialog::arguments() const {
                         QStringLiteral("--quantized"), m_quantized->text(), QStringLiteral("--out"), m_out->text(),
                         QStringLiteral("--dtype"), m_dtype->currentText(), QStringLiteral("--threads"),
                         QString::number(m_threads->value()), QStringLiteral("--engine"), m_engine->currentText(),
+                        QStringLiteral("--onnx-int8"), m_onnxInt8->currentText(),
                         QStringLiteral("--ops"), m_ops->currentText(), QStringLiteral("--tap-at"), m_tapAt->currentText(),
                         QStringLiteral("--decode"), m_decode->currentText()};
     for (int i = 0; i < m_images->count(); ++i)
@@ -243,8 +251,8 @@ void ComparisonDialog::remember() const {
     settings.setValue(QStringLiteral("compare/quantized"), m_quantized->text());
     settings.setValue(QStringLiteral("compare/out"), m_out->text());
     settings.setValue(QStringLiteral("compare/images"), images);
-    const std::pair<const char*, QComboBox*> combos[] = {{"dtype", m_dtype}, {"engine", m_engine}, {"ops", m_ops},
-                                                         {"tapAt", m_tapAt}, {"decode", m_decode}};
+    const std::pair<const char*, QComboBox*> combos[] = {{"dtype", m_dtype},   {"engine", m_engine}, {"onnxInt8", m_onnxInt8},
+                                                         {"ops", m_ops},       {"tapAt", m_tapAt},   {"decode", m_decode}};
     for (const auto& [key, c] : combos)
         settings.setValue(QStringLiteral("compare/") + QLatin1String(key), c->currentText());
     const std::pair<const char*, QLineEdit*> edits[] = {{"size", m_size}, {"mean", m_mean}, {"std", m_std}, {"layers", m_layers}};

@@ -61,6 +61,7 @@ private:
     QComboBox* m_ops = nullptr;
     QComboBox* m_tapAt = nullptr;
     QComboBox* m_engine = nullptr;
+    QComboBox* m_onnxInt8 = nullptr;
     QComboBox* m_decode = nullptr;
     QSpinBox* m_gzip = nullptr;
     QProgressBar* m_progress = nullptr;

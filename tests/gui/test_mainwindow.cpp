@@ -1206,6 +1206,7 @@ private slots:
             dialog.findChild<QLineEdit*>(QStringLiteral("layers"))->setText(QStringLiteral("features.*, classifier"));
             dialog.findChild<QComboBox*>(QStringLiteral("ops"))->setCurrentText(QStringLiteral("conv,linear"));
             dialog.findChild<QComboBox*>(QStringLiteral("decode"))->setCurrentText(QStringLiteral("none"));
+            dialog.findChild<QComboBox*>(QStringLiteral("onnxInt8"))->setCurrentText(QStringLiteral("simulated"));
             dialog.findChild<QCheckBox*>(QStringLiteral("bgr"))->setChecked(true);
             QSignalSpy written(&dialog, &ComparisonDialog::dumpWritten);
             QVERIFY(startComparison(dialog, QStringLiteral("demo_cnn_float.pt"), QStringLiteral("demo_cnn_int8.pt"), out));
@@ -1215,7 +1216,8 @@ private slots:
                                             QStringList{QStringLiteral("--layers"), QStringLiteral("features.*")},
                                             QStringList{QStringLiteral("--layers"), QStringLiteral("classifier")},
                                             QStringList{QStringLiteral("--ops"), QStringLiteral("conv,linear")},
-                                            QStringList{QStringLiteral("--decode"), QStringLiteral("none")}}) {
+                                            QStringList{QStringLiteral("--decode"), QStringLiteral("none")},
+                                            QStringList{QStringLiteral("--onnx-int8"), QStringLiteral("simulated")}}) {
                 const auto value = args.indexOf(pair[1]); // each value right after its option
                 QVERIFY2(value > 0 && args[value - 1] == pair[0], qPrintable(pair.join(QLatin1Char(' '))));
             }
@@ -1234,10 +1236,11 @@ private slots:
             QCOMPARE(again.findChild<QLineEdit*>(QStringLiteral("layers"))->text(), QStringLiteral("features.*, classifier"));
             QCOMPARE(again.findChild<QComboBox*>(QStringLiteral("ops"))->currentText(), QStringLiteral("conv,linear"));
             QCOMPARE(again.findChild<QComboBox*>(QStringLiteral("decode"))->currentText(), QStringLiteral("none"));
+            QCOMPARE(again.findChild<QComboBox*>(QStringLiteral("onnxInt8"))->currentText(), QStringLiteral("simulated"));
             QVERIFY(again.findChild<QCheckBox*>(QStringLiteral("bgr"))->isChecked());
         }
         QSettings settings; // the other tests start from the defaults
-        for (const char* key : {"mean", "std", "layers", "ops", "decode", "bgr"})
+        for (const char* key : {"mean", "std", "layers", "ops", "decode", "onnxInt8", "bgr"})
             settings.remove(QStringLiteral("compare/") + QLatin1String(key));
     }
 
