@@ -631,7 +631,10 @@ Prepared prepare(const std::string& path, const QuantizeOptions& options) {
         p.layers.push_back(std::move(l));
     });
     if (p.layers.empty())
-        throw Error(ErrorKind::Input, path + ": the model has no convolution or linear layer to quantize");
+        throw Error(ErrorKind::Input, path + (ts::hasQuantizedOps(p.graph->block())
+                                                  ? ": every convolution and linear layer is INT8 already; quantize "
+                                                    "the float model it was made from"
+                                                  : ": the model has no convolution or linear layer to quantize"));
 
     // Values needing a range: inputs and outputs of every layer that may be quantized, and
     // the results of the additions between them (with all layers quantized; an addition's

@@ -1774,6 +1774,12 @@ class Onnx(Base):
                 ops = {f["layers"][k].attrs["quantized_name"]: f["layers"][k].attrs["quantized_op"] for k in f["layers"]}
             for name, op in ops.items():
                 self.assertEqual(op.startswith("quantized::"), reduce == "on" and clipped[name], (name, op))
+            if reduce == "on":  # kernels on both CPU kinds: quantizing it again is refused, saying why
+                again = self.out("again.pt")
+                r = run("quantize", "--model", out, "--calib", calib, "--out", again, "--quiet")
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn("INT8 already", r.stderr)
+                self.assertFalse(os.path.exists(again))
         # layers are named as the dump names them ("features.4", not the import's "features._4")
         out, report = self.out("cnn_excluded.onnx"), self.out("cnn_excluded.json")
         r = run("quantize", "--model", float_path, "--calib", calib, "--out", out, "--json", report, "--exclude",
