@@ -706,8 +706,8 @@ void printQuantizeReport(const QuantizeReport& r, const QuantizeOptions& o, cons
     if (!o.plain)
         std::printf("graph: %d RoI Align op(s) as aten ops, channels-last stem %s, %d quantized result(s) kept "
                     "quantized into containers and out of blocks, %d more addition(s) INT8 when both operands "
-                    "arrive quantized\n",
-                    r.roiAligns, r.channelsLast ? "yes" : "no", r.carried, r.carriedSums);
+                    "arrive quantized, %d quantize(s) in place\n",
+                    r.roiAligns, r.channelsLast ? "yes" : "no", r.carried, r.carriedSums, r.inPlaceQuantizes);
     std::printf("size: file %.2f MB -> %.2f MB (x%.3f), parameters %.2f MB -> %.2f MB (x%.3f)\n",
                 mb(r.originalFileBytes), mb(r.outputFileBytes), ratio(mb(r.outputFileBytes), mb(r.originalFileBytes)),
                 mb(r.originalParameterBytes), mb(r.outputParameterBytes),
@@ -748,6 +748,7 @@ void writeQuantizeJson(const QuantizeReport& r, const QuantizeOptions& o, const 
                         {"channels_last_stem", r.channelsLast},
                         {"quantized_through_containers", r.carried},
                         {"run_time_quantized_adds", r.carriedSums},
+                        {"in_place_quantizes", r.inPlaceQuantizes},
                         {"file_bytes", {{"original", r.originalFileBytes}, {"quantized", r.outputFileBytes}}},
                         {"parameter_bytes",
                          {{"original", r.originalParameterBytes}, {"quantized", r.outputParameterBytes}}},

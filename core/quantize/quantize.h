@@ -103,6 +103,7 @@ struct QuantizeReport {
     int roiAligns = 0;               // torchvision::roi_align ops replaced by aten ops
     int carried = 0;                 // quantized results carried into containers / out of blocks
     int carriedSums = 0;             // additions that run quantized when both operands arrive quantized
+    int inPlaceQuantizes = 0;        // quantizes that scale their float input in place (nothing reads it after)
     bool channelsLast = false;       // the (float) first convolution's input made channels-last
 };
 

@@ -264,6 +264,29 @@ class Pyramid(torch.nn.Module):
         return {"p0": results[0], "p1": results[1], "h0": heads[0] + zero, "h1": heads[1], "cat": flat}
 
 
+class SiluHead(torch.nn.Module):
+    """conv -> SiLU (float after the INT8 conv) -> flatten -> linear, the linear layer's
+    input quantized from float. `reads_after`: nothing else reads that input ("none"), the
+    flattened tensor itself is read after the linear layer ("flat"), or the map it is a view
+    of ("map") -- only the first may be scaled in place by the quantize."""
+
+    def __init__(self, reads_after: str):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.fc = torch.nn.Linear(4 * 10 * 12, 5)
+        self.reads_after = reads_after
+
+    def forward(self, x):
+        m = torch.nn.functional.silu(self.conv(x))
+        f = torch.flatten(m, 1)
+        y = self.fc(f)
+        if self.reads_after == "flat":
+            y = y + f.sum(1, keepdim=True)
+        elif self.reads_after == "map":
+            y = y + m.mean([1, 2, 3]).unsqueeze(1)
+        return y
+
+
 def save_model(module, path, seed):
     torch.manual_seed(seed)
     module.eval()
@@ -621,6 +644,9 @@ class RoundTrip(Base):
         self.assertEqual(rep["quantized_adds"], 16)
         self.assertEqual(rep["run_time_quantized_adds"], 1)
         self.assertGreaterEqual(rep["quantized_through_containers"], 10)
+        # the box head's input (the RoI pooling's 12.5M-element result) is quantized in place;
+        # the image is not (the detector reads its size afterwards)
+        self.assertEqual(rep["in_place_quantizes"], 1)
         self.assertLess(rep["file_bytes"]["quantized"], 0.30 * rep["file_bytes"]["original"])
         kinds = graph_kinds(torch.jit.load(out))
         self.assertNotIn("aten::batch_norm", kinds)
@@ -643,6 +669,28 @@ class GraphSpeedups(Base):
         r = self.quantize(model, calib, out, "--fold-only", "--json", report, *extra)
         with open(report) as f:
             return model, out, json.load(f), load_batch(images), r
+
+    def test_quantize_in_place_only_when_nothing_reads_its_input_after(self):
+        """A quantize scales its float input in place (mul_) only when nothing reads that
+        tensor, or one sharing its memory, afterwards; the outputs are then bit for bit those
+        of --plain-graph (no in-place quantize, and nothing else to change in this model)."""
+        for reads_after, in_place in (("none", 1), ("flat", 0), ("map", 0)):
+            with self.subTest(reads_after=reads_after):
+                calib = self.path("calib_sigmoid")
+                images = write_images(calib, 2, 24, 20, 5)
+                model = save_model(SiluHead(reads_after), self.path(f"sigmoid_{reads_after}.pt"), 5)
+                outs = {}
+                for plain in (False, True):
+                    out, report = self.path(f"s_{reads_after}_{plain}.pt"), self.path(f"s_{reads_after}_{plain}.json")
+                    self.quantize(model, calib, out, "--json", report, *(["--plain-graph"] if plain else []))
+                    with open(report) as f:
+                        rep = json.load(f)
+                    self.assertEqual(rep["in_place_quantizes"], 0 if plain else in_place, rep)
+                    self.assertEqual(rep["float_layers"], 0)
+                    with torch.no_grad():
+                        outs[plain] = torch.jit.load(out)(load_batch(images))
+                self.assertTrue(torch.equal(outs[False], outs[True]), (outs[False] - outs[True]).abs().max())
+                self.assertGreater(float(outs[False].abs().max()), 0.01)
 
     def test_roi_align_matches_torchvision(self):
         for ratio, aligned, flatten in [(2, False, False), (2, False, True), (1, True, False), (3, True, True),
