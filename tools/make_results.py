@@ -391,8 +391,10 @@ This CPU {'has' if vnni else 'lacks'} VNNI (`grep -o avx512_vnni /proc/cpuinfo`)
 it, oneDNN's INT8 convolutions run only about 2× faster than float ones, against about 4×
 on a VNNI CPU; the ops around them cost about the same. Run on oneDNN's AVX2 kernels
 (`ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell`, on this machine) the same models
-measured INT8 / folded 0.53–0.55 at batch 1 and 4: [quantize.md](quantize.md#graph-speed-ups)
-has the command, the figures and why the instruction set bounds them there.
+measured INT8 / folded 0.51–0.52 at batch 1 and 4, 0.02 above the floor there (the INT8
+convolutions at the speed AVX2 allows plus what must stay float: 0.47 of the folded pass):
+[quantize.md](quantize.md#graph-speed-ups) has the command, the profile and why the
+instruction set bounds the ratio there.
 
 Batches 32 and 64 of this model are left out of the default run: one timed run of batch
 32 takes about half a minute per model on two cores. `quantscope-cli bench --batch 32,64`
