@@ -1460,8 +1460,9 @@ private:
 // of mul; emitQuantize's other steps already run in place): a fresh tensor as big as the
 // input costs its page faults (the R50 box head's 12.5M-element input: about 10 ms on
 // AVX2). Safe when the input has no other reader, is no graph input, constant or
-// attribute, and every value that may share its memory (the RoI pooling's result it is a
-// view of, the loop values that filled it) is read only before the quantize. Run after
+// attribute, a floating tensor, no view with overlapping elements (expand, ...), and every
+// value that may share its memory (the RoI pooling's result it is a view of, the loop
+// values that filled it) is read only before the quantize. Run after
 // QuantizedCarrier, which recognises quantize chains by their out-of-place mul. Returns
 // how many were made in place.
 int quantizeInPlace(const std::shared_ptr<Graph>& graph) {
@@ -1486,19 +1487,27 @@ int quantizeInPlace(const std::shared_ptr<Graph>& graph) {
         }
         heads.push_back(n);
     });
+    // views whose elements may share memory: an in-place write to them fails
+    const auto overlapping = [](const Value* v) {
+        const std::string k = kindOf(v->node());
+        return k == "aten::expand" || k == "aten::expand_as" || k == "aten::broadcast_to" || k == "aten::as_strided" ||
+               k == "aten::unfold";
+    };
     torch::jit::AliasDb aliasDb(graph);
     std::vector<Node*> convert;
     for (Node* head : heads) {
         Value* x = head->input(0);
         const c10::Symbol made = x->node()->kind();
+        const auto tensor = x->type()->cast<c10::TensorType>();
+        const auto dtype = tensor ? tensor->scalarType() : c10::nullopt;
         bool safe = x->uses().size() == 1 && made != c10::prim::Param && made != c10::prim::Constant &&
-                    made != c10::prim::GetAttr && x->type()->kind() == c10::TypeKind::TensorType;
+                    made != c10::prim::GetAttr && tensor && (!dtype || c10::isFloatingType(*dtype)) && !overlapping(x);
         for (Value* a : values) {
             if (!safe)
                 break;
             if (a == x || !aliasDb.mayContainAlias(a, x))
                 continue;
-            safe = a->node()->kind() != c10::prim::Param || a->node()->owningBlock() != g.block();
+            safe = !overlapping(a) && (a->node()->kind() != c10::prim::Param || a->node()->owningBlock() != g.block());
             for (const torch::jit::Use& u : a->uses())
                 safe = safe && u.user != head && u.user->isBefore(head);
         }
