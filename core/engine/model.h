@@ -95,8 +95,7 @@ std::unique_ptr<Model> loadModel(const std::string& path, const ModelOptions& op
 void routeLibraryWarnings(bool print, const std::string& prefix);
 
 // Applies process-wide runtime settings (threads, quantized engine, ONNX INT8 mode for
-// models loaded afterwards). Throws Error(Usage)
-// for an engine this LibTorch lacks.
+// models loaded afterwards). Throws Error(Usage) for an engine this LibTorch lacks.
 void configureRuntime(const ModelOptions& options);
 
 // Loads torchvision's operator library (torchvision::nms, roi_align), which detection

@@ -1726,11 +1726,11 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
             else
                 nodes[i] = node;
         }
-        auto scalar = [&](const std::string& name, double scale, std::int64_t zeroPoint) {
-            added.push_back(initializer(name + "_scale", TensorProto::FLOAT, at::tensor(static_cast<float>(scale))));
-            added.push_back(initializer(name + "_zero_point", TensorProto::UINT8,
-                                        at::tensor(static_cast<std::uint8_t>(zeroPoint))));
-            return std::make_pair(name + "_scale", name + "_zero_point");
+        auto scalar = [&](const std::string& base, double scale, std::int64_t zeroPoint) {
+            const std::string s = fresh(base + "_scale"), z = fresh(base + "_zero_point");
+            added.push_back(initializer(s, TensorProto::FLOAT, at::tensor(static_cast<float>(scale))));
+            added.push_back(initializer(z, TensorProto::UINT8, at::tensor(static_cast<std::uint8_t>(zeroPoint))));
+            return std::make_pair(s, z);
         };
         // 7-bit activations: `x` clipped to the range first, as the TorchScript model clamps
         // what it quantizes (QuantizeLinear would saturate at 255); returns what to quantize
@@ -1765,7 +1765,7 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
             const std::string v = writer->output(0);
             const std::string base = nodes[i]->name().empty() ? nodes[i]->output(0) : nodes[i]->name();
             const std::string result32 = fresh(base + "/output_float"), q = fresh(base + "/output_quantized");
-            const auto [os, oz] = scalar(fresh(base + "/output"), layer.outputScale, layer.outputZeroPoint);
+            const auto [os, oz] = scalar(base + "/output", layer.outputScale, layer.outputZeroPoint);
             writer->set_output(0, result32);
             std::vector<NodeProto>& mine = after[result32];
             const std::string clipped =
@@ -1826,7 +1826,7 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
                 continue;
             auto& dequantized = inputPairs[{x, range}];
             if (dequantized.empty()) {
-                const auto [xs, xz] = scalar(fresh(base + "/input"), layer.inputScale, layer.inputZeroPoint);
+                const auto [xs, xz] = scalar(base + "/input", layer.inputScale, layer.inputZeroPoint);
                 std::vector<NodeProto>& mine = renamed.count(x) ? after[renamed[x]] : producers.count(x) ? after[x] : front;
                 const std::string clipped =
                     clip7(mine, base + "/input", x, layer.inputScale, layer.inputZeroPoint, layer.qmax);

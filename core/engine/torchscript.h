@@ -22,10 +22,10 @@ torch::jit::Module loadModule(const std::string& path);
 // and shape-inferred by libonnx, one TorchScript statement per node, Conv and Gemm weights
 // in submodules named after their nodes. Throws Error(Input) naming the file and the node.
 torch::jit::Module importOnnx(const std::string& path);
-// How imports from now on run INT8 convolutions and products (configureRuntime sets it).
-void setOnnxInt8(OnnxInt8 mode);
 // The same from a serialized ModelProto (`name` for messages; the conformance tests).
 torch::jit::Module importOnnxBytes(const std::string& bytes, const std::string& name);
+// How imports from now on run INT8 convolutions and products (configureRuntime sets it).
+void setOnnxInt8(OnnxInt8 mode);
 // quantize --out B.onnx: the float ONNX model at `floatPath` with QuantizeLinear and
 // DequantizeLinear around each layer named here (by module path, as the quantizer's report
 // names them): its input quantized and dequantized with the calibrated range (one pair per
