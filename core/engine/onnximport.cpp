@@ -10,7 +10,6 @@
 #include "opvocabulary.h"
 #include "torchscript.h"
 
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/frontend/resolver.h>
 #include <torch/csrc/jit/frontend/sugared_value.h>
 
@@ -114,6 +113,12 @@ std::string identifier(const std::string& name, const std::string& prefix) {
     return s;
 }
 
+// ONNX's own operator set ("" or "ai.onnx"), as nodes and opset imports name it.
+bool defaultDomain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
+
+// A bound as TorchScript source: an infinite one is none.
+std::string boundSource(double v) { return std::isinf(v) ? std::string("None") : num(v); }
+
 std::atomic<OnnxInt8> g_onnxInt8{OnnxInt8::Auto};
 
 // Resolves `quantized.conv2d(...)` in the generated source to LibTorch's quantized ops, and
@@ -148,12 +153,6 @@ def _qs_ints(self, v: Tensor) -> List[int]:
         out.append(int(v[i]))
     return out
 )";
-
-c10::IValue callOp(const char* name, std::vector<c10::IValue> args) {
-    auto op = c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
-    op.callBoxed(&args);
-    return args.at(0);
-}
 
 // "/features/0/Conv" -> "features.0"; "conv1" -> "conv1"; "" -> "" (PyTorch's export names
 // a node by its module path and op type).
@@ -220,14 +219,14 @@ private:
             throw Error(ErrorKind::Input, m_path + ": ONNX shape inference fails (" + firstLineOf(e.what()) + ")");
         }
         for (const auto& opset : model.opset_import())
-            if (opset.domain().empty() || opset.domain() == "ai.onnx")
+            if (defaultDomain(opset.domain()))
                 m_opset = opset.version();
         const auto& graph = model.graph();
         std::string unsupported;
         for (const auto& node : graph.node())
             if (!supported(node) && unsupported.empty())
                 unsupported = "node " + (node.name().empty() ? std::string("(unnamed)") : node.name()) + " is " +
-                              (node.domain().empty() || node.domain() == "ai.onnx" ? "" : node.domain() + ".") +
+                              (defaultDomain(node.domain()) ? "" : node.domain() + ".") +
                               node.op_type();
         if (!unsupported.empty())
             throw Error(ErrorKind::Input, m_path + ": " + unsupported + ", an operator QuantScope does not import "
@@ -374,7 +373,7 @@ public:
     static bool supported(const NodeProto& node) {
         if (node.domain() == "com.microsoft")
             return node.op_type() == "QLinearAdd" || node.op_type() == "QLinearGlobalAveragePool";
-        return (node.domain().empty() || node.domain() == "ai.onnx") && supported(node.op_type());
+        return defaultDomain(node.domain()) && supported(node.op_type());
     }
     static bool supported(const std::string& op) {
         static const std::set<std::string> ops = {
@@ -673,19 +672,13 @@ private:
         if (op == "Div")
             return binary("/");
         if (op == "Clip") {
-            std::string low = "None", high = "None";
-            if (m_opset < 11) {
-                low = num(floatAttr(node, "min", -std::numeric_limits<double>::infinity()));
-                high = num(floatAttr(node, "max", std::numeric_limits<double>::infinity()));
-            } else {
-                if (node.input_size() > 1 && !node.input(1).empty())
-                    low = num(constantTensor(node, 1).item<double>());
-                if (node.input_size() > 2 && !node.input(2).empty())
-                    high = num(constantTensor(node, 2).item<double>());
-            }
-            if (low == "None" && high == "None")
+            const auto low = clipBound(node, 1), high = clipBound(node, 2);
+            if (!low || !high)
+                throw Error(ErrorKind::Input, where(node) + ": input " + (low ? "2" : "1") +
+                                                  " must be a constant (an initializer) of one value to be imported");
+            if (std::isinf(*low) && std::isinf(*high))
                 return assign(in(0));
-            return assign("torch.clamp(" + in(0) + ", " + low + ", " + high + ")");
+            return assign("torch.clamp(" + in(0) + ", " + boundSource(*low) + ", " + boundSource(*high) + ")");
         }
         if (op == "MaxPool" || op == "AveragePool") {
             const auto kernel = ints(node, "kernel_shape");
@@ -1109,7 +1102,7 @@ private:
     bool kernelsOn() const { return g_onnxInt8 != OnnxInt8::Simulated && m_target == &m_module; }
 
     static bool isOnnxOp(const NodeProto& node, const char* op) {
-        return (node.domain().empty() || node.domain() == "ai.onnx") && node.op_type() == op;
+        return defaultDomain(node.domain()) && node.op_type() == op;
     }
     const NodeProto* producer(const std::string& v, const char* op) const {
         const auto it = m_producer.find(v);
@@ -1174,12 +1167,16 @@ private:
             r.p = *p;
             r.clamp = clamp;
         }
-        if (r.clamp) { // the levels the clamp leaves (ONNX: Q of the clipped value)
-            const float top = std::nearbyint(static_cast<float>(r.clamp->second) / static_cast<float>(r.p.scale)) +
-                              static_cast<float>(r.p.unsignedZeroPoint());
-            r.top = static_cast<std::int64_t>(std::clamp(top, 0.0f, 255.0f));
-        }
+        if (r.clamp) // the levels the clamp leaves (ONNX: Q of the clipped value)
+            r.top = topLevel(r.clamp->second, r.p);
         return r;
+    }
+    // The level (quint8 form) QuantizeLinear with range `p` gives the value `high`, as ONNX
+    // rounds it: the highest a Q of a Clip to `high` can hold.
+    static std::int64_t topLevel(double high, const QParams& p) {
+        const float level = std::nearbyint(static_cast<float>(high) / static_cast<float>(p.scale)) +
+                            static_cast<float>(p.unsignedZeroPoint());
+        return static_cast<std::int64_t>(std::clamp(level, 0.0f, 255.0f));
     }
     // A Clip's bound (input 1: min, 2: max; before opset 11 attributes), or nothing when it
     // is not a constant. An absent bound is an infinite one.
@@ -1223,10 +1220,7 @@ private:
         if (!clip || m_opset < 11 || clip->input_size() < 3 || clip->input(2).empty())
             return false;
         const auto hi = clipBound(*clip, 2);
-        if (!hi)
-            return false;
-        const float top = std::nearbyint(static_cast<float>(*hi) / static_cast<float>(x.p.scale));
-        return top + static_cast<float>(x.p.zeroPoint) <= 127.0f;
+        return hi && topLevel(*hi, x.p) <= 127;
     }
 
     // Inputs q, s, z of `node` as int8 weights LibTorch's kernels take: an int8 constant, zero
@@ -1301,8 +1295,8 @@ private:
             return var + " = " + call;
         // Q(Clip(x)) = the levels of Q(x) clamped to those of the bounds (Q is monotonic); an
         // infinite bound is none (LibTorch would quantize it)
-        const auto bound = [](double v) { return std::isinf(v) ? std::string("None") : num(v); };
-        return var + " = torch.clamp(" + call + ", " + bound(out.clamp->first) + ", " + bound(out.clamp->second) + ")";
+        return var + " = torch.clamp(" + call + ", " + boundSource(out.clamp->first) + ", " +
+               boundSource(out.clamp->second) + ")";
     }
 
     // Conv, Gemm, MatMul in the QDQ pattern; QLinearConv, QLinearMatMul with int8 weights.
@@ -1358,12 +1352,12 @@ private:
                 const auto [padded, pad] = pads(node, "x", 0.0, {}, {w->size(2), w->size(3)});
                 if (padded != "x")
                     return std::nullopt; // uneven pads: simulated
-                packed = callOp("quantized::conv2d_prepack",
+                packed = ops::callOp("quantized::conv2d_prepack",
                                 {*w, bias, ints(node, "strides", {1, 1}), pad, ints(node, "dilations", {1, 1}),
                                  intAttr(node, "group", 1)});
                 call = out->relu ? "quantized.conv2d_relu(" : "quantized.conv2d(";
             } else {
-                packed = callOp("quantized::linear_prepack", {*w, bias});
+                packed = ops::callOp("quantized::linear_prepack", {*w, bias});
                 call = out->relu ? "quantized.linear_relu(" : "quantized.linear(";
             }
         } catch (const c10::Error&) {
@@ -1675,7 +1669,7 @@ QdqWritten writeQdqOnnx(const std::string& floatPath, const std::string& outPath
         }
         std::int64_t opset = 1;
         for (const auto& o : model.opset_import())
-            if (o.domain().empty() || o.domain() == "ai.onnx")
+            if (defaultDomain(o.domain()))
                 opset = o.version();
         if (opset < 10)
             throw Error(ErrorKind::Input, floatPath + ": opset " + std::to_string(opset) + " has no QuantizeLinear "

@@ -3,6 +3,7 @@
 #include "opvocabulary.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -208,6 +209,29 @@ at::Tensor quantizeWeight(const at::Tensor& w, bool perChannel, std::int64_t axi
     }
     const double amax = f.abs().max().item<double>();
     return at::quantize_per_tensor(f, std::max(amax / 127.0, minScale), 0, at::kQInt8);
+}
+
+torch::jit::Node* quantizeEnd(torch::jit::Node* user) {
+    static const char* const chain[] = {"aten::mul",    "aten::add_", "aten::round_",
+                                        "aten::clamp_", "aten::to",   "aten::_make_per_tensor_quantized_tensor"};
+    torch::jit::Node* n = user;
+    for (std::size_t i = 0; i < 6; ++i) {
+        if (!n || n->kind() != sym(chain[i]) || n->outputs().size() != 1)
+            return nullptr;
+        if (i == 5)
+            return n;
+        const auto& uses = n->output()->uses();
+        if (uses.size() != 1 || uses[0].offset != 0)
+            return nullptr;
+        n = uses[0].user;
+    }
+    return nullptr;
+}
+
+c10::IValue callOp(const char* name, std::vector<c10::IValue> args) {
+    auto op = c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
+    op.callBoxed(&args);
+    return args.at(0);
 }
 
 torch::jit::Node* dequantizeEnd(torch::jit::Node* user) {

@@ -77,9 +77,16 @@ at::Tensor quantizeWeight(const at::Tensor& w, bool perChannel, std::int64_t axi
 // cap oneDNN below it. Without VNNI a pair of products is summed in 16 bits and saturates
 // unless the activations stay within 7 bits.
 bool cpuHasVnni();
+// The last node (_make_per_tensor_quantized_tensor) of emitQuantize's chain when `user`
+// starts one (its aten::mul, each step the sole user of the one before), else null.
+torch::jit::Node* quantizeEnd(torch::jit::Node* user);
 // The last node of a dequantize that starts at `user`: aten::dequantize itself, or the
 // end of emitDequantize's chain; null when `user` starts neither.
 torch::jit::Node* dequantizeEnd(torch::jit::Node* user);
+
+// Calls a registered operator (overload "") by name on boxed arguments, e.g. the
+// quantized::conv2d_prepack that makes a layer's packed weights; returns its result.
+c10::IValue callOp(const char* name, std::vector<c10::IValue> args);
 
 // ---- the tap point ----
 // Follows the single-consumer chain from a layer through its epilogue, across a

@@ -21,7 +21,6 @@
 #include "opvocabulary.h"
 #include "torchscript.h"
 
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -736,12 +735,6 @@ std::vector<ValueStats> calibrate(Prepared& p, const QuantizeOptions& options, c
 // ---------------------------------------------------------------------------------------
 // Rewriting
 
-c10::IValue callOp(const char* name, const char* overload, std::vector<c10::IValue> args) {
-    auto op = c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);
-    op.callBoxed(&args);
-    return args.at(0);
-}
-
 // Puts weights under a module path (self.backbone.body.conv1._packed_params), so that
 // the taps name the quantized layers exactly as the float ones.
 class Attributes {
@@ -1009,24 +1002,9 @@ private:
         return false;
     }
 
-    // The end of emitQuantize's chain started by `user`, or null.
-    static Node* quantizeEnd(Node* user, std::size_t offset) {
-        static const char* const chain[] = {"aten::mul", "aten::add_", "aten::round_", "aten::clamp_", "aten::to",
-                                            "aten::_make_per_tensor_quantized_tensor"};
-        if (offset != 0)
-            return nullptr;
-        Node* n = user;
-        for (std::size_t i = 0; i < 6; ++i) {
-            if (!n || kindOf(n) != chain[i] || n->outputs().size() != 1)
-                return nullptr;
-            if (i == 5)
-                return n;
-            const auto& uses = n->output()->uses();
-            if (uses.size() != 1 || uses[0].offset != 0)
-                return nullptr;
-            n = uses[0].user;
-        }
-        return nullptr;
+    // The end of emitQuantize's chain when `use` starts one (the value as its first input).
+    static Node* quantizeEnd(const torch::jit::Use& use) {
+        return use.offset == 0 ? ops::quantizeEnd(use.user) : nullptr;
     }
 
     // An addition of two tensors whose sum a quantized op reads (the FPN's top-down sum):
@@ -1039,7 +1017,7 @@ private:
         if (!alpha || !((alpha->isInt() && alpha->toInt() == 1) || (alpha->isDouble() && alpha->toDouble() == 1.0)))
             return nullptr;
         for (const auto& u : add->output()->uses())
-            if (Node* end = quantizeEnd(u.user, u.offset))
+            if (Node* end = quantizeEnd(u))
                 return end;
         return nullptr;
     }
@@ -1061,7 +1039,7 @@ private:
                 mark(u.user->output());
                 continue;
             }
-            if (Node* end = quantizeEnd(u.user, u.offset)) {
+            if (Node* end = quantizeEnd(u)) {
                 m_quantizeSites.push_back(end);
                 continue;
             }
@@ -1378,10 +1356,10 @@ private:
         c10::IValue packed;
         std::string op;
         if (l.conv) {
-            packed = callOp("quantized::conv2d_prepack", "", {qw, bias, l.stride, l.padding, l.dilation, l.groups});
+            packed = ops::callOp("quantized::conv2d_prepack", {qw, bias, l.stride, l.padding, l.dilation, l.groups});
             op = fusedRelu ? "quantized::conv2d_relu" : "quantized::conv2d";
         } else {
-            packed = callOp("quantized::linear_prepack", "", {qw, bias});
+            packed = ops::callOp("quantized::linear_prepack", {qw, bias});
             op = fusedRelu ? "quantized::linear_relu" : "quantized::linear";
         }
         Value* w = m_attributes.put(l.name, "_packed_params", packed, false, l.weight.unsafeGetTensorImpl());
@@ -1467,25 +1445,14 @@ private:
 // how many were made in place.
 int quantizeInPlace(const std::shared_ptr<Graph>& graph) {
     Graph& g = *graph;
-    static const char* const chain[] = {"aten::mul", "aten::add_", "aten::round_", "aten::clamp_", "aten::to",
-                                        "aten::_make_per_tensor_quantized_tensor"};
     std::vector<Node*> heads;
     std::vector<Value*> values(g.inputs().begin(), g.inputs().end());
     collect(g.block(), [&](Node* n) {
         values.insert(values.end(), n->outputs().begin(), n->outputs().end());
         for (torch::jit::Block* b : n->blocks())
             values.insert(values.end(), b->inputs().begin(), b->inputs().end());
-        if (kindOf(n) != chain[0] || n->inputs().size() != 2 || n->input(1)->type()->kind() == c10::TypeKind::TensorType)
-            return;
-        const Node* m = n;
-        for (std::size_t i = 1; i < 6; ++i) {
-            if (m->outputs().size() != 1 || m->output()->uses().size() != 1 || m->output()->uses()[0].offset != 0)
-                return;
-            m = m->output()->uses()[0].user;
-            if (kindOf(m) != chain[i])
-                return;
-        }
-        heads.push_back(n);
+        if (n->inputs().size() == 2 && n->input(1)->type()->kind() != c10::TypeKind::TensorType && ops::quantizeEnd(n))
+            heads.push_back(n);
     });
     // views whose elements may share memory: an in-place write to them fails
     const auto overlapping = [](const Value* v) {
